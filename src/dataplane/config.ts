@@ -1,0 +1,183 @@
+// The dataplane's YAML config: validated once at start with zod so a bad file fails
+// with one line naming the field and what to write instead, never deep in the data path.
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { parseCidr, parseIpv4, parseMac } from "../encap/addr.js";
+
+export const MODES = ["vxlan", "vxlan-l2", "ipip"] as const;
+export type Mode = (typeof MODES)[number];
+
+/** Bytes each mode adds on the underlay (outer IPv4 + UDP + VXLAN + inner Ethernet, or outer IPv4). */
+export const TUNNEL_OVERHEAD: Record<Mode, number> = { vxlan: 50, "vxlan-l2": 50, ipip: 20 };
+
+const ipv4 = z.string().refine((s) => parseIpv4(s) !== undefined, {
+  message: "expected a dotted-quad IPv4 address such as 198.18.0.1",
+});
+const cidr = z.string().refine((s) => parseCidr(s) !== undefined, {
+  message: "expected an IPv4 prefix such as 10.244.1.0/24",
+});
+const mac = z.string().refine((s) => parseMac(s) !== undefined, {
+  message: "expected a MAC address such as 02:42:ac:11:00:02",
+});
+const name = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "use letters, digits, '-', '_' or '.'");
+const ifname = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/,
+    "an interface name of at most 15 letters, digits, '-', '_' or '.'",
+  );
+const u8 = z.number().int().min(0).max(255);
+
+const peer = z
+  .object({
+    /** The remote node's underlay address (outer destination). */
+    address: ipv4,
+    /** The remote node's pod subnet, routed through the tunnel (L3 modes). */
+    subnet: cidr.optional(),
+    /** The remote VTEP's MAC (vxlan mode: neighbour + FDB entry). */
+    vtepMac: mac.optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    /** Instance name: default socket/state/log paths include it, so instances never collide. */
+    name: name.default("vxtun"),
+    mode: z.enum(MODES).default("vxlan"),
+    vni: z.number().int().min(0).max(0xffffff).default(1),
+    /** UDP destination port: 8472 is Linux/flannel's default, 4789 IANA's. */
+    port: z.number().int().min(1).max(65535).default(8472),
+    sourcePortRange: z
+      .tuple([z.number().int().min(1).max(65535), z.number().int().min(1).max(65535)])
+      .refine(([lo, hi]) => lo <= hi, { message: "the first port must not exceed the second" })
+      .default([32768, 61000]),
+    local: z
+      .object({
+        /** Underlay address this node sends from and listens on. */
+        address: ipv4,
+        /** Underlay interface; its MTU sets the default device MTU. */
+        interface: ifname.optional(),
+      })
+      .strict(),
+    device: z
+      .object({
+        name: ifname.default("vxtun0"),
+        /** Default: underlay MTU minus the tunnel overhead (50 VXLAN, 20 IPIP). */
+        mtu: z.number().int().min(68).max(65535).optional(),
+        /** Address put on the device, e.g. this node's VTEP address 10.244.1.0/32 as flannel does. */
+        address: cidr.optional(),
+        /** Fixed VTEP MAC; default derived from the instance name and local address (stable across restarts). */
+        vtepMac: mac.optional(),
+        /** For vxlan-l2: the Linux bridge the TAP device joins. */
+        bridge: ifname.optional(),
+        persist: z.boolean().default(false),
+      })
+      .strict()
+      .default({ name: "vxtun0", persist: false }),
+    peers: z.array(peer).default([]),
+    /** Outer packets from other sources are dropped and counted (empty: accept any). */
+    allowPeers: z.array(ipv4).default([]),
+    fdb: z
+      .object({
+        ageingSeconds: z.number().int().min(1).default(300),
+        maxAddress: z.number().int().min(0).default(0),
+        learning: z.boolean().default(true),
+        proxyArp: z.boolean().default(true),
+      })
+      .strict()
+      .default({ ageingSeconds: 300, maxAddress: 0, learning: true, proxyArp: true }),
+    policy: z
+      .object({
+        df: z.enum(["inherit", "set", "unset"]).default("unset"),
+        ttl: z.union([z.literal("inherit"), u8.min(1)]).default(64),
+        tos: z.union([z.literal("inherit"), u8]).default("inherit"),
+      })
+      .strict()
+      .default({ df: "unset", ttl: 64, tos: "inherit" }),
+    paths: z
+      .object({
+        socket: z.string().optional(),
+        state: z.string().optional(),
+        log: z.string().optional(),
+      })
+      .strict()
+      .default({}),
+    metrics: z
+      .object({ address: z.string().regex(/^[0-9.]+:\d+$/, "host:port, e.g. 127.0.0.1:9180") })
+      .strict()
+      .optional(),
+    io: z
+      .object({
+        batch: z.number().int().min(1).max(1024).default(64),
+        slots: z.number().int().min(16).max(65536).default(1024),
+      })
+      .strict()
+      .default({ batch: 64, slots: 1024 }),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+
+/** A config error that the CLI prints as one line. */
+export class ConfigError extends Error {}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const where = issue.path.length ? issue.path.join(".") : "(top level)";
+  return `${where}: ${issue.message}`;
+}
+
+/** Validate an already-parsed object. */
+export function parseConfig(raw: unknown, source = "config"): Config {
+  const r = configSchema.safeParse(raw ?? {});
+  if (!r.success) {
+    const first = r.error.issues[0];
+    throw new ConfigError(`${source}: ${describeIssue(first)}`);
+  }
+  return r.data;
+}
+
+/** Read and validate a YAML config file. */
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ConfigError(`cannot read config ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(`${file}: not valid YAML: ${(e as Error).message.split("\n")[0]}`);
+  }
+  return parseConfig(raw, file);
+}
+
+/** Default per-instance paths, so several instances on one machine never collide. */
+export function instancePaths(cfg: Config): { socket: string; state: string; log?: string } {
+  return {
+    socket: cfg.paths.socket ?? `/run/vxtun/${cfg.name}.sock`,
+    state: cfg.paths.state ?? `/var/lib/vxtun/${cfg.name}`,
+    log: cfg.paths.log,
+  };
+}
+
+/**
+ * The VTEP MAC: peers publish and program it, so it must survive restarts. Derived from
+ * the instance name and underlay address: locally administered (0x02), unicast.
+ */
+export function vtepMac(cfg: Config): number {
+  if (cfg.device.vtepMac) return parseMac(cfg.device.vtepMac)!;
+  const h = createHash("sha256").update(`vxtun:${cfg.name}:${cfg.local.address}`).digest();
+  h[0] = (h[0] & 0xfc) | 0x02;
+  return h.readUIntBE(0, 6);
+}
+
+/** Device MTU: configured, else underlay MTU minus the mode's overhead. */
+export function deviceMtu(cfg: Config, underlayMtu: number): number {
+  return cfg.device.mtu ?? underlayMtu - TUNNEL_OVERHEAD[cfg.mode];
+}
