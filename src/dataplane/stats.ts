@@ -1,0 +1,75 @@
+// Counters live in two flat Float64Arrays (traffic, drops by reason) so the hot loop
+// increments an indexed slot: no Map lookup, no allocation, no string per packet.
+// Names are API: `vxtun stats --json` and the Prometheus exporter print them as is.
+import { DROP_COUNT, dropName } from "../encap/drop.js";
+
+export const COUNTER_NAMES = [
+  "tun_rx_packets",
+  "tun_rx_bytes",
+  "tun_rx_batches",
+  "tun_tx_packets",
+  "tun_tx_bytes",
+  "underlay_rx_packets",
+  "underlay_rx_bytes",
+  "underlay_rx_batches",
+  "underlay_tx_packets",
+  "underlay_tx_bytes",
+  "underlay_tx_batches",
+  "encap_packets",
+  "decap_packets",
+  "flood_copies",
+  "arp_proxied",
+  "icmp_frag_needed_sent",
+  "icmp_time_exceeded_sent",
+  "fdb_learned",
+  "send_eagain",
+  "send_enobufs",
+  "send_econnrefused",
+  "send_emsgsize",
+  "tun_write_errors",
+] as const;
+
+export type CounterName = (typeof COUNTER_NAMES)[number];
+
+/** Counter indices by name, resolved once at module load. */
+export const C = Object.freeze(
+  Object.fromEntries(COUNTER_NAMES.map((n, i) => [n, i])) as Record<CounterName, number>,
+);
+
+export class Stats {
+  readonly counters = new Float64Array(COUNTER_NAMES.length);
+  readonly drops = new Float64Array(DROP_COUNT);
+  readonly startedAt = Date.now();
+
+  /** A plain object for JSON output (not for the hot path). */
+  snapshot(): { counters: Record<string, number>; drops: Record<string, number> } {
+    const counters: Record<string, number> = {};
+    COUNTER_NAMES.forEach((n, i) => {
+      counters[n] = this.counters[i];
+    });
+    const drops: Record<string, number> = {};
+    for (let i = 1; i < DROP_COUNT; i++) drops[dropName[i]] = this.drops[i];
+    return { counters, drops };
+  }
+
+  totalDrops(): number {
+    let sum = 0;
+    for (let i = 1; i < DROP_COUNT; i++) sum += this.drops[i];
+    return sum;
+  }
+}
+
+/** `vxtun stats` text: traffic counters, then only the drop reasons that occurred. */
+export function formatStats(snap: {
+  counters: Record<string, number>;
+  drops: Record<string, number>;
+}): string {
+  const lines: string[] = [];
+  const width = Math.max(...Object.keys(snap.counters).map((k) => k.length), 20);
+  for (const [k, v] of Object.entries(snap.counters)) lines.push(`${k.padEnd(width)} ${v}`);
+  const dropped = Object.entries(snap.drops).filter(([, v]) => v > 0);
+  lines.push("drops:");
+  if (dropped.length === 0) lines.push("  (none)");
+  for (const [k, v] of dropped) lines.push(`  ${k.padEnd(width - 2)} ${v}`);
+  return lines.join("\n");
+}
