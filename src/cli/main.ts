@@ -1,0 +1,116 @@
+// `vxtun`: one CLI for the dataplane, its tables and counters. Table verbs speak
+// iproute2's word order (`fdb add MAC dst IP`, `neigh add IP lladdr MAC`,
+// `route add PREFIX via GW onlink`) so people who know `ip` and `bridge` need no manual.
+import { Command, CommanderError } from "commander";
+import { controlCall, UserError } from "../dataplane/control-socket.js";
+import { formatStats } from "../dataplane/stats.js";
+import { parseWords, type WordSpec } from "./words.js";
+
+function socketPath(opts: { socket?: string; name?: string }): string {
+  return opts.socket ?? `/run/vxtun/${opts.name ?? "vxtun"}.sock`;
+}
+
+/** Table sub-commands share one shape: show / add / del against the control socket. */
+function tableCommand(
+  program: Command,
+  table: string,
+  summary: string,
+  specs: { add: WordSpec; del: WordSpec },
+): void {
+  const cmd = program.command(table).description(summary);
+  cmd
+    .command("show")
+    .description(`print the ${table} table`)
+    .option("--json", "JSON output")
+    .action(async (o: { json?: boolean }, c: Command) => {
+      const result = (await controlCall(socketPath(c.optsWithGlobals()), `${table}.show`, {
+        json: !!o.json,
+      })) as string | unknown[];
+      console.log(typeof result === "string" ? result : JSON.stringify(result, null, 2));
+    });
+  for (const verb of ["add", "del"] as const) {
+    cmd
+      .command(`${verb} <words...>`)
+      .description(`${verb} an entry: ${specs[verb].usage}`)
+      .action(async (words: string[], _o: unknown, c: Command) => {
+        const args = parseWords(words, specs[verb]);
+        await controlCall(socketPath(c.optsWithGlobals()), `${table}.${verb}`, args);
+      });
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command("vxtun")
+    .description("userspace VXLAN and IP-in-IP dataplane")
+    .option("--name <instance>", "instance name (default socket /run/vxtun/<name>.sock)", "vxtun")
+    .option("--socket <path>", "control socket of the instance")
+    .showHelpAfterError("(run 'vxtun help' for usage)")
+    .exitOverride();
+
+  program
+    .command("run")
+    .description("run the dataplane in the foreground")
+    .requiredOption("-c, --config <file>", "YAML config file")
+    .option("--log-level <level>", "trace|debug|info|warn|error", "info")
+    .action(async (o: { config: string; logLevel: string }) => {
+      const { runFromConfig } = await import("../dataplane/run.js");
+      await runFromConfig(o.config, o.logLevel);
+    });
+
+  tableCommand(program, "fdb", "VXLAN forwarding database (like 'bridge fdb')", {
+    add: { usage: "MAC dst IP", positional: ["mac"], keywords: { dst: "string" } },
+    del: { usage: "MAC [dst IP]", positional: ["mac"], keywords: { dst: "string" } },
+  });
+  tableCommand(program, "neigh", "neighbour table (like 'ip neigh')", {
+    add: { usage: "IP lladdr MAC", positional: ["ip"], keywords: { lladdr: "string" } },
+    del: { usage: "IP", positional: ["ip"], keywords: {} },
+  });
+  tableCommand(program, "route", "overlay routes (like 'ip route')", {
+    add: {
+      usage: "PREFIX [via GW] [onlink] [mtu N]",
+      positional: ["prefix"],
+      keywords: { via: "string", mtu: "number", onlink: "flag", remote: "string" },
+    },
+    del: { usage: "PREFIX", positional: ["prefix"], keywords: {} },
+  });
+  tableCommand(program, "peer", "remote nodes: route + neighbour + FDB entry in one step", {
+    add: {
+      usage: "NODE-IP subnet PREFIX [vtep-mac MAC]",
+      positional: ["address"],
+      keywords: { subnet: "string", "vtep-mac": "string" },
+    },
+    del: { usage: "NODE-IP", positional: ["address"], keywords: {} },
+  });
+
+  program
+    .command("stats")
+    .description("packet, byte and batch counters, and drops by reason")
+    .option("--json", "JSON output")
+    .action(async (o: { json?: boolean }, c: Command) => {
+      const snap = (await controlCall(socketPath(c.optsWithGlobals()), "stats", {})) as Parameters<
+        typeof formatStats
+      >[0];
+      console.log(o.json ? JSON.stringify(snap, null, 2) : formatStats(snap));
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // commander already printed its message (help, usage errors).
+      process.exitCode = e.exitCode;
+      return;
+    }
+    const msg = e instanceof UserError || e instanceof Error ? e.message : String(e);
+    console.error(`vxtun: ${msg}`);
+    process.exitCode = 1;
+  }
+}
+
+// Run directly (tsx src/cli/main.ts ...) as well as through bin/vxtun.js.
+if (import.meta.url === `file://${process.argv[1]}`) void main(process.argv);
