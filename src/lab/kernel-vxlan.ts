@@ -1,0 +1,78 @@
+// A Linux kernel vxlan device programmed exactly the way flanneld programs flannel.1:
+// learning off, one permanent neighbour + one FDB entry + one onlink route per peer.
+// Labs and tests use it as the reference peer vxtun must interoperate with, and the
+// benchmarks as the baseline vxtun is measured against.
+import { runOk } from "./netns.js";
+
+export interface KernelVxlanOptions {
+  ns: string;
+  dev?: string;
+  vni?: number;
+  port?: number;
+  /** Underlay address and interface. */
+  local: string;
+  underlayDev: string;
+  /** VTEP address (x.y.z.0 of this node's subnet, as flannel assigns it). */
+  vtepIp: string;
+  vtepMac: string;
+  mtu?: number;
+  /** vxlan-l2 style: no address, the device joins this bridge. */
+  bridge?: string;
+}
+
+export async function addKernelVxlan(o: KernelVxlanOptions): Promise<string> {
+  const dev = o.dev ?? "flannel.1";
+  const ip = (...args: string[]) => runOk(["ip", "-n", o.ns, ...args]);
+  await ip(
+    "link",
+    "add",
+    dev,
+    "type",
+    "vxlan",
+    "id",
+    String(o.vni ?? 1),
+    "local",
+    o.local,
+    "dev",
+    o.underlayDev,
+    "dstport",
+    String(o.port ?? 8472),
+    "nolearning",
+  );
+  await ip("link", "set", dev, "address", o.vtepMac, "mtu", String(o.mtu ?? 1450));
+  if (o.bridge) await ip("link", "set", dev, "master", o.bridge);
+  else await ip("addr", "add", `${o.vtepIp}/32`, "dev", dev);
+  await ip("link", "set", dev, "up");
+  return dev;
+}
+
+export interface FlannelPeer {
+  /** Remote node's pod subnet, e.g. 10.244.1.0/24. */
+  subnet: string;
+  /** Remote VTEP address (subnet's network address) and MAC. */
+  vtepIp: string;
+  vtepMac: string;
+  /** Remote node's underlay address. */
+  publicIp: string;
+}
+
+/** What flanneld does when it sees a peer's lease. */
+export async function addFlannelPeer(ns: string, dev: string, p: FlannelPeer): Promise<void> {
+  const run = (...args: string[]) => runOk(args);
+  await run(
+    "ip",
+    "-n",
+    ns,
+    "neigh",
+    "replace",
+    p.vtepIp,
+    "lladdr",
+    p.vtepMac,
+    "dev",
+    dev,
+    "nud",
+    "permanent",
+  );
+  await run("bridge", "-n", ns, "fdb", "append", p.vtepMac, "dev", dev, "dst", p.publicIp);
+  await run("ip", "-n", ns, "route", "replace", p.subnet, "via", p.vtepIp, "dev", dev, "onlink");
+}
