@@ -1,0 +1,80 @@
+// Validation of control input into the numeric representations of src/encap/addr.ts.
+// Every failure is a TableError whose message names the bad value and the fix.
+
+import { formatIpv4, parseIpv4, parseMac, prefixMask } from "../encap/addr.js";
+import { TableError } from "./errors.js";
+
+/** A MAC as a 48-bit integer or as "aa:bb:cc:dd:ee:ff". */
+export type MacInput = number | string;
+/** An IPv4 address as a uint32 (host order) or as dotted quad. */
+export type Ipv4Input = number | string;
+
+export function toMac(value: MacInput, what = "MAC address"): number {
+  if (typeof value === "string") {
+    const mac = parseMac(value.trim());
+    if (mac === undefined) {
+      throw new TableError(
+        "EINVAL",
+        `bad ${what} "${value}": write six colon-separated hex pairs, e.g. aa:bb:cc:dd:ee:ff`,
+      );
+    }
+    return mac;
+  }
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffffffff) {
+    throw new TableError("EINVAL", `bad ${what} ${value}: expected an integer in 0..2^48-1`);
+  }
+  return value;
+}
+
+export function toIpv4(value: Ipv4Input, what = "IPv4 address"): number {
+  if (typeof value === "string") {
+    const ip = parseIpv4(value.trim());
+    if (ip === undefined) {
+      throw new TableError(
+        "EINVAL",
+        `bad ${what} "${value}": write a dotted quad without leading zeros, e.g. 198.18.0.2`,
+      );
+    }
+    return ip;
+  }
+  // Accept the signed int32 form too (ip | 0): some callers keep addresses that way.
+  if (!Number.isInteger(value) || value < -0x80000000 || value > 0xffffffff) {
+    throw new TableError("EINVAL", `bad ${what} ${value}: expected an integer in 0..2^32-1`);
+  }
+  return value >>> 0;
+}
+
+/** An integer option in [min, max]; `what` names it in the message. */
+export function toUint(value: number, min: number, max: number, what: string): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new TableError("EINVAL", `bad ${what} ${value}: expected an integer in ${min}..${max}`);
+  }
+  return value;
+}
+
+/** Network address and length, refusing host bits (like `ip route add 10.0.0.1/24`). */
+export function toPrefix(addr: Ipv4Input, len: number): { addr: number; len: number } {
+  const ip = toIpv4(addr, "prefix address");
+  toUint(len, 0, 32, "prefix length");
+  const net = (ip & prefixMask(len)) >>> 0;
+  if (net !== ip) {
+    throw new TableError(
+      "EINVAL",
+      `prefix ${formatIpv4(ip)}/${len} has host bits set: use ${formatIpv4(net)}/${len}`,
+    );
+  }
+  return { addr: net, len };
+}
+
+/** Parse "a.b.c.d/len", "a.b.c.d" (a /32) or "default" (0.0.0.0/0). */
+export function parsePrefix(text: string): { addr: number; len: number } {
+  const t = text.trim();
+  if (t === "default") return { addr: 0, len: 0 };
+  const slash = t.indexOf("/");
+  if (slash < 0) return toPrefix(t, 32);
+  const lenText = t.slice(slash + 1);
+  if (!/^\d{1,2}$/.test(lenText)) {
+    throw new TableError("EINVAL", `bad prefix "${text}": write a.b.c.d/len with len in 0..32`);
+  }
+  return toPrefix(t.slice(0, slash), Number(lenText));
+}
