@@ -1,0 +1,646 @@
+#include "io.h"
+
+#include <linux/errqueue.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "util.h"
+
+namespace vxtun {
+
+namespace {
+const char* const kStatNames[Io::kStatCount] = {
+    "RX_PACKETS",   "RX_BYTES",     "RX_BATCHES", "RX_TRUNCATED",   "RX_ERRORS", "TX_PACKETS",
+    "TX_BYTES",     "TX_CALLS",     "TX_PARTIAL", "EAGAIN",         "ENOBUFS",   "ECONNREFUSED",
+    "EMSGSIZE",     "TX_ERRORS",    "POOL_EXHAUSTED", "ERRQUEUE",   "POLL_ERRORS"};
+
+// Errors after which a TUN fd can never deliver again (device deleted or detached).
+bool TunFatal(int err) {
+  return err == EBADFD || err == EBADF || err == EIO || err == ENODEV || err == ENXIO ||
+         err == EPIPE;
+}
+
+// A poll error that persists this many times in a row without progress is treated as
+// fatal, so a broken fd can never spin the event loop.
+constexpr uint32_t kMaxConsecutivePollErrors = 1000;
+}  // namespace
+
+const char* Io::StatName(int i) { return kStatNames[i]; }
+
+Napi::Function Io::Init(Napi::Env env) {
+  return DefineClass(env, "Io",
+                     {
+                         InstanceMethod<&Io::Start>("start"),
+                         InstanceMethod<&Io::Pause>("pause"),
+                         InstanceMethod<&Io::Resume>("resume"),
+                         InstanceMethod<&Io::Wake>("wake"),
+                         InstanceMethod<&Io::Write>("write"),
+                         InstanceMethod<&Io::Send>("send"),
+                         InstanceMethod<&Io::Close>("close"),
+                         InstanceMethod<&Io::Unref>("unref"),
+                     });
+}
+
+// new Io(fd, kind, slab: ArrayBuffer, stats: Float64Array, onError(errno, msg),
+//        onPmtu?(addr, port, mtu))
+Io::Io(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Io>(info), fd_(-1), kind_(kTun) {
+  Napi::Env env = info.Env();
+  int64_t fd, kind;
+  if (!ArgInt(info, 0, &fd, "fd") || !ArgInt(info, 1, &kind, "kind")) return;
+  if (kind != kTun && kind != kSocket) {
+    ThrowType(env, "Io: unknown kind");
+    return;
+  }
+  if (info.Length() < 5 || !info[2].IsArrayBuffer() || !info[4].IsFunction()) {
+    ThrowType(env, "Io(fd, kind, slab: ArrayBuffer, stats: Float64Array, onError, onPmtu?)");
+    return;
+  }
+  auto ab = info[2].As<Napi::ArrayBuffer>();
+  slab_ = static_cast<uint8_t*>(ab.Data());
+  slabLen_ = ab.ByteLength();
+  size_t n;
+  stats_ = TypedData<double>(env, info[3], napi_float64_array, &n, "stats");
+  if (stats_ == nullptr) return;
+  if (n < kStatCount) {
+    ThrowType(env, "stats array too short");
+    stats_ = nullptr;
+    return;
+  }
+  keep_.push_back(Napi::Persistent(ab.As<Napi::Object>()));
+  keep_.push_back(Napi::Persistent(info[3].As<Napi::Object>()));
+  onError_ = Napi::Persistent(info[4].As<Napi::Function>());
+  if (info.Length() > 5 && info[5].IsFunction()) onPmtu_ = Napi::Persistent(info[5].As<Napi::Function>());
+  async_ = std::make_unique<Napi::AsyncContext>(env, "vxtun:io");
+  fd_ = static_cast<int>(fd);
+  kind_ = static_cast<int>(kind);
+  msgs_.resize(kMaxBatch);
+  iov_.resize(kMaxBatch);
+  sa_.resize(kMaxBatch);
+  slots_.resize(kMaxBatch);
+}
+
+Io::~Io() {
+  if (poll_ != nullptr) {
+    uv_poll_stop(poll_);
+    poll_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll_ = nullptr;
+  }
+  if (!closed_ && fd_ >= 0) close(fd_);
+}
+
+// start(stack, meta, slotSize, headroom, bSlot, bOff, bLen, bAddr|null, bPort|null,
+//       maxBatch, onBatch(count))
+Napi::Value Io::Start(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) return ThrowErrno(env, "start", EBADF);
+  if (reading_) return ThrowType(env, "already reading");
+  if (stats_ == nullptr) return ThrowType(env, "Io not initialised");
+  size_t stackLen, metaLen, nSlot, nOff, nLen, nAddr = 0, nPort = 0;
+  int64_t slotSize, headroom, maxBatch;
+  uint32_t* stack = TypedData<uint32_t>(env, info[0], napi_uint32_array, &stackLen, "stack");
+  if (stack == nullptr) return env.Undefined();
+  uint32_t* meta = TypedData<uint32_t>(env, info[1], napi_uint32_array, &metaLen, "meta");
+  if (meta == nullptr) return env.Undefined();
+  if (!ArgInt(info, 2, &slotSize, "slotSize") || !ArgInt(info, 3, &headroom, "headroom"))
+    return env.Undefined();
+  uint32_t* bSlot = TypedData<uint32_t>(env, info[4], napi_uint32_array, &nSlot, "batch.slot");
+  if (bSlot == nullptr) return env.Undefined();
+  uint32_t* bOff = TypedData<uint32_t>(env, info[5], napi_uint32_array, &nOff, "batch.off");
+  if (bOff == nullptr) return env.Undefined();
+  uint32_t* bLen = TypedData<uint32_t>(env, info[6], napi_uint32_array, &nLen, "batch.len");
+  if (bLen == nullptr) return env.Undefined();
+  uint32_t* bAddr = nullptr;
+  uint16_t* bPort = nullptr;
+  if (kind_ == kSocket) {
+    bAddr = TypedData<uint32_t>(env, info[7], napi_uint32_array, &nAddr, "batch.addr");
+    if (bAddr == nullptr) return env.Undefined();
+    bPort = TypedData<uint16_t>(env, info[8], napi_uint16_array, &nPort, "batch.port");
+    if (bPort == nullptr) return env.Undefined();
+  }
+  if (!ArgInt(info, 9, &maxBatch, "maxBatch")) return env.Undefined();
+  if (info.Length() < 11 || !info[10].IsFunction()) return ThrowType(env, "onBatch must be a function");
+  size_t cap = std::min({nSlot, nOff, nLen});
+  if (kind_ == kSocket) cap = std::min({cap, nAddr, nPort});
+  if (maxBatch < 1 || maxBatch > kMaxBatch || static_cast<size_t>(maxBatch) > cap)
+    return ThrowType(env, "maxBatch must be 1.." + std::to_string(kMaxBatch) +
+                              " and fit the batch arrays");
+  if (metaLen < 3 || slotSize < 1 || headroom < 0 || headroom >= slotSize ||
+      static_cast<uint64_t>(slotSize) * stackLen > slabLen_)
+    return ThrowType(env, "slab geometry does not fit the slab buffer");
+
+  stack_ = stack;
+  stackLen_ = stackLen;
+  meta_ = meta;
+  slotSize_ = static_cast<uint32_t>(slotSize);
+  headroom_ = static_cast<uint32_t>(headroom);
+  maxBatch_ = static_cast<uint32_t>(maxBatch);
+  bSlot_ = bSlot;
+  bOff_ = bOff;
+  bLen_ = bLen;
+  bAddr_ = bAddr;
+  bPort_ = bPort;
+  for (size_t i = 0; i < 9; i++) {
+    if (info[i].IsObject()) keep_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
+  }
+  onBatch_ = Napi::Persistent(info[10].As<Napi::Function>());
+
+  if (poll_ == nullptr) {
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr)
+      return ThrowType(env, "no libuv loop");
+    poll_ = new uv_poll_t;
+    int r = uv_poll_init(loop, poll_, fd_);
+    if (r < 0) {
+      delete poll_;
+      poll_ = nullptr;
+      return ThrowErrno(env, "uv_poll_init", -r);
+    }
+    poll_->data = this;
+    if (unrefLoop_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  }
+  reading_ = true;
+  // While the kernel may call us back, the wrapper must not be collected.
+  if (!refd_) {
+    Ref();
+    refd_ = true;
+  }
+  StartPoll();
+  return env.Undefined();
+}
+
+void Io::StartPoll() {
+  if (poll_ == nullptr || polling_ || !ShouldPoll()) return;
+  int r = uv_poll_start(poll_, UV_READABLE, PollCb);
+  if (r < 0) {
+    Fatal(-r, "uv_poll_start");
+    return;
+  }
+  polling_ = true;
+}
+
+void Io::StopPoll() {
+  if (poll_ != nullptr && polling_) uv_poll_stop(poll_);
+  polling_ = false;
+}
+
+Napi::Value Io::Pause(const Napi::CallbackInfo& info) {
+  paused_ = true;
+  StopPoll();
+  return info.Env().Undefined();
+}
+
+Napi::Value Io::Resume(const Napi::CallbackInfo& info) {
+  paused_ = false;
+  StartPoll();
+  return info.Env().Undefined();
+}
+
+// Called by Slab.free() (via TypeScript) after slots came back while we were starved.
+Napi::Value Io::Wake(const Napi::CallbackInfo& info) {
+  if (starved_ && meta_ != nullptr && meta_[0] > 0) {
+    starved_ = false;
+    StartPoll();
+  }
+  return info.Env().Undefined();
+}
+
+// Lets the process exit while this fd is still being read (for tools, not the dataplane).
+Napi::Value Io::Unref(const Napi::CallbackInfo& info) {
+  unrefLoop_ = true;
+  if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  return info.Env().Undefined();
+}
+
+void Io::PollCb(uv_poll_t* handle, int status, int events) {
+  Io* self = static_cast<Io*>(handle->data);
+  if (self == nullptr || self->closed_) return;
+  if (status < 0) {
+    self->OnPollError(status);
+  } else if (events & UV_READABLE) {
+    self->OnReadable();
+  }
+}
+
+void Io::OnReadable() {
+  uint32_t top = meta_[0];
+  if (top == 0) {
+    // Backpressure: stop reading (the kernel queues, then drops) until Slab.free()
+    // wakes us. Never allocate, never spin.
+    StopPoll();
+    starved_ = true;
+    meta_[1]++;
+    meta_[2] = 1;
+    stats_[kPoolExhausted]++;
+    return;
+  }
+  uint32_t want = std::min(top, maxBatch_);
+  if (kind_ == kTun) {
+    ReadTun(want);
+  } else {
+    ReadSocket(want);
+  }
+}
+
+void Io::ReadTun(uint32_t want) {
+  uint32_t top = meta_[0];
+  uint32_t n = 0;
+  const uint32_t capBytes = slotSize_ - headroom_;
+  int fatalErr = 0;
+  while (n < want) {
+    uint32_t slot = stack_[top - 1];
+    uint32_t off = slot * slotSize_ + headroom_;
+    ssize_t r = read(fd_, slab_ + off, capBytes);
+    if (r < 0) {
+      int err = errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN) break;
+      if (TunFatal(err)) {
+        fatalErr = err;
+        break;
+      }
+      // EFAULT/EINVAL: the kernel dropped one packet it could not copy; keep going.
+      stats_[kRxErrors]++;
+      continue;
+    }
+    if (static_cast<size_t>(r) > capBytes) {
+      // The packet did not fit the slot; the kernel consumed it, the slot stays free.
+      stats_[kRxTruncated]++;
+      continue;
+    }
+    top--;
+    bSlot_[n] = slot;
+    bOff_[n] = off;
+    bLen_[n] = static_cast<uint32_t>(r);
+    stats_[kRxBytes] += static_cast<double>(r);
+    n++;
+  }
+  meta_[0] = top;
+  if (n > 0) consecutivePollErrors_ = 0;
+  if (n > 0) Deliver(n);
+  if (fatalErr != 0 && !closed_) Fatal(fatalErr, "read");
+}
+
+void Io::ReadSocket(uint32_t want) {
+  uint32_t top = meta_[0];
+  const uint32_t capBytes = slotSize_ - headroom_;
+  for (uint32_t i = 0; i < want; i++) {
+    uint32_t slot = stack_[top - 1 - i];
+    slots_[i] = slot;
+    iov_[i].iov_base = slab_ + static_cast<size_t>(slot) * slotSize_ + headroom_;
+    iov_[i].iov_len = capBytes;
+    struct msghdr& h = msgs_[i].msg_hdr;
+    h.msg_name = &sa_[i];
+    h.msg_namelen = sizeof(struct sockaddr_in);
+    h.msg_iov = &iov_[i];
+    h.msg_iovlen = 1;
+    h.msg_control = nullptr;
+    h.msg_controllen = 0;
+    h.msg_flags = 0;
+    msgs_[i].msg_len = 0;
+  }
+  int r;
+  do {
+    r = recvmmsg(fd_, msgs_.data(), want, MSG_DONTWAIT, nullptr);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    int err = errno;
+    if (err == EAGAIN) return;
+    if (err == EBADF || err == ENOTSOCK) {
+      Fatal(err, "recvmmsg");
+      return;
+    }
+    // An ICMP error reported through sk_err (IP_RECVERR): counted, then carry on.
+    if (err == ECONNREFUSED) {
+      stats_[kEconnrefused]++;
+    } else {
+      stats_[kRxErrors]++;
+    }
+    DrainErrQueue(true);
+    return;
+  }
+  // Slots [top - r, top) were consumed in stack order; put back the ones we drop.
+  uint32_t got = static_cast<uint32_t>(r);
+  uint32_t newTop = top - got;
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < got; i++) {
+    uint32_t slot = slots_[i];
+    if (msgs_[i].msg_hdr.msg_flags & MSG_TRUNC) {
+      stats_[kRxTruncated]++;
+      stack_[newTop++] = slot;
+      continue;
+    }
+    uint32_t len = msgs_[i].msg_len;
+    bSlot_[n] = slot;
+    bOff_[n] = slot * slotSize_ + headroom_;
+    bLen_[n] = len;
+    bAddr_[n] = ntohl(sa_[i].sin_addr.s_addr);
+    bPort_[n] = ntohs(sa_[i].sin_port);
+    stats_[kRxBytes] += len;
+    n++;
+  }
+  meta_[0] = newTop;
+  if (n > 0) consecutivePollErrors_ = 0;
+  if (n > 0) Deliver(n);
+}
+
+void Io::Deliver(uint32_t n) {
+  stats_[kRxPackets] += n;
+  stats_[kRxBatches]++;
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  CallJs(onBatch_, {Napi::Number::New(env, n)});
+}
+
+void Io::CallJs(Napi::FunctionReference& fn, std::initializer_list<napi_value> args) {
+  if (fn.IsEmpty()) return;
+  Napi::Env env = Env();
+  fn.MakeCallback(Value(), args, *async_);
+  // A throwing handler must not be swallowed: route it to 'uncaughtException'.
+  if (env.IsExceptionPending()) {
+    Napi::Error e = env.GetAndClearPendingException();
+    napi_fatal_exception(env, e.Value());
+  }
+}
+
+void Io::OnPollError(int status) {
+  // libuv stops the watcher itself when it sees POLLERR.
+  polling_ = false;
+  stats_[kPollErrors]++;
+  if (++consecutivePollErrors_ > kMaxConsecutivePollErrors) {
+    Fatal(-status, "poll error repeating without progress");
+    return;
+  }
+  if (kind_ == kTun) {
+    // A TUN fd signals POLLERR once its device is gone; TUNGETIFF then fails with
+    // EBADFD. Asking costs no packet, unlike a probing read().
+    struct ifreq ifr;
+    std::memset(&ifr, 0, sizeof ifr);
+    if (ioctl(fd_, TUNGETIFF, &ifr) < 0) {
+      Fatal(errno, "device detached (TUNGETIFF)");
+      return;
+    }
+  } else {
+    // Sockets signal POLLERR for a queued ICMP/local error (IP_RECVERR) or sk_err.
+    DrainErrQueue(true);
+    int soErr = 0;
+    socklen_t len = sizeof soErr;
+    if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &soErr, &len) < 0) {
+      Fatal(errno, "getsockopt(SO_ERROR)");
+      return;
+    }
+    if (soErr == ECONNREFUSED) {
+      stats_[kEconnrefused]++;
+    } else if (soErr != 0) {
+      stats_[kRxErrors]++;
+    }
+  }
+  if (!closed_) StartPoll();
+}
+
+uint32_t Io::DrainErrQueue(bool fromPoll) {
+  uint32_t lastMtu = 0;
+  // Bounded: the queue is itself bounded by SO_RCVBUF, this just caps one drain.
+  for (int i = 0; i < 256 && !closed_; i++) {
+    char data[64];
+    char ctrl[512];
+    struct sockaddr_in sa;
+    std::memset(&sa, 0, sizeof sa);
+    struct iovec iov = {data, sizeof data};
+    struct msghdr m;
+    std::memset(&m, 0, sizeof m);
+    m.msg_name = &sa;
+    m.msg_namelen = sizeof sa;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctrl;
+    m.msg_controllen = sizeof ctrl;
+    ssize_t r = recvmsg(fd_, &m, MSG_ERRQUEUE | MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    stats_[kErrQueue]++;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level != SOL_IP || c->cmsg_type != IP_RECVERR) continue;
+      struct sock_extended_err ee;
+      std::memcpy(&ee, CMSG_DATA(c), sizeof ee);
+      if (ee.ee_errno == EMSGSIZE) {
+        lastMtu = ee.ee_info;
+        // msg_name is the original destination (and, for ICMP, its port).
+        if (fromPoll) ReportPmtu(ntohl(sa.sin_addr.s_addr), ntohs(sa.sin_port), ee.ee_info);
+      } else if (ee.ee_errno == ECONNREFUSED && fromPoll) {
+        // Dequeuing the entry clears sk_err, so no send will report this refusal.
+        stats_[kEconnrefused]++;
+      }
+    }
+  }
+  return lastMtu;
+}
+
+void Io::ReportPmtu(uint32_t addr, uint32_t port, uint32_t mtu) {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  CallJs(onPmtu_, {Napi::Number::New(env, addr), Napi::Number::New(env, port),
+                   Napi::Number::New(env, mtu)});
+}
+
+void Io::Fatal(int err, const std::string& what) {
+  if (closed_) return;
+  StopPoll();
+  bool wasReading = reading_;
+  reading_ = false;
+  if (refd_) {
+    refd_ = false;
+    Napi::ObjectWrap<Io>::Unref();
+  }
+  (void)wasReading;
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  Napi::Error e = MakeErrnoError(env, what, err);
+  CallJs(onError_, {Napi::Number::New(env, err), e.Value()});
+}
+
+// write(off: Uint32Array, len: Uint32Array, from, count) -> consumed
+// One write() per packet: a TUN fd takes exactly one packet per write (writev would
+// glue iovecs into one packet). Returns how many of [from, from+count) were consumed
+// (written, or dropped with a per-packet error that is counted); less than count means
+// EAGAIN/ENOBUFS stopped us and the rest was not attempted.
+Napi::Value Io::Write(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) return ThrowErrno(env, "write", EBADF);
+  size_t nOff, nLen;
+  uint32_t* off = TypedData<uint32_t>(env, info[0], napi_uint32_array, &nOff, "off");
+  if (off == nullptr) return env.Undefined();
+  uint32_t* len = TypedData<uint32_t>(env, info[1], napi_uint32_array, &nLen, "len");
+  if (len == nullptr) return env.Undefined();
+  int64_t from, count;
+  if (!ArgInt(info, 2, &from, "from") || !ArgInt(info, 3, &count, "count")) return env.Undefined();
+  if (from < 0 || count < 0 || static_cast<size_t>(from + count) > std::min(nOff, nLen))
+    return ThrowType(env, "write: range outside the batch");
+  stats_[kTxCalls]++;
+  int64_t i = 0;
+  while (i < count) {
+    uint32_t o = off[from + i], l = len[from + i];
+    if (!InSlab(o, l)) {
+      stats_[kTxErrors]++;
+      i++;
+      continue;
+    }
+    ssize_t r = write(fd_, slab_ + o, l);
+    if (r < 0) {
+      int err = errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN) {
+        stats_[kEagain]++;
+        break;
+      }
+      if (err == ENOBUFS) {
+        stats_[kEnobufs]++;
+        break;
+      }
+      stats_[kTxErrors]++;
+      // A detached device fails every write: stop; the reader reports the cause.
+      if (TunFatal(err)) break;
+      i++;
+      continue;
+    }
+    stats_[kTxPackets]++;
+    stats_[kTxBytes] += static_cast<double>(r);
+    i++;
+  }
+  return Napi::Number::New(env, static_cast<double>(i));
+}
+
+// send(off, len, addr, port, from, count) -> consumed. sendmmsg with one destination
+// per message. Same return contract as write().
+Napi::Value Io::Send(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) return ThrowErrno(env, "send", EBADF);
+  if (kind_ != kSocket) return ThrowType(env, "send needs a socket");
+  size_t nOff, nLen, nAddr, nPort;
+  uint32_t* off = TypedData<uint32_t>(env, info[0], napi_uint32_array, &nOff, "off");
+  if (off == nullptr) return env.Undefined();
+  uint32_t* len = TypedData<uint32_t>(env, info[1], napi_uint32_array, &nLen, "len");
+  if (len == nullptr) return env.Undefined();
+  uint32_t* addr = TypedData<uint32_t>(env, info[2], napi_uint32_array, &nAddr, "addr");
+  if (addr == nullptr) return env.Undefined();
+  uint16_t* port = TypedData<uint16_t>(env, info[3], napi_uint16_array, &nPort, "port");
+  if (port == nullptr) return env.Undefined();
+  int64_t from, count;
+  if (!ArgInt(info, 4, &from, "from") || !ArgInt(info, 5, &count, "count")) return env.Undefined();
+  if (from < 0 || count < 0 || static_cast<size_t>(from + count) > std::min({nOff, nLen, nAddr, nPort}))
+    return ThrowType(env, "send: range outside the batch");
+
+  int64_t i = 0;
+  int refusedRetries = 0;
+  while (i < count) {
+    uint32_t chunk = static_cast<uint32_t>(std::min<int64_t>(count - i, kMaxBatch));
+    uint32_t built = 0;
+    for (; built < chunk; built++) {
+      int64_t j = from + i + built;
+      // A range outside the slab is a caller bug; stop the chunk before it.
+      if (!InSlab(off[j], len[j])) break;
+      iov_[built].iov_base = slab_ + off[j];
+      iov_[built].iov_len = len[j];
+      struct sockaddr_in& sa = sa_[built];
+      std::memset(&sa, 0, sizeof sa);
+      sa.sin_family = AF_INET;
+      sa.sin_addr.s_addr = htonl(addr[j]);
+      sa.sin_port = htons(port[j]);
+      struct msghdr& h = msgs_[built].msg_hdr;
+      h.msg_name = &sa;
+      h.msg_namelen = sizeof sa;
+      h.msg_iov = &iov_[built];
+      h.msg_iovlen = 1;
+      h.msg_control = nullptr;
+      h.msg_controllen = 0;
+      h.msg_flags = 0;
+    }
+    if (built == 0) {
+      stats_[kTxErrors]++;
+      i++;
+      continue;
+    }
+    stats_[kTxCalls]++;
+    int r = sendmmsg(fd_, msgs_.data(), built, MSG_DONTWAIT);
+    if (r > 0) {
+      for (int k = 0; k < r; k++) stats_[kTxBytes] += static_cast<double>(iov_[k].iov_len);
+      stats_[kTxPackets] += r;
+      if (static_cast<uint32_t>(r) < built) stats_[kTxPartial]++;
+      i += r;
+      continue;
+    }
+    int err = r < 0 ? errno : EAGAIN;
+    int64_t j = from + i;  // the message that failed
+    if (err == EINTR) continue;
+    if (err == EAGAIN) {
+      stats_[kEagain]++;
+      break;
+    }
+    if (err == ENOBUFS) {
+      stats_[kEnobufs]++;
+      break;
+    }
+    if (err == ECONNREFUSED) {
+      // A pending ICMP port-unreachable (IP_RECVERR) surfaced here instead of on a
+      // read; reporting it cleared sk_err, so the message itself can be retried.
+      stats_[kEconnrefused]++;
+      DrainErrQueue(false);
+      if (++refusedRetries > 8) break;
+      continue;
+    }
+    if (err == EMSGSIZE) {
+      // Larger than the path/device MTU with DF semantics (IP_PMTUDISC_DO/PROBE or a
+      // raw header-included packet). The kernel queued the MTU on the error queue
+      // (IP_RECVERR); report it with this message's destination and drop the message.
+      stats_[kEmsgsize]++;
+      uint32_t mtu = DrainErrQueue(false);
+      ReportPmtu(addr[j], port[j], mtu);
+      if (closed_) break;
+      i++;
+      continue;
+    }
+    if (err == EBADF || err == ENOTSOCK) {
+      stats_[kTxErrors]++;
+      break;
+    }
+    // Per-message errors (ENETUNREACH, EHOSTUNREACH, EPERM, EINVAL...): drop, count.
+    stats_[kTxErrors]++;
+    i++;
+  }
+  return Napi::Number::New(env, static_cast<double>(i));
+}
+
+// close(closeFd: boolean). Idempotent. Stops the watcher before the fd is closed, as
+// libuv requires.
+Napi::Value Io::Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) return env.Undefined();
+  bool closeFd = info.Length() < 1 || info[0].ToBoolean().Value();
+  StopPoll();
+  reading_ = false;
+  closed_ = true;
+  if (poll_ != nullptr) {
+    poll_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll_ = nullptr;
+  }
+  if (closeFd && fd_ >= 0) close(fd_);
+  fd_ = -1;
+  if (refd_) {
+    refd_ = false;
+    Napi::ObjectWrap<Io>::Unref();
+  }
+  return env.Undefined();
+}
+
+}  // namespace vxtun

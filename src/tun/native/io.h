@@ -1,0 +1,127 @@
+// Io: one file descriptor (TUN/TAP queue or datagram socket) bound to the shared slab.
+//
+// Receive: a uv_poll_t watches the fd; on readiness we pop free slots from the slab's
+// free stack (a Uint32Array shared with TypeScript), read up to maxBatch packets into
+// them at `headroom`, fill the Batch typed arrays and call JS once with the count.
+// Send: TypeScript hands us (off, len[, addr, port]) arrays and a range; we write each
+// [off, off+len) of the slab with write() (TUN) or sendmmsg() (sockets).
+// No per-packet allocation happens on either side, and no byte is interpreted here.
+#pragma once
+
+#include <napi.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vxtun {
+
+class Io : public Napi::ObjectWrap<Io> {
+ public:
+  enum Kind { kTun = 0, kSocket = 1 };
+  static constexpr int kMaxBatch = 1024;
+
+  // Counters live in a Float64Array owned by TypeScript (read there without a call).
+  enum Stat {
+    kRxPackets,
+    kRxBytes,
+    kRxBatches,
+    kRxTruncated,
+    kRxErrors,
+    kTxPackets,
+    kTxBytes,
+    kTxCalls,
+    kTxPartial,
+    kEagain,
+    kEnobufs,
+    kEconnrefused,
+    kEmsgsize,
+    kTxErrors,
+    kPoolExhausted,
+    kErrQueue,
+    kPollErrors,
+    kStatCount
+  };
+  static const char* StatName(int i);
+
+  static Napi::Function Init(Napi::Env env);
+  explicit Io(const Napi::CallbackInfo& info);
+  ~Io() override;
+
+ private:
+  // JS methods.
+  Napi::Value Start(const Napi::CallbackInfo& info);
+  Napi::Value Pause(const Napi::CallbackInfo& info);
+  Napi::Value Resume(const Napi::CallbackInfo& info);
+  Napi::Value Wake(const Napi::CallbackInfo& info);
+  Napi::Value Write(const Napi::CallbackInfo& info);
+  Napi::Value Send(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Unref(const Napi::CallbackInfo& info);
+
+  static void PollCb(uv_poll_t* handle, int status, int events);
+  void OnReadable();
+  void OnPollError(int status);
+  void ReadTun(uint32_t want);
+  void ReadSocket(uint32_t want);
+  void Deliver(uint32_t n);
+  void Fatal(int err, const std::string& what);
+  // Drains the socket error queue (IP_RECVERR). Returns the last EMSGSIZE mtu seen.
+  uint32_t DrainErrQueue(bool fromPoll);
+  void ReportPmtu(uint32_t addr, uint32_t port, uint32_t mtu);
+  void CallJs(Napi::FunctionReference& fn, std::initializer_list<napi_value> args);
+  bool ShouldPoll() const { return reading_ && !paused_ && !starved_ && !closed_; }
+  void StartPoll();
+  void StopPoll();
+  bool InSlab(uint32_t off, uint32_t len) const {
+    return static_cast<uint64_t>(off) + len <= slabLen_;
+  }
+
+  int fd_;
+  int kind_;
+  bool closed_ = false;
+  bool reading_ = false;
+  bool paused_ = false;
+  bool starved_ = false;
+  bool polling_ = false;
+  bool refd_ = false;
+  bool unrefLoop_ = false;
+  uint32_t consecutivePollErrors_ = 0;
+
+  uint8_t* slab_ = nullptr;
+  size_t slabLen_ = 0;
+  double* stats_ = nullptr;
+  // Free-slot stack and slab meta ([0] = free count, [1] = exhaustion events,
+  // [2] = "a reader is starved" flag that makes Slab.free() wake readers).
+  uint32_t* stack_ = nullptr;
+  size_t stackLen_ = 0;
+  uint32_t* meta_ = nullptr;
+  uint32_t slotSize_ = 0;
+  uint32_t headroom_ = 0;
+  uint32_t maxBatch_ = 0;
+  uint32_t* bSlot_ = nullptr;
+  uint32_t* bOff_ = nullptr;
+  uint32_t* bLen_ = nullptr;
+  uint32_t* bAddr_ = nullptr;
+  uint16_t* bPort_ = nullptr;
+
+  // Keep every array whose pointer we cache alive for as long as we are.
+  std::vector<Napi::ObjectReference> keep_;
+  Napi::FunctionReference onBatch_;
+  Napi::FunctionReference onError_;
+  Napi::FunctionReference onPmtu_;
+  std::unique_ptr<Napi::AsyncContext> async_;
+  uv_poll_t* poll_ = nullptr;
+
+  // Scratch for recvmmsg/sendmmsg, allocated once.
+  std::vector<struct mmsghdr> msgs_;
+  std::vector<struct iovec> iov_;
+  std::vector<struct sockaddr_in> sa_;
+  std::vector<uint32_t> slots_;
+};
+
+}  // namespace vxtun

@@ -1,0 +1,39 @@
+// Small helpers shared by the addon's translation units: errno → JS errors and typed
+// array access. Everything here runs on the main (JS) thread.
+#pragma once
+
+#include <napi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace vxtun {
+
+// "ENODEV" for ENODEV, "E123" for unknown numbers: JS code matches on err.code.
+const char* ErrnoName(int err);
+
+// One-line message: "<what>: <strerror> (<ENAME>)".
+std::string ErrnoMessage(const std::string& what, int err);
+
+// An Error with .code (e.g. "EBADFD") and .errno (positive number), so TypeScript can
+// branch on the cause without parsing the message.
+Napi::Error MakeErrnoError(Napi::Env env, const std::string& what, int err);
+
+// Throws (as a pending JS exception) and returns undefined, for `return Throw...;`.
+Napi::Value ThrowErrno(Napi::Env env, const std::string& what, int err);
+Napi::Value ThrowType(Napi::Env env, const std::string& msg);
+
+// Pointer + element count of a typed array of the expected element type, or nullptr
+// (with a pending TypeError) when `v` is something else. The backing stores we are
+// handed are allocated with `new ArrayBuffer(n)` in TypeScript, i.e. off-heap and
+// never moved by the GC, so caching the pointer for the object's lifetime is safe as
+// long as we also hold a reference to the array.
+template <typename T>
+T* TypedData(Napi::Env env, Napi::Value v, napi_typedarray_type type, size_t* length,
+             const char* what);
+
+// Argument helpers: return false with a pending TypeError when the argument is wrong.
+bool ArgInt(const Napi::CallbackInfo& info, size_t i, int64_t* out, const char* what);
+
+}  // namespace vxtun
