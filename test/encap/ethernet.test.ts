@@ -47,9 +47,15 @@ t.test("deconstruct untagged at an offset", (t) => {
 
 t.test("construct", (t) => {
   const b = Buffer.alloc(18);
-  t.equal(ethernetWrite(b, 0, parseMac("02:00:00:00:00:02")!, parseMac("02:00:00:00:00:01")!, 0x0800), 14);
+  t.equal(
+    ethernetWrite(b, 0, parseMac("02:00:00:00:00:02")!, parseMac("02:00:00:00:00:01")!, 0x0800),
+    14,
+  );
   t.equal(toHex(b, 0, 14), toHex(UNTAGGED, 0, 14));
-  t.equal(ethernetWriteVlan(b, 0, 0xffffffffffff, parseMac("02:00:00:00:00:01")!, 100, 5, 0x0806), 18);
+  t.equal(
+    ethernetWriteVlan(b, 0, 0xffffffffffff, parseMac("02:00:00:00:00:01")!, 100, 5, 0x0806),
+    18,
+  );
   t.equal(toHex(b), toHex(VLAN_FRAME, 0, 18));
   t.end();
 });

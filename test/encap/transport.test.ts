@@ -1,0 +1,108 @@
+import t from "tap";
+import { parseIpv4 } from "../../src/encap/addr.js";
+import { Drop } from "../../src/encap/drop.js";
+import {
+  newTcpInfo,
+  TCP_SYN,
+  tcpChecksumOk,
+  tcpFillChecksum,
+  tcpParse,
+  tcpWrite,
+} from "../../src/encap/tcp.js";
+import {
+  newUdpInfo,
+  udpChecksum,
+  udpChecksumOk,
+  udpFillChecksum,
+  udpParse,
+  udpWrite,
+} from "../../src/encap/udp.js";
+import { hex, toHex } from "./helpers.js";
+
+const A = parseIpv4("10.0.0.1")!;
+const B = parseIpv4("10.0.0.2")!;
+
+// scapy: .../UDP(sport=1234, dport=5678)/"hello" (the 13 UDP bytes of the IPv4 test)
+const UDP = hex("04d2 162e 000d 8cff 68656c6c6f");
+// scapy: IP(flags=DF)/TCP(sport=40000, dport=80, seq=1, flags=S, window=65535)
+const TCP = hex("9c40 0050 00000001 00000000 50 02 ffff ff4e 0000");
+
+t.test("UDP deconstruct / construct / checksum", (t) => {
+  const u = newUdpInfo();
+  t.equal(udpParse(UDP, 0, UDP.length, u), Drop.None);
+  t.same(u, {
+    srcPort: 1234,
+    dstPort: 5678,
+    length: 13,
+    checksum: 0x8cff,
+    payloadOff: 8,
+    payloadLen: 5,
+  });
+  t.ok(udpChecksumOk(UDP, 0, 13, A, B));
+  t.equal(udpChecksum(UDP, 0, 13, A, B), 0x8cff, "compute ignores the field's current value");
+  const b = Buffer.from(UDP);
+  b.fill(0, 0, 8);
+  udpWrite(b, 0, 1234, 5678, 13);
+  t.equal(b.readUInt16BE(6), 0, "written without checksum");
+  t.ok(udpChecksumOk(b, 0, 13, A, B), "zero checksum means none");
+  udpFillChecksum(b, 0, 13, A, B);
+  t.equal(toHex(b), toHex(UDP));
+  b[9] ^= 0x20;
+  t.notOk(udpChecksumOk(b, 0, 13, A, B));
+  t.end();
+});
+
+t.test("UDP computed zero is sent as 0xffff", (t) => {
+  // Find a payload word that makes the sum all ones.
+  const b = Buffer.alloc(10);
+  udpWrite(b, 0, 1, 2, 10);
+  const c = udpChecksum(b, 0, 10, A, B);
+  // Adding the checksum value to the payload makes the complement 0.
+  b.writeUInt16BE(c, 8);
+  t.equal(udpChecksum(b, 0, 10, A, B), 0xffff);
+  t.end();
+});
+
+t.test("UDP drops", (t) => {
+  const u = newUdpInfo();
+  t.equal(udpParse(UDP, 0, 7, u), Drop.UdpTruncated);
+  t.equal(udpParse(UDP, 0, 12, u), Drop.UdpBadLength, "length field beyond IP payload");
+  const b = Buffer.from(UDP);
+  b.writeUInt16BE(7, 4);
+  t.equal(udpParse(b, 0, b.length, u), Drop.UdpBadLength);
+  t.end();
+});
+
+t.test("TCP deconstruct / construct / checksum", (t) => {
+  const s = newTcpInfo();
+  t.equal(tcpParse(TCP, 0, TCP.length, s), Drop.None);
+  t.same(s, {
+    srcPort: 40000,
+    dstPort: 80,
+    hdrLen: 20,
+    flags: TCP_SYN,
+    checksum: 0xff4e,
+    payloadOff: 20,
+    payloadLen: 0,
+  });
+  t.ok(tcpChecksumOk(TCP, 0, 20, A, B));
+  const b = Buffer.alloc(20);
+  tcpWrite(b, 0, 40000, 80, 1, 0, TCP_SYN, 65535);
+  tcpFillChecksum(b, 0, 20, A, B);
+  t.equal(toHex(b), toHex(TCP));
+  t.end();
+});
+
+t.test("TCP drops", (t) => {
+  const s = newTcpInfo();
+  t.equal(tcpParse(TCP, 0, 19, s), Drop.TcpTruncated);
+  const b = Buffer.from(TCP);
+  b[12] = 0x40;
+  t.equal(tcpParse(b, 0, b.length, s), Drop.TcpBadOffset);
+  b[12] = 0x60; // 24-byte header in 20 bytes
+  t.equal(tcpParse(b, 0, b.length, s), Drop.TcpBadOffset);
+  b[12] = 0x50;
+  b[17] ^= 1;
+  t.notOk(tcpChecksumOk(b, 0, 20, A, B));
+  t.end();
+});
