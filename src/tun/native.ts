@@ -1,0 +1,109 @@
+// Loads the vxtun_native addon (built by `node-gyp rebuild` into build/Release) and
+// declares its shape. The addon is a thin driver: see src/tun/native/addon.cc.
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { constants as osConstants } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface NativeIo {
+  start(
+    stack: Uint32Array,
+    meta: Uint32Array,
+    slotSize: number,
+    headroom: number,
+    slot: Uint32Array,
+    off: Uint32Array,
+    len: Uint32Array,
+    addr: Uint32Array | null,
+    port: Uint16Array | null,
+    maxBatch: number,
+    onBatch: (count: number) => void,
+  ): void;
+  pause(): void;
+  resume(): void;
+  wake(): void;
+  unref(): void;
+  write(off: Uint32Array, len: Uint32Array, from: number, count: number): number;
+  send(
+    off: Uint32Array,
+    len: Uint32Array,
+    addr: Uint32Array,
+    port: Uint16Array,
+    from: number,
+    count: number,
+  ): number;
+  close(closeFd: boolean): void;
+}
+
+export interface NativeIoConstructor {
+  new (
+    fd: number,
+    kind: number,
+    slab: ArrayBuffer,
+    stats: Float64Array,
+    onError: (errno: number, err: Error) => void,
+    onPmtu?: (addr: number, port: number, mtu: number) => void,
+  ): NativeIo;
+}
+
+export interface NativeConstants {
+  readonly [name: string]: number;
+}
+
+export interface NativeAddon {
+  tunOpen(name: string, flags: number): { fd: number; name: string };
+  /** which: 0 TUNSETPERSIST, 1 TUNSETOFFLOAD, 2 TUNSETVNETHDRSZ. Returns 0 or -errno. */
+  tunIoctl(fd: number, which: 0 | 1 | 2, value: number): number;
+  socket(domain: number, type: number, protocol: number): number;
+  setsockoptInt(fd: number, level: number, name: number, value: number): number;
+  getsockoptInt(fd: number, level: number, name: number): number;
+  bind4(fd: number, addr: number, port: number): void;
+  getsockname4(fd: number): [number, number];
+  close(fd: number): number;
+  setns(fd: number, nstype: number): void;
+  Io: NativeIoConstructor;
+  constants: NativeConstants;
+}
+
+/** Errors thrown or reported by the addon carry the errno name and number. */
+export interface ErrnoError extends Error {
+  code?: string;
+  errno?: number;
+}
+
+function findAddon(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  // src/tun (tsx) and dist/tun (compiled) are both two levels below the repo root;
+  // dist/src/tun (tsc with rootDir ".") is three.
+  for (const up of ["../..", "../../.."]) {
+    const p = join(here, up, "build", "Release", "vxtun_native.node");
+    if (existsSync(p)) return p;
+  }
+  throw new Error(
+    "vxtun_native.node not found under build/Release: run `npx node-gyp rebuild` (needs g++, make, python3)",
+  );
+}
+
+const require = createRequire(import.meta.url);
+export const native: NativeAddon = require(findAddon()) as NativeAddon;
+export const C = native.constants;
+
+const errnoNames = new Map<number, string>();
+for (const [name, num] of Object.entries(osConstants.errno)) {
+  if (!errnoNames.has(num)) errnoNames.set(num, name);
+}
+
+/** "ENODEV" for 19; used where the addon returns -errno instead of throwing. */
+export function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `E${errno}`;
+}
+
+/** A one-line error for a negative errno returned by the addon. */
+export function errnoError(what: string, negErrno: number): ErrnoError {
+  const code = errnoName(-negErrno);
+  const e = new Error(`${what}: ${code}`) as ErrnoError;
+  e.code = code;
+  e.errno = -negErrno;
+  return e;
+}

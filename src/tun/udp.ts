@@ -1,0 +1,128 @@
+// Batched UDP/IPv4: recvmmsg into free slab slots, sendmmsg with a destination per
+// message. node:dgram allocates and copies per datagram and cannot batch, so the
+// dataplane uses this instead (DESIGN.md §4).
+//
+// Errors and path MTU: IP_RECVERR is on by default. Then an unconnected socket still
+// learns about ICMP errors: a port unreachable shows up as ECONNREFUSED on the next
+// send or receive (counted as `econnrefused`), and EMSGSIZE (datagram larger than the
+// path MTU with IP_PMTUDISC_DO/PROBE, or an ICMP "fragmentation needed") comes with
+// the MTU in the error queue's sock_extended_err.ee_info. We report it through
+// `onPmtu(addr, port, mtu)`. This was chosen over getsockopt(IP_MTU) on a connected
+// probe socket because it needs no extra socket and stays in the socket's own network
+// namespace (a probe created later on the main thread might be in another one).
+
+import { formatIpv4 } from "../encap/addr.js";
+import type { Batch } from "./batch.js";
+import { IoEndpoint } from "./io.js";
+import { C, native } from "./native.js";
+import type { Slab } from "./slab.js";
+import { type PmtuDiscMode, setIntOpt, setPmtuDisc, sizeBuffer, withNewSocket } from "./sockopt.js";
+
+export interface UdpOptions {
+  slab: Slab;
+  /** Local IPv4 address, uint32 host order (0 = any). */
+  addr?: number;
+  /** Local port (0 = ephemeral). */
+  port?: number;
+  reuseAddr?: boolean;
+  reusePort?: boolean;
+  /** Requested SO_RCVBUF / SO_SNDBUF in bytes (FORCE variants tried first). */
+  rcvBuf?: number;
+  sndBuf?: number;
+  /** IP_MTU_DISCOVER: "do" sets DF and never fragments, "dont" never sets DF, "want"
+   * (kernel default) follows PMTU, "probe" sets DF but ignores the learned PMTU. */
+  pmtuDisc?: PmtuDiscMode;
+  /** IP_RECVERR (default true): ICMP errors and PMTU reach us on unconnected sockets. */
+  recvErr?: boolean;
+}
+
+export interface UdpGsoSupport {
+  /** setsockopt(SOL_UDP, UDP_SEGMENT) accepted: sendmsg may carry GSO super-datagrams. */
+  udpSegment: boolean;
+  /** setsockopt(SOL_UDP, UDP_GRO) accepted: recvmsg may return coalesced datagrams. */
+  udpGro: boolean;
+}
+
+export class UdpSocket extends IoEndpoint {
+  readonly localAddr: number;
+  readonly localPort: number;
+  /** Effective buffer sizes as reported by the kernel. */
+  readonly rcvBuf: number;
+  readonly sndBuf: number;
+
+  private constructor(fd: number, slab: Slab, addr: number, port: number, rb: number, sb: number) {
+    super(fd, C.IO_KIND_SOCKET, slab);
+    this.localAddr = addr;
+    this.localPort = port;
+    this.rcvBuf = rb;
+    this.sndBuf = sb;
+  }
+
+  /** Open and bind a UDP socket in the current network namespace. */
+  static open(opts: UdpOptions): UdpSocket {
+    return withNewSocket(C.SOCK_DGRAM, C.IPPROTO_UDP, (fd) => {
+      if (opts.reuseAddr) setIntOpt(fd, C.SOL_SOCKET, C.SO_REUSEADDR, 1, "SO_REUSEADDR");
+      if (opts.reusePort) setIntOpt(fd, C.SOL_SOCKET, C.SO_REUSEPORT, 1, "SO_REUSEPORT");
+      if (opts.recvErr !== false) setIntOpt(fd, C.SOL_IP, C.IP_RECVERR, 1, "IP_RECVERR");
+      if (opts.pmtuDisc) setPmtuDisc(fd, opts.pmtuDisc);
+      const rb = opts.rcvBuf
+        ? sizeBuffer(fd, "rcv", opts.rcvBuf)
+        : native.getsockoptInt(fd, C.SOL_SOCKET, C.SO_RCVBUF);
+      const sb = opts.sndBuf
+        ? sizeBuffer(fd, "snd", opts.sndBuf)
+        : native.getsockoptInt(fd, C.SOL_SOCKET, C.SO_SNDBUF);
+      const addr = opts.addr ?? 0;
+      const port = opts.port ?? 0;
+      try {
+        native.bind4(fd, addr, port);
+      } catch (e) {
+        (e as Error).message = `udp bind ${formatIpv4(addr)}:${port}: ${(e as Error).message}`;
+        throw e;
+      }
+      const [la, lp] = native.getsockname4(fd);
+      return new UdpSocket(fd, opts.slab, la, lp, rb, sb);
+    });
+  }
+
+  describe(): string {
+    return `udp ${formatIpv4(this.localAddr)}:${this.localPort}`;
+  }
+
+  setPmtuDisc(mode: PmtuDiscMode): void {
+    setPmtuDisc(this.fd, mode);
+  }
+
+  /**
+   * sendmmsg packets [from, from+count): slab[off, off+len) to addr:port each.
+   * Returns how many were consumed (sent, or dropped with a counted per-message error
+   * such as EMSGSIZE). Fewer than `count` means the socket is full (EAGAIN/ENOBUFS,
+   * counted): retry the rest later or drop it.
+   */
+  sendBatch(batch: Batch, from = 0, count = batch.count - from): number {
+    return this.io.send(batch.off, batch.len, batch.addr, batch.port, from, count);
+  }
+
+  /** Probe UDP GSO/GRO on this socket (leaves UDP_SEGMENT and UDP_GRO off). */
+  probeGso(): UdpGsoSupport {
+    return probeUdpGsoOn(this.fd);
+  }
+}
+
+function probeUdpGsoOn(fd: number): UdpGsoSupport {
+  // Setting then clearing: the probe must not change how the socket behaves.
+  const seg = native.setsockoptInt(fd, C.SOL_UDP, C.UDP_SEGMENT, 1400) === 0;
+  if (seg) native.setsockoptInt(fd, C.SOL_UDP, C.UDP_SEGMENT, 0);
+  const gro = native.setsockoptInt(fd, C.SOL_UDP, C.UDP_GRO, 1) === 0;
+  if (gro) native.setsockoptInt(fd, C.SOL_UDP, C.UDP_GRO, 0);
+  return { udpSegment: seg, udpGro: gro };
+}
+
+/** Probe UDP_SEGMENT / UDP_GRO on a throwaway socket (no traffic, no bind). */
+export function probeUdpGso(): UdpGsoSupport {
+  const fd = native.socket(C.AF_INET, C.SOCK_DGRAM, C.IPPROTO_UDP);
+  try {
+    return probeUdpGsoOn(fd);
+  } finally {
+    native.close(fd);
+  }
+}
