@@ -1,0 +1,155 @@
+// Faults and probes: bad names, a device deleted under its reader, EAGAIN and
+// ECONNREFUSED on send, and the offload probe.
+import t from "tap";
+import { parseIpv4 } from "../../src/encap/addr.js";
+import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
+import { Batch } from "../../src/tun/batch.js";
+import { Device, validateIfName } from "../../src/tun/device.js";
+import { addrAdd, ip, linkDel, linkSetUp, linkShow } from "../../src/tun/iproute.js";
+import type { ErrnoError } from "../../src/tun/native.js";
+import { withNetns } from "../../src/tun/netns.js";
+import { probeOffloads } from "../../src/tun/probe.js";
+import { Slab } from "../../src/tun/slab.js";
+import { UdpSocket } from "../../src/tun/udp.js";
+import { fillBatch, sleep, waitFor } from "./helpers.js";
+
+const A = parseIpv4("198.18.0.1")!;
+const B = parseIpv4("198.18.0.2")!;
+
+t.test("invalid interface names fail with a one-line error naming the problem", async (t) => {
+  const slab = new Slab({ count: 4 });
+  const cases: [string, RegExp][] = [
+    ["bad name", /contains whitespace/],
+    ["a".repeat(16), /16 bytes long, at most 15/],
+    ["é".repeat(8), /16 bytes long/],
+    ["a/b", /contains '\/'/],
+    ["a:b", /contains ':'/],
+    ["", /empty/],
+    ["vx%s", /single %d template/],
+    ["vx%d%d", /single %d template/],
+  ];
+  for (const [name, re] of cases) {
+    // Validation happens before /dev/net/tun is touched, so this runs unprivileged.
+    t.throws(() => Device.open({ kind: "tun", name, slab }), re, JSON.stringify(name));
+    try {
+      validateIfName(name);
+    } catch (e) {
+      t.notOk((e as Error).message.includes("\n"), "one line");
+    }
+  }
+  t.throws(() => validateIfName("vxt%d", false), /contains '%'/);
+  t.doesNotThrow(() => validateIfName("vxt%d"));
+});
+
+t.test("offload probe reports what this kernel accepts", async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const lab = await NetnsLab.create(t);
+  const ns = await lab.addNs("probe");
+  const p = withNetns(ns, probeOffloads);
+  t.comment(`probe: ${JSON.stringify(p)}`);
+  for (const [k, v] of Object.entries(p)) t.type(v, "boolean", `${k} is a boolean`);
+  t.ok(p.csum, "CSUM accepted");
+  t.ok(p.csumTso4, "CSUM|TSO4 accepted");
+  const links = await linkShow(ns);
+  t.notOk(
+    links.some((l) => l.ifname.startsWith("vxtprobe")),
+    "probe device gone with its fd",
+  );
+});
+
+t.test("device deleted under a reader: error callback, reader stops, no crash", async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const lab = await NetnsLab.create(t);
+  const ns = await lab.addNs("del");
+  const slab = new Slab({ count: 32 });
+  const dev = withNetns(ns, () => Device.open({ kind: "tun", name: "vxtdel0", slab }));
+  await addrAdd(ns, dev.name, "10.244.5.1/24");
+  await linkSetUp(ns, dev.name);
+  const errors: ErrnoError[] = [];
+  dev.startReading(
+    new Batch(8),
+    (b) => {
+      for (let i = 0; i < b.count; i++) slab.free(b.slot[i]);
+    },
+    (err) => errors.push(err),
+  );
+  await linkDel(ns, dev.name);
+  t.ok(await waitFor(() => errors.length > 0), "error callback fired");
+  t.equal(errors.length, 1, "exactly once");
+  const e = errors[0];
+  t.equal(e?.code, "EBADFD", "errno name");
+  t.match(e?.message, /^tun vxtdel0: device detached/, `clear message: ${e?.message}`);
+  t.notOk(e?.message.includes("\n"), "one line");
+  const out = new Batch(1);
+  out.push(0, slab.dataOffset(0), 20);
+  t.equal(dev.writeBatch(out), 0, "writes to the dead device fail without throwing");
+  t.ok(dev.counters().txErrors >= 1, "and are counted");
+  dev.close();
+  dev.close();
+  t.ok(dev.closed, "close() idempotent");
+  t.throws(
+    () =>
+      dev.startReading(
+        new Batch(1),
+        () => {},
+        () => {},
+      ),
+    /closed/,
+  );
+});
+
+t.test("persistent device survives close() when asked, goes away otherwise", async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const lab = await NetnsLab.create(t);
+  const ns = await lab.addNs("pers");
+  const slab = new Slab({ count: 4 });
+  const open = () =>
+    withNetns(ns, () => Device.open({ kind: "tap", name: "vxtpers0", slab, persist: true }));
+  const d1 = open();
+  d1.closeDevice({ keep: true });
+  t.equal((await linkShow(ns, "vxtpers0")).length, 1, "kept after close");
+  const d2 = open(); // reattach to the same persistent device
+  d2.closeDevice({ keep: false });
+  await t.rejects(linkShow(ns, "vxtpers0"), /does not exist/, "deleted once not persistent");
+  await t.rejects(
+    ip(ns, ["link", "set", "dev", "nope0", "up"]),
+    /^ip -n \S+ link set dev nope0 up: /,
+  );
+});
+
+t.test("send errors are counted, not thrown: EAGAIN and ECONNREFUSED", async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const lab = await NetnsLab.create(t);
+  const nsA = await lab.addNs("a");
+  const nsB = await lab.addNs("b");
+  await lab.veth(nsA, "ua", nsB, "ub", { cidrA: "198.18.0.1/24", cidrB: "198.18.0.2/24" });
+  const slab = new Slab({ count: 256 });
+
+  // EAGAIN: datagrams to an address nobody answers ARP for wait in the neighbour queue
+  // and keep holding the (tiny) send buffer, so sendmmsg soon reports EAGAIN.
+  const a = withNetns(nsA, () => UdpSocket.open({ slab, addr: A, sndBuf: 1 }));
+  t.teardown(() => a.close());
+  const tx = new Batch(64);
+  fillBatch(slab, tx, 64, 1000, parseIpv4("198.18.0.77")!, 9);
+  const n = a.sendBatch(tx);
+  tx.freeSlots(slab);
+  const ca = a.counters();
+  t.ok(n < 64, `sendBatch consumed ${n} of 64 and returned`);
+  t.ok(ca.eagain >= 1, `EAGAIN counted (${ca.eagain})`);
+
+  // ECONNREFUSED: nobody listens on B:9; B answers port unreachable, IP_RECVERR
+  // delivers it to the unconnected socket, the next send reports it.
+  const c = withNetns(nsA, () => UdpSocket.open({ slab, addr: A }));
+  t.teardown(() => c.close());
+  fillBatch(slab, tx, 1, 10, B, 9);
+  t.equal(c.sendBatch(tx), 1);
+  let refused = 0;
+  for (let i = 0; i < 20 && refused === 0; i++) {
+    await sleep(25);
+    c.sendBatch(tx);
+    refused = c.counters().econnrefused;
+  }
+  tx.freeSlots(slab);
+  t.ok(refused >= 1, `ECONNREFUSED counted (${refused})`);
+  t.ok(c.counters().errQueue >= 1, "ICMP error drained from the error queue");
+});
