@@ -133,8 +133,9 @@ export class Fdb {
 
   /**
    * Learn from a received frame's inner source MAC and outer source IP. Ageing counts
-   * from `updated`, which a received frame refreshes (kernel >= 6.16 behaviour), so an
-   * entry whose remote falls silent ages out even while we keep sending to it.
+   * from `updated`, which only a received frame refreshes (as recent kernels do; older
+   * ones aged by last use), so an entry whose remote falls silent ages out even while
+   * we keep sending to it, and the next frame from the MAC's new home re-learns it.
    */
   learn(mac: number, remoteIp: number, now: number = this.clock()): LearnResult {
     const remote = remoteIp >>> 0;
