@@ -18,7 +18,7 @@ import { newVxlanInfo, vxlanDecap } from "../../src/encap/vxlan.js";
 // Debian's scapy lives under the system interpreter, not the pyenv python3 on PATH.
 const PY = "/usr/bin/python3";
 
-const SCRIPT = String.raw`
+const SCRIPT = `
 import json, logging
 logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
 from scapy.all import Ether, Dot1Q, ARP, IP, UDP, TCP, ICMP, Raw, IPOption_RR
