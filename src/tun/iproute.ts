@@ -8,6 +8,7 @@ const NS_RE = /^[A-Za-z0-9_.-]+$/;
 const BATCH_TOKEN_BAD = /[\s"'#\\]/;
 
 function checkNs(ns: string): void {
+  if (ns === "") return;
   if (!NS_RE.test(ns) || ns === "." || ns === "..") {
     throw new Error(`invalid network namespace name ${JSON.stringify(ns)}`);
   }
@@ -18,10 +19,14 @@ export interface IpResult {
   stderr: string;
 }
 
-/** Run `ip -n <ns> ...args`; rejects with a one-line error naming the command and stderr. */
+/**
+ * Run `ip -n <ns> ...args` (ns "" = the current namespace, for a dataplane that was
+ * started inside its node's namespace); rejects with a one-line error naming the
+ * command and stderr.
+ */
 export function ip(ns: string, args: readonly string[], input?: string): Promise<IpResult> {
   checkNs(ns);
-  const argv = ["-n", ns, ...args];
+  const argv = ns === "" ? [...args] : ["-n", ns, ...args];
   return new Promise((resolve, reject) => {
     const child = execFile(
       "ip",
@@ -262,7 +267,7 @@ export async function fdbDel(ns: string, f: FdbSpec): Promise<void> {
 /** `bridge -n <ns> ...` (FDB lives in the bridge tool of iproute2). */
 export function bridge(ns: string, args: readonly string[]): Promise<IpResult> {
   checkNs(ns);
-  const argv = ["-n", ns, ...args];
+  const argv = ns === "" ? [...args] : ["-n", ns, ...args];
   return new Promise((resolve, reject) => {
     execFile("bridge", argv, { timeout: 15_000 }, (err, stdout, stderr) => {
       if (err) {

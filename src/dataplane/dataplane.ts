@@ -1,0 +1,384 @@
+// One vxtun instance: opens the device and the underlay sockets in the current network
+// namespace, programs the kernel side (MTU, addresses, routes into the TUN), owns the
+// tables and serves the control socket. The per-packet work is the Forwarder's.
+import type { Logger } from "pino";
+import { formatIpv4, formatMac, parseCidr, parseIpv4, parseMac } from "../encap/addr.js";
+import { DfPolicy } from "../encap/ipip.js";
+import { Fdb, NeighTable, parsePrefix, RouteTable, TableError } from "../fdb/index.js";
+import { Batch } from "../tun/batch.js";
+import { Device } from "../tun/device.js";
+import * as ipr from "../tun/iproute.js";
+import { RawSocket } from "../tun/raw.js";
+import { Slab } from "../tun/slab.js";
+import { UdpSocket } from "../tun/udp.js";
+import { type Config, deviceMtu, instancePaths, vtepMac } from "./config.js";
+import { ControlServer, UserError } from "./control-socket.js";
+import { Forwarder, INHERIT, MODE_IPIP, MODE_VXLAN, MODE_VXLAN_L2 } from "./forwarder.js";
+import { Stats } from "./stats.js";
+
+/** IPPROTO_RAW: a send-only raw socket whose packets carry their own IPv4 header. */
+const IPPROTO_RAW = 255;
+/** The current network namespace, for src/tun/iproute. */
+const HERE = "";
+
+export interface PeerSpec {
+  /** Remote node's underlay address. */
+  address: string;
+  /** Remote node's pod subnet. */
+  subnet?: string;
+  /** Remote VTEP MAC (vxlan mode). */
+  vtepMac?: string;
+}
+
+export class Dataplane {
+  readonly stats = new Stats();
+  readonly fdb: Fdb;
+  readonly neigh: NeighTable;
+  readonly routes: RouteTable;
+  readonly mac: number;
+  readonly mtu: number;
+  readonly peers = new Map<string, PeerSpec>();
+  private control: ControlServer | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopping = false;
+
+  private constructor(
+    readonly cfg: Config,
+    readonly log: Logger,
+    readonly slab: Slab,
+    readonly device: Device,
+    readonly rx: UdpSocket | RawSocket,
+    readonly tx: RawSocket,
+    underlayMtu: number,
+  ) {
+    this.mac = vtepMac(cfg);
+    this.mtu = deviceMtu(cfg, underlayMtu);
+    const dev = device.name;
+    this.fdb = new Fdb({
+      dev,
+      vni: cfg.vni,
+      dstPort: cfg.port,
+      ageingMs: cfg.fdb.ageingSeconds * 1000,
+      maxAddress: cfg.fdb.maxAddress,
+    });
+    this.neigh = new NeighTable({ dev });
+    this.routes = new RouteTable({ dev });
+  }
+
+  /** Open everything, program the kernel, start forwarding and serving. */
+  static async start(cfg: Config, log: Logger): Promise<Dataplane> {
+    const local = parseIpv4(cfg.local.address)!;
+    const underlayMtu = await findUnderlayMtu(cfg);
+    const mtu = deviceMtu(cfg, underlayMtu);
+    // A slot holds headroom + the largest frame the device can hand us (MTU + Ethernet).
+    const slotSize = Math.max(2048, 2 ** Math.ceil(Math.log2(128 + mtu + 18)));
+    const slab = new Slab({ count: cfg.io.slots, slotSize, headroom: 128 });
+    const device = Device.open({
+      kind: cfg.mode === "vxlan-l2" ? "tap" : "tun",
+      slab,
+      name: cfg.device.name,
+      persist: cfg.device.persist,
+    });
+    let rx: UdpSocket | RawSocket | undefined;
+    let tx: RawSocket | undefined;
+    try {
+      tx = RawSocket.open({ slab, protocol: IPPROTO_RAW, hdrIncl: true, sndBuf: 4 << 20 });
+      rx =
+        cfg.mode === "ipip"
+          ? RawSocket.open({ slab, protocol: 4, addr: local, rcvBuf: 4 << 20 })
+          : UdpSocket.open({ slab, addr: local, port: cfg.port, rcvBuf: 4 << 20 });
+    } catch (e) {
+      tx?.close();
+      device.close();
+      throw e;
+    }
+    const dp = new Dataplane(cfg, log, slab, device, rx, tx, underlayMtu);
+    try {
+      await dp.configureDevice();
+      for (const p of cfg.peers) await dp.addPeer(p);
+      dp.startForwarding();
+      await dp.serveControl();
+    } catch (e) {
+      await dp.stop();
+      throw e;
+    }
+    log.info(
+      {
+        mode: cfg.mode,
+        device: device.name,
+        mtu,
+        vtepMac: formatMac(dp.mac),
+        local: cfg.local.address,
+        port: cfg.port,
+        vni: cfg.vni,
+      },
+      "vxtun dataplane running",
+    );
+    return dp;
+  }
+
+  private async configureDevice(): Promise<void> {
+    const dev = this.device.name;
+    await ipr.linkSetMtu(HERE, dev, this.mtu);
+    if (this.cfg.mode === "vxlan-l2") {
+      await ipr.linkSetAddress(HERE, dev, formatMac(this.mac));
+      if (this.cfg.device.bridge) await ipr.linkSetMaster(HERE, dev, this.cfg.device.bridge);
+    } else {
+      // No IPv6 on a v4 overlay: it would only emit router solicitations into the tunnel.
+      await ipr.ip(HERE, ["link", "set", dev, "addrgenmode", "none"]).catch(() => undefined);
+    }
+    if (this.cfg.device.address) await ipr.addrReplace(HERE, dev, this.cfg.device.address);
+    await ipr.linkSetUp(HERE, dev);
+  }
+
+  private startForwarding(): void {
+    const cfg = this.cfg;
+    const policy = cfg.policy;
+    const fwd = new Forwarder(
+      {
+        mode:
+          cfg.mode === "ipip" ? MODE_IPIP : cfg.mode === "vxlan-l2" ? MODE_VXLAN_L2 : MODE_VXLAN,
+        vni: cfg.vni,
+        port: cfg.port,
+        sportLo: cfg.sourcePortRange[0],
+        sportHi: cfg.sourcePortRange[1],
+        localIp: parseIpv4(cfg.local.address)!,
+        vtepMac: this.mac,
+        ttl: policy.ttl === "inherit" ? INHERIT : policy.ttl,
+        tos: policy.tos === "inherit" ? INHERIT : policy.tos,
+        df:
+          policy.df === "set"
+            ? DfPolicy.Set
+            : policy.df === "unset"
+              ? DfPolicy.Clear
+              : DfPolicy.Copy,
+        proxyArp: cfg.fdb.proxyArp,
+        learning: cfg.fdb.learning,
+        allowPeers: cfg.allowPeers.map((a) => parseIpv4(a)!),
+        batch: cfg.io.batch,
+      },
+      this.slab,
+      this.fdb,
+      this.neigh,
+      this.routes,
+      this.stats,
+      this.tx,
+      { sendBatch: (b, from, count) => this.device.writeBatch(b, from, count) },
+    );
+    const fatal = (err: Error) => {
+      this.log.error({ err: err.message }, "I/O failed; shutting down");
+      void this.stop().then(() => {
+        process.exitCode = 1;
+      });
+    };
+    this.device.startReading(new Batch(cfg.io.batch), fwd.fromDevice, fatal);
+    this.rx.startReading(new Batch(cfg.io.batch), fwd.fromUnderlay, fatal);
+    // Ageing is one sweep a second, not a timer per entry.
+    this.timer = setInterval(() => {
+      this.fdb.expire();
+      this.neigh.expire();
+    }, 1000);
+    this.timer.unref();
+  }
+
+  // ---------------------------------------------------------------- peers
+
+  /**
+   * What flanneld does for a remote node, in one step: in vxlan mode a route for its
+   * subnet via its VTEP address (onlink), a permanent neighbour (VTEP address -> MAC)
+   * and an FDB entry (MAC -> node address); in ipip mode a route whose outer destination
+   * is the node; in vxlan-l2 mode an all-zeros FDB entry so BUM traffic reaches it.
+   * The kernel's route for the subnet points into our TUN.
+   */
+  async addPeer(p: PeerSpec): Promise<void> {
+    const node = parseIpv4(p.address);
+    if (node === undefined)
+      throw new UserError(`peer address "${p.address}" is not an IPv4 address`);
+    const mode = this.cfg.mode;
+    if (mode === "vxlan-l2") {
+      this.fdb.append(0, node);
+      this.peers.set(p.address, p);
+      return;
+    }
+    if (!p.subnet) throw new UserError(`peer ${p.address}: a subnet is required in ${mode} mode`);
+    const net = parseCidr(p.subnet);
+    if (net === undefined)
+      throw new UserError(`peer ${p.address}: subnet "${p.subnet}" is not a prefix`);
+    if (mode === "vxlan") {
+      const mac = p.vtepMac ? parseMac(p.vtepMac) : undefined;
+      if (mac === undefined) {
+        throw new UserError(`peer ${p.address}: vtep-mac is required in vxlan mode`);
+      }
+      this.neigh.replace(net.addr, mac);
+      this.fdb.replace(mac, node);
+      this.routes.replace(net.addr, net.len, { gateway: net.addr, onlink: true, remote: node });
+    } else {
+      this.routes.replace(net.addr, net.len, { remote: node });
+    }
+    await ipr.routeReplace(HERE, {
+      dst: `${formatIpv4(net.addr)}/${net.len}`,
+      dev: this.device.name,
+    });
+    this.peers.set(p.address, p);
+  }
+
+  async delPeer(address: string): Promise<void> {
+    const p = this.peers.get(address);
+    if (!p) throw new UserError(`no peer ${address}; see 'vxtun peer show'`);
+    const node = parseIpv4(address)!;
+    if (this.cfg.mode === "vxlan-l2") {
+      this.fdb.del(0, node);
+    } else if (p.subnet) {
+      const net = parseCidr(p.subnet)!;
+      this.routes.del(net.addr, net.len);
+      if (this.cfg.mode === "vxlan" && p.vtepMac) {
+        this.neigh.del(net.addr);
+        this.fdb.del(parseMac(p.vtepMac)!);
+      }
+      await ipr
+        .routeDel(HERE, { dst: `${formatIpv4(net.addr)}/${net.len}`, dev: this.device.name })
+        .catch(() => undefined);
+    }
+    this.peers.delete(address);
+  }
+
+  // ---------------------------------------------------------------- control socket
+
+  private async serveControl(): Promise<void> {
+    const str = (a: Record<string, unknown>, k: string, usage: string): string => {
+      const v = a[k];
+      if (typeof v !== "string" || !v) throw new UserError(`missing ${k}; usage: ${usage}`);
+      return v;
+    };
+    const table = <T>(fn: () => T): T => {
+      try {
+        return fn();
+      } catch (e) {
+        if (e instanceof TableError) throw new UserError(e.message);
+        throw e;
+      }
+    };
+    const control = new ControlServer(instancePaths(this.cfg).socket, {
+      "fdb.show": (a) => (a.json ? this.fdb.showJson() : this.fdb.show()),
+      "fdb.add": (a) =>
+        table(() => {
+          const mac = str(a, "mac", "fdb add MAC dst IP");
+          const dst = str(a, "dst", "fdb add MAC dst IP");
+          if (parseMac(mac) === 0) this.fdb.append(0, dst);
+          else this.fdb.add(mac, dst);
+        }),
+      "fdb.del": (a) =>
+        table(() =>
+          this.fdb.del(str(a, "mac", "fdb del MAC [dst IP]"), a.dst as string | undefined),
+        ),
+      "neigh.show": (a) => (a.json ? this.neigh.showJson() : this.neigh.show()),
+      "neigh.add": (a) =>
+        table(() =>
+          this.neigh.add(
+            str(a, "ip", "neigh add IP lladdr MAC"),
+            str(a, "lladdr", "neigh add IP lladdr MAC"),
+          ),
+        ),
+      "neigh.del": (a) => table(() => this.neigh.del(str(a, "ip", "neigh del IP"))),
+      "route.show": (a) => (a.json ? this.routes.showJson() : this.routes.show()),
+      "route.add": async (a) => {
+        const prefix = str(a, "prefix", "route add PREFIX [via GW] [onlink] [mtu N]");
+        const p = table(() => parsePrefix(prefix));
+        table(() =>
+          this.routes.add(p.addr, p.len, {
+            gateway: a.via as string | undefined,
+            onlink: !!a.onlink,
+            remote: a.remote as string | undefined,
+            mtu: a.mtu as number | undefined,
+          }),
+        );
+        await ipr.routeReplace(HERE, { dst: prefix, dev: this.device.name });
+      },
+      "route.del": async (a) => {
+        const prefix = str(a, "prefix", "route del PREFIX");
+        const p = table(() => parsePrefix(prefix));
+        table(() => this.routes.del(p.addr, p.len));
+        await ipr.routeDel(HERE, { dst: prefix, dev: this.device.name }).catch(() => undefined);
+      },
+      "peer.show": (a) => {
+        const list = [...this.peers.values()];
+        if (a.json) return list;
+        return list
+          .map((p) =>
+            [p.address, p.subnet && `subnet ${p.subnet}`, p.vtepMac && `vtep-mac ${p.vtepMac}`]
+              .filter(Boolean)
+              .join(" "),
+          )
+          .join("\n");
+      },
+      "peer.add": (a) =>
+        this.addPeer({
+          address: str(a, "address", "peer add NODE-IP subnet PREFIX [vtep-mac MAC]"),
+          subnet: a.subnet as string | undefined,
+          vtepMac: a.vtepMac as string | undefined,
+        }),
+      "peer.del": (a) => this.delPeer(str(a, "address", "peer del NODE-IP")),
+      stats: () => this.statsSnapshot(),
+      info: () => ({
+        name: this.cfg.name,
+        mode: this.cfg.mode,
+        device: this.device.name,
+        mtu: this.mtu,
+        vtepMac: formatMac(this.mac),
+        local: this.cfg.local.address,
+        vni: this.cfg.vni,
+        port: this.cfg.port,
+      }),
+    });
+    await control.listen();
+    this.control = control;
+  }
+
+  /** Counters plus the I/O layer's own (EAGAIN, ENOBUFS, pool exhaustion...). */
+  statsSnapshot(): ReturnType<Stats["snapshot"]> {
+    const snap = this.stats.snapshot();
+    const tx = this.tx.counters();
+    const dev = this.device.counters();
+    snap.counters.send_eagain = tx.eagain;
+    snap.counters.send_enobufs = tx.enobufs;
+    snap.counters.send_econnrefused = tx.econnrefused + this.rx.counters().econnrefused;
+    snap.counters.send_emsgsize = tx.emsgsize;
+    snap.counters.tun_write_errors += dev.eagain + dev.enobufs;
+    snap.drops.pool_exhausted += this.slab.poolExhausted;
+    return snap;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.control?.close();
+    this.rx.close();
+    this.tx.close();
+    this.device.closeDevice({ keep: this.cfg.device.persist });
+  }
+}
+
+/** MTU of the underlay interface: the configured one, else the one holding local.address. */
+async function findUnderlayMtu(cfg: Config): Promise<number> {
+  if (cfg.local.interface) {
+    const [link] = await ipr.linkShow(HERE, cfg.local.interface).catch(() => {
+      throw new UserError(
+        `underlay interface ${cfg.local.interface} not found in this network namespace (local.interface)`,
+      );
+    });
+    return link.mtu;
+  }
+  const addrs = (await ipr.ipJson(HERE, ["addr", "show"])) as {
+    ifname: string;
+    mtu: number;
+    addr_info?: { local: string }[];
+  }[];
+  const owner = addrs.find((l) => l.addr_info?.some((a) => a.local === cfg.local.address));
+  if (!owner) {
+    throw new UserError(
+      `local.address ${cfg.local.address} is not configured on any interface here: add it, or fix local.address`,
+    );
+  }
+  return owner.mtu;
+}

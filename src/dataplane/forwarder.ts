@@ -1,0 +1,395 @@
+// The hot loop: one call per batch in each direction, no allocation, no closure and no
+// promise per packet. Packets never move: encapsulation writes headers into the slot's
+// headroom (off -= n), decapsulation advances off; the same slot goes to the kernel.
+//
+//   device batch (TUN: IPv4 packets, TAP: Ethernet frames)
+//     -> classify -> route/neighbour/FDB lookup -> VXLAN or IPIP header in front
+//     -> outer IPv4 (+UDP) in front -> one sendmmsg on a header-including raw socket
+//   underlay batch (UDP payloads for VXLAN, whole IPv4 packets for IPIP)
+//     -> validate and decapsulate -> (learn) -> one write per packet to the device
+//
+// The outer IPv4/UDP header is ours (raw socket, IP_HDRINCL) rather than the kernel's
+// (UDP socket) so that the policy decisions stay in TypeScript: a per-flow UDP source
+// port (RFC 7348 §5, for underlay ECMP), DF, TTL and TOS per packet.
+import { isMulticastMac, readMac } from "../encap/addr.js";
+import {
+  ARP_OP_REQUEST,
+  type ArpInfo,
+  arpParse,
+  arpRequestToReply,
+  newArpInfo,
+} from "../encap/arp.js";
+import { Drop } from "../encap/drop.js";
+import {
+  ETH_SRC,
+  ETHERTYPE_ARP,
+  ETHERTYPE_IPV4,
+  ETHERTYPE_IPV6,
+  type EthernetInfo,
+  ethernetParse,
+  ethernetReplyHeader,
+  newEthernetInfo,
+} from "../encap/ethernet.js";
+import { DfPolicy, type IpipInfo, ipipDecap, ipipEncap, newIpipInfo } from "../encap/ipip.js";
+import {
+  IPPROTO_UDP,
+  IPV4_DF,
+  IPV4_FLAGS_FRAG,
+  IPV4_HDR_LEN,
+  IPV4_TOS,
+  IPV4_TTL,
+  type Ipv4Info,
+  ipv4Parse,
+  ipv4Write,
+  newIpv4Info,
+} from "../encap/ipv4.js";
+import { UDP_HDR_LEN, udpWrite } from "../encap/udp.js";
+import {
+  newVxlanInfo,
+  VXLAN_L3_HEADROOM,
+  type VxlanInfo,
+  vxlanDecap,
+  vxlanEncapL2,
+  vxlanEncapL3,
+  vxlanSourcePort,
+} from "../encap/vxlan.js";
+import { type Fdb, Learn, type NeighTable, type RouteTable } from "../fdb/index.js";
+import { Batch } from "../tun/batch.js";
+import type { Slab } from "../tun/slab.js";
+import { C, type Stats } from "./stats.js";
+
+export const MODE_VXLAN = 0;
+export const MODE_VXLAN_L2 = 1;
+export const MODE_IPIP = 2;
+
+/** "inherit" for TTL/TOS. */
+export const INHERIT = -1;
+
+/** Where batches go out; implemented by the device and sockets of src/tun. */
+export interface BatchSink {
+  /** Consume packets [from, from+count); returns how many were consumed. */
+  sendBatch(b: Batch, from: number, count: number): number;
+}
+
+export interface ForwarderOptions {
+  mode: number;
+  vni: number;
+  port: number;
+  sportLo: number;
+  sportHi: number;
+  localIp: number;
+  vtepMac: number;
+  ttl: number;
+  tos: number;
+  df: DfPolicy;
+  proxyArp: boolean;
+  learning: boolean;
+  /** Accept underlay packets only from these sources (empty: any). */
+  allowPeers: readonly number[];
+  batch: number;
+}
+
+export class Forwarder {
+  private readonly u8: Uint8Array;
+  /** Underlay sends (header-including raw socket) and device writes. */
+  private readonly toUnderlay: Batch;
+  private readonly toDevice: Batch;
+  /** Slots taken from the pool for flood copies in this batch, freed after sending. */
+  private readonly extra: Uint32Array;
+  private extraCount = 0;
+  private readonly allow: Set<number> | undefined;
+  private ipId = 1;
+  // One reusable result object per decoder, per forwarder: no per-packet objects.
+  private readonly ip: Ipv4Info = newIpv4Info();
+  private readonly eth: EthernetInfo = newEthernetInfo();
+  private readonly arp: ArpInfo = newArpInfo();
+  private readonly vx: VxlanInfo = newVxlanInfo();
+  private readonly ipip: IpipInfo = newIpipInfo();
+
+  constructor(
+    readonly o: ForwarderOptions,
+    readonly slab: Slab,
+    readonly fdb: Fdb,
+    readonly neigh: NeighTable,
+    readonly routes: RouteTable,
+    readonly stats: Stats,
+    private readonly underlay: BatchSink,
+    private readonly device: BatchSink,
+  ) {
+    this.u8 = slab.u8;
+    // Room for one flood copy per remote per packet without reallocating.
+    this.toUnderlay = new Batch(Math.min(1024, o.batch * 4));
+    this.toDevice = new Batch(o.batch);
+    this.extra = new Uint32Array(this.toUnderlay.capacity);
+    this.allow = o.allowPeers.length ? new Set(o.allowPeers) : undefined;
+  }
+
+  private drop(code: number): void {
+    this.stats.drops[code]++;
+  }
+
+  // ---------------------------------------------------------------- device -> underlay
+
+  /** A batch read from the TUN/TAP device. Bound once, handed to the reader. */
+  readonly fromDevice = (b: Batch): void => {
+    const c = this.stats.counters;
+    c[C.tun_rx_batches]++;
+    const n = b.count;
+    for (let i = 0; i < n; i++) {
+      c[C.tun_rx_packets]++;
+      c[C.tun_rx_bytes] += b.len[i];
+      const code =
+        this.o.mode === MODE_VXLAN_L2
+          ? this.txFrame(b.slot[i], b.off[i], b.len[i])
+          : this.txPacket(b.slot[i], b.off[i], b.len[i]);
+      if (code !== Drop.None) this.drop(code);
+      if (this.toUnderlay.count + 8 > this.toUnderlay.capacity) this.flushUnderlay();
+    }
+    this.flushUnderlay();
+    this.flushDevice();
+    b.freeSlots(this.slab, 0, n);
+    for (let i = 0; i < this.extraCount; i++) this.slab.free(this.extra[i]);
+    this.extraCount = 0;
+  };
+
+  /** L3 modes: an IPv4 packet from the TUN. */
+  private txPacket(slot: number, off: number, len: number): number {
+    const ip = this.ip;
+    const code = ipv4Parse(this.u8, off, len, ip);
+    if (code !== Drop.None) return code;
+    const route = this.routes.lookup(ip.dst);
+    if (route === undefined) return Drop.NoRoute;
+    if (this.o.mode === MODE_IPIP) {
+      const remote = route.remote || route.gateway;
+      if (remote === 0) return Drop.NoRoute;
+      const start = ipipEncap(
+        this.u8,
+        off,
+        ip.totalLen,
+        this.o.localIp,
+        remote,
+        this.o.ttl,
+        this.o.tos,
+        this.o.df,
+        this.nextId(),
+      );
+      if (start < 0) return -start;
+      this.toUnderlay.push(slot, start, ip.totalLen + IPV4_HDR_LEN, remote, 0);
+      this.stats.counters[C.encap_packets]++;
+      return Drop.None;
+    }
+    // flannel's model: route via the peer's VTEP address (onlink), whose permanent
+    // neighbour entry gives the VTEP MAC, whose FDB entry gives the node's address.
+    const hop = route.gateway || ip.dst;
+    const mac = this.neigh.resolve(hop);
+    if (mac < 0) return Drop.NoNeigh;
+    const fe = this.fdb.lookup(mac);
+    if (fe === undefined) return Drop.NoFdb;
+    const start = vxlanEncapL3(this.u8, off, ip.totalLen, fe.vni, this.o.vtepMac, mac);
+    if (start < 0) return -start;
+    return this.pushVxlan(slot, start, ip.totalLen + VXLAN_L3_HEADROOM, off, fe.remote, fe.port);
+  }
+
+  /** vxlan-l2: an Ethernet frame from the TAP (a bridge port). */
+  private txFrame(slot: number, off: number, len: number): number {
+    const eth = this.eth;
+    const code = ethernetParse(this.u8, off, len, eth);
+    if (code !== Drop.None) return code;
+    if (isMulticastMac(eth.dst)) {
+      if (eth.ethertype === ETHERTYPE_ARP && this.o.proxyArp && this.proxyArp(slot, off, eth)) {
+        return Drop.None;
+      }
+      return this.flood(slot, off, len, eth);
+    }
+    const fe = this.fdb.lookup(eth.dst);
+    if (fe === undefined) return this.flood(slot, off, len, eth);
+    const start = vxlanEncapL2(this.u8, off, fe.vni);
+    if (start < 0) return -start;
+    return this.pushVxlan(slot, start, len + 8, this.innerIpOff(eth), fe.remote, fe.port);
+  }
+
+  /**
+   * Answer an ARP request from the neighbour table, as the kernel's vxlan `proxy` does,
+   * instead of flooding it to every remote. Unlike the kernel (which then drops the
+   * request), a miss falls through to flooding so resolution still works without
+   * a programmed entry.
+   */
+  private proxyArp(slot: number, off: number, eth: EthernetInfo): boolean {
+    const arp = this.arp;
+    if (arpParse(this.u8, eth.payloadOff, eth.payloadLen, arp) !== Drop.None) return false;
+    if (arp.op !== ARP_OP_REQUEST) return false;
+    const mac = this.neigh.resolve(arp.tpa);
+    if (mac < 0) return false;
+    arpRequestToReply(this.u8, eth.payloadOff, mac);
+    ethernetReplyHeader(this.u8, off, mac);
+    this.toDevice.push(slot, off, eth.payloadOff + 28 - off, 0, 0);
+    this.stats.counters[C.arp_proxied]++;
+    return true;
+  }
+
+  /** Head-end replication to every all-zeros FDB remote; the first copy is the original. */
+  private flood(slot: number, off: number, len: number, eth: EthernetInfo): number {
+    const remotes = this.fdb.floodList();
+    const n = remotes.length;
+    if (n === 0) return Drop.NoFdb;
+    const innerIp = this.innerIpOff(eth);
+    for (let r = 1; r < n; r++) {
+      if (this.toUnderlay.count + 1 >= this.toUnderlay.capacity) this.flushUnderlay();
+      const copy = this.slab.alloc();
+      if (copy < 0) {
+        this.drop(Drop.PoolExhausted);
+        continue;
+      }
+      this.extra[this.extraCount++] = copy;
+      const copyOff = copy * this.slab.slotSize + (off - slot * this.slab.slotSize);
+      this.u8.copyWithin(copyOff, off, off + len);
+      const start = vxlanEncapL2(this.u8, copyOff, this.o.vni);
+      const ipOff = innerIp < 0 ? -1 : copyOff + (innerIp - off);
+      this.pushVxlan(copy, start, len + 8, ipOff, remotes[r], this.o.port);
+      this.stats.counters[C.flood_copies]++;
+    }
+    const start = vxlanEncapL2(this.u8, off, this.o.vni);
+    return this.pushVxlan(slot, start, len + 8, innerIp, remotes[0], this.o.port);
+  }
+
+  private innerIpOff(eth: EthernetInfo): number {
+    return eth.ethertype === ETHERTYPE_IPV4 ? eth.payloadOff : -1;
+  }
+
+  /**
+   * Outer IPv4 + UDP in front of a VXLAN packet at [start, start+len); `innerIp` is the
+   * inner IPv4 header (for inherited TTL/TOS/DF) or -1.
+   */
+  private pushVxlan(
+    slot: number,
+    start: number,
+    len: number,
+    innerIp: number,
+    remote: number,
+    port: number,
+  ): number {
+    const o = this.o;
+    const u8 = this.u8;
+    const udpOff = start - UDP_HDR_LEN;
+    const ipOff = udpOff - IPV4_HDR_LEN;
+    if (ipOff < slot * this.slab.slotSize) return Drop.NoHeadroom;
+    const inner = start + 8; // the inner Ethernet frame, for the flow hash
+    const sport = vxlanSourcePort(u8, inner, len - 8, o.sportLo, o.sportHi);
+    const innerTos = innerIp >= 0 ? u8[innerIp + IPV4_TOS] : 0;
+    const tos = o.tos === INHERIT ? innerTos : o.tos;
+    const ttl = o.ttl === INHERIT ? (innerIp >= 0 ? u8[innerIp + IPV4_TTL] : 64) : o.ttl;
+    const innerDf = innerIp >= 0 && ((u8[innerIp + IPV4_FLAGS_FRAG] << 8) & IPV4_DF) !== 0;
+    const df = o.df === DfPolicy.Set || (o.df === DfPolicy.Copy && innerDf);
+    const total = len + UDP_HDR_LEN + IPV4_HDR_LEN;
+    ipv4Write(
+      u8,
+      ipOff,
+      tos,
+      total,
+      this.nextId(),
+      df ? IPV4_DF : 0,
+      ttl,
+      IPPROTO_UDP,
+      o.localIp,
+      remote,
+    );
+    udpWrite(u8, udpOff, sport, port, len + UDP_HDR_LEN);
+    this.toUnderlay.push(slot, ipOff, total, remote, 0);
+    this.stats.counters[C.encap_packets]++;
+    return Drop.None;
+  }
+
+  private nextId(): number {
+    this.ipId = (this.ipId + 1) & 0xffff;
+    return this.ipId;
+  }
+
+  private flushUnderlay(): void {
+    const b = this.toUnderlay;
+    if (b.count === 0) return;
+    const c = this.stats.counters;
+    const sent = this.underlay.sendBatch(b, 0, b.count);
+    c[C.underlay_tx_batches]++;
+    c[C.underlay_tx_packets] += sent;
+    for (let i = 0; i < sent; i++) c[C.underlay_tx_bytes] += b.len[i];
+    if (sent < b.count) this.stats.drops[Drop.SendError] += b.count - sent;
+    b.clear();
+  }
+
+  private flushDevice(): void {
+    const b = this.toDevice;
+    if (b.count === 0) return;
+    const c = this.stats.counters;
+    const written = this.device.sendBatch(b, 0, b.count);
+    c[C.tun_tx_packets] += written;
+    for (let i = 0; i < written; i++) c[C.tun_tx_bytes] += b.len[i];
+    if (written < b.count) c[C.tun_write_errors] += b.count - written;
+    b.clear();
+  }
+
+  // ---------------------------------------------------------------- underlay -> device
+
+  /** A batch received from the underlay socket. Bound once, handed to the reader. */
+  readonly fromUnderlay = (b: Batch): void => {
+    const c = this.stats.counters;
+    c[C.underlay_rx_batches]++;
+    const n = b.count;
+    const dev = this.toDevice;
+    for (let i = 0; i < n; i++) {
+      c[C.underlay_rx_packets]++;
+      c[C.underlay_rx_bytes] += b.len[i];
+      if (this.allow !== undefined && !this.allow.has(b.addr[i])) {
+        this.drop(Drop.PeerNotAllowed);
+        continue;
+      }
+      const code =
+        this.o.mode === MODE_IPIP
+          ? this.rxIpip(b.slot[i], b.off[i], b.len[i])
+          : this.rxVxlan(b.slot[i], b.off[i], b.len[i], b.addr[i]);
+      if (code !== Drop.None) this.drop(code);
+      if (dev.count === dev.capacity) this.flushDevice();
+    }
+    this.flushDevice();
+    b.freeSlots(this.slab, 0, n);
+  };
+
+  private rxVxlan(slot: number, off: number, len: number, from: number): number {
+    const vx = this.vx;
+    let code = vxlanDecap(this.u8, off, len, vx);
+    if (code !== Drop.None) return code;
+    if (vx.vni !== this.o.vni) return Drop.UnknownVni;
+    const eth = this.eth;
+    code = ethernetParse(this.u8, vx.innerOff, vx.innerLen, eth);
+    if (code !== Drop.None) return code;
+    if (this.o.mode === MODE_VXLAN_L2) {
+      if (this.o.learning) {
+        const learned = this.fdb.learn(readMac(this.u8, vx.innerOff + ETH_SRC), from);
+        if (learned === Learn.StaticConflict) return Drop.PeerNotAllowed;
+        if (learned === Learn.Created) this.stats.counters[C.fdb_learned]++;
+      }
+      this.toDevice.push(slot, vx.innerOff, vx.innerLen, 0, 0);
+    } else {
+      // flannel mode carries IP only; the TUN takes the packet without its Ethernet header.
+      if (eth.ethertype === ETHERTYPE_IPV4) {
+        code = ipv4Parse(this.u8, eth.payloadOff, eth.payloadLen, this.ip);
+        if (code !== Drop.None) return code;
+        this.toDevice.push(slot, eth.payloadOff, this.ip.totalLen, 0, 0);
+      } else if (eth.ethertype === ETHERTYPE_IPV6) {
+        this.toDevice.push(slot, eth.payloadOff, eth.payloadLen, 0, 0);
+      } else {
+        return Drop.UnsupportedEthertype;
+      }
+    }
+    this.stats.counters[C.decap_packets]++;
+    return Drop.None;
+  }
+
+  private rxIpip(slot: number, off: number, len: number): number {
+    const info = this.ipip;
+    const code = ipipDecap(this.u8, off, len, info);
+    if (code !== Drop.None) return code;
+    this.toDevice.push(slot, info.innerOff, info.innerLen, 0, 0);
+    this.stats.counters[C.decap_packets]++;
+    return Drop.None;
+  }
+}

@@ -1,0 +1,54 @@
+// Acceptance 1 of the forwarding engine: vxtun in `vxlan` mode on node A talks to the
+// Linux kernel's vxlan on node B, programmed the way flanneld programs flannel.1.
+import t from "tap";
+import { addFlannelPeer, addKernelVxlan } from "../../src/lab/kernel-vxlan.js";
+import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
+import { buildUnderlay } from "../../src/lab/underlay.js";
+import { startVxtun } from "../lib/vxtun.js";
+
+const MAC_A = "02:00:00:00:01:01";
+const MAC_B = "02:00:00:00:02:01";
+
+t.test("vxtun vxlan <-> kernel vxlan (flannel-style)", async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const lab = await NetnsLab.create(t);
+  const [a, b] = (await buildUnderlay(lab, 2)).nodes;
+  // Node B: the kernel, as flanneld would program it.
+  const dev = await addKernelVxlan({
+    ns: b.ns,
+    local: b.address,
+    underlayDev: b.dev,
+    vtepIp: "10.244.2.0",
+    vtepMac: MAC_B,
+  });
+  await addFlannelPeer(b.ns, dev, {
+    subnet: "10.244.1.0/24",
+    vtepIp: "10.244.1.0",
+    vtepMac: MAC_A,
+    publicIp: a.address,
+  });
+  // "Pods": an address per node on loopback.
+  await runOk(["ip", "-n", a.ns, "addr", "add", "10.244.1.1/32", "dev", "lo"]);
+  await runOk(["ip", "-n", b.ns, "addr", "add", "10.244.2.1/32", "dev", "lo"]);
+  // Node A: vxtun.
+  const vx = await startVxtun(lab, a.ns, {
+    name: "a",
+    mode: "vxlan",
+    local: { address: a.address },
+    device: { name: "vxtun0", address: "10.244.1.0/32", vtepMac: MAC_A },
+    peers: [{ address: b.address, subnet: "10.244.2.0/24", vtepMac: MAC_B }],
+  });
+  t.teardown(vx.stop);
+
+  const ping = (ns: string, src: string, dst: string) =>
+    lab.exec(ns, ["ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", src, dst]);
+  const ab = await ping(a.ns, "10.244.1.1", "10.244.2.1");
+  t.equal(ab.code, 0, `A -> B ping through vxtun and kernel vxlan\n${ab.stdout}`);
+  const ba = await ping(b.ns, "10.244.2.1", "10.244.1.1");
+  t.equal(ba.code, 0, `B -> A ping\n${ba.stdout}`);
+
+  const stats = (await vx.call("stats")) as { counters: Record<string, number> };
+  t.ok(stats.counters.encap_packets >= 6, "vxtun encapsulated the pings and replies");
+  t.ok(stats.counters.decap_packets >= 6, "vxtun decapsulated the kernel's packets");
+  if (ab.code !== 0) t.comment(vx.output());
+});
