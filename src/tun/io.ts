@@ -99,6 +99,14 @@ export abstract class IoEndpoint implements SlabWaiter {
     );
   }
 
+  /** End reading; startReading() may be called again (e.g. with another handler). */
+  stopReading(): void {
+    if (this.isClosed || !this.batch) return;
+    this.io.stop();
+    this.batch = undefined;
+    this.onErr = undefined;
+  }
+
   /** Stop polling (packets queue in the kernel) until resume(). */
   pause(): void {
     if (!this.isClosed) this.io.pause();

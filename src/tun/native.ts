@@ -20,6 +20,7 @@ export interface NativeIo {
     maxBatch: number,
     onBatch: (count: number) => void,
   ): void;
+  stop(): void;
   pause(): void;
   resume(): void;
   wake(): void;

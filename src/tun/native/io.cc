@@ -37,6 +37,7 @@ Napi::Function Io::Init(Napi::Env env) {
   return DefineClass(env, "Io",
                      {
                          InstanceMethod<&Io::Start>("start"),
+                         InstanceMethod<&Io::Stop>("stop"),
                          InstanceMethod<&Io::Pause>("pause"),
                          InstanceMethod<&Io::Resume>("resume"),
                          InstanceMethod<&Io::Wake>("wake"),
@@ -189,6 +190,22 @@ void Io::StartPoll() {
 void Io::StopPoll() {
   if (poll_ != nullptr && polling_) uv_poll_stop(poll_);
   polling_ = false;
+}
+
+// stop(): end reading (start() may be called again with another batch/handler).
+Napi::Value Io::Stop(const Napi::CallbackInfo& info) {
+  StopPoll();
+  reading_ = false;
+  starved_ = false;
+  paused_ = false;
+  if (refd_) {
+    refd_ = false;
+    Napi::ObjectWrap<Io>::Unref();
+  }
+  // Drop the arrays and handler of this reading session; [0..1] are slab and stats.
+  if (keep_.size() > 2) keep_.resize(2);
+  onBatch_.Reset();
+  return info.Env().Undefined();
 }
 
 Napi::Value Io::Pause(const Napi::CallbackInfo& info) {

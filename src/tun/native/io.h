@@ -55,6 +55,7 @@ class Io : public Napi::ObjectWrap<Io> {
  private:
   // JS methods.
   Napi::Value Start(const Napi::CallbackInfo& info);
+  Napi::Value Stop(const Napi::CallbackInfo& info);
   Napi::Value Pause(const Napi::CallbackInfo& info);
   Napi::Value Resume(const Napi::CallbackInfo& info);
   Napi::Value Wake(const Napi::CallbackInfo& info);
