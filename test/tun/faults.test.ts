@@ -4,7 +4,7 @@ import t from "tap";
 import { parseIpv4 } from "../../src/encap/addr.js";
 import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 import { Batch } from "../../src/tun/batch.js";
-import { Device, validateIfName } from "../../src/tun/device.js";
+import { Device, TUN_F, validateIfName } from "../../src/tun/device.js";
 import { addrAdd, ip, linkDel, linkSetUp, linkShow } from "../../src/tun/iproute.js";
 import type { ErrnoError } from "../../src/tun/native.js";
 import { withNetns } from "../../src/tun/netns.js";
@@ -56,6 +56,50 @@ t.test("offload probe reports what this kernel accepts", async (t) => {
     "probe device gone with its fd",
   );
 });
+
+t.test(
+  "multi-queue and vnet header: queues share a name, reads carry virtio_net_hdr",
+  async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const lab = await NetnsLab.create(t);
+    const ns = await lab.addNs("mq");
+    const slab = new Slab({ count: 64 });
+    const [q0, q1] = withNetns(ns, () => [
+      Device.open({ kind: "tun", name: "vxtmq0", slab, multiQueue: true, vnetHdr: true }),
+      Device.open({ kind: "tun", name: "vxtmq0", slab, multiQueue: true, vnetHdr: true }),
+    ]);
+    t.teardown(() => {
+      q0.close();
+      q1.close();
+    });
+    t.equal(q1.name, q0.name, "second queue attached to the same device");
+    t.ok(q0.trySetOffload(TUN_F.CSUM | TUN_F.TSO4 | TUN_F.TSO6), "TSO accepted on a vnet TUN");
+    q1.trySetOffload(TUN_F.CSUM | TUN_F.TSO4 | TUN_F.TSO6);
+    await addrAdd(ns, q0.name, "10.244.4.1/24");
+    await linkSetUp(ns, q0.name);
+    const sock = withNetns(ns, () => UdpSocket.open({ slab, addr: parseIpv4("10.244.4.1")! }));
+    t.teardown(() => sock.close());
+    let v4 = 0;
+    const onBatch = (b: Batch) => {
+      for (let i = 0; i < b.count; i++) {
+        // 10-byte virtio_net_hdr first, then the IPv4 packet.
+        if (b.len[i] > 30 && slab.u8[b.off[i] + 10] === 0x45) v4++;
+        slab.free(b.slot[i]);
+      }
+    };
+    q0.startReading(new Batch(16), onBatch, (e) => t.fail(e.message));
+    q1.startReading(new Batch(16), onBatch, (e) => t.fail(e.message));
+    const tx = new Batch(16);
+    for (let port = 1000; port < 1016; port++) {
+      // Different ports: flows hash onto both queues.
+      const slot = slab.alloc();
+      tx.push(slot, slab.dataOffset(slot), 32, parseIpv4("10.244.4.2")!, port);
+    }
+    t.equal(sock.sendBatch(tx), 16);
+    tx.freeSlots(slab);
+    t.ok(await waitFor(() => v4 === 16), `16 packets behind a vnet header across queues (${v4})`);
+  },
+);
 
 t.test("device deleted under a reader: error callback, reader stops, no crash", async (t) => {
   if (skipUnlessRoot(t)) return;
