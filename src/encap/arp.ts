@@ -1,6 +1,6 @@
 // ARP for IPv4 over Ethernet (RFC 826); anything else is not ours to answer.
 
-import { readIpv4, readMac, writeIpv4, writeMac } from "./addr.js";
+import { writeIpv4, writeMac } from "./addr.js";
 import { read16, write16 } from "./bytes.js";
 import { Drop } from "./drop.js";
 
@@ -45,10 +45,23 @@ export function arpParse(buf: Uint8Array, off: number, len: number, out: ArpInfo
   const op = read16(buf, off + ARP_OP);
   if (op !== ARP_OP_REQUEST && op !== ARP_OP_REPLY) return Drop.ArpBadOp;
   out.op = op;
-  out.sha = readMac(buf, off + ARP_SHA);
-  out.spa = readIpv4(buf, off + ARP_SPA);
-  out.tha = readMac(buf, off + ARP_THA);
-  out.tpa = readIpv4(buf, off + ARP_TPA);
+  // Inlined reads: see ethernetParse (no boxed doubles returned from calls).
+  let o = off + ARP_SHA;
+  out.sha =
+    buf[o] * 0x10000000000 +
+    buf[o + 1] * 0x100000000 +
+    buf[o + 2] * 0x1000000 +
+    ((buf[o + 3] << 16) | (buf[o + 4] << 8) | buf[o + 5]);
+  o = off + ARP_SPA;
+  out.spa = ((buf[o] << 24) | (buf[o + 1] << 16) | (buf[o + 2] << 8) | buf[o + 3]) >>> 0;
+  o = off + ARP_THA;
+  out.tha =
+    buf[o] * 0x10000000000 +
+    buf[o + 1] * 0x100000000 +
+    buf[o + 2] * 0x1000000 +
+    ((buf[o + 3] << 16) | (buf[o + 4] << 8) | buf[o + 5]);
+  o = off + ARP_TPA;
+  out.tpa = ((buf[o] << 24) | (buf[o + 1] << 16) | (buf[o + 2] << 8) | buf[o + 3]) >>> 0;
   return Drop.None;
 }
 

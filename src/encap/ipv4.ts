@@ -101,8 +101,11 @@ export function ipv4Parse(
   out.fragOff = (ff & IPV4_FRAG_MASK) * 8;
   out.ttl = buf[off + IPV4_TTL];
   out.protocol = buf[off + IPV4_PROTOCOL];
-  out.src = readIpv4(buf, off + IPV4_SRC);
-  out.dst = readIpv4(buf, off + IPV4_DST);
+  // Inlined: an address >= 64.0.0.0 is outside Smi range, and a double returned from a
+  // call the optimizer did not inline is boxed (one allocation per packet).
+  const a = off + IPV4_SRC;
+  out.src = ((buf[a] << 24) | (buf[a + 1] << 16) | (buf[a + 2] << 8) | buf[a + 3]) >>> 0;
+  out.dst = ((buf[a + 4] << 24) | (buf[a + 5] << 16) | (buf[a + 6] << 8) | buf[a + 7]) >>> 0;
   out.payloadOff = off + hdrLen;
   out.payloadLen = totalLen - hdrLen;
   return Drop.None;
@@ -137,6 +140,28 @@ export function ipv4Write(
   writeIpv4(buf, off + IPV4_DST, dst);
   write16(buf, off + IPV4_CHECKSUM, internetChecksum(buf, off, IPV4_HDR_LEN));
   return off + IPV4_HDR_LEN;
+}
+
+/**
+ * Pseudo-header sum for UDP/TCP read straight from the header at `ipOff`: 16-bit words
+ * only, so unlike pseudoHeaderSum(src, dst, ...) no 32-bit address (a double above
+ * 2^30) has to be passed into a call, which would box it on a hot path.
+ */
+export function ipv4PseudoHeaderSum(
+  buf: Uint8Array,
+  ipOff: number,
+  protocol: number,
+  length: number,
+): number {
+  const a = ipOff + IPV4_SRC;
+  return (
+    read16(buf, a) +
+    read16(buf, a + 2) +
+    read16(buf, a + 4) +
+    read16(buf, a + 6) +
+    protocol +
+    length
+  );
 }
 
 /** Recompute the header checksum after fields were changed directly. */

@@ -2,6 +2,8 @@
 // through a UDP socket where the kernel writes these; this is for raw paths, captures
 // and tests.
 
+import { read16, write16 } from "./bytes.js";
+import { checksumFold, checksumSum } from "./checksum.js";
 import { Drop } from "./drop.js";
 import {
   ETH_HDR_LEN,
@@ -13,9 +15,12 @@ import {
 } from "./ethernet.js";
 import {
   IPPROTO_UDP,
+  IPV4_CHECKSUM,
   IPV4_DF,
+  IPV4_DST,
   IPV4_HDR_LEN,
   IPV4_MAX_LEN,
+  IPV4_SRC,
   type Ipv4Info,
   ipv4Parse,
   ipv4Write,
@@ -23,10 +28,10 @@ import {
 } from "./ipv4.js";
 import {
   newUdpInfo,
+  UDP_CHECKSUM,
   UDP_HDR_LEN,
   type UdpInfo,
-  udpChecksumOk,
-  udpFillChecksum,
+  udpChecksumOkIp,
   udpParse,
   udpWrite,
 } from "./udp.js";
@@ -81,7 +86,11 @@ export function outerEncapUdp(
   if (udpLen + IPV4_HDR_LEN > IPV4_MAX_LEN) return -Drop.TooBig;
   const ipOff = off + ETH_HDR_LEN;
   const udpOff = ipOff + IPV4_HDR_LEN;
+  const src = p.srcIp;
+  const dst = p.dstIp;
   ethernetWrite(buf, off, p.dstMac, p.srcMac, ETHERTYPE_IPV4);
+  // Addresses are written here rather than passed to ipv4Write/udpFillChecksum: a
+  // uint32 above 2^30 read from `p` would be boxed (allocated) for each such call.
   ipv4Write(
     buf,
     ipOff,
@@ -91,11 +100,32 @@ export function outerEncapUdp(
     p.df ? IPV4_DF : 0,
     p.ttl,
     IPPROTO_UDP,
-    p.srcIp,
-    p.dstIp,
+    0,
+    0,
   );
+  buf[ipOff + IPV4_SRC] = src >>> 24;
+  buf[ipOff + IPV4_SRC + 1] = (src >>> 16) & 0xff;
+  buf[ipOff + IPV4_SRC + 2] = (src >>> 8) & 0xff;
+  buf[ipOff + IPV4_SRC + 3] = src & 0xff;
+  buf[ipOff + IPV4_DST] = dst >>> 24;
+  buf[ipOff + IPV4_DST + 1] = (dst >>> 16) & 0xff;
+  buf[ipOff + IPV4_DST + 2] = (dst >>> 8) & 0xff;
+  buf[ipOff + IPV4_DST + 3] = dst & 0xff;
+  // The header summed to a checksum with zero addresses: add them in (RFC 1624).
+  const hsum =
+    (~read16(buf, ipOff + IPV4_CHECKSUM) & 0xffff) +
+    (src >>> 16) +
+    (src & 0xffff) +
+    (dst >>> 16) +
+    (dst & 0xffff);
+  write16(buf, ipOff + IPV4_CHECKSUM, ~checksumFold(hsum) & 0xffff);
   udpWrite(buf, udpOff, p.srcPort, p.dstPort, udpLen);
-  if (p.udpChecksum) udpFillChecksum(buf, udpOff, udpLen, p.srcIp, p.dstIp);
+  if (p.udpChecksum) {
+    const pseudo =
+      (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + IPPROTO_UDP + udpLen;
+    const c = ~checksumFold(checksumSum(buf, udpOff, udpLen, pseudo)) & 0xffff;
+    write16(buf, udpOff + UDP_CHECKSUM, c === 0 ? 0xffff : c);
+  }
   return off;
 }
 
@@ -138,7 +168,7 @@ export function outerDecapUdpIp(buf: Uint8Array, off: number, len: number, out: 
   if (ip.protocol !== IPPROTO_UDP) return Drop.Ipv4BadProtocol;
   code = udpParse(buf, ip.payloadOff, ip.payloadLen, out.udp);
   if (code !== Drop.None) return code;
-  if (!udpChecksumOk(buf, ip.payloadOff, out.udp.length, ip.src, ip.dst)) {
+  if (!udpChecksumOkIp(buf, ip.payloadOff, out.udp.length, off)) {
     return Drop.UdpBadChecksum;
   }
   out.payloadOff = out.udp.payloadOff;

@@ -3,7 +3,7 @@
 import { read16, write16, write32 } from "./bytes.js";
 import { checksumFold, checksumSum, internetChecksum, pseudoHeaderSum } from "./checksum.js";
 import { Drop } from "./drop.js";
-import { IPPROTO_TCP } from "./ipv4.js";
+import { IPPROTO_TCP, ipv4PseudoHeaderSum } from "./ipv4.js";
 
 export const TCP_SRC_PORT = 0;
 export const TCP_DST_PORT = 2;
@@ -95,4 +95,27 @@ export function tcpChecksumOk(
 ): boolean {
   const sum = checksumSum(buf, off, segLen, pseudoHeaderSum(src, dst, IPPROTO_TCP, segLen));
   return checksumFold(sum) === 0xffff;
+}
+
+/** tcpChecksumOk with the addresses taken from the IPv4 header at `ipOff` (hot path). */
+export function tcpChecksumOkIp(
+  buf: Uint8Array,
+  off: number,
+  segLen: number,
+  ipOff: number,
+): boolean {
+  const sum = checksumSum(buf, off, segLen, ipv4PseudoHeaderSum(buf, ipOff, IPPROTO_TCP, segLen));
+  return checksumFold(sum) === 0xffff;
+}
+
+/** tcpFillChecksum with the addresses taken from the IPv4 header at `ipOff`. */
+export function tcpFillChecksumIp(
+  buf: Uint8Array,
+  off: number,
+  segLen: number,
+  ipOff: number,
+): void {
+  write16(buf, off + TCP_CHECKSUM, 0);
+  const sum = checksumSum(buf, off, segLen, ipv4PseudoHeaderSum(buf, ipOff, IPPROTO_TCP, segLen));
+  write16(buf, off + TCP_CHECKSUM, ~checksumFold(sum) & 0xffff);
 }

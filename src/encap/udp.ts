@@ -3,7 +3,7 @@
 import { read16, write16 } from "./bytes.js";
 import { checksumFold, checksumSum, pseudoHeaderSum } from "./checksum.js";
 import { Drop } from "./drop.js";
-import { IPPROTO_UDP } from "./ipv4.js";
+import { IPPROTO_UDP, ipv4PseudoHeaderSum } from "./ipv4.js";
 
 export const UDP_SRC_PORT = 0;
 export const UDP_DST_PORT = 2;
@@ -93,4 +93,31 @@ export function udpChecksumOk(
   if (read16(buf, off + UDP_CHECKSUM) === 0) return true;
   const sum = checksumSum(buf, off, length, pseudoHeaderSum(src, dst, IPPROTO_UDP, length));
   return checksumFold(sum) === 0xffff;
+}
+
+/**
+ * udpChecksumOk with the addresses taken from the IPv4 header at `ipOff` (hot path:
+ * nothing is boxed).
+ */
+export function udpChecksumOkIp(
+  buf: Uint8Array,
+  off: number,
+  length: number,
+  ipOff: number,
+): boolean {
+  if (read16(buf, off + UDP_CHECKSUM) === 0) return true;
+  const sum = checksumSum(buf, off, length, ipv4PseudoHeaderSum(buf, ipOff, IPPROTO_UDP, length));
+  return checksumFold(sum) === 0xffff;
+}
+
+/** udpFillChecksum with the addresses taken from the IPv4 header at `ipOff`. */
+export function udpFillChecksumIp(
+  buf: Uint8Array,
+  off: number,
+  length: number,
+  ipOff: number,
+): void {
+  const sum = checksumSum(buf, off, length, ipv4PseudoHeaderSum(buf, ipOff, IPPROTO_UDP, length));
+  const c = ~checksumFold(sum - read16(buf, off + UDP_CHECKSUM)) & 0xffff;
+  write16(buf, off + UDP_CHECKSUM, c === 0 ? 0xffff : c);
 }

@@ -5,7 +5,7 @@
 // Reserved bits are written zero and ignored on receive, as the RFC says. (Linux's
 // vxlan driver is stricter and drops frames with unknown flag bits; we don't.)
 
-import { read16, read32, write16 } from "./bytes.js";
+import { read16, write16 } from "./bytes.js";
 import { Drop } from "./drop.js";
 import {
   ETH_DST,
@@ -144,6 +144,11 @@ function hasPorts(proto: number): boolean {
   );
 }
 
+/** Big-endian 32-bit word as a signed int32 (stays unboxed across calls). */
+function i32(buf: Uint8Array, off: number): number {
+  return (buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3];
+}
+
 function mix(h: number, k: number): number {
   k = Math.imul(k, 0xcc9e2d51);
   k = (k << 15) | (k >>> 17);
@@ -159,11 +164,17 @@ function fmix(h: number): number {
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
-  return h >>> 0;
+  return h;
 }
 
 /** 32-bit flow hash of the inner frame at buf[off..off+len). */
 export function vxlanFlowHash(buf: Uint8Array, off: number, len: number): number {
+  return flowHash(buf, off, len) >>> 0;
+}
+
+// Returns the hash as a signed int32: unsigned values above 2^30 would be boxed when
+// returned from a call that is not inlined.
+function flowHash(buf: Uint8Array, off: number, len: number): number {
   if (len < ETH_HDR_LEN) return 0;
   let type = read16(buf, off + ETH_TYPE);
   let l3 = off + ETH_HDR_LEN;
@@ -176,8 +187,8 @@ export function vxlanFlowHash(buf: Uint8Array, off: number, len: number): number
     const ihl = (buf[l3] & 0x0f) * 4;
     const proto = buf[l3 + 9];
     const frag = read16(buf, l3 + 6) & 0x3fff;
-    let a = mix(0x4, read32(buf, l3 + 12));
-    let b = mix(0x4, read32(buf, l3 + 16));
+    let a = mix(0x4, i32(buf, l3 + 12));
+    let b = mix(0x4, i32(buf, l3 + 16));
     if (frag === 0 && ihl >= 20 && l3len >= ihl + 4 && hasPorts(proto)) {
       a = mix(a, read16(buf, l3 + ihl));
       b = mix(b, read16(buf, l3 + ihl + 2));
@@ -189,8 +200,8 @@ export function vxlanFlowHash(buf: Uint8Array, off: number, len: number): number
     let a = 0x6;
     let b = 0x6;
     for (let i = 0; i < 16; i += 4) {
-      a = mix(a, read32(buf, l3 + 8 + i));
-      b = mix(b, read32(buf, l3 + 24 + i));
+      a = mix(a, i32(buf, l3 + 8 + i));
+      b = mix(b, i32(buf, l3 + 24 + i));
     }
     // Extension headers are not walked: their flows hash on addresses only.
     if (l3len >= 44 && hasPorts(nh)) {
@@ -199,9 +210,9 @@ export function vxlanFlowHash(buf: Uint8Array, off: number, len: number): number
     }
     return fmix(mix((a + b) | 0, nh));
   }
-  let a = mix(0, read32(buf, off + ETH_DST));
+  let a = mix(0, i32(buf, off + ETH_DST));
   a = mix(a, read16(buf, off + ETH_DST + 4));
-  let b = mix(0, read32(buf, off + ETH_SRC));
+  let b = mix(0, i32(buf, off + ETH_SRC));
   b = mix(b, read16(buf, off + ETH_SRC + 4));
   return fmix(mix((a + b) | 0, type));
 }
@@ -214,7 +225,7 @@ export function vxlanSourcePort(
   lo: number,
   hi: number,
 ): number {
-  const h = vxlanFlowHash(buf, innerEthOff, innerLen);
+  const h = flowHash(buf, innerEthOff, innerLen) >>> 0;
   // Multiply-shift like the kernel's ((u64)hash * range) >> 32; exact in a double.
   return lo + Math.floor((h * (hi - lo + 1)) / 0x100000000);
 }

@@ -32,6 +32,7 @@ import {
 import {
   newTcpInfo,
   tcpChecksumOk,
+  tcpChecksumOkIp,
   tcpFillChecksum,
   tcpParse,
   tcpWrite,
@@ -39,6 +40,7 @@ import {
 import {
   newUdpInfo,
   udpChecksumOk,
+  udpChecksumOkIp,
   udpFillChecksum,
   udpParse,
   udpWrite,
@@ -59,7 +61,7 @@ import {
   vxlanL3Frame,
 } from "./packets.js";
 
-const RUNS = 400;
+const RUNS = 1000;
 
 /** A view that throws on any index outside [lo, hi): out-of-bounds reads become failures. */
 function guarded(buf: Uint8Array, lo: number, hi: number): Uint8Array {
@@ -128,6 +130,7 @@ const decoders: Record<string, Decoder> = {
     ip.protocol = ipip.inner.protocol;
     ip.payloadOff = ipip.inner.payloadOff;
     ip.payloadLen = ipip.inner.payloadLen;
+    ip.hdrLen = ipip.inner.hdrLen;
     return l4(b);
   },
   sourcePort: (b, o, l) => {
@@ -141,12 +144,20 @@ function l4(b: Uint8Array): number {
   if (ip.protocol === 17) {
     const c = udpParse(b, ip.payloadOff, ip.payloadLen, udp);
     if (c) return c;
-    return udpChecksumOk(b, ip.payloadOff, udp.length, ip.src, ip.dst) ? 0 : Drop.UdpBadChecksum;
+    const ok = udpChecksumOk(b, ip.payloadOff, udp.length, ip.src, ip.dst);
+    if (ok !== udpChecksumOkIp(b, ip.payloadOff, udp.length, ip.payloadOff - ip.hdrLen)) {
+      throw new Error("udpChecksumOkIp disagrees");
+    }
+    return ok ? 0 : Drop.UdpBadChecksum;
   }
   if (ip.protocol === 6) {
     const c = tcpParse(b, ip.payloadOff, ip.payloadLen, tcp);
     if (c) return c;
-    return tcpChecksumOk(b, ip.payloadOff, ip.payloadLen, ip.src, ip.dst) ? 0 : Drop.TcpBadChecksum;
+    const ok = tcpChecksumOk(b, ip.payloadOff, ip.payloadLen, ip.src, ip.dst);
+    if (ok !== tcpChecksumOkIp(b, ip.payloadOff, ip.payloadLen, ip.payloadOff - ip.hdrLen)) {
+      throw new Error("tcpChecksumOkIp disagrees");
+    }
+    return ok ? 0 : Drop.TcpBadChecksum;
   }
   if (ip.protocol === 1) return icmpParse(b, ip.payloadOff, ip.payloadLen, icmp);
   return 0;
