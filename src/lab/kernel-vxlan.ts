@@ -18,6 +18,8 @@ export interface KernelVxlanOptions {
   mtu?: number;
   /** vxlan-l2 style: no address, the device joins this bridge. */
   bridge?: string;
+  /** Learn remote MACs from received frames (flannel turns this off). */
+  learning?: boolean;
 }
 
 export async function addKernelVxlan(o: KernelVxlanOptions): Promise<string> {
@@ -40,6 +42,9 @@ export async function addKernelVxlan(o: KernelVxlanOptions): Promise<string> {
     "nolearning",
   );
   await ip("link", "set", dev, "address", o.vtepMac, "mtu", String(o.mtu ?? 1450));
+  // DESIGN.md §4: over veth the kernel would leave inner checksums for a NIC that
+  // isn't there; finishing them in software is what a real NIC would do.
+  await runOk(["ip", "netns", "exec", o.ns, "ethtool", "-K", o.underlayDev, "tx", "off"]);
   if (o.bridge) await ip("link", "set", dev, "master", o.bridge);
   else await ip("addr", "add", `${o.vtepIp}/32`, "dev", dev);
   await ip("link", "set", dev, "up");

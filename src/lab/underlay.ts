@@ -43,6 +43,9 @@ export async function buildUnderlay(lab: NetnsLab, count: number, mtu = 1500): P
       ["net.ipv4.ip_forward", "1"],
       ["net.ipv4.conf.all.rp_filter", "0"],
       ["net.ipv4.conf.default.rp_filter", "0"],
+      // An IPv4 lab: no router solicitations or MLD reports to muddy counters and FDBs.
+      ["net.ipv6.conf.all.disable_ipv6", "1"],
+      ["net.ipv6.conf.default.disable_ipv6", "1"],
     ]) {
       await lab.execOk(ns, ["sysctl", "-qw", `${k}=${v}`]);
     }

@@ -1,0 +1,131 @@
+// vxlan-l2: vxtun's TAP is a bridge port. Acceptance 2 (a kernel vxlan bridge port as
+// peer: ARP across, ping, learning and ageing) and acceptance 4 (three vxtun nodes:
+// head-end replication of broadcast; malformed and unknown-VNI packets at the UDP port
+// dropped and counted while traffic keeps flowing).
+import t from "tap";
+import { addKernelVxlan } from "../../src/lab/kernel-vxlan.js";
+import { NetnsLab as Lab, type NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
+import { buildUnderlay, type UnderlayNode } from "../../src/lab/underlay.js";
+import { startVxtun } from "../lib/vxtun.js";
+
+/** A bridge br0 with the node's overlay address 10.244.0.<i>/24: the "pod side". */
+async function bridge(n: UnderlayNode, i: number): Promise<void> {
+  await runOk(["ip", "-n", n.ns, "link", "add", "br0", "type", "bridge"]);
+  await runOk(["ip", "-n", n.ns, "link", "set", "br0", "mtu", "1450", "up"]);
+  await runOk(["ip", "-n", n.ns, "addr", "add", `10.244.0.${i}/24`, "dev", "br0"]);
+}
+
+function l2Config(n: UnderlayNode, peers: UnderlayNode[], extra: Record<string, unknown> = {}) {
+  return {
+    name: n.name,
+    mode: "vxlan-l2",
+    local: { address: n.address },
+    device: { name: "vxtap0", bridge: "br0" },
+    peers: peers.map((p) => ({ address: p.address })),
+    ...extra,
+  };
+}
+
+const ping = (lab: NetnsLab, ns: string, dst: string, extra: string[] = []) =>
+  lab.exec(ns, ["ping", "-c", "2", "-i", "0.2", "-W", "2", ...extra, dst]);
+
+t.test("vxtun vxlan-l2 <-> kernel vxlan bridge port", async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const lab = await Lab.create(t);
+  const [a, b] = (await buildUnderlay(lab, 2)).nodes;
+  await bridge(a, 1);
+  await bridge(b, 2);
+  const dev = await addKernelVxlan({
+    ns: b.ns,
+    local: b.address,
+    underlayDev: b.dev,
+    vtepIp: "0.0.0.0",
+    vtepMac: "02:00:00:00:02:01",
+    bridge: "br0",
+    learning: true,
+  });
+  await runOk([
+    "bridge",
+    "-n",
+    b.ns,
+    "fdb",
+    "append",
+    "00:00:00:00:00:00",
+    "dev",
+    dev,
+    "dst",
+    a.address,
+  ]);
+  const vx = await startVxtun(lab, a.ns, l2Config(a, [b], { fdb: { ageingSeconds: 2 } }));
+  t.teardown(vx.stop);
+
+  const r = await ping(lab, a.ns, "10.244.0.2");
+  t.equal(r.code, 0, `ARP resolves and ping crosses: ${r.stdout.split("\n").at(-2)}`);
+  const neigh = await lab.execOk(a.ns, ["ip", "neigh", "show", "10.244.0.2"]);
+  t.match(neigh, /lladdr/, "A learned B's bridge MAC through ARP over the tunnel");
+  const bMac = JSON.parse(await lab.execOk(b.ns, ["ip", "-j", "link", "show", "br0"]))[0].address;
+  const fdb = await vx.cli(["fdb", "show"]);
+  t.match(fdb.stdout, new RegExp(`${bMac} dst ${b.address}`), "B's MAC was learned in vxtun's FDB");
+  t.match(fdb.stdout, /00:00:00:00:00:00 dst 198\.18\.0\.2 self permanent/, "flood entry shown");
+  // Once B stops sending (its ARP re-probe of A comes ~5 s after the ping), the learned
+  // entry must disappear 2 s (the configured ageing time) later.
+  let aged = false;
+  for (let waited = 0; waited < 15_000 && !aged; waited += 500) {
+    await new Promise((res) => setTimeout(res, 500));
+    aged = !(await vx.cli(["fdb", "show"])).stdout.includes(bMac);
+  }
+  t.ok(aged, "the learned entry aged out");
+  const flood = await vx.cli(["fdb", "show"]);
+  t.match(flood.stdout, /00:00:00:00:00:00 dst 198\.18\.0\.2/, "static entries never age");
+});
+
+t.test("three vxtun vxlan-l2 nodes: replication, and bad packets counted", async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const lab = await Lab.create(t);
+  const nodes = (await buildUnderlay(lab, 3)).nodes;
+  const procs: Awaited<ReturnType<typeof startVxtun>>[] = [];
+  for (const [i, n] of nodes.entries()) {
+    await bridge(n, i + 1);
+    // Broadcast pings are answered only when this is off.
+    await lab.execOk(n.ns, ["sysctl", "-qw", "net.ipv4.icmp_echo_ignore_broadcasts=0"]);
+    const vx = await startVxtun(
+      lab,
+      n.ns,
+      l2Config(
+        n,
+        nodes.filter((p) => p !== n),
+      ),
+    );
+    t.teardown(vx.stop);
+    procs.push(vx);
+  }
+  const decap = async (i: number) =>
+    ((await procs[i].call("stats")) as { counters: Record<string, number> }).counters.decap_packets;
+  const before = [await decap(1), await decap(2)];
+  await lab.exec(nodes[0].ns, ["ping", "-b", "-c", "2", "-i", "0.2", "-W", "1", "10.244.0.255"]);
+  // ping stops at the first answers; give the slower node a moment to count its copy.
+  await new Promise((res) => setTimeout(res, 300));
+  t.ok((await decap(1)) > before[0], "the broadcast reached node 2");
+  t.ok((await decap(2)) > before[1], "the broadcast reached node 3");
+  const a = (await procs[0].call("stats")) as { counters: Record<string, number> };
+  t.ok(a.counters.flood_copies >= 1, "node 1 replicated the broadcast head-end");
+
+  // Garbage at node 1's VXLAN port, from node 2: bad flags, unknown VNI, truncated.
+  const send = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+frame = bytes.fromhex("ffffffffffff020000000099" + "0800") + bytes(28)
+for payload in [bytes(8) + frame, bytes.fromhex("0800000000006300") + frame, b"\\x08\\x00"]:
+    for _ in range(5):
+        s.sendto(payload, ("${nodes[0].address}", 8472))
+`;
+  await lab.execOk(nodes[1].ns, ["/usr/bin/python3", "-c", send]);
+  const r = await ping(lab, nodes[0].ns, "10.244.0.3");
+  t.equal(r.code, 0, "traffic keeps flowing");
+  const s = (await procs[0].call("stats")) as { drops: Record<string, number> };
+  t.equal(s.drops.vxlan_bad_flags, 5, "I flag clear: dropped as vxlan_bad_flags");
+  t.equal(s.drops.unknown_vni, 5, "VNI 99: dropped as unknown_vni");
+  t.equal(s.drops.vxlan_truncated, 5, "2-byte payload: dropped as vxlan_truncated");
+  const text = await procs[0].cli(["stats"]);
+  t.match(text.stdout, /unknown_vni\s+5/, "`vxtun stats` shows the drops by name");
+});
