@@ -271,7 +271,9 @@ void Io::ReadTun(uint32_t want) {
   uint32_t n = 0;
   const uint32_t capBytes = slotSize_ - headroom_;
   int fatalErr = 0;
-  while (n < want) {
+  // Bounded even when every read is dropped (oversized or uncopyable packets): at most
+  // 2 x want reads per readiness event, so one event never monopolises the loop.
+  for (uint32_t attempts = 0; n < want && attempts < 2 * want; attempts++) {
     uint32_t slot = stack_[top - 1];
     uint32_t off = slot * slotSize_ + headroom_;
     ssize_t r = read(fd_, slab_ + off, capBytes);
