@@ -22,7 +22,9 @@ import {
   vxlanDecap,
   vxlanEncapL2,
   vxlanEncapL3,
+  vxlanEncapL3Template,
   vxlanSourcePort,
+  vxlanWriteL3Template,
 } from "../../src/encap/vxlan.js";
 import { HEADROOM, innerIp, NODE_A, NODE_B, POD_A, POD_B, VTEP_A, VTEP_B } from "./packets.js";
 
@@ -44,6 +46,8 @@ const tc = innerIp(6, 36);
 const ii = innerIp(1, 36);
 const err = Buffer.alloc(200);
 const arpBuf = Buffer.alloc(28);
+const tpl = Buffer.alloc(22);
+vxlanWriteL3Template(tpl, 0, 7, VTEP_A, VTEP_B);
 
 // Small ints only: a module-level double would itself allocate per write.
 let acc = 0;
@@ -51,6 +55,7 @@ let acc = 0;
 function round(): void {
   // VXLAN L3 encap + full outer (raw path) + decap back down to L4.
   let off = vxlanEncapL3(u.buf, HEADROOM, u.len, 7, VTEP_A, VTEP_B);
+  acc ^= vxlanEncapL3Template(u.buf, HEADROOM, u.len, tpl, 0);
   acc ^= vxlanSourcePort(u.buf, off + 8, u.len + 14, 32768, 60998);
   const start = outerEncapUdp(u.buf, off, u.len + 22, params);
   acc ^= outerDecapUdp(u.buf, start, u.len + 64, out);

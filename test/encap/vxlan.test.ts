@@ -18,8 +18,10 @@ import {
   vxlanDecap,
   vxlanEncapL2,
   vxlanEncapL3,
+  vxlanEncapL3Template,
   vxlanFlowHash,
   vxlanSourcePort,
+  vxlanWriteL3Template,
 } from "../../src/encap/vxlan.js";
 import { hex, place, toHex } from "./helpers.js";
 
@@ -59,6 +61,20 @@ t.test("construct: L3 encap + outer headers equal scapy's frame", (t) => {
   t.equal(start, 0);
   t.equal(toHex(b), toHex(FULL));
   t.equal(FULL.length - INNER_IP.length - 14, VXLAN_OVERHEAD, "overhead excludes inner Ethernet");
+  t.end();
+});
+
+t.test("construct: L3 encap from a per-peer template gives the same bytes", (t) => {
+  const tpl = Buffer.alloc(30);
+  vxlanWriteL3Template(tpl, 3, 1, VTEP_A, VTEP_B);
+  const b = place(INNER_IP, 64);
+  t.equal(vxlanEncapL3Template(b, 64, INNER_IP.length, tpl, 3), 42);
+  t.equal(toHex(b, 42), toHex(FULL, 42));
+  const six = place(hex("6000000000081140"), 22, 32);
+  t.equal(vxlanEncapL3Template(six, 22, 40, tpl, 3), 0);
+  t.equal(six.readUInt16BE(20), ETHERTYPE_IPV6);
+  const tight = place(hex("6000000000081140"), 21, 32);
+  t.equal(vxlanEncapL3Template(tight, 21, 40, tpl, 3), -Drop.NoHeadroom);
   t.end();
 });
 
