@@ -103,6 +103,41 @@ export function vxlanEncapL3(
   return off;
 }
 
+/**
+ * Per-peer fast path: vxlanEncapL3 with the 22 header bytes (VXLAN + inner Ethernet)
+ * copied from a template made once with vxlanWriteL3Template. Passes no MAC (a 48-bit
+ * double, boxed per call when a call is not inlined) and only patches the ethertype.
+ */
+export function vxlanEncapL3Template(
+  buf: Uint8Array,
+  ipOff: number,
+  ipLen: number,
+  tpl: Uint8Array,
+  tplOff: number,
+): number {
+  if (ipLen < 1 || ipOff + ipLen > buf.length) return -Drop.Ipv4Truncated;
+  const ver = buf[ipOff] >>> 4;
+  const type = ver === 4 ? ETHERTYPE_IPV4 : ver === 6 ? ETHERTYPE_IPV6 : 0;
+  if (type === 0) return -Drop.Ipv4BadVersion;
+  const off = ipOff - VXLAN_L3_HEADROOM;
+  if (off < 0) return -Drop.NoHeadroom;
+  for (let i = 0; i < VXLAN_L3_HEADROOM - 2; i++) buf[off + i] = tpl[tplOff + i];
+  write16(buf, ipOff - 2, type);
+  return off;
+}
+
+/** Write the 22-byte template (VXLAN header + inner Ethernet) for vxlanEncapL3Template. */
+export function vxlanWriteL3Template(
+  tpl: Uint8Array,
+  tplOff: number,
+  vni: number,
+  srcMac: number,
+  dstMac: number,
+): void {
+  vxlanWrite(tpl, tplOff, vni);
+  ethernetWrite(tpl, tplOff + VXLAN_HDR_LEN, dstMac, srcMac, ETHERTYPE_IPV4);
+}
+
 /** Validate the VXLAN header at buf[off..off+len) (the UDP payload); no copy. */
 export function vxlanDecap(buf: Uint8Array, off: number, len: number, out: VxlanInfo): Drop {
   if (len < VXLAN_HDR_LEN + ETH_HDR_LEN) return Drop.VxlanTruncated;
