@@ -22,7 +22,9 @@ import {
   vxlanDecap,
   vxlanEncapL2,
   vxlanEncapL3,
+  vxlanEncapL3Template,
   vxlanSourcePort,
+  vxlanWriteL3Template,
 } from "../src/encap/vxlan.js";
 import { HEADROOM, innerIp, NODE_A, NODE_B, VTEP_A, VTEP_B } from "../test/encap/packets.js";
 
@@ -102,9 +104,21 @@ function add(name: string, fn: () => void): void {
   );
 }
 
+const tpl = Buffer.alloc(22);
+vxlanWriteL3Template(tpl, 0, 1, VTEP_A, VTEP_B);
+
 for (const size of [64, 1400]) {
   const a = slot(size);
   add(`VXLAN L3 encap (inner IP ${size} B, + source port)`, () => vxlanL3Encap(a));
+  const at = slot(size);
+  add(`VXLAN L3 encap from template (inner IP ${size} B, + source port)`, () => {
+    const off = vxlanEncapL3Template(at.buf, HEADROOM, at.len, tpl, 0);
+    sink =
+      (sink +
+        off +
+        vxlanSourcePort(at.buf, off + 8, at.len + 14, VXLAN_SPORT_MIN, VXLAN_SPORT_MAX)) &
+      0xffff;
+  });
   const d = encapped(slot(size));
   add(`VXLAN L3 decap (inner IP ${size} B, + inner Eth/IPv4 parse)`, () => vxlanL3Decap(d));
   const l2 = encapped(slot(size - 14)); // an L2 frame of `size` bytes after the VXLAN header
