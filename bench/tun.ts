@@ -304,7 +304,8 @@ async function main(): Promise<void> {
       RawSocket.open({ slab: sinkSlab }),
     ]);
     const env: Env = { lab, nsA, nsB, dev, slab };
-    const rows: [string, number | string, number | string][] = [];
+    const rows: [string, number | string, number | string, string, string][] = [];
+    const runs = (xs: number[]) => xs.map((x) => (x / 1000).toFixed(0)).join(" / ");
     const both = async (name: string, f: (bs: number) => Promise<number>) => {
       const batched: number[] = [];
       const single: number[] = [];
@@ -312,7 +313,7 @@ async function main(): Promise<void> {
         batched.push(await f(64));
         single.push(await f(1));
       }
-      rows.push([name, median(batched), median(single)]);
+      rows.push([name, median(batched), median(single), runs(batched), runs(single)]);
       console.error(`${name}: batched ${batched.map(Math.round)} single ${single.map(Math.round)}`);
     };
     // Optional stage filter: `bench/tun.ts fwd raw` runs only those.
@@ -330,12 +331,20 @@ async function main(): Promise<void> {
       rawPkg.push(await benchRawSocketPkg(pkgSock));
     }
     if (want("raw")) {
-      rows.push(["raw IPIP send (vxtun addon)", median(rawOurs), median(rawOne)]);
+      rows.push([
+        "raw IPIP send (vxtun addon)",
+        median(rawOurs),
+        median(rawOne),
+        runs(rawOurs),
+        runs(rawOne),
+      ]);
       const pkgNums = rawPkg.filter((x): x is number => typeof x === "number");
       rows.push([
         "raw IPIP send (`raw-socket` npm, 1 per writable event)",
         "—",
         pkgNums.length ? median(pkgNums) : String(rawPkg[0]),
+        "",
+        runs(pkgNums),
       ]);
     }
     if (typeof pkgSock !== "string") pkgSock.close();
@@ -350,11 +359,13 @@ async function main(): Promise<void> {
         `Linux ${release()}, Node ${process.version}; veth underlay, ${PKT}-byte inner packets; ` +
         `median of ${RUNS} runs of ${MEASURE_MS} ms; generator in a child process.\n`,
     );
-    console.log("| path | batched (≤64/syscall) | 1 packet/syscall | ratio |");
-    console.log("|---|---|---|---|");
-    for (const [name, b, s] of rows) {
+    console.log(
+      "| path | batched (≤64/syscall) | 1 packet/syscall | ratio | runs, kpps (batched; single) |",
+    );
+    console.log("|---|---|---|---|---|");
+    for (const [name, b, s, rb, rs] of rows) {
       const ratio = typeof b === "number" && typeof s === "number" ? `${(b / s).toFixed(2)}×` : "";
-      console.log(`| ${name} | ${fmt(b)} | ${fmt(s)} | ${ratio} |`);
+      console.log(`| ${name} | ${fmt(b)} | ${fmt(s)} | ${ratio} | ${rb}; ${rs} |`);
     }
     console.log(`\nipip module loaded: ${existsSync("/sys/module/ipip") ? "yes" : "no"}`);
   } finally {
