@@ -1,6 +1,7 @@
 // One vxtun instance: opens the device and the underlay sockets in the current network
 // namespace, programs the kernel side (MTU, addresses, routes into the TUN), owns the
 // tables and serves the control socket. The per-packet work is the Forwarder's.
+import type { Server } from "node:http";
 import type { Logger } from "pino";
 import { formatIpv4, formatMac, parseCidr, parseIpv4, parseMac } from "../encap/addr.js";
 import { DfPolicy } from "../encap/ipip.js";
@@ -14,6 +15,7 @@ import { UdpSocket } from "../tun/udp.js";
 import { type Config, deviceMtu, instancePaths, vtepMac } from "./config.js";
 import { ControlServer, UserError } from "./control-socket.js";
 import { Forwarder, INHERIT, MODE_IPIP, MODE_VXLAN, MODE_VXLAN_L2 } from "./forwarder.js";
+import { serveMetrics } from "./metrics.js";
 import { Stats } from "./stats.js";
 
 /** IPPROTO_RAW: a send-only raw socket whose packets carry their own IPv4 header. */
@@ -39,6 +41,7 @@ export class Dataplane {
   readonly mtu: number;
   readonly peers = new Map<string, PeerSpec>();
   private control: ControlServer | undefined;
+  private metrics: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
 
@@ -98,6 +101,9 @@ export class Dataplane {
       for (const p of cfg.peers) await dp.addPeer(p);
       dp.startForwarding();
       await dp.serveControl();
+      if (cfg.metrics) {
+        dp.metrics = await serveMetrics(cfg.metrics.address, () => dp.statsSnapshot());
+      }
     } catch (e) {
       await dp.stop();
       throw e;
@@ -211,7 +217,7 @@ export class Dataplane {
       }
       this.neigh.replace(net.addr, mac);
       this.fdb.replace(mac, node);
-      this.routes.replace(net.addr, net.len, { gateway: net.addr, onlink: true, remote: node });
+      this.routes.replace(net.addr, net.len, { gateway: net.addr, onlink: true });
     } else {
       this.routes.replace(net.addr, net.len, { remote: node });
     }
@@ -259,7 +265,7 @@ export class Dataplane {
       }
     };
     const control = new ControlServer(instancePaths(this.cfg).socket, {
-      "fdb.show": (a) => (a.json ? this.fdb.showJson() : this.fdb.show()),
+      "fdb.show": (a) => (a.json ? this.fdb.showJson() : this.fdb.show({ dev: true })),
       "fdb.add": (a) =>
         table(() => {
           const mac = str(a, "mac", "fdb add MAC dst IP");
@@ -271,7 +277,7 @@ export class Dataplane {
         table(() =>
           this.fdb.del(str(a, "mac", "fdb del MAC [dst IP]"), a.dst as string | undefined),
         ),
-      "neigh.show": (a) => (a.json ? this.neigh.showJson() : this.neigh.show()),
+      "neigh.show": (a) => (a.json ? this.neigh.showJson() : this.neigh.show({ dev: true })),
       "neigh.add": (a) =>
         table(() =>
           this.neigh.add(
@@ -353,6 +359,7 @@ export class Dataplane {
     this.stopping = true;
     if (this.timer) clearInterval(this.timer);
     await this.control?.close();
+    this.metrics?.close();
     this.rx.close();
     this.tx.close();
     this.device.closeDevice({ keep: this.cfg.device.persist });

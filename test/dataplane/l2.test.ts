@@ -65,8 +65,16 @@ t.test("vxtun vxlan-l2 <-> kernel vxlan bridge port", async (t) => {
   t.match(neigh, /lladdr/, "A learned B's bridge MAC through ARP over the tunnel");
   const bMac = JSON.parse(await lab.execOk(b.ns, ["ip", "-j", "link", "show", "br0"]))[0].address;
   const fdb = await vx.cli(["fdb", "show"]);
-  t.match(fdb.stdout, new RegExp(`${bMac} dst ${b.address}`), "B's MAC was learned in vxtun's FDB");
-  t.match(fdb.stdout, /00:00:00:00:00:00 dst 198\.18\.0\.2 self permanent/, "flood entry shown");
+  t.match(
+    fdb.stdout,
+    new RegExp(`${bMac} dev vxtap0 dst ${b.address}`),
+    "B's MAC was learned in vxtun's FDB",
+  );
+  t.match(
+    fdb.stdout,
+    /00:00:00:00:00:00 dev vxtap0 dst 198\.18\.0\.2 self permanent/,
+    "flood entry shown",
+  );
   // Once B stops sending (its ARP re-probe of A comes ~5 s after the ping), the learned
   // entry must disappear 2 s (the configured ageing time) later.
   let aged = false;
@@ -76,7 +84,11 @@ t.test("vxtun vxlan-l2 <-> kernel vxlan bridge port", async (t) => {
   }
   t.ok(aged, "the learned entry aged out");
   const flood = await vx.cli(["fdb", "show"]);
-  t.match(flood.stdout, /00:00:00:00:00:00 dst 198\.18\.0\.2/, "static entries never age");
+  t.match(
+    flood.stdout,
+    /00:00:00:00:00:00 dev vxtap0 dst 198\.18\.0\.2/,
+    "static entries never age",
+  );
 });
 
 t.test("three vxtun vxlan-l2 nodes: replication, and bad packets counted", async (t) => {
