@@ -1,0 +1,262 @@
+// Overlay benchmark: two lab nodes, the same measurements through each path — bare
+// underlay, the kernel's vxlan (flannel-style), vxtun vxlan / vxlan-l2 / ipip — repeated
+// with the paths interleaved (so drift hits all alike), reported as medians and as
+// ratios to the kernel's vxlan measured in the same run.
+import { cpus, release } from "node:os";
+import { addFlannelPeer, addKernelVxlan } from "../lab/kernel-vxlan.js";
+import { NetnsLab, runOk } from "../lab/netns.js";
+import { buildUnderlay, type UnderlayNode } from "../lab/underlay.js";
+import { startVxtun, type VxtunProc } from "../lab/vxtun-process.js";
+import { cpuSeconds, iperf, median, pingRtt } from "./traffic.js";
+
+export const PATHS = [
+  "underlay",
+  "kernel-vxlan",
+  "vxtun-vxlan",
+  "vxtun-vxlan-l2",
+  "vxtun-ipip",
+] as const;
+export type PathName = (typeof PATHS)[number];
+
+export const METRICS = {
+  tcp1_gbps: "TCP 1 stream (Gbit/s)",
+  tcp4_gbps: "TCP 4 streams (Gbit/s)",
+  udp64_kpps: "UDP 64 B received (kpps)",
+  udp64_loss: "UDP 64 B loss (%)",
+  udp1400_kpps: "UDP 1400 B received (kpps)",
+  udp1400_loss: "UDP 1400 B loss (%)",
+  ping_p50_ms: "ping p50 (ms)",
+  ping_p99_ms: "ping p99 (ms)",
+  cpu_s_per_gbit: "forwarder CPU s per Gbit (TCP 1)",
+} as const;
+export type MetricName = keyof typeof METRICS;
+/** Metrics where smaller is better (ratios still read "vs kernel"). */
+export const LOWER_IS_BETTER: ReadonlySet<MetricName> = new Set([
+  "udp64_loss",
+  "udp1400_loss",
+  "ping_p50_ms",
+  "ping_p99_ms",
+  "cpu_s_per_gbit",
+]);
+
+export interface OverlayBenchOptions {
+  paths?: readonly PathName[];
+  reps?: number;
+  seconds?: number;
+  /** Skip the 4-stream and UDP runs (tests, quick looks). */
+  quick?: boolean;
+  onProgress?: (done: number, total: number, what: string) => void;
+}
+
+export interface OverlayBenchResult {
+  machine: { cpus: number; cpu: string; kernel: string; node: string };
+  date: string;
+  options: { paths: PathName[]; reps: number; seconds: number; quick: boolean };
+  runs: {
+    path: PathName;
+    rep: number;
+    metrics: Partial<Record<MetricName, number>>;
+    errors: string[];
+  }[];
+  median: Record<string, Partial<Record<MetricName, number>>>;
+  ratio: Record<string, Partial<Record<MetricName, number>>>;
+}
+
+interface Setup {
+  a: { ns: string; ip: string };
+  b: { ns: string; ip: string };
+  procs: VxtunProc[];
+}
+
+const MAC = (i: number) => `02:00:00:00:0${i}:01`;
+
+async function setupPath(lab: NetnsLab, path: PathName): Promise<Setup> {
+  const nodes = (await buildUnderlay(lab, 2)).nodes;
+  const [a, b] = nodes;
+  if (path === "underlay") {
+    return { a: { ns: a.ns, ip: a.address }, b: { ns: b.ns, ip: b.address }, procs: [] };
+  }
+  const podIp = (i: number) => `10.244.${i + 1}.1`;
+  const procs: VxtunProc[] = [];
+  if (path === "vxtun-vxlan-l2") {
+    for (const [i, n] of nodes.entries()) {
+      await bridgeWithAddress(n, `10.244.0.${i + 1}/24`);
+      procs.push(
+        await startVxtun(lab, n.ns, {
+          name: n.name,
+          mode: "vxlan-l2",
+          local: { address: n.address },
+          device: { name: "vxtap0", bridge: "br0" },
+          peers: [{ address: nodes[1 - i].address }],
+        }),
+      );
+    }
+    return { a: { ns: a.ns, ip: "10.244.0.1" }, b: { ns: b.ns, ip: "10.244.0.2" }, procs };
+  }
+  for (const [i, n] of nodes.entries()) {
+    await runOk(["ip", "-n", n.ns, "addr", "add", `${podIp(i)}/32`, "dev", "lo"]);
+    const j = 1 - i;
+    if (path === "kernel-vxlan") {
+      const dev = await addKernelVxlan({
+        ns: n.ns,
+        local: n.address,
+        underlayDev: n.dev,
+        vtepIp: `10.244.${i + 1}.0`,
+        vtepMac: MAC(i + 1),
+      });
+      await addFlannelPeer(n.ns, dev, {
+        subnet: `10.244.${j + 1}.0/24`,
+        vtepIp: `10.244.${j + 1}.0`,
+        vtepMac: MAC(j + 1),
+        publicIp: nodes[j].address,
+      });
+    } else {
+      procs.push(
+        await startVxtun(lab, n.ns, {
+          name: n.name,
+          mode: path === "vxtun-ipip" ? "ipip" : "vxlan",
+          local: { address: n.address },
+          device: { name: "vxtun0", address: `10.244.${i + 1}.0/32`, vtepMac: MAC(i + 1) },
+          peers: [
+            { address: nodes[j].address, subnet: `10.244.${j + 1}.0/24`, vtepMac: MAC(j + 1) },
+          ],
+        }),
+      );
+    }
+  }
+  return { a: { ns: a.ns, ip: podIp(0) }, b: { ns: b.ns, ip: podIp(1) }, procs };
+}
+
+async function bridgeWithAddress(n: UnderlayNode, cidr: string): Promise<void> {
+  await runOk(["ip", "-n", n.ns, "link", "add", "br0", "type", "bridge"]);
+  await runOk(["ip", "-n", n.ns, "link", "set", "br0", "mtu", "1450", "up"]);
+  await runOk(["ip", "-n", n.ns, "addr", "add", cidr, "dev", "br0"]);
+}
+
+async function measure(
+  lab: NetnsLab,
+  s: Setup,
+  seconds: number,
+  quick: boolean,
+  errors: string[],
+): Promise<Partial<Record<MetricName, number>>> {
+  const m: Partial<Record<MetricName, number>> = {};
+  const link = { clientNs: s.a.ns, clientIp: s.a.ip, serverNs: s.b.ns, serverIp: s.b.ip, seconds };
+  const warm = await pingRtt(lab, s.a.ns, s.a.ip, s.b.ip, 3, 0.1);
+  if (!warm.ok) errors.push("no ping reply before measuring");
+  const cpu0 = s.procs.reduce((sum, p) => sum + cpuSeconds(p.child.pid), 0);
+  const tcp1 = await iperf(lab, link);
+  const cpu1 = s.procs.reduce((sum, p) => sum + cpuSeconds(p.child.pid), 0);
+  if (tcp1.ok) {
+    m.tcp1_gbps = tcp1.gbps;
+    if (s.procs.length && tcp1.gbps > 0) m.cpu_s_per_gbit = (cpu1 - cpu0) / (tcp1.gbps * seconds);
+  } else errors.push(`tcp1: ${tcp1.error}`);
+  if (!quick) {
+    const tcp4 = await iperf(lab, { ...link, streams: 4 });
+    if (tcp4.ok) m.tcp4_gbps = tcp4.gbps;
+    else errors.push(`tcp4: ${tcp4.error}`);
+    for (const len of [64, 1400] as const) {
+      const u = await iperf(lab, { ...link, udpLen: len });
+      if (u.ok && u.pps !== undefined) {
+        m[len === 64 ? "udp64_kpps" : "udp1400_kpps"] = u.pps / 1000;
+        m[len === 64 ? "udp64_loss" : "udp1400_loss"] = (u.loss ?? 0) * 100;
+      } else errors.push(`udp${len}: ${u.error}`);
+    }
+  }
+  const ping = await pingRtt(lab, s.a.ns, s.a.ip, s.b.ip, quick ? 10 : 50, 0.02);
+  if (ping.ok) {
+    m.ping_p50_ms = ping.p50;
+    m.ping_p99_ms = ping.p99;
+  } else errors.push("ping: no replies");
+  return m;
+}
+
+export async function runOverlayBench(o: OverlayBenchOptions = {}): Promise<OverlayBenchResult> {
+  const paths = [...(o.paths ?? PATHS)];
+  const reps = o.reps ?? 3;
+  const seconds = o.seconds ?? 5;
+  const quick = !!o.quick;
+  const runs: OverlayBenchResult["runs"] = [];
+  const total = paths.length * reps;
+  let done = 0;
+  for (let rep = 1; rep <= reps; rep++) {
+    for (const path of paths) {
+      o.onProgress?.(done, total, `${path} (run ${rep}/${reps})`);
+      const lab = await NetnsLab.create();
+      const errors: string[] = [];
+      let metrics: Partial<Record<MetricName, number>> = {};
+      try {
+        const s = await setupPath(lab, path);
+        metrics = await measure(lab, s, seconds, quick, errors);
+        for (const p of s.procs) await p.stop();
+      } catch (e) {
+        errors.push((e as Error).message);
+      } finally {
+        await lab.cleanup();
+      }
+      runs.push({ path, rep, metrics, errors });
+      o.onProgress?.(++done, total, `${path} (run ${rep}/${reps})`);
+    }
+  }
+  const med: OverlayBenchResult["median"] = {};
+  const ratio: OverlayBenchResult["ratio"] = {};
+  for (const path of paths) {
+    med[path] = {};
+    for (const k of Object.keys(METRICS) as MetricName[]) {
+      const v = median(runs.filter((r) => r.path === path).map((r) => r.metrics[k] ?? NaN));
+      if (Number.isFinite(v)) med[path][k] = v;
+    }
+  }
+  const base = med["kernel-vxlan"];
+  for (const path of paths) {
+    ratio[path] = {};
+    for (const [k, v] of Object.entries(med[path]) as [MetricName, number][]) {
+      const b = base?.[k];
+      if (b !== undefined && b !== 0) ratio[path][k] = v / b;
+    }
+  }
+  return {
+    machine: {
+      cpus: cpus().length,
+      cpu: cpus()[0]?.model ?? "unknown",
+      kernel: release(),
+      node: process.version,
+    },
+    date: new Date().toISOString(),
+    options: { paths, reps, seconds, quick },
+    runs,
+    median: med,
+    ratio,
+  };
+}
+
+function fmt(v: number | undefined, digits = 2): string {
+  if (v === undefined || !Number.isFinite(v)) return "–";
+  return v >= 100 ? v.toFixed(0) : v.toFixed(digits);
+}
+
+/** Markdown: one row per path, each cell "median (ratio to kernel vxlan)". */
+export function overlayMarkdown(r: OverlayBenchResult): string {
+  const keys = (Object.keys(METRICS) as MetricName[]).filter((k) =>
+    r.options.paths.some((p) => r.median[p]?.[k] !== undefined),
+  );
+  const head = `| path | ${keys.map((k) => METRICS[k]).join(" | ")} |`;
+  const sep = `|---|${keys.map(() => "---:").join("|")}|`;
+  const rows = r.options.paths.map((p) => {
+    const cells = keys.map((k) => {
+      const v = r.median[p]?.[k];
+      const x = r.ratio[p]?.[k];
+      return p === "kernel-vxlan" || x === undefined ? fmt(v) : `${fmt(v)} (${fmt(x)}×)`;
+    });
+    return `| ${p} | ${cells.join(" | ")} |`;
+  });
+  const m = r.machine;
+  return [
+    `Medians of ${r.options.reps} runs of ${r.options.seconds} s, ratios to kernel vxlan in the same run. ` +
+      `Machine: ${m.cpus} × ${m.cpu}, Linux ${m.kernel}, Node ${m.node}; ${r.date.slice(0, 10)}.`,
+    "",
+    head,
+    sep,
+    ...rows,
+  ].join("\n");
+}
