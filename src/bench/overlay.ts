@@ -103,6 +103,7 @@ async function setupPath(lab: NetnsLab, path: PathName): Promise<Setup> {
         underlayDev: n.dev,
         vtepIp: `10.244.${i + 1}.0`,
         vtepMac: MAC(i + 1),
+        finishChecksums: false,
       });
       await addFlannelPeer(n.ns, dev, {
         subnet: `10.244.${j + 1}.0/24`,

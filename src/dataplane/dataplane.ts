@@ -13,7 +13,7 @@ import { RawSocket } from "../tun/raw.js";
 import { Slab } from "../tun/slab.js";
 import { UdpSocket } from "../tun/udp.js";
 import { type Config, deviceMtu, instancePaths, vtepMac } from "./config.js";
-import { ControlServer, UserError } from "./control-socket.js";
+import { type ControlHandler, ControlServer, UserError } from "./control-socket.js";
 import { Forwarder, INHERIT, MODE_IPIP, MODE_VXLAN, MODE_VXLAN_L2 } from "./forwarder.js";
 import { serveMetrics } from "./metrics.js";
 import { Stats } from "./stats.js";
@@ -30,6 +30,11 @@ export interface PeerSpec {
   subnet?: string;
   /** Remote VTEP MAC (vxlan mode). */
   vtepMac?: string;
+}
+
+export interface StartOptions {
+  /** Extra control-socket ops served beside the dataplane's (e.g. the node agent's "agent"). */
+  controlHandlers?: Record<string, ControlHandler>;
 }
 
 export class Dataplane {
@@ -69,7 +74,7 @@ export class Dataplane {
   }
 
   /** Open everything, program the kernel, start forwarding and serving. */
-  static async start(cfg: Config, log: Logger): Promise<Dataplane> {
+  static async start(cfg: Config, log: Logger, opts: StartOptions = {}): Promise<Dataplane> {
     const local = parseIpv4(cfg.local.address)!;
     const underlayMtu = await findUnderlayMtu(cfg);
     const mtu = deviceMtu(cfg, underlayMtu);
@@ -100,7 +105,7 @@ export class Dataplane {
       await dp.configureDevice();
       for (const p of cfg.peers) await dp.addPeer(p);
       dp.startForwarding();
-      await dp.serveControl();
+      await dp.serveControl(opts.controlHandlers ?? {});
       if (cfg.metrics) {
         dp.metrics = await serveMetrics(cfg.metrics.address, () => dp.statsSnapshot());
       }
@@ -250,7 +255,7 @@ export class Dataplane {
 
   // ---------------------------------------------------------------- control socket
 
-  private async serveControl(): Promise<void> {
+  private async serveControl(extra: Record<string, ControlHandler>): Promise<void> {
     const str = (a: Record<string, unknown>, k: string, usage: string): string => {
       const v = a[k];
       if (typeof v !== "string" || !v) throw new UserError(`missing ${k}; usage: ${usage}`);
@@ -265,6 +270,7 @@ export class Dataplane {
       }
     };
     const control = new ControlServer(instancePaths(this.cfg).socket, {
+      ...extra,
       "fdb.show": (a) => (a.json ? this.fdb.showJson() : this.fdb.show({ dev: true })),
       "fdb.add": (a) =>
         table(() => {
@@ -367,7 +373,7 @@ export class Dataplane {
 }
 
 /** MTU of the underlay interface: the configured one, else the one holding local.address. */
-async function findUnderlayMtu(cfg: Config): Promise<number> {
+export async function findUnderlayMtu(cfg: Config): Promise<number> {
   if (cfg.local.interface) {
     const [link] = await ipr.linkShow(HERE, cfg.local.interface).catch(() => {
       throw new UserError(

@@ -20,6 +20,12 @@ export interface KernelVxlanOptions {
   bridge?: string;
   /** Learn remote MACs from received frames (flannel turns this off). */
   learning?: boolean;
+  /**
+   * Finish inner checksums in software before they leave over the veth (default true):
+   * needed when the receiver is userspace (vxtun), which no NIC stands in front of.
+   * A kernel-to-kernel baseline leaves it off, or it would measure a handicapped kernel.
+   */
+  finishChecksums?: boolean;
 }
 
 export async function addKernelVxlan(o: KernelVxlanOptions): Promise<string> {
@@ -44,7 +50,9 @@ export async function addKernelVxlan(o: KernelVxlanOptions): Promise<string> {
   await ip("link", "set", dev, "address", o.vtepMac, "mtu", String(o.mtu ?? 1450));
   // DESIGN.md §4: over veth the kernel would leave inner checksums for a NIC that
   // isn't there; finishing them in software is what a real NIC would do.
-  await runOk(["ip", "netns", "exec", o.ns, "ethtool", "-K", o.underlayDev, "tx", "off"]);
+  if (o.finishChecksums !== false) {
+    await runOk(["ip", "netns", "exec", o.ns, "ethtool", "-K", o.underlayDev, "tx", "off"]);
+  }
   if (o.bridge) await ip("link", "set", dev, "master", o.bridge);
   else await ip("addr", "add", `${o.vtepIp}/32`, "dev", dev);
   await ip("link", "set", dev, "up");

@@ -17,10 +17,12 @@ const here = dirname(fileURLToPath(import.meta.url));
  * TypeScript source through tsx when we run from source (tests, benches).
  */
 export function vxtunCommand(): string[] {
+  // Extra Node flags for the children (profiling: VXTUN_NODE_FLAGS="--cpu-prof").
+  const flags = process.env.VXTUN_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
   if (import.meta.url.endsWith(".ts")) {
-    return [process.execPath, "--import", "tsx", resolve(here, "../cli/main.ts")];
+    return [process.execPath, ...flags, "--import", "tsx", resolve(here, "../cli/main.ts")];
   }
-  return [process.execPath, resolve(here, "../cli/main.js")];
+  return [process.execPath, ...flags, resolve(here, "../cli/main.js")];
 }
 
 export interface VxtunProc {
