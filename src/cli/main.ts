@@ -57,6 +57,28 @@ export function buildProgram(): Command {
       await runFromConfig(o.config, o.logLevel);
     });
 
+  program
+    .command("install-cni")
+    .description("install the vxtun CNI plugin and write 10-vxtun.conflist")
+    .option("--bin-dir <dir>", "CNI plugin directory", "/opt/cni/bin")
+    .option("--conf-dir <dir>", "CNI configuration directory", "/etc/cni/net.d")
+    .option("--state-file <file>", "node state written by the agent", "/run/vxtun/subnet.env")
+    .option("--agent-socket <path>", "the agent's CNI socket", "/run/vxtun/cni.sock")
+    .option("--shim <file>", "the built shim (default: dist/cni/vxtun-cni)")
+    .action(
+      async (o: {
+        binDir: string;
+        confDir: string;
+        stateFile: string;
+        agentSocket: string;
+        shim?: string;
+      }) => {
+        const { installCni } = await import("../cni/install.js");
+        const r = installCni(o);
+        console.log(`installed ${r.plugin} and ${r.conflist}`);
+      },
+    );
+
   tableCommand(program, "fdb", "VXLAN forwarding database (like 'bridge fdb')", {
     add: { usage: "MAC dst IP", positional: ["mac"], keywords: { dst: "string" } },
     del: { usage: "MAC [dst IP]", positional: ["mac"], keywords: { dst: "string" } },

@@ -1,0 +1,155 @@
+// ADD: IPAM first (it may say "no addresses left" before we touch any link), then the
+// veth pair with its pod end placed straight into the pod's namespace, the host end on
+// the node bridge (or routed /32 in ptp mode), and the pod's address and routes. Any
+// failure after IPAM undoes the links and releases the lease.
+import { existsSync } from "node:fs";
+import { formatIpv4 } from "../encap/addr.js";
+import type { NetConf } from "./config.js";
+import type { CniEnv } from "./env.js";
+import { CniCode, CniError } from "./errors.js";
+import { delegate, ipamSection } from "./ipam.js";
+import {
+  attachmentAlias,
+  deleteLink,
+  ensureBridge,
+  hostVethName,
+  ipBatch,
+  ipOk,
+  vethMacs,
+} from "./link.js";
+import type { Logger } from "./log.js";
+import { type NodeState, readNodeState } from "./node-state.js";
+import { type CniResult, parseResult } from "./version.js";
+
+export function requireNetns(netns: string): void {
+  if (!existsSync(netns)) {
+    throw new CniError(
+      CniCode.unknownContainer,
+      `network namespace ${netns} does not exist`,
+      "CNI_NETNS must be the path of the pod's network namespace (e.g. /run/netns/NAME or /proc/PID/ns/net)",
+    );
+  }
+}
+
+export async function cmdAdd(env: CniEnv, conf: NetConf, log: Logger): Promise<CniResult> {
+  requireNetns(env.netns);
+  const state = readNodeState(conf.stateFile);
+  if (conf.mode === "ptp" && state.mode === "vxlan-l2") {
+    throw new CniError(
+      CniCode.invalidConfig,
+      `"mode": "ptp" does not fit the node's vxlan-l2 overlay`,
+      "an L2 overlay needs the pods on the node bridge: use the default bridge mode",
+    );
+  }
+  const ipam = ipamSection(conf, state);
+  const ipamResult = await delegate("ADD", env, conf, ipam);
+  try {
+    return await wire(env, conf, state, ipamResult!, log);
+  } catch (e) {
+    log.warn({ err: (e as Error).message, containerId: env.containerId }, "ADD failed, undoing");
+    await deleteLink(hostVethName(env.containerId, env.ifname)).catch(() => {});
+    await delegate("DEL", env, conf, ipam).catch((d: Error) =>
+      log.error({ err: d.message }, "IPAM DEL after a failed ADD failed too"),
+    );
+    throw e;
+  }
+}
+
+async function wire(
+  env: CniEnv,
+  conf: NetConf,
+  state: NodeState,
+  ipamResult: CniResult,
+  log: Logger,
+): Promise<CniResult> {
+  const v4 = ipamResult.ips.find((ip) => !ip.address.includes(":"));
+  if (!v4) throw new CniError(CniCode.ipam, "IPAM returned no IPv4 address");
+  const podIp = v4.address.split("/")[0];
+  const gw = v4.gateway ?? formatIpv4(state.gateway);
+  const mtu = conf.mtu ?? state.mtu;
+  const bridge = conf.bridge ?? state.bridge;
+  const host = hostVethName(env.containerId, env.ifname);
+  const macs = vethMacs(env.containerId, env.ifname);
+  const ptp = conf.mode === "ptp";
+  // The whole overlay is one L2 segment in vxlan-l2; in L3 modes the node subnet is.
+  const prefixLen = ptp ? 32 : state.mode === "vxlan-l2" ? state.network.len : state.subnet.len;
+
+  const veth = [
+    ...["link", "add", host, "address", macs.host, "mtu", String(mtu), "type", "veth"],
+    ...["peer", "name", env.ifname, "address", macs.pod, "mtu", String(mtu), "netns", env.netns],
+  ];
+  const hostSide: string[][] = ptp
+    ? [
+        ["link", "set", "dev", host, "alias", attachmentAlias(env.containerId, env.ifname), "up"],
+        ["addr", "add", `${gw}/32`, "dev", host],
+        ["route", "replace", `${podIp}/32`, "dev", host, "scope", "link"],
+      ]
+    : [
+        ["link", "set", "dev", host, "alias", attachmentAlias(env.containerId, env.ifname)],
+        ["link", "set", "dev", host, "master", bridge],
+        ...(conf.hairpinMode
+          ? [["link", "set", "dev", host, "type", "bridge_slave", "hairpin", "on"]]
+          : []),
+        ["link", "set", "dev", host, "up"],
+      ];
+  let f = await ipBatch([veth, ...hostSide]);
+  if (f?.line === 1 && /File exists/.test(f.message)) {
+    // A host veth left by an ADD whose DEL never came: same container and ifname, so ours.
+    log.warn({ host }, "replacing a leftover host veth");
+    await deleteLink(host);
+    f = await ipBatch([veth, ...hostSide]);
+  }
+  if (f && f.line > 1 && !ptp && /does not exist|Cannot find device/.test(f.message)) {
+    // First pod on this node: the bridge is created on demand with the gateway address.
+    const gwLen = state.mode === "vxlan-l2" ? state.network.len : state.subnet.len;
+    await ensureBridge(bridge, `${formatIpv4(state.gateway)}/${gwLen}`, mtu);
+    f = await ipBatch(hostSide.slice(f.line - 2));
+  }
+  if (f) {
+    throw new CniError(
+      CniCode.dataplane,
+      f.line === 1
+        ? `creating veth ${host}/${env.ifname}: ${f.message}`
+        : `setting up ${host}: ${f.message}`,
+    );
+  }
+
+  const routes = ipamResult.routes.length ? ipamResult.routes : [{ dst: "0.0.0.0/0", gw }];
+  const podSide: string[][] = [
+    ["addr", "add", `${podIp}/${prefixLen}`, "dev", env.ifname],
+    ["link", "set", "dev", env.ifname, "up"],
+  ];
+  if (ptp) podSide.push(["route", "add", `${gw}/32`, "dev", env.ifname, "scope", "link"]);
+  for (const r of routes) {
+    const dst = r.dst === "0.0.0.0/0" ? "default" : r.dst;
+    podSide.push(["route", "add", dst, "via", r.gw ?? gw, "dev", env.ifname]);
+  }
+  await ipOk(podSide, env.netns, `configuring ${env.ifname} in ${env.netns}`);
+
+  const result: CniResult = {
+    interfaces: [
+      { name: host, mac: macs.host, mtu },
+      { name: env.ifname, mac: macs.pod, mtu, sandbox: env.netns },
+    ],
+    ips: [{ address: `${podIp}/${prefixLen}`, gateway: gw, interface: 1 }],
+    routes: routes.map((r) => ({ dst: r.dst, gw: r.gw ?? gw })),
+    dns: ipamResult.dns && Object.keys(ipamResult.dns).length ? ipamResult.dns : (conf.dns ?? {}),
+  };
+  return chain(conf, result);
+}
+
+/** Chained after another plugin: keep its interfaces and IPs, ours appended. */
+function chain(conf: NetConf, ours: CniResult): CniResult {
+  if (conf.prevResult === undefined) return ours;
+  const prev = parseResult(conf.prevResult, "prevResult");
+  const shift = prev.interfaces.length;
+  return {
+    interfaces: [...prev.interfaces, ...ours.interfaces],
+    ips: [
+      ...prev.ips,
+      ...ours.ips.map((ip) => ({ ...ip, interface: (ip.interface ?? 0) + shift })),
+    ],
+    routes: [...prev.routes, ...ours.routes],
+    dns: Object.keys(prev.dns).length ? prev.dns : ours.dns,
+  };
+}

@@ -1,0 +1,119 @@
+// IPAM by delegation, as the reference bridge does (invoke.DelegateAdd): find the plugin
+// named in `ipam.type` in CNI_PATH, run it with our environment and the network
+// configuration on stdin, and read its result (or its error JSON) from stdout.
+import { accessSync, constants, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { formatIpv4 } from "../encap/addr.js";
+import type { NetConf } from "./config.js";
+import type { CniEnv } from "./env.js";
+import { CniCode, CniError } from "./errors.js";
+import { execArgv } from "./exec.js";
+import type { NodeState } from "./node-state.js";
+import { type CniResult, cmpVersion, parseResult } from "./version.js";
+
+export function findPlugin(type: string, path: readonly string[]): string {
+  for (const dir of path) {
+    const p = join(dir, type);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // not in this directory
+    }
+  }
+  throw new CniError(CniCode.ipam, `failed to find plugin "${type}" in path [${path.join(" ")}]`);
+}
+
+/**
+ * The IPAM section we hand over: the configured one, or host-local over the node's
+ * subnet with the gateway reserved. `state` may be absent on DEL (agent gone): host-local
+ * releases by container ID and ifname whatever the range, so a placeholder range works.
+ */
+export function ipamSection(conf: NetConf, state: NodeState | undefined): Record<string, unknown> {
+  const given = conf.ipam ?? { type: "host-local" };
+  if (given.type !== "host-local" || given.ranges !== undefined || given.subnet !== undefined) {
+    return given;
+  }
+  const subnet = state ? `${formatIpv4(state.subnet.addr)}/${state.subnet.len}` : "169.254.0.0/16";
+  const range: Record<string, string> = { subnet };
+  if (state) range.gateway = formatIpv4(state.gateway);
+  return { ...given, ranges: [[range]], dataDir: given.dataDir ?? conf.dataDir };
+}
+
+/**
+ * host-local 1.1.x (Debian) knows specs up to 1.0.0; the IPAM result shape did not change
+ * in 1.1.0, so a 1.1.0 configuration is handed to IPAM as 1.0.0 for ADD/CHECK/DEL.
+ */
+function ipamVersion(v: string): string {
+  return cmpVersion(v, "1.0.0") > 0 ? "1.0.0" : v;
+}
+
+export async function delegate(
+  command: "ADD" | "DEL" | "CHECK" | "GC",
+  env: CniEnv,
+  conf: NetConf,
+  ipam: Record<string, unknown>,
+  overrides: Record<string, string> = {},
+): Promise<CniResult | undefined> {
+  const plugin = findPlugin(String(ipam.type), env.path);
+  const stdin = JSON.stringify({
+    ...conf.raw,
+    cniVersion: command === "GC" ? conf.cniVersion : ipamVersion(conf.cniVersion),
+    ipam,
+  });
+  const r = await execArgv([plugin], {
+    input: stdin,
+    env: { ...env.raw, CNI_COMMAND: command, ...overrides },
+  });
+  if (r.code !== 0) {
+    let parsed: { code?: unknown; msg?: unknown; details?: unknown } | undefined;
+    try {
+      parsed = JSON.parse(r.stdout);
+    } catch {
+      parsed = undefined;
+    }
+    if (typeof parsed?.code === "number" && typeof parsed.msg === "string") {
+      throw new CniError(
+        parsed.code,
+        `${ipam.type} ${command}: ${parsed.msg}`,
+        typeof parsed.details === "string" ? parsed.details : "",
+      );
+    }
+    throw new CniError(
+      CniCode.ipam,
+      `${ipam.type} ${command} failed (exit ${r.code})`,
+      (r.stderr || r.stdout).trim(),
+    );
+  }
+  if (command !== "ADD") return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(r.stdout);
+  } catch {
+    throw new CniError(CniCode.ipam, `${ipam.type} ADD printed no JSON result`, r.stdout.trim());
+  }
+  return parseResult(raw, `${ipam.type} result`);
+}
+
+/** host-local's leases: one file per address holding "containerID\r\nifname". */
+export function hostLocalLeases(
+  dir: string,
+): { file: string; containerID: string; ifname: string }[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: { file: string; containerID: string; ifname: string }[] = [];
+  for (const n of names) {
+    if (!/^[0-9.]+$|:/.test(n)) continue; // addresses only, not "lock" or "last_reserved_ip.0"
+    try {
+      const [cid, ifn] = readFileSync(join(dir, n), "utf8").split(/\r?\n/);
+      out.push({ file: n, containerID: cid.trim(), ifname: (ifn ?? "").trim() });
+    } catch {
+      // released while we looked
+    }
+  }
+  return out;
+}
