@@ -79,6 +79,16 @@ export function buildProgram(): Command {
       },
     );
 
+  program
+    .command("agent")
+    .description("run the node agent: subnet lease, peer discovery, dataplane and CNI server")
+    .requiredOption("-c, --config <file>", "YAML config file (the dataplane's, plus network/store)")
+    .option("--log-level <level>", "trace|debug|info|warn|error", "info")
+    .action(async (o: { config: string; logLevel: string }) => {
+      const { runAgentFromConfig } = await import("../control/run.js");
+      await runAgentFromConfig(o.config, o.logLevel);
+    });
+
   tableCommand(program, "fdb", "VXLAN forwarding database (like 'bridge fdb')", {
     add: { usage: "MAC dst IP", positional: ["mac"], keywords: { dst: "string" } },
     del: { usage: "MAC [dst IP]", positional: ["mac"], keywords: { dst: "string" } },

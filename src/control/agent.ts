@@ -1,0 +1,250 @@
+// `vxtun agent`: one process per node running the control plane and the dataplane.
+// Order matters: store config check → subnet claim → node bridge → dataplane (its TUN
+// gets the subnet's /32, or in vxlan-l2 its TAP joins the bridge) → node state file →
+// CNI server → peer sync and lease renewal. Stopping never deletes the lease, so a
+// restarted agent keeps its subnet.
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { ConfigError, deviceMtu, instancePaths, vtepMac } from "../dataplane/config.js";
+import { Dataplane, findUnderlayMtu } from "../dataplane/dataplane.js";
+import { formatIpv4, formatMac, parseCidr } from "../encap/addr.js";
+import { ensureBridge } from "./bridge.js";
+import { type AgentConfig, agentPaths } from "./config.js";
+import { EtcdStore } from "./etcd-store.js";
+import { FileStore } from "./file-store.js";
+import { configMismatch, gatewayOf, leaseValueFor, networkConfigFor } from "./flannel.js";
+import { claimSubnet, readRemembered, renewDelayMs, writeRemembered } from "./lease.js";
+import { writeNodeState } from "./node-state.js";
+import { PeerSync } from "./peers.js";
+import { LeaseLostError, LeaseTakenError, type Store } from "./store.js";
+
+export function openStore(cfg: AgentConfig, log: Logger): Store {
+  const warn = (msg: string) => log.warn(msg);
+  return cfg.store.type === "file"
+    ? new FileStore({ dir: cfg.store.dir, warn })
+    : new EtcdStore({ endpoints: cfg.store.endpoints, prefix: cfg.store.prefix, warn });
+}
+
+/** Retry store calls at start-up (a node may boot before its etcd); config errors are final. */
+async function untilStoreAnswers<T>(what: string, log: Logger, fn: () => Promise<T>): Promise<T> {
+  let delay = 250;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof ConfigError || e instanceof LeaseTakenError) throw e;
+      if (/corrupt|not valid JSON|no free|contention/.test((e as Error).message)) throw e;
+      log.warn(
+        { err: (e as Error).message, retryMs: delay },
+        `${what}: store unreachable, retrying`,
+      );
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
+}
+
+interface CniServerModule {
+  startCniServer(opts: {
+    socket: string;
+    stateFile: string;
+    log: Logger;
+  }): Promise<{ close(): Promise<void> }>;
+}
+
+/** The CNI server lives in src/cni; loaded by name so the agent runs without it. */
+async function startCni(socket: string, stateFile: string, log: Logger) {
+  const spec = "../cni/server.js";
+  let mod: CniServerModule;
+  try {
+    mod = (await import(spec)) as CniServerModule;
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, "CNI server module not available; not serving CNI");
+    return undefined;
+  }
+  return mod.startCniServer({ socket, stateFile, log });
+}
+
+export class Agent {
+  private renewTimer: NodeJS.Timeout | undefined;
+  private expiresAt = 0;
+  private stopping = false;
+  private cni: { close(): Promise<void> } | undefined;
+  dp: Dataplane | undefined;
+  sync: PeerSync | undefined;
+  subnet = "";
+  /** Resolves when the agent stops by itself (lease lost) instead of by stop(). */
+  readonly done: Promise<void>;
+  private finish!: () => void;
+
+  private constructor(
+    readonly cfg: AgentConfig,
+    readonly log: Logger,
+    readonly store: Store,
+  ) {
+    this.done = new Promise((r) => {
+      this.finish = r;
+    });
+  }
+
+  static async start(cfg: AgentConfig, log: Logger): Promise<Agent> {
+    const agent = new Agent(cfg, log, openStore(cfg, log));
+    try {
+      await agent.init();
+    } catch (e) {
+      await agent.stop();
+      throw e;
+    }
+    return agent;
+  }
+
+  private get identity() {
+    const c = this.cfg;
+    return {
+      mode: c.mode,
+      publicIp: c.local.address,
+      vni: c.vni,
+      port: c.port,
+      vtepMac: formatMac(vtepMac(c)),
+    };
+  }
+
+  private async init(): Promise<void> {
+    const { cfg, log, store } = this;
+    const net = parseCidr(cfg.network)!;
+    const network = `${formatIpv4(net.addr)}/${net.len}`;
+    const dpPaths = instancePaths(cfg);
+    const { stateFile, cniSocket } = agentPaths(cfg);
+    const rememberedFile = join(dpPaths.state, "lease.json");
+
+    const stored = await untilStoreAnswers("network config", log, () =>
+      store.putConfigIfAbsent(networkConfigFor(network, cfg.subnetLen, this.identity)),
+    );
+    const mismatch = configMismatch(stored, network, cfg.subnetLen, this.identity);
+    if (mismatch) {
+      throw new ConfigError(
+        `the store's network config (${store.kind}) differs from ours: ${mismatch}`,
+      );
+    }
+
+    const previous = readRemembered(rememberedFile);
+    const value = leaseValueFor(this.identity);
+    const claim = await untilStoreAnswers("subnet claim", log, () =>
+      claimSubnet(store, {
+        network,
+        subnetLen: cfg.subnetLen,
+        value,
+        ttlSeconds: cfg.leaseTtlSeconds,
+        previous: previous?.network === network ? previous.subnet : undefined,
+        log,
+      }),
+    );
+    this.subnet = claim.subnet;
+    this.expiresAt = claim.expiresAt;
+    writeRemembered(rememberedFile, { subnet: claim.subnet, network, publicIp: cfg.local.address });
+    if (previous && previous.subnet !== claim.subnet) {
+      log.warn({ was: previous.subnet, now: claim.subnet }, "previous subnet was taken; moved");
+    }
+
+    const l2 = cfg.mode === "vxlan-l2";
+    const mtu = deviceMtu(cfg, await findUnderlayMtu(cfg));
+    const gw = gatewayOf(claim.subnet);
+    await ensureBridge(cfg.bridge, `${gw}/${l2 ? net.len : cfg.subnetLen}`, mtu, network);
+
+    this.dp = await Dataplane.start(
+      {
+        ...cfg,
+        device: {
+          ...cfg.device,
+          // flannel.1 style: the subnet's network address /32 on the L3 device.
+          address: l2 ? undefined : `${claim.subnet.split("/")[0]}/32`,
+          bridge: l2 ? cfg.bridge : cfg.device.bridge,
+        },
+        peers: [],
+      },
+      log,
+      { controlHandlers: { agent: () => this.report() } },
+    );
+
+    writeNodeState(stateFile, {
+      network,
+      subnet: `${gw}/${cfg.subnetLen}`,
+      mtu: this.dp.mtu,
+      ipMasq: false,
+      mode: cfg.mode,
+      bridge: cfg.bridge,
+      node: cfg.name,
+      dataplaneSocket: dpPaths.socket,
+      cniSocket,
+    });
+    this.cni = await startCni(cniSocket, stateFile, log);
+
+    this.sync = new PeerSync(store, this.dp, { mode: cfg.mode, ownSubnet: claim.subnet, log });
+    this.sync.start();
+    this.scheduleRenew(renewDelayMs(cfg.leaseTtlSeconds));
+    log.info(
+      { subnet: claim.subnet, gateway: gw, store: store.kind, stateFile },
+      "vxtun agent running",
+    );
+  }
+
+  private scheduleRenew(ms: number): void {
+    if (this.stopping) return;
+    this.renewTimer = setTimeout(() => void this.renew(), ms);
+  }
+
+  /** Renew on schedule; on failure retry soon (1 s, or sooner for short TTLs). */
+  private async renew(): Promise<void> {
+    const ttl = this.cfg.leaseTtlSeconds;
+    try {
+      const r = await this.store.renewLease(this.subnet, leaseValueFor(this.identity), ttl);
+      this.expiresAt = r.expiresAt;
+      this.scheduleRenew(renewDelayMs(ttl));
+    } catch (e) {
+      if (e instanceof LeaseLostError) {
+        // Another node owns our subnet now: two nodes routing one subnet is worse than
+        // none. Stop; a restart allocates a fresh subnet.
+        this.log.error(
+          { subnet: this.subnet, holder: e.holder },
+          "lease lost to another node; stopping",
+        );
+        process.exitCode = 1;
+        await this.stop();
+        this.finish();
+        return;
+      }
+      this.log.warn({ err: (e as Error).message }, "lease renewal failed; retrying");
+      this.scheduleRenew(Math.min(1000, (ttl * 1000) / 6));
+    }
+  }
+
+  report() {
+    const health = this.store.health();
+    return {
+      node: this.cfg.name,
+      mode: this.cfg.mode,
+      network: this.cfg.network,
+      subnet: this.subnet,
+      gateway: this.subnet ? gatewayOf(this.subnet) : undefined,
+      publicIp: this.cfg.local.address,
+      vtepMac: this.identity.vtepMac,
+      lease: {
+        ttlSeconds: this.cfg.leaseTtlSeconds,
+        expiresAt: new Date(this.expiresAt).toISOString(),
+      },
+      store: { kind: this.store.kind, ...health, ...this.sync?.getStatus() },
+      peers: [...(this.sync?.peers.entries() ?? [])].map(([subnet, p]) => ({ ...p, subnet })),
+    };
+  }
+
+  /** Stop forwarding and leave the store; the lease stays (a restart keeps the subnet). */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    await this.sync?.stop();
+    await this.cni?.close().catch(() => undefined);
+    await this.dp?.stop();
+    await this.store.close();
+  }
+}

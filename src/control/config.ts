@@ -1,0 +1,91 @@
+// `vxtun agent`'s config: the dataplane's config plus what the node agent needs (pod
+// network, store, lease TTL, node bridge, state file, CNI socket). device.address and
+// peers are the agent's to fill in: the subnet comes from the store, peers from leases.
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { ConfigError, configSchema } from "../dataplane/config.js";
+import { parseCidr } from "../encap/addr.js";
+
+const cidr = z.string().refine((s) => parseCidr(s) !== undefined, {
+  message: "expected an IPv4 prefix such as 10.244.0.0/16",
+});
+const ifname = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/, "an interface name of at most 15 characters");
+
+const fileStore = z
+  .object({ type: z.literal("file"), dir: z.string().default("/var/lib/vxtun/store") })
+  .strict();
+const etcdStore = z
+  .object({
+    type: z.literal("etcd"),
+    endpoints: z
+      .array(z.string().regex(/^https?:\/\/[^\s/]+$/, "an endpoint such as http://127.0.0.1:2379"))
+      .min(1),
+    prefix: z.string().startsWith("/").default("/coreos.com/network"),
+  })
+  .strict();
+
+export const agentConfigSchema = configSchema
+  .extend({
+    network: cidr.default("10.244.0.0/16"),
+    subnetLen: z.number().int().min(8).max(30).default(24),
+    store: z
+      .discriminatedUnion("type", [fileStore, etcdStore])
+      .default({ type: "file", dir: "/var/lib/vxtun/store" }),
+    /** flannel's 24 h; renewal is documented in lease.ts. */
+    leaseTtlSeconds: z.number().int().min(2).default(86400),
+    bridge: ifname.default("vxbr0"),
+    stateFile: z.string().optional(),
+    cniSocket: z.string().optional(),
+  })
+  .refine((c) => c.peers.length === 0, {
+    message: "the agent learns peers from the store: remove 'peers'",
+    path: ["peers"],
+  })
+  .refine((c) => !c.device.address, {
+    message: "the agent sets the device address from its subnet: remove it",
+    path: ["device", "address"],
+  })
+  .refine((c) => c.subnetLen > (parseCidr(c.network)?.len ?? 32), {
+    message: "must be longer than the network's prefix",
+    path: ["subnetLen"],
+  });
+
+export type AgentConfig = z.infer<typeof agentConfigSchema>;
+
+export function parseAgentConfig(raw: unknown, source = "config"): AgentConfig {
+  const r = agentConfigSchema.safeParse(raw ?? {});
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw new ConfigError(
+      `${source}: ${i.path.length ? i.path.join(".") : "(top level)"}: ${i.message}`,
+    );
+  }
+  return r.data;
+}
+
+export function loadAgentConfig(file: string): AgentConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ConfigError(`cannot read config ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(`${file}: not valid YAML: ${(e as Error).message.split("\n")[0]}`);
+  }
+  return parseAgentConfig(raw, file);
+}
+
+/** The agent's own files, per instance name so several agents share a machine. */
+export function agentPaths(cfg: AgentConfig): { stateFile: string; cniSocket: string } {
+  return {
+    stateFile: cfg.stateFile ?? `/run/vxtun/${cfg.name}/subnet.env`,
+    cniSocket: cfg.cniSocket ?? `/run/vxtun/${cfg.name}/cni.sock`,
+  };
+}
