@@ -93,24 +93,24 @@ async function wire(
         ["link", "set", "dev", host, "up"],
       ];
   let f = await ipBatch([veth, ...hostSide]);
-  if (f?.line === 1 && /File exists/.test(f.message)) {
+  // `ip -batch` stops at the first failed line but does not always say which one, so the
+  // two expected failures are told apart by their messages.
+  if (f && /File exists/.test(f.message)) {
     // A host veth left by an ADD whose DEL never came: same container and ifname, so ours.
     log.warn({ host }, "replacing a leftover host veth");
     await deleteLink(host);
     f = await ipBatch([veth, ...hostSide]);
   }
-  if (f && f.line > 1 && !ptp && /does not exist|Cannot find device/.test(f.message)) {
+  if (f && !ptp && f.message.includes(`"${bridge}" is wrong`)) {
     // First pod on this node: the bridge is created on demand with the gateway address.
     const gwLen = state.mode === "vxlan-l2" ? state.network.len : state.subnet.len;
     await ensureBridge(bridge, `${formatIpv4(state.gateway)}/${gwLen}`, mtu);
-    f = await ipBatch(hostSide.slice(f.line - 2));
+    f = await ipBatch(hostSide.slice(1)); // the veth and its alias are in place
   }
   if (f) {
     throw new CniError(
       CniCode.dataplane,
-      f.line === 1
-        ? `creating veth ${host}/${env.ifname}: ${f.message}`
-        : `setting up ${host}: ${f.message}`,
+      `creating and attaching veth ${host}/${env.ifname}: ${f.message}`,
     );
   }
 

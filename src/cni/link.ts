@@ -51,8 +51,6 @@ function batchText(lines: readonly (readonly string[])[]): string {
 }
 
 export interface BatchFailure {
-  /** 1-based line of the failed command, 0 when unknown. */
-  line: number;
   message: string;
 }
 
@@ -65,12 +63,11 @@ export async function ipBatch(
   const argv = netns ? ["nsenter", `--net=${netns}`, "ip", "-batch", "-"] : ["ip", "-batch", "-"];
   const r = await execArgv(argv, { input: batchText(lines) });
   if (r.code === 0) return undefined;
-  const m = /Command failed -:(\d+)/.exec(r.stderr);
   const message = r.stderr
     .split("\n")
     .filter((l) => l.trim() && !l.startsWith("Command failed"))
     .join("; ");
-  return { line: m ? Number(m[1]) : 0, message: message || `exit ${r.code}` };
+  return { message: message || `exit ${r.code}` };
 }
 
 export async function ipOk(

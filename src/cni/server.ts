@@ -82,7 +82,9 @@ export async function startCniServer(opts: CniServerOptions): Promise<{ close():
   };
   mkdirSync(dirname(opts.socket), { recursive: true, mode: 0o700 });
   rmSync(opts.socket, { force: true });
-  const server = createServer(serve);
+  // allowHalfOpen: the shim shuts its write side after the request; the reply still
+  // has to go out on ours.
+  const server = createServer({ allowHalfOpen: true }, serve);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.socket, () => resolve());
