@@ -92,12 +92,19 @@ export const configSchema = z
       .default({ ageingSeconds: 300, maxAddress: 0, learning: true, proxyArp: true }),
     policy: z
       .object({
-        df: z.enum(["inherit", "set", "unset"]).default("unset"),
+        /**
+         * Outer DF bit. VXLAN: like `ip link add … type vxlan df set|unset|inherit`
+         * (default unset). IPIP: `pmtudisc` (the kernel's default: DF always set) or
+         * `nopmtudisc` (DF copied from the inner packet); set/unset/inherit work too.
+         */
+        df: z.enum(["inherit", "set", "unset", "pmtudisc", "nopmtudisc"]).optional(),
+        /** DF clear and too big for the path: fragment the inner packet or the outer one. */
+        fragment: z.enum(["inner", "outer"]).default("inner"),
         ttl: z.union([z.literal("inherit"), u8.min(1)]).default(64),
         tos: z.union([z.literal("inherit"), u8]).default("inherit"),
       })
       .strict()
-      .default({ df: "unset", ttl: 64, tos: "inherit" }),
+      .default({ fragment: "inner", ttl: 64, tos: "inherit" }),
     paths: z
       .object({
         socket: z.string().optional(),
@@ -180,4 +187,10 @@ export function vtepMac(cfg: Config): number {
 /** Device MTU: configured, else underlay MTU minus the mode's overhead. */
 export function deviceMtu(cfg: Config, underlayMtu: number): number {
   return cfg.device.mtu ?? underlayMtu - TUNNEL_OVERHEAD[cfg.mode];
+}
+
+/** The outer DF policy in effect: the configured one or the mode's kernel default. */
+export function dfPolicy(cfg: Config): "inherit" | "set" | "unset" {
+  const df = cfg.policy.df ?? (cfg.mode === "ipip" ? "pmtudisc" : "unset");
+  return df === "pmtudisc" ? "set" : df === "nopmtudisc" ? "inherit" : df;
 }

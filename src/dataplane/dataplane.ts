@@ -1,6 +1,7 @@
 // One vxtun instance: opens the device and the underlay sockets in the current network
 // namespace, programs the kernel side (MTU, addresses, routes into the TUN), owns the
 // tables and serves the control socket. The per-packet work is the Forwarder's.
+import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import type { Logger } from "pino";
 import { formatIpv4, formatMac, parseCidr, parseIpv4, parseMac } from "../encap/addr.js";
@@ -12,11 +13,26 @@ import * as ipr from "../tun/iproute.js";
 import { RawSocket } from "../tun/raw.js";
 import { Slab } from "../tun/slab.js";
 import { UdpSocket } from "../tun/udp.js";
-import { type Config, deviceMtu, instancePaths, vtepMac } from "./config.js";
+import {
+  type Config,
+  deviceMtu,
+  dfPolicy,
+  instancePaths,
+  TUNNEL_OVERHEAD,
+  vtepMac,
+} from "./config.js";
 import { type ControlHandler, ControlServer, UserError } from "./control-socket.js";
-import { Forwarder, INHERIT, MODE_IPIP, MODE_VXLAN, MODE_VXLAN_L2 } from "./forwarder.js";
+import {
+  Forwarder,
+  FRAG_INNER,
+  FRAG_OUTER,
+  INHERIT,
+  MODE_IPIP,
+  MODE_VXLAN,
+  MODE_VXLAN_L2,
+} from "./forwarder.js";
 import { serveMetrics } from "./metrics.js";
-import { Stats } from "./stats.js";
+import { C, Stats } from "./stats.js";
 
 /** IPPROTO_RAW: a send-only raw socket whose packets carry their own IPv4 header. */
 const IPPROTO_RAW = 255;
@@ -44,6 +60,9 @@ export class Dataplane {
   readonly routes: RouteTable;
   readonly mac: number;
   readonly mtu: number;
+  /** The underlay's MTU when we started, and what that leaves for inner packets. */
+  readonly underlayMtu: number;
+  readonly tunnelMtu: number;
   readonly peers = new Map<string, PeerSpec>();
   private control: ControlServer | undefined;
   private metrics: Server | undefined;
@@ -61,6 +80,8 @@ export class Dataplane {
   ) {
     this.mac = vtepMac(cfg);
     this.mtu = deviceMtu(cfg, underlayMtu);
+    this.underlayMtu = underlayMtu;
+    this.tunnelMtu = underlayMtu - TUNNEL_OVERHEAD[cfg.mode];
     const dev = device.name;
     this.fdb = new Fdb({
       dev,
@@ -157,16 +178,14 @@ export class Dataplane {
         vtepMac: this.mac,
         ttl: policy.ttl === "inherit" ? INHERIT : policy.ttl,
         tos: policy.tos === "inherit" ? INHERIT : policy.tos,
-        df:
-          policy.df === "set"
-            ? DfPolicy.Set
-            : policy.df === "unset"
-              ? DfPolicy.Clear
-              : DfPolicy.Copy,
+        df: { set: DfPolicy.Set, unset: DfPolicy.Clear, inherit: DfPolicy.Copy }[dfPolicy(cfg)],
         proxyArp: cfg.fdb.proxyArp,
         learning: cfg.fdb.learning,
         allowPeers: cfg.allowPeers.map((a) => parseIpv4(a)!),
         batch: cfg.io.batch,
+        tunnelMtu: this.tunnelMtu,
+        underlayMtu: this.underlayMtu,
+        fragment: policy.fragment === "outer" ? FRAG_OUTER : FRAG_INNER,
       },
       this.slab,
       this.fdb,
@@ -176,6 +195,7 @@ export class Dataplane {
       this.tx,
       { sendBatch: (b, from, count) => this.device.writeBatch(b, from, count) },
     );
+    this.tx.onPmtu = (addr, _port, mtu) => this.lowerPmtu(addr, mtu);
     const fatal = (err: Error) => {
       this.log.error({ err: err.message }, "I/O failed; shutting down");
       void this.stop().then(() => {
@@ -190,6 +210,28 @@ export class Dataplane {
       this.neigh.expire();
     }, 1000);
     this.timer.unref();
+  }
+
+  /**
+   * EMSGSIZE from the underlay: the path to `remote` carries at most `mtu` bytes. Lower
+   * the inner MTU of every route that leads there, so the next too-big packet gets an
+   * ICMP "fragmentation needed" (DF) or is fragmented (no DF) instead of being lost.
+   */
+  lowerPmtu(remote: number, mtu: number): void {
+    if (mtu <= 0) return;
+    const inner = mtu - TUNNEL_OVERHEAD[this.cfg.mode];
+    for (const r of this.routes.list()) {
+      let to = r.remote;
+      if (this.cfg.mode === "vxlan") {
+        const mac = this.neigh.resolve(r.gateway);
+        to = mac < 0 ? 0 : (this.fdb.lookup(mac)?.remote ?? 0);
+      }
+      if (to === remote && (r.mtu === 0 || inner < r.mtu)) {
+        this.routes.setMtu(r.prefix, r.len, inner);
+        this.stats.counters[C.pmtu_updates]++;
+        this.log.info({ remote: formatIpv4(remote), mtu }, "path MTU lowered");
+      }
+    }
   }
 
   // ---------------------------------------------------------------- peers
@@ -336,6 +378,8 @@ export class Dataplane {
         mode: this.cfg.mode,
         device: this.device.name,
         mtu: this.mtu,
+        underlayMtu: this.underlayMtu,
+        tunnelMtu: this.tunnelMtu,
         vtepMac: formatMac(this.mac),
         local: this.cfg.local.address,
         vni: this.cfg.vni,
@@ -357,6 +401,11 @@ export class Dataplane {
     snap.counters.send_emsgsize = tx.emsgsize;
     snap.counters.tun_write_errors += dev.eagain + dev.enobufs;
     snap.drops.pool_exhausted += this.slab.poolExhausted;
+    // Outer fragments are reassembled by the kernel before our socket sees them; its
+    // counters (this namespace's) show how many.
+    const reasm = kernelReassembly();
+    snap.counters.kernel_ip_reasm_reqds = reasm.reqds;
+    snap.counters.kernel_ip_reasm_oks = reasm.oks;
     return snap;
   }
 
@@ -394,4 +443,21 @@ export async function findUnderlayMtu(cfg: Config): Promise<number> {
     );
   }
   return owner.mtu;
+}
+
+/** ReasmReqds / ReasmOKs from /proc/net/snmp (this network namespace). */
+function kernelReassembly(): { reqds: number; oks: number } {
+  try {
+    const lines = readFileSync("/proc/net/snmp", "utf8")
+      .split("\n")
+      .filter((l) => l.startsWith("Ip:"));
+    const keys = lines[0].split(/\s+/);
+    const vals = lines[1].split(/\s+/).map(Number);
+    return {
+      reqds: vals[keys.indexOf("ReasmReqds")] ?? 0,
+      oks: vals[keys.indexOf("ReasmOKs")] ?? 0,
+    };
+  } catch {
+    return { reqds: 0, oks: 0 };
+  }
 }

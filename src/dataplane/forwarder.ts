@@ -21,6 +21,7 @@ import {
 } from "../encap/arp.js";
 import { Drop } from "../encap/drop.js";
 import {
+  ETH_HDR_LEN,
   ETH_SRC,
   ETHERTYPE_ARP,
   ETHERTYPE_IPV4,
@@ -30,6 +31,8 @@ import {
   ethernetReplyHeader,
   newEthernetInfo,
 } from "../encap/ethernet.js";
+import { ipv4FragmentCount, ipv4WriteFragment } from "../encap/fragment.js";
+import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, icmpWriteError } from "../encap/icmp.js";
 import { DfPolicy, type IpipInfo, ipipDecap, ipipEncap, newIpipInfo } from "../encap/ipip.js";
 import {
   IPPROTO_UDP,
@@ -87,18 +90,32 @@ export interface ForwarderOptions {
   /** Accept underlay packets only from these sources (empty: any). */
   allowPeers: readonly number[];
   batch: number;
+  /** Largest inner packet a route carries unless PMTU discovery lowered it. */
+  tunnelMtu: number;
+  /** Underlay MTU: the largest outer packet (for outer fragmentation). */
+  underlayMtu: number;
+  /** DF clear and too big: fragment the inner packet (kernel-like) or the outer one. */
+  fragment: number;
 }
+
+export const FRAG_INNER = 0;
+export const FRAG_OUTER = 1;
 
 export class Forwarder {
   private readonly u8: Uint8Array;
   /** Underlay sends (header-including raw socket) and device writes. */
   private readonly toUnderlay: Batch;
   private readonly toDevice: Batch;
-  /** Slots taken from the pool for flood copies in this batch, freed after sending. */
+  /** Slots taken from the pool (flood copies, fragments, ICMP errors), freed after the batch. */
   private readonly extra: Uint32Array;
   private extraCount = 0;
   private readonly allow: Set<number> | undefined;
   private ipId = 1;
+  // The current packet's resolved destination (fields, not an object: no allocation).
+  private curRemote = 0;
+  private curMac = 0;
+  private curVni = 0;
+  private curPort = 0;
   // One reusable result object per decoder, per forwarder: no per-packet objects.
   private readonly ip: Ipv4Info = newIpv4Info();
   private readonly eth: EthernetInfo = newEthernetInfo();
@@ -120,7 +137,7 @@ export class Forwarder {
     // Room for one flood copy per remote per packet without reallocating.
     this.toUnderlay = new Batch(Math.min(1024, o.batch * 4));
     this.toDevice = new Batch(o.batch);
-    this.extra = new Uint32Array(this.toUnderlay.capacity);
+    this.extra = new Uint32Array(slab.count);
     this.allow = o.allowPeers.length ? new Set(o.allowPeers) : undefined;
   }
 
@@ -160,34 +177,106 @@ export class Forwarder {
     const route = this.routes.lookup(ip.dst);
     if (route === undefined) return Drop.NoRoute;
     if (this.o.mode === MODE_IPIP) {
-      const remote = route.remote || route.gateway;
-      if (remote === 0) return Drop.NoRoute;
+      this.curRemote = route.remote || route.gateway;
+      if (this.curRemote === 0) return Drop.NoRoute;
+    } else {
+      // flannel's model: route via the peer's VTEP address (onlink), whose permanent
+      // neighbour entry gives the VTEP MAC, whose FDB entry gives the node's address.
+      const mac = this.neigh.resolve(route.gateway || ip.dst);
+      if (mac < 0) return Drop.NoNeigh;
+      const fe = this.fdb.lookup(mac);
+      if (fe === undefined) return Drop.NoFdb;
+      this.curMac = mac;
+      this.curRemote = fe.remote;
+      this.curVni = fe.vni;
+      this.curPort = fe.port;
+    }
+    const total = ip.totalLen;
+    const mtu = route.mtu || this.o.tunnelMtu;
+    if (total <= mtu) return this.encapL3(slot, off, total);
+    // Too big for the tunnel path: what the kernel's tunnels do.
+    if (ip.df) {
+      // From the next hop's address, as a router on the path would: a source that is
+      // one of the receiving host's own addresses would be dropped as a martian.
+      this.fragNeeded(off, total, mtu, route.gateway || ip.dst);
+      return Drop.TooBig;
+    }
+    return this.o.fragment === FRAG_INNER
+      ? this.fragmentInner(off, total, mtu)
+      : this.encapL3(slot, off, total);
+  }
+
+  /** Encapsulate the L3 packet at [off, off+len) towards the resolved destination. */
+  private encapL3(slot: number, off: number, len: number): number {
+    if (this.o.mode === MODE_IPIP) {
       const start = ipipEncap(
         this.u8,
         off,
-        ip.totalLen,
+        len,
         this.o.localIp,
-        remote,
+        this.curRemote,
         this.o.ttl,
         this.o.tos,
         this.o.df,
         this.nextId(),
       );
       if (start < 0) return -start;
-      this.toUnderlay.push(slot, start, ip.totalLen + IPV4_HDR_LEN, remote, 0);
       this.stats.counters[C.encap_packets]++;
-      return Drop.None;
+      return this.pushOuter(slot, start, len + IPV4_HDR_LEN, this.curRemote);
     }
-    // flannel's model: route via the peer's VTEP address (onlink), whose permanent
-    // neighbour entry gives the VTEP MAC, whose FDB entry gives the node's address.
-    const hop = route.gateway || ip.dst;
-    const mac = this.neigh.resolve(hop);
-    if (mac < 0) return Drop.NoNeigh;
-    const fe = this.fdb.lookup(mac);
-    if (fe === undefined) return Drop.NoFdb;
-    const start = vxlanEncapL3(this.u8, off, ip.totalLen, fe.vni, this.o.vtepMac, mac);
+    const start = vxlanEncapL3(this.u8, off, len, this.curVni, this.o.vtepMac, this.curMac);
     if (start < 0) return -start;
-    return this.pushVxlan(slot, start, ip.totalLen + VXLAN_L3_HEADROOM, off, fe.remote, fe.port);
+    return this.pushVxlan(slot, start, len + VXLAN_L3_HEADROOM, off, this.curRemote, this.curPort);
+  }
+
+  /** DF clear, too big: fragment before encapsulating, each fragment in its own slot. */
+  private fragmentInner(off: number, total: number, mtu: number): number {
+    const n = ipv4FragmentCount(this.u8, off, total, mtu);
+    if (n === 0) return Drop.TooBig;
+    for (let k = 0; k < n; k++) {
+      const frag = this.takeSlot();
+      if (frag < 0) return Drop.PoolExhausted;
+      const fragOff = this.slab.dataOffset(frag);
+      const fragLen = ipv4WriteFragment(this.u8, off, total, mtu, k, this.u8, fragOff);
+      const code = this.encapL3(frag, fragOff, fragLen);
+      if (code !== Drop.None) return code;
+    }
+    this.stats.counters[C.fragmented_inner]++;
+    return Drop.None;
+  }
+
+  /** Answer the sender with ICMP "fragmentation needed" (RFC 1191) through the TUN. */
+  private fragNeeded(off: number, total: number, mtu: number, from: number): void {
+    const reply = this.takeSlot();
+    if (reply < 0) return;
+    const at = this.slab.dataOffset(reply);
+    const n = icmpWriteError(
+      this.u8,
+      at,
+      this.u8,
+      off,
+      total,
+      ICMP_DEST_UNREACH,
+      ICMP_FRAG_NEEDED,
+      mtu,
+      from,
+      64,
+      this.nextId(),
+    );
+    if (n === 0) return;
+    this.toDevice.push(reply, at, n, 0, 0);
+    this.stats.counters[C.icmp_frag_needed_sent]++;
+  }
+
+  /** A slot for a packet we create (fragment, copy, ICMP error), freed after the batch. */
+  private takeSlot(): number {
+    const slot = this.slab.alloc();
+    if (slot < 0) {
+      this.drop(Drop.PoolExhausted);
+      return -1;
+    }
+    this.extra[this.extraCount++] = slot;
+    return slot;
   }
 
   /** vxlan-l2: an Ethernet frame from the TAP (a bridge port). */
@@ -195,6 +284,8 @@ export class Forwarder {
     const eth = this.eth;
     const code = ethernetParse(this.u8, off, len, eth);
     if (code !== Drop.None) return code;
+    // A bridge port does not fragment or answer PMTU (neither does the kernel's vxlan).
+    if (len - ETH_HDR_LEN > this.o.tunnelMtu) return Drop.TooBig;
     if (isMulticastMac(eth.dst)) {
       if (eth.ethertype === ETHERTYPE_ARP && this.o.proxyArp && this.proxyArp(slot, off, eth)) {
         return Drop.None;
@@ -235,12 +326,8 @@ export class Forwarder {
     const innerIp = this.innerIpOff(eth);
     for (let r = 1; r < n; r++) {
       if (this.toUnderlay.count + 1 >= this.toUnderlay.capacity) this.flushUnderlay();
-      const copy = this.slab.alloc();
-      if (copy < 0) {
-        this.drop(Drop.PoolExhausted);
-        continue;
-      }
-      this.extra[this.extraCount++] = copy;
+      const copy = this.takeSlot();
+      if (copy < 0) continue;
       const copyOff = copy * this.slab.slotSize + (off - slot * this.slab.slotSize);
       this.u8.copyWithin(copyOff, off, off + len);
       const start = vxlanEncapL2(this.u8, copyOff, this.o.vni);
@@ -294,8 +381,33 @@ export class Forwarder {
       remote,
     );
     udpWrite(u8, udpOff, sport, port, len + UDP_HDR_LEN);
-    this.toUnderlay.push(slot, ipOff, total, remote, 0);
     this.stats.counters[C.encap_packets]++;
+    return this.pushOuter(slot, ipOff, total, remote);
+  }
+
+  /**
+   * Queue a finished outer packet. One larger than the underlay MTU can only have come
+   * from the fragment-outer policy (DF clear): cut it into outer fragments, which the
+   * receiving kernel reassembles before our socket sees the datagram.
+   */
+  private pushOuter(slot: number, ipOff: number, total: number, remote: number): number {
+    const mtu = this.o.underlayMtu;
+    if (total <= mtu) {
+      this.toUnderlay.push(slot, ipOff, total, remote, 0);
+      return Drop.None;
+    }
+    if ((this.u8[ipOff + IPV4_FLAGS_FRAG] << 8) & IPV4_DF) return Drop.TooBig;
+    const n = ipv4FragmentCount(this.u8, ipOff, total, mtu);
+    if (n === 0) return Drop.TooBig;
+    if (this.toUnderlay.count + n > this.toUnderlay.capacity) this.flushUnderlay();
+    for (let k = 0; k < n; k++) {
+      const frag = this.takeSlot();
+      if (frag < 0) return Drop.PoolExhausted;
+      const at = this.slab.dataOffset(frag);
+      const len = ipv4WriteFragment(this.u8, ipOff, total, mtu, k, this.u8, at);
+      this.toUnderlay.push(frag, at, len, remote, 0);
+    }
+    this.stats.counters[C.fragmented_outer]++;
     return Drop.None;
   }
 
