@@ -7,6 +7,7 @@ import { addFlannelPeer, addKernelVxlan } from "../lab/kernel-vxlan.js";
 import { NetnsLab, runOk } from "../lab/netns.js";
 import { buildUnderlay, type UnderlayNode } from "../lab/underlay.js";
 import { startVxtun, type VxtunProc } from "../lab/vxtun-process.js";
+import type { VegaLiteSpec } from "./chart.js";
 import { cpuSeconds, iperf, median, pingRtt } from "./traffic.js";
 
 export const PATHS = [
@@ -260,4 +261,41 @@ export function overlayMarkdown(r: OverlayBenchResult): string {
     sep,
     ...rows,
   ].join("\n");
+}
+
+/** One small bar chart per metric, paths side by side, kernel vxlan highlighted. */
+export function overlayChart(r: OverlayBenchResult): VegaLiteSpec {
+  const values: { metric: string; path: string; value: number }[] = [];
+  for (const p of r.options.paths) {
+    for (const [k, v] of Object.entries(r.median[p] ?? {}) as [MetricName, number][]) {
+      values.push({ metric: METRICS[k], path: p, value: v });
+    }
+  }
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+    title: `vxtun overlay benchmark (medians of ${r.options.reps} runs; ${r.machine.cpus} vCPU, Linux ${r.machine.kernel})`,
+    data: { values },
+    facet: { field: "metric", type: "nominal", title: null },
+    columns: 3,
+    resolve: { scale: { y: "independent" } },
+    spec: {
+      width: 220,
+      height: 140,
+      mark: "bar",
+      encoding: {
+        x: {
+          field: "path",
+          type: "nominal",
+          sort: [...r.options.paths],
+          title: null,
+          axis: { labelAngle: -30 },
+        },
+        y: { field: "value", type: "quantitative", title: null },
+        color: {
+          condition: { test: "datum.path === 'kernel-vxlan'", value: "#e45756" },
+          value: "#4c78a8",
+        },
+      },
+    },
+  };
 }

@@ -115,6 +115,49 @@ export function buildProgram(): Command {
   });
 
   program
+    .command("bench")
+    .description(
+      "iperf3/ping through bare underlay, kernel vxlan and each vxtun mode, side by side (root)",
+    )
+    .option("--quick", "one short run per path, TCP and ping only")
+    .option("--reps <n>", "repetitions per path (medians are reported)", "3")
+    .option("--seconds <s>", "seconds per iperf3 run", "5")
+    .option(
+      "--paths <list>",
+      "comma-separated subset of: underlay,kernel-vxlan,vxtun-vxlan,vxtun-vxlan-l2,vxtun-ipip",
+    )
+    .option("--out <dir>", "where to write JSON, Markdown and the chart", "vxtun-results")
+    .action(
+      async (o: {
+        quick?: boolean;
+        reps: string;
+        seconds: string;
+        paths?: string;
+        out: string;
+      }) => {
+        const { runBenchCommand } = await import("../bench/commands.js");
+        await runBenchCommand(o);
+      },
+    );
+
+  program
+    .command("mtu-sweep")
+    .description(
+      "probe inner packet sizes across the tunnel MTU, DF on and off, per path and underlay MTU (root)",
+    )
+    .option("--quick", "one path, one underlay MTU, sizes around the boundary")
+    .option(
+      "--paths <list>",
+      "comma-separated subset of: kernel-vxlan,vxtun-vxlan,vxtun-vxlan-outer,vxtun-ipip",
+    )
+    .option("--mtus <list>", "underlay MTUs", "1500,1400,9000")
+    .option("--out <dir>", "where to write JSON, Markdown and the chart", "vxtun-results")
+    .action(async (o: { quick?: boolean; paths?: string; mtus: string; out: string }) => {
+      const { runSweepCommand } = await import("../bench/commands.js");
+      await runSweepCommand(o);
+    });
+
+  program
     .command("stats")
     .description("packet, byte and batch counters, and drops by reason")
     .option("--json", "JSON output")
