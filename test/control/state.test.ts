@@ -175,3 +175,23 @@ t.test(
     t.equal(renewDelayMs(6), 2000);
   },
 );
+
+t.test("an agent refuses a store whose network config differs, in one line", async (t) => {
+  const { Agent } = await import("../../src/control/agent.js");
+  const { pino } = await import("pino");
+  const storeDir = join(dir, "store-mismatch");
+  const { FileStore } = await import("../../src/control/file-store.js");
+  const store = new FileStore({ dir: storeDir });
+  await store.putConfigIfAbsent({ Network: "10.9.0.0/16", Backend: { Type: "vxlan" } });
+  const cfg = parseAgentConfig({
+    name: "n1",
+    local: { address: "198.18.0.1" },
+    store: { type: "file", dir: storeDir },
+    paths: { socket: join(dir, "mm.sock"), state: join(dir, "mm-state") },
+  });
+  await t.rejects(Agent.start(cfg, pino({ level: "silent" })), {
+    name: "Error",
+    message:
+      /^the store's network config \(file\) differs from ours: Network "10\.9\.0\.0\/16" \(ours "10\.244\.0\.0\/16"\)$/,
+  });
+});
