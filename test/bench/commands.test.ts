@@ -1,0 +1,64 @@
+// `vxtun bench --quick` and `vxtun mtu-sweep --quick` on a tiny budget: they must run
+// end to end and produce well-formed JSON, Markdown and a PNG chart (figures are not
+// asserted: performance lives in bench/, not in tests).
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import t from "tap";
+import { listLabNamespaces, run, skipUnlessRoot } from "../../src/lab/netns.js";
+import { CLI } from "../lib/vxtun.js";
+
+const PNG = [0x89, 0x50, 0x4e, 0x47];
+
+function tmp(t: { teardown: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), "vxtun-bench-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+t.test("vxtun bench --quick", async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const out = tmp(t);
+  const before = await listLabNamespaces();
+  const r = await run([...CLI, "bench", "--quick", "--out", out], { timeoutMs: 240_000 });
+  t.equal(r.code, 0, r.code === 0 ? "exits 0" : r.stderr.slice(-2000));
+  const j = JSON.parse(readFileSync(join(out, "bench.json"), "utf8"));
+  t.same(j.options.paths, [
+    "underlay",
+    "kernel-vxlan",
+    "vxtun-vxlan",
+    "vxtun-vxlan-l2",
+    "vxtun-ipip",
+  ]);
+  t.type(j.machine.cpus, "number");
+  for (const p of j.options.paths) {
+    t.ok(j.median[p].tcp1_gbps > 0, `${p}: a TCP figure`);
+    t.ok(j.median[p].ping_p50_ms > 0, `${p}: a ping figure`);
+  }
+  t.ok(j.ratio["vxtun-vxlan"].tcp1_gbps > 0, "ratios to kernel vxlan");
+  t.match(readFileSync(join(out, "bench.md"), "utf8"), /\| vxtun-ipip \|/);
+  t.same([...readFileSync(join(out, "bench.png")).subarray(0, 4)], PNG, "a PNG chart");
+  t.same(await listLabNamespaces(), before, "no namespace left behind");
+});
+
+t.test("vxtun mtu-sweep --quick", async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const out = tmp(t);
+  const r = await run([...CLI, "mtu-sweep", "--quick", "--out", out], { timeoutMs: 120_000 });
+  t.equal(r.code, 0, r.code === 0 ? "exits 0" : r.stderr.slice(-2000));
+  const j = JSON.parse(readFileSync(join(out, "mtu-sweep.json"), "utf8"));
+  t.ok(j.probes.length >= 6);
+  for (const p of j.probes) t.match(p.outcome, /^(delivered|frag-needed|local-error|lost)$/);
+  const over = j.probes.find((p: { df: boolean; label: string }) => p.df && p.label === "T+1");
+  t.equal(over.outcome, "frag-needed", "DF and one byte over the tunnel MTU: frag-needed");
+  t.equal(over.mtu, over.tunnelMtu, "with the tunnel MTU");
+  t.same([...readFileSync(join(out, "mtu-sweep.png")).subarray(0, 4)], PNG);
+});
+
+t.test("bad options are one-line errors", async (t) => {
+  const r = await run([...CLI, "bench", "--paths", "gre"]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /^vxtun: unknown path "gre": choose from underlay, /);
+  const r2 = await run([...CLI, "mtu-sweep", "--mtus", "1500,abc"]);
+  t.match(r2.stderr, /^vxtun: an MTU must be a whole number/);
+});
