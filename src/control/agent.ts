@@ -12,8 +12,20 @@ import { ensureBridge } from "./bridge.js";
 import { type AgentConfig, agentPaths } from "./config.js";
 import { EtcdStore } from "./etcd-store.js";
 import { FileStore } from "./file-store.js";
-import { configMismatch, gatewayOf, leaseValueFor, networkConfigFor } from "./flannel.js";
-import { claimSubnet, readRemembered, renewDelayMs, writeRemembered } from "./lease.js";
+import {
+  CorruptValueError,
+  configMismatch,
+  gatewayOf,
+  leaseValueFor,
+  networkConfigFor,
+} from "./flannel.js";
+import {
+  AllocationError,
+  claimSubnet,
+  readRemembered,
+  renewDelayMs,
+  writeRemembered,
+} from "./lease.js";
 import { writeNodeState } from "./node-state.js";
 import { PeerSync } from "./peers.js";
 import { LeaseLostError, LeaseTakenError, type Store } from "./store.js";
@@ -32,8 +44,8 @@ async function untilStoreAnswers<T>(what: string, log: Logger, fn: () => Promise
     try {
       return await fn();
     } catch (e) {
-      if (e instanceof ConfigError || e instanceof LeaseTakenError) throw e;
-      if (/corrupt|not valid JSON|no free|contention/.test((e as Error).message)) throw e;
+      const final = [ConfigError, LeaseTakenError, CorruptValueError, AllocationError];
+      if (final.some((k) => e instanceof k)) throw e;
       log.warn(
         { err: (e as Error).message, retryMs: delay },
         `${what}: store unreachable, retrying`,

@@ -43,18 +43,23 @@ export const networkConfigSchema = z
   .passthrough();
 export type NetworkConfig = z.infer<typeof networkConfigSchema>;
 
+/** A stored value that cannot be read: retrying will not help, a person must look. */
+export class CorruptValueError extends Error {
+  override name = "CorruptValueError";
+}
+
 /** Parse a stored JSON value; throws one line naming `where`. */
 export function parseJsonValue<T>(schema: z.ZodType<T>, text: string, where: string): T {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new Error(`${where}: not valid JSON`);
+    throw new CorruptValueError(`${where}: not valid JSON`);
   }
   const r = schema.safeParse(raw);
   if (!r.success) {
     const i = r.error.issues[0];
-    throw new Error(`${where}: ${i.path.join(".") || "(top level)"}: ${i.message}`);
+    throw new CorruptValueError(`${where}: ${i.path.join(".") || "(top level)"}: ${i.message}`);
   }
   return r.data;
 }

@@ -47,6 +47,11 @@ export function writeRemembered(file: string, r: Remembered): void {
   writeFileAtomic(file, `${JSON.stringify(r)}\n`, 0o600);
 }
 
+/** No subnet can be had (network full, endless contention): final, not an outage. */
+export class AllocationError extends Error {
+  override name = "AllocationError";
+}
+
 export interface ClaimOptions {
   network: string;
   subnetLen: number;
@@ -91,9 +96,9 @@ export async function claimSubnet(
     }
     const taken = new Set(leases.map((l) => l.subnet));
     const free = all.find((s) => !taken.has(s));
-    if (!free) throw new Error(`no free /${o.subnetLen} left in ${o.network}`);
+    if (!free) throw new AllocationError(`no free /${o.subnetLen} left in ${o.network}`);
     const r = await tryClaim(free);
     if (r) return r;
   }
-  throw new Error(`could not claim a subnet in ${o.network}: too much contention`);
+  throw new AllocationError(`could not claim a subnet in ${o.network}: too much contention`);
 }
