@@ -42,9 +42,9 @@ export async function cmdAdd(env: CniEnv, conf: NetConf, log: Logger): Promise<C
     );
   }
   const ipam = ipamSection(conf, state);
-  const ipamResult = await delegate("ADD", env, conf, ipam);
+  const ipamP = delegate("ADD", env, conf, ipam);
   try {
-    return await wire(env, conf, state, ipamResult!, log);
+    return await wire(env, conf, state, ipamP as Promise<CniResult>, log);
   } catch (e) {
     log.warn({ err: (e as Error).message, containerId: env.containerId }, "ADD failed, undoing");
     await deleteLink(hostVethName(env.containerId, env.ifname)).catch(() => {});
@@ -59,59 +59,49 @@ async function wire(
   env: CniEnv,
   conf: NetConf,
   state: NodeState,
-  ipamResult: CniResult,
+  ipamP: Promise<CniResult>,
   log: Logger,
 ): Promise<CniResult> {
-  const v4 = ipamResult.ips.find((ip) => !ip.address.includes(":"));
-  if (!v4) throw new CniError(CniCode.ipam, "IPAM returned no IPv4 address");
-  const podIp = v4.address.split("/")[0];
-  const gw = v4.gateway ?? formatIpv4(state.gateway);
   const mtu = conf.mtu ?? state.mtu;
   const bridge = conf.bridge ?? state.bridge;
   const host = hostVethName(env.containerId, env.ifname);
   const macs = vethMacs(env.containerId, env.ifname);
   const ptp = conf.mode === "ptp";
+  const alias = attachmentAlias(env.containerId, env.ifname);
   // The whole overlay is one L2 segment in vxlan-l2; in L3 modes the node subnet is.
   const prefixLen = ptp ? 32 : state.mode === "vxlan-l2" ? state.network.len : state.subnet.len;
-
   const veth = [
     ...["link", "add", host, "address", macs.host, "mtu", String(mtu), "type", "veth"],
     ...["peer", "name", env.ifname, "address", macs.pod, "mtu", String(mtu), "netns", env.netns],
   ];
-  const hostSide: string[][] = ptp
-    ? [
-        ["link", "set", "dev", host, "alias", attachmentAlias(env.containerId, env.ifname), "up"],
-        ["addr", "add", `${gw}/32`, "dev", host],
-        ["route", "replace", `${podIp}/32`, "dev", host, "scope", "link"],
-      ]
-    : [
-        ["link", "set", "dev", host, "alias", attachmentAlias(env.containerId, env.ifname)],
+  const plumb = (hostSide: string[][]) => plumbHost(host, veth, hostSide, state, bridge, mtu, log);
+
+  // Bridge mode needs no address on the host side, so the veth is created and attached
+  // while IPAM runs (the two are the bulk of ADD's time). Both settle before any cleanup.
+  const early = ptp
+    ? Promise.resolve()
+    : plumb([
+        ["link", "set", "dev", host, "alias", alias],
         ["link", "set", "dev", host, "master", bridge],
         ...(conf.hairpinMode
           ? [["link", "set", "dev", host, "type", "bridge_slave", "hairpin", "on"]]
           : []),
         ["link", "set", "dev", host, "up"],
-      ];
-  let f = await ipBatch([veth, ...hostSide]);
-  // `ip -batch` stops at the first failed line but does not always say which one, so the
-  // two expected failures are told apart by their messages.
-  if (f && /File exists/.test(f.message)) {
-    // A host veth left by an ADD whose DEL never came: same container and ifname, so ours.
-    log.warn({ host }, "replacing a leftover host veth");
-    await deleteLink(host);
-    f = await ipBatch([veth, ...hostSide]);
-  }
-  if (f && !ptp && f.message.includes(`"${bridge}" is wrong`)) {
-    // First pod on this node: the bridge is created on demand with the gateway address.
-    const gwLen = state.mode === "vxlan-l2" ? state.network.len : state.subnet.len;
-    await ensureBridge(bridge, `${formatIpv4(state.gateway)}/${gwLen}`, mtu);
-    f = await ipBatch(hostSide.slice(1)); // the veth and its alias are in place
-  }
-  if (f) {
-    throw new CniError(
-      CniCode.dataplane,
-      `creating and attaching veth ${host}/${env.ifname}: ${f.message}`,
-    );
+      ]);
+  const [ri, rh] = await Promise.allSettled([ipamP, early]);
+  if (ri.status === "rejected") throw ri.reason;
+  if (rh.status === "rejected") throw rh.reason;
+  const ipamResult = ri.value;
+  const v4 = ipamResult.ips.find((ip) => !ip.address.includes(":"));
+  if (!v4) throw new CniError(CniCode.ipam, "IPAM returned no IPv4 address");
+  const podIp = v4.address.split("/")[0];
+  const gw = v4.gateway ?? formatIpv4(state.gateway);
+  if (ptp) {
+    await plumb([
+      ["link", "set", "dev", host, "alias", alias, "up"],
+      ["addr", "add", `${gw}/32`, "dev", host],
+      ["route", "replace", `${podIp}/32`, "dev", host, "scope", "link"],
+    ]);
   }
 
   const routes = ipamResult.routes.length ? ipamResult.routes : [{ dst: "0.0.0.0/0", gw }];
@@ -136,6 +126,36 @@ async function wire(
     dns: ipamResult.dns && Object.keys(ipamResult.dns).length ? ipamResult.dns : (conf.dns ?? {}),
   };
   return chain(conf, result);
+}
+
+/** Create the veth (pod end straight into the netns) and run the host-side commands. */
+async function plumbHost(
+  host: string,
+  veth: string[],
+  hostSide: string[][],
+  state: NodeState,
+  bridge: string,
+  mtu: number,
+  log: Logger,
+): Promise<void> {
+  let f = await ipBatch([veth, ...hostSide]);
+  // `ip -batch` stops at the first failed line but does not always say which one, so the
+  // two expected failures are told apart by their messages.
+  if (f && /File exists/.test(f.message)) {
+    // A host veth left by an ADD whose DEL never came: same container and ifname, so ours.
+    log.warn({ host }, "replacing a leftover host veth");
+    await deleteLink(host);
+    f = await ipBatch([veth, ...hostSide]);
+  }
+  if (f?.message.includes(`"${bridge}" is wrong`)) {
+    // First pod on this node: the bridge is created on demand with the gateway address.
+    const gwLen = state.mode === "vxlan-l2" ? state.network.len : state.subnet.len;
+    await ensureBridge(bridge, `${formatIpv4(state.gateway)}/${gwLen}`, mtu);
+    f = await ipBatch(hostSide.slice(1)); // the veth and its alias are in place
+  }
+  if (f) {
+    throw new CniError(CniCode.dataplane, `creating and attaching veth ${host}: ${f.message}`);
+  }
 }
 
 /** Chained after another plugin: keep its interfaces and IPs, ours appended. */
