@@ -5,6 +5,7 @@
 // restarted agent keeps its subnet.
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { startCniServer } from "../cni/server.js";
 import { ConfigError, deviceMtu, instancePaths, vtepMac } from "../dataplane/config.js";
 import { Dataplane, findUnderlayMtu } from "../dataplane/dataplane.js";
 import { formatIpv4, formatMac, parseCidr } from "../encap/addr.js";
@@ -54,27 +55,6 @@ async function untilStoreAnswers<T>(what: string, log: Logger, fn: () => Promise
       delay = Math.min(delay * 2, 5000);
     }
   }
-}
-
-interface CniServerModule {
-  startCniServer(opts: {
-    socket: string;
-    stateFile: string;
-    log: Logger;
-  }): Promise<{ close(): Promise<void> }>;
-}
-
-/** The CNI server lives in src/cni; loaded by name so the agent runs without it. */
-async function startCni(socket: string, stateFile: string, log: Logger) {
-  const spec = "../cni/server.js";
-  let mod: CniServerModule;
-  try {
-    mod = (await import(spec)) as CniServerModule;
-  } catch (e) {
-    log.warn({ err: (e as Error).message }, "CNI server module not available; not serving CNI");
-    return undefined;
-  }
-  return mod.startCniServer({ socket, stateFile, log });
 }
 
 export class Agent {
@@ -189,7 +169,8 @@ export class Agent {
       dataplaneSocket: dpPaths.socket,
       cniSocket,
     });
-    this.cni = await startCni(cniSocket, stateFile, log);
+    // The CNI plugin's long-lived half: pods are wired by this process, next to the state.
+    this.cni = await startCniServer({ socket: cniSocket, stateFile, log });
 
     this.sync = new PeerSync(store, this.dp, { mode: cfg.mode, ownSubnet: claim.subnet, log });
     this.sync.start();
