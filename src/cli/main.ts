@@ -114,6 +114,61 @@ export function buildProgram(): Command {
     del: { usage: "NODE-IP", positional: ["address"], keywords: {} },
   });
 
+  const lab = program
+    .command("lab")
+    .description("a multi-node overlay in network namespaces on this machine (root)");
+  // Not --name: that is the global option naming a dataplane instance.
+  const labName = ["--lab <name>", "lab name (several labs may run side by side)", "lab"] as const;
+  lab
+    .command("up")
+    .description(
+      "build nodes on an underlay switch, an agent per node, pods through the CNI plugin",
+    )
+    .option("--nodes <n>", "number of nodes", "2")
+    .option("--pods <m>", "pods per node", "2")
+    .option("--mode <mode>", "vxlan | vxlan-l2 | ipip", "vxlan")
+    .option("--store <store>", "file (embedded) | etcd", "file")
+    .option(...labName)
+    .action(
+      async (o: { lab: string; nodes: string; pods: string; mode: string; store: string }) => {
+        const { labUpCommand } = await import("../lab/commands.js");
+        await labUpCommand(o);
+      },
+    );
+  lab
+    .command("status")
+    .description("nodes, agents and pods of a running lab")
+    .option(...labName)
+    .action(async (o: { lab: string }) => {
+      const { labStatusCommand } = await import("../lab/commands.js");
+      await labStatusCommand(o);
+    });
+  lab
+    .command("ping")
+    .description("all-pairs ping matrix between the lab's pods")
+    .option(...labName)
+    .action(async (o: { lab: string }) => {
+      const { labPingCommand } = await import("../lab/commands.js");
+      await labPingCommand(o);
+    });
+  lab
+    .command("exec <pod> [command...]")
+    .description("run a command inside a pod's network namespace: vxtun lab exec n1-p1 -- ip addr")
+    .option(...labName)
+    .action(async (pod: string, command: string[], o: { lab: string }) => {
+      const { labExecCommand } = await import("../lab/commands.js");
+      labExecCommand(o, pod, command);
+    });
+  lab
+    .command("down")
+    .description("stop the lab's processes and remove its namespaces")
+    .option(...labName)
+    .option("--all", "remove every vxtun lab and every vxt-* namespace (leftovers of crashed runs)")
+    .action(async (o: { lab: string; all?: boolean }) => {
+      const { labDownCommand } = await import("../lab/commands.js");
+      await labDownCommand(o);
+    });
+
   program
     .command("bench")
     .description(

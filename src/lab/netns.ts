@@ -178,6 +178,20 @@ export class NetnsLab {
     return child;
   }
 
+  /**
+   * Hand the namespaces over to something longer-lived (a lab that outlives the
+   * command): this process will no longer delete them at exit.
+   */
+  detach(): void {
+    live.delete(this);
+    this.closed = true;
+  }
+
+  /** Delete the given namespaces, killing what still runs inside them. */
+  static removeNamespaces(names: readonly string[]): Promise<void> {
+    return deleteNamespaces(names);
+  }
+
   async cleanup(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

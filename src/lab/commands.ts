@@ -1,0 +1,93 @@
+// `vxtun lab …` verbs: thin wrappers that print what the lab module did.
+import { spawnSync } from "node:child_process";
+import { progressDisplay } from "../bench/progress.js";
+import { UserError } from "../dataplane/control-socket.js";
+import {
+  formatLab,
+  formatMatrix,
+  LAB_MODES,
+  type LabMode,
+  labDown,
+  labDownAll,
+  labPing,
+  labStatus,
+  labUp,
+  podByName,
+  readLab,
+} from "./lab.js";
+import { netnsUnavailableReason } from "./netns.js";
+
+function requireRoot(): void {
+  const why = netnsUnavailableReason();
+  if (why) throw new UserError(`the lab ${why}`);
+}
+
+function count(text: string, what: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0)
+    throw new UserError(`${what} must be a whole number, not "${text}"`);
+  return n;
+}
+
+export async function labUpCommand(o: {
+  lab: string;
+  nodes: string;
+  pods: string;
+  mode: string;
+  store: string;
+}): Promise<void> {
+  if (!LAB_MODES.includes(o.mode as LabMode)) {
+    throw new UserError(`unknown mode "${o.mode}": choose ${LAB_MODES.join(", ")}`);
+  }
+  if (o.store !== "file" && o.store !== "etcd") {
+    throw new UserError(`unknown store "${o.store}": choose file (embedded) or etcd`);
+  }
+  requireRoot();
+  const s = await labUp({
+    name: o.lab,
+    nodes: count(o.nodes, "--nodes"),
+    pods: count(o.pods, "--pods"),
+    mode: o.mode as LabMode,
+    store: o.store,
+    onProgress: (msg) => process.stderr.write(`lab: ${msg}\n`),
+  });
+  console.log(formatLab(s));
+  const flag = s.name === "lab" ? "" : ` --lab ${s.name}`;
+  console.log(
+    `\nnext: 'vxtun lab ping${flag}' (all pairs), 'vxtun lab exec${flag} ${s.pods[0]?.name ?? "POD"} -- ip addr', 'vxtun lab down${flag}'`,
+  );
+}
+
+export async function labPingCommand(o: { lab: string }): Promise<void> {
+  requireRoot();
+  const progress = progressDisplay("ping");
+  let m: Awaited<ReturnType<typeof labPing>>;
+  try {
+    m = await labPing(o.lab, progress.update);
+  } finally {
+    progress.stop();
+  }
+  console.log(formatMatrix(m));
+  const pairs = m.pods.length * (m.pods.length - 1);
+  console.log(`\n${pairs - m.failures}/${pairs} pairs reachable`);
+  if (m.failures > 0) process.exitCode = 1;
+}
+
+export async function labStatusCommand(o: { lab: string }): Promise<void> {
+  console.log(await labStatus(o.lab));
+}
+
+export function labExecCommand(o: { lab: string }, pod: string, argv: string[]): void {
+  requireRoot();
+  if (argv.length === 0)
+    throw new UserError("nothing to run: vxtun lab exec POD -- COMMAND [ARGS...]");
+  const p = podByName(readLab(o.lab), pod);
+  const r = spawnSync("ip", ["netns", "exec", p.ns, ...argv], { stdio: "inherit" });
+  process.exitCode = r.status ?? 1;
+}
+
+export async function labDownCommand(o: { lab: string; all?: boolean }): Promise<void> {
+  requireRoot();
+  const r = o.all ? await labDownAll() : await labDown(o.lab);
+  console.log(`removed ${r.namespaces} namespaces and stopped ${r.processes} processes`);
+}

@@ -1,0 +1,426 @@
+// `vxtun lab`: a whole overlay on one machine. N node namespaces on an underlay switch,
+// one `vxtun agent` per node (control plane + dataplane + CNI server), M pods per node
+// created through the CNI plugin exactly as a container runtime would call it. The lab
+// outlives the command that built it; its state (namespace prefix, processes, pods)
+// lives in /run/vxtun/labs/<name>/lab.json so status/ping/exec/down can find it.
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { stringify } from "yaml";
+import { controlCall, UserError } from "../dataplane/control-socket.js";
+import { listLabNamespaces, NetnsLab, removeAllLabNamespaces, run, runOk } from "./netns.js";
+import { buildUnderlay } from "./underlay.js";
+import { vxtunCommand } from "./vxtun-process.js";
+
+export const LABS_DIR = "/run/vxtun/labs";
+export const LAB_MODES = ["vxlan", "vxlan-l2", "ipip"] as const;
+export type LabMode = (typeof LAB_MODES)[number];
+
+export interface LabNode {
+  name: string;
+  ns: string;
+  address: string;
+  socket: string;
+  cniSocket: string;
+  stateFile: string;
+  log: string;
+  pid: number;
+  subnet?: string;
+}
+
+export interface LabPod {
+  name: string;
+  node: string;
+  ns: string;
+  containerId: string;
+  ip: string;
+}
+
+export interface LabState {
+  name: string;
+  prefix: string;
+  mode: LabMode;
+  store: "file" | "etcd";
+  dir: string;
+  nodes: LabNode[];
+  pods: LabPod[];
+  etcd?: { pid: number; endpoint: string };
+}
+
+export interface LabUpOptions {
+  name?: string;
+  nodes: number;
+  pods: number;
+  mode?: LabMode;
+  store?: "file" | "etcd";
+  onProgress?: (msg: string) => void;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const LAB_NAME = /^[a-z0-9][a-z0-9-]{0,15}$/;
+
+function labDir(name: string): string {
+  return join(LABS_DIR, name);
+}
+
+export function readLab(name: string): LabState {
+  const file = join(labDir(name), "lab.json");
+  if (!existsSync(file))
+    throw new UserError(`no lab "${name}" is up: start one with 'vxtun lab up'`);
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as LabState;
+  } catch (e) {
+    throw new UserError(
+      `lab state ${file} is corrupt (${(e as Error).message}): 'vxtun lab down --all' clears it`,
+    );
+  }
+}
+
+function saveLab(s: LabState): void {
+  writeFileSync(join(s.dir, "lab.json"), `${JSON.stringify(s, null, 2)}\n`);
+}
+
+/** argv that runs the CNI plugin: the native shim when built, else the Node plugin. */
+export function cniPluginCommand(): string[] {
+  const shim = resolve(here, "../../dist/cni/vxtun-cni");
+  if (existsSync(shim)) return [shim];
+  if (import.meta.url.endsWith(".ts")) {
+    return [process.execPath, "--import", "tsx", resolve(here, "../cni/main.ts")];
+  }
+  return [process.execPath, resolve(here, "../cni/main.js")];
+}
+
+/** Start a process inside a namespace that outlives us (the lab keeps running). */
+function spawnDetached(ns: string, argv: string[], log: string): number {
+  const fd = openSync(log, "a");
+  const child = spawn("ip", ["netns", "exec", ns, ...argv], {
+    detached: true,
+    stdio: ["ignore", fd, fd],
+  });
+  child.unref();
+  if (!child.pid) throw new Error(`could not start ${argv.join(" ")}`);
+  return child.pid;
+}
+
+async function waitFor<T>(what: string, ms: number, fn: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not ready within ${ms / 1000} s`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+export async function labUp(o: LabUpOptions): Promise<LabState> {
+  const name = o.name ?? "lab";
+  if (!LAB_NAME.test(name)) {
+    throw new UserError(`lab name "${name}": use at most 16 lowercase letters, digits or '-'`);
+  }
+  if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > 50) {
+    throw new UserError(`--nodes ${o.nodes}: choose 1 to 50`);
+  }
+  if (!Number.isInteger(o.pods) || o.pods < 0 || o.pods > 50) {
+    throw new UserError(`--pods ${o.pods}: choose 0 to 50`);
+  }
+  const dir = labDir(name);
+  if (existsSync(join(dir, "lab.json"))) {
+    throw new UserError(
+      `lab "${name}" is already up: 'vxtun lab down${name === "lab" ? "" : ` --lab ${name}`}' first`,
+    );
+  }
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const progress = o.onProgress ?? (() => undefined);
+  const net = await NetnsLab.create();
+  const state: LabState = {
+    name,
+    prefix: net.prefix,
+    mode: o.mode ?? "vxlan",
+    store: o.store ?? "file",
+    dir,
+    nodes: [],
+    pods: [],
+  };
+  saveLab(state);
+  try {
+    progress(`underlay: ${o.nodes} nodes on a switch (198.18.0.0/24)`);
+    const underlay = await buildUnderlay(net, o.nodes);
+    // Namespaces now belong to the lab, not to this process: forget them so our exit
+    // does not delete them.
+    net.detach();
+    let store: Record<string, unknown> = { type: "file", dir: join(dir, "store") };
+    if (state.store === "etcd") {
+      progress("etcd on the underlay switch (198.18.0.254)");
+      await runOk(["ip", "-n", underlay.switchNs, "addr", "add", "198.18.0.254/24", "dev", "br0"]);
+      const endpoint = "http://198.18.0.254:2379";
+      const pid = spawnDetached(
+        underlay.switchNs,
+        [
+          "etcd",
+          "--data-dir",
+          join(dir, "etcd"),
+          "--listen-client-urls",
+          endpoint,
+          "--advertise-client-urls",
+          endpoint,
+          "--listen-peer-urls",
+          "http://198.18.0.254:2380",
+        ],
+        join(dir, "etcd.log"),
+      );
+      state.etcd = { pid, endpoint };
+      saveLab(state);
+      await waitFor("etcd", 15_000, async () => {
+        const r = await run([
+          "ip",
+          "netns",
+          "exec",
+          underlay.switchNs,
+          "etcdctl",
+          "--endpoints",
+          endpoint,
+          "endpoint",
+          "health",
+        ]);
+        return r.code === 0 ? true : undefined;
+      });
+      store = { type: "etcd", endpoints: [endpoint], prefix: `/vxtun-lab-${name}/network` };
+    }
+    for (const n of underlay.nodes) {
+      const nd = join(dir, n.name);
+      mkdirSync(nd, { recursive: true });
+      const node: LabNode = {
+        name: n.name,
+        ns: n.ns,
+        address: n.address,
+        socket: join(nd, "dataplane.sock"),
+        cniSocket: join(nd, "cni.sock"),
+        stateFile: join(nd, "subnet.env"),
+        log: join(nd, "agent.log"),
+        pid: 0,
+      };
+      const cfgFile = join(nd, "agent.yaml");
+      writeFileSync(
+        cfgFile,
+        stringify({
+          name: `${name}-${n.name}`,
+          mode: state.mode,
+          local: { address: n.address, interface: n.dev },
+          device: { name: state.mode === "vxlan-l2" ? "vxtap0" : "vxtun0" },
+          store,
+          stateFile: node.stateFile,
+          cniSocket: node.cniSocket,
+          paths: { socket: node.socket, state: join(nd, "state") },
+        }),
+      );
+      progress(`agent ${n.name} (${n.address})`);
+      node.pid = spawnDetached(n.ns, [...vxtunCommand(), "agent", "--config", cfgFile], node.log);
+      state.nodes.push(node);
+      saveLab(state);
+    }
+    for (const node of state.nodes) {
+      const info = await waitFor(`agent ${node.name} (log: ${node.log})`, 30_000, async () => {
+        if (!existsSync(node.stateFile)) return undefined;
+        return (await controlCall(node.socket, "agent", {}, 1000)) as { subnet?: string };
+      });
+      node.subnet = info.subnet;
+    }
+    saveLab(state);
+    const plugin = cniPluginCommand();
+    for (const node of state.nodes) {
+      for (let p = 1; p <= o.pods; p++) {
+        const podName = `${node.name}-p${p}`;
+        progress(`pod ${podName} through the CNI plugin`);
+        const ns = await net.addNs(podName);
+        const containerId = `${name}-${podName}`;
+        const conf = {
+          cniVersion: "1.0.0",
+          name: `vxtun-${name}`,
+          type: "vxtun",
+          stateFile: node.stateFile,
+          agentSocket: node.cniSocket,
+          dataDir: join(dir, node.name, "ipam"),
+        };
+        const r = await runCni(node.ns, plugin, "ADD", containerId, ns, conf);
+        const result = JSON.parse(r) as { ips?: { address: string }[] };
+        const ip = result.ips?.[0]?.address?.split("/")[0];
+        if (!ip) throw new Error(`CNI ADD for ${podName} returned no address: ${r}`);
+        state.pods.push({ name: podName, node: node.name, ns, containerId, ip });
+        saveLab(state);
+      }
+    }
+    return state;
+  } catch (e) {
+    await labDown(name).catch(() => undefined);
+    throw e;
+  }
+}
+
+async function runCni(
+  nodeNs: string,
+  plugin: string[],
+  command: string,
+  containerId: string,
+  podNs: string,
+  conf: Record<string, unknown>,
+): Promise<string> {
+  const env = [
+    `CNI_COMMAND=${command}`,
+    `CNI_CONTAINERID=${containerId}`,
+    `CNI_NETNS=/run/netns/${podNs}`,
+    "CNI_IFNAME=eth0",
+    `CNI_PATH=${resolve(here, "../../dist/cni")}:/usr/lib/cni:/opt/cni/bin`,
+  ];
+  const r = await run(["ip", "netns", "exec", nodeNs, "env", ...env, ...plugin], {
+    input: JSON.stringify(conf),
+    timeoutMs: 30_000,
+  });
+  if (r.code !== 0) {
+    throw new Error(`CNI ${command} ${containerId} failed: ${r.stdout.trim() || r.stderr.trim()}`);
+  }
+  return r.stdout;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function stopPid(pid: number): Promise<void> {
+  if (!pid || !alive(pid)) return;
+  process.kill(pid, "SIGTERM");
+  for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  if (alive(pid)) process.kill(pid, "SIGKILL");
+}
+
+/** Stop the lab's processes, delete its namespaces (and so every link) and its state. */
+export async function labDown(name: string): Promise<{ namespaces: number; processes: number }> {
+  const s = readLab(name);
+  let processes = 0;
+  for (const n of s.nodes) {
+    if (n.pid && alive(n.pid)) processes++;
+    await stopPid(n.pid);
+  }
+  if (s.etcd) {
+    if (alive(s.etcd.pid)) processes++;
+    await stopPid(s.etcd.pid);
+  }
+  const mine = (await listLabNamespaces()).filter((ns) => ns.startsWith(s.prefix));
+  await NetnsLab.removeNamespaces(mine);
+  rmSync(s.dir, { recursive: true, force: true });
+  return { namespaces: mine.length, processes };
+}
+
+/** Leftovers of every lab and test run: all vxt-* namespaces, lab processes and state. */
+export async function labDownAll(): Promise<{ namespaces: number; processes: number }> {
+  let processes = 0;
+  if (existsSync(LABS_DIR)) {
+    for (const name of (await run(["ls", LABS_DIR])).stdout.split("\n").filter(Boolean)) {
+      try {
+        processes += (await labDown(name)).processes;
+      } catch {
+        rmSync(labDir(name), { recursive: true, force: true });
+      }
+    }
+  }
+  const removed = await removeAllLabNamespaces();
+  return { namespaces: removed.length, processes };
+}
+
+export interface PingMatrix {
+  pods: string[];
+  /** ok[i][j]: pod i reached pod j (diagonal true). */
+  ok: boolean[][];
+  failures: number;
+}
+
+export async function labPing(
+  name: string,
+  onProgress?: (done: number, total: number, what: string) => void,
+): Promise<PingMatrix> {
+  const s = readLab(name);
+  const pods = s.pods;
+  const ok = pods.map(() => pods.map(() => true));
+  const total = pods.length * (pods.length - 1);
+  let done = 0;
+  let failures = 0;
+  for (const [i, a] of pods.entries()) {
+    for (const [j, b] of pods.entries()) {
+      if (i === j) continue;
+      onProgress?.(done, total, `${a.name} -> ${b.name}`);
+      const r = await run(["ip", "netns", "exec", a.ns, "ping", "-c", "1", "-W", "2", b.ip]);
+      if (r.code !== 0) {
+        // One retry: the very first packet may wait for ARP on both bridges.
+        const again = await run(["ip", "netns", "exec", a.ns, "ping", "-c", "1", "-W", "2", b.ip]);
+        ok[i][j] = again.code === 0;
+      }
+      if (!ok[i][j]) failures++;
+      onProgress?.(++done, total, `${a.name} -> ${b.name}`);
+    }
+  }
+  return { pods: pods.map((p) => p.name), ok, failures };
+}
+
+export function formatMatrix(m: PingMatrix): string {
+  const w = Math.max(...m.pods.map((p) => p.length), 4);
+  const head = `${"".padEnd(w)}  ${m.pods.map((p) => p.padStart(w)).join(" ")}`;
+  const rows = m.pods.map(
+    (p, i) =>
+      `${p.padEnd(w)}  ${m.ok[i].map((v, j) => (i === j ? "-" : v ? "ok" : "FAIL").padStart(w)).join(" ")}`,
+  );
+  return [head, ...rows].join("\n");
+}
+
+export function formatLab(s: LabState): string {
+  const lines = [
+    `lab ${s.name}: mode ${s.mode}, store ${s.store}, namespaces ${s.prefix}*`,
+    "",
+    "nodes:",
+  ];
+  for (const n of s.nodes) {
+    lines.push(
+      `  ${n.name.padEnd(4)} ns ${n.ns.padEnd(18)} underlay ${n.address.padEnd(12)} subnet ${n.subnet ?? "?"}`,
+    );
+  }
+  lines.push("", "pods:");
+  for (const p of s.pods)
+    lines.push(`  ${p.name.padEnd(8)} on ${p.node.padEnd(4)} ${p.ip.padEnd(14)} ns ${p.ns}`);
+  return lines.join("\n");
+}
+
+export async function labStatus(name: string): Promise<string> {
+  const s = readLab(name);
+  const out = [formatLab(s), "", "agents:"];
+  for (const n of s.nodes) {
+    let info = "not answering";
+    try {
+      const a = (await controlCall(n.socket, "agent", {}, 2000)) as Record<string, unknown>;
+      info = `up, subnet ${a.subnet}, peers ${Array.isArray(a.peers) ? a.peers.length : "?"}, store ${a.storeHealthy === false ? "unreachable" : "ok"}`;
+    } catch {
+      // reported as not answering
+    }
+    out.push(
+      `  ${n.name.padEnd(4)} pid ${String(n.pid).padEnd(7)} ${alive(n.pid) ? info : "exited"} (log ${n.log})`,
+    );
+  }
+  return out.join("\n");
+}
+
+export function podByName(s: LabState, pod: string): LabPod {
+  const p = s.pods.find((x) => x.name === pod);
+  if (!p)
+    throw new UserError(
+      `no pod "${pod}" in lab ${s.name}: pods are ${s.pods.map((x) => x.name).join(", ")}`,
+    );
+  return p;
+}
