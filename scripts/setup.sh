@@ -10,7 +10,7 @@ packages=(
   iproute2 iputils-ping ethtool tcpdump tshark iperf3 netcat-openbsd
   python3-scapy etcd-server etcd-client
   golang-go golang-github-appc-cni-dev containernetworking-plugins
-  g++ make python3
+  g++ make python3 iptables util-linux
 )
 missing=()
 for p in "${packages[@]}"; do
