@@ -1,6 +1,8 @@
-// The node agent's flannel-style state file (subnet.env plus VXTUN_* keys). The agent
-// (src/control) owns the format; this small reader stands in until it exports
-// readNodeState, and maps "file missing" to CNI's "try again later".
+// The node agent's flannel-style state file (subnet.env plus VXTUN_* keys), read for the
+// CNI plugin. The agent (src/control/node-state.ts) owns the format and has a reader of
+// its own; this one stays separate on purpose: the plugin's Node slow path starts a
+// process per call, and the agent's module pulls in zod, yaml and the store. It also
+// maps every problem to CNI's code 11 ("try again later") and yields numbers, not text.
 import { readFileSync } from "node:fs";
 import { parseCidr, parseIpv4 } from "../encap/addr.js";
 import { CniCode, CniError } from "./errors.js";

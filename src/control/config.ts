@@ -1,10 +1,8 @@
 // `vxtun agent`'s config: the dataplane's config plus what the node agent needs (pod
 // network, store, lease TTL, node bridge, state file, CNI socket). device.address and
 // peers are the agent's to fill in: the subnet comes from the store, peers from leases.
-import { readFileSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { ConfigError, configSchema } from "../dataplane/config.js";
+import { configSchema, loadYaml, parseWith } from "../dataplane/config.js";
 import { parseCidr } from "../encap/addr.js";
 
 const cidr = z.string().refine((s) => parseCidr(s) !== undefined, {
@@ -56,30 +54,11 @@ export const agentConfigSchema = configSchema
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 
 export function parseAgentConfig(raw: unknown, source = "config"): AgentConfig {
-  const r = agentConfigSchema.safeParse(raw ?? {});
-  if (!r.success) {
-    const i = r.error.issues[0];
-    throw new ConfigError(
-      `${source}: ${i.path.length ? i.path.join(".") : "(top level)"}: ${i.message}`,
-    );
-  }
-  return r.data;
+  return parseWith(agentConfigSchema, raw, source);
 }
 
 export function loadAgentConfig(file: string): AgentConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    throw new ConfigError(`cannot read config ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
-  }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (e) {
-    throw new ConfigError(`${file}: not valid YAML: ${(e as Error).message.split("\n")[0]}`);
-  }
-  return parseAgentConfig(raw, file);
+  return loadYaml(file, parseAgentConfig);
 }
 
 /** The agent's own files, per instance name so several agents share a machine. */

@@ -132,23 +132,24 @@ export type Config = z.infer<typeof configSchema>;
 /** A config error that the CLI prints as one line. */
 export class ConfigError extends Error {}
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  const where = issue.path.length ? issue.path.join(".") : "(top level)";
-  return `${where}: ${issue.message}`;
-}
-
-/** Validate an already-parsed object. */
-export function parseConfig(raw: unknown, source = "config"): Config {
-  const r = configSchema.safeParse(raw ?? {});
+/** Validate `raw` against a schema; the first problem becomes a one-line ConfigError. */
+export function parseWith<T>(schema: z.ZodType<T>, raw: unknown, source: string): T {
+  const r = schema.safeParse(raw ?? {});
   if (!r.success) {
-    const first = r.error.issues[0];
-    throw new ConfigError(`${source}: ${describeIssue(first)}`);
+    const issue = r.error.issues[0];
+    const where = issue.path.length ? issue.path.join(".") : "(top level)";
+    throw new ConfigError(`${source}: ${where}: ${issue.message}`);
   }
   return r.data;
 }
 
-/** Read and validate a YAML config file. */
-export function loadConfig(file: string): Config {
+/** Validate an already-parsed object. */
+export function parseConfig(raw: unknown, source = "config"): Config {
+  return parseWith(configSchema, raw, source);
+}
+
+/** Read a YAML file and validate it with `parse`; every failure is one ConfigError line. */
+export function loadYaml<T>(file: string, parse: (raw: unknown, source: string) => T): T {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -161,7 +162,12 @@ export function loadConfig(file: string): Config {
   } catch (e) {
     throw new ConfigError(`${file}: not valid YAML: ${(e as Error).message.split("\n")[0]}`);
   }
-  return parseConfig(raw, file);
+  return parse(raw, file);
+}
+
+/** Read and validate a dataplane YAML config file. */
+export function loadConfig(file: string): Config {
+  return loadYaml(file, parseConfig);
 }
 
 /** Default per-instance paths, so several instances on one machine never collide. */
