@@ -62,19 +62,31 @@ export function buildProgram(): Command {
     .description("install the vxtun CNI plugin and write 10-vxtun.conflist")
     .option("--bin-dir <dir>", "CNI plugin directory", "/opt/cni/bin")
     .option("--conf-dir <dir>", "CNI configuration directory", "/etc/cni/net.d")
-    .option("--state-file <file>", "node state written by the agent", "/run/vxtun/subnet.env")
-    .option("--agent-socket <path>", "the agent's CNI socket", "/run/vxtun/cni.sock")
+    .option(
+      "--state-file <file>",
+      "node state the agent writes (default /run/vxtun/<name>/subnet.env)",
+    )
+    .option("--agent-socket <path>", "the agent's CNI socket (default /run/vxtun/<name>/cni.sock)")
     .option("--shim <file>", "the built shim (default: dist/cni/vxtun-cni)")
     .action(
-      async (o: {
-        binDir: string;
-        confDir: string;
-        stateFile: string;
-        agentSocket: string;
-        shim?: string;
-      }) => {
+      async (
+        o: {
+          binDir: string;
+          confDir: string;
+          stateFile?: string;
+          agentSocket?: string;
+          shim?: string;
+        },
+        c: Command,
+      ) => {
+        // The same per-instance defaults as `vxtun agent` (global --name, default "vxtun").
+        const name = (c.optsWithGlobals() as { name?: string }).name ?? "vxtun";
         const { installCni } = await import("../cni/install.js");
-        const r = installCni(o);
+        const r = installCni({
+          ...o,
+          stateFile: o.stateFile ?? `/run/vxtun/${name}/subnet.env`,
+          agentSocket: o.agentSocket ?? `/run/vxtun/${name}/cni.sock`,
+        });
         console.log(`installed ${r.plugin} and ${r.conflist}`);
       },
     );
