@@ -248,7 +248,9 @@ export function overlayMarkdown(r: OverlayBenchResult): string {
     const cells = keys.map((k) => {
       const v = r.median[p]?.[k];
       const x = r.ratio[p]?.[k];
-      return p === "kernel-vxlan" || x === undefined ? fmt(v) : `${fmt(v)} (${fmt(x)}×)`;
+      // A ratio of loss percentages says nothing (0.04 % vs 78 % is not "1947×").
+      const noRatio = p === "kernel-vxlan" || x === undefined || k.endsWith("_loss");
+      return noRatio ? fmt(v) : `${fmt(v)} (${fmt(x)}×)`;
     });
     return `| ${p} | ${cells.join(" | ")} |`;
   });
@@ -275,7 +277,7 @@ export function overlayChart(r: OverlayBenchResult): VegaLiteSpec {
     $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     title: `vxtun overlay benchmark (medians of ${r.options.reps} runs; ${r.machine.cpus} vCPU, Linux ${r.machine.kernel})`,
     data: { values },
-    facet: { field: "metric", type: "nominal", title: null },
+    facet: { field: "metric", type: "nominal", title: null, sort: Object.values(METRICS) },
     columns: 3,
     resolve: { scale: { y: "independent" } },
     spec: {
