@@ -4,6 +4,7 @@
       "target_name": "vxtun_native",
       "sources": [
         "src/tun/native/addon.cc",
+        "src/tun/native/csum.cc",
         "src/tun/native/io.cc",
         "src/tun/native/util.cc"
       ],

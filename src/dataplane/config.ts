@@ -121,9 +121,18 @@ export const configSchema = z
       .object({
         batch: z.number().int().min(1).max(1024).default(64),
         slots: z.number().int().min(16).max(65536).default(1024),
+        /**
+         * Offloads (vxlan mode): TUN TSO super-packets with virtio-net headers, software
+         * segmentation, UDP GSO sends, UDP GRO receives and TUN GSO writes. `auto` uses
+         * whatever the kernel accepts (probed at start, see `vxtun info`); `off` keeps
+         * one packet per read/write.
+         */
+        offload: z.enum(["auto", "off"]).default("auto"),
+        /** Sockets (distinct outer source ports) the fast path sends from. */
+        sourcePorts: z.number().int().min(1).max(256).default(16),
       })
       .strict()
-      .default({ batch: 64, slots: 1024 }),
+      .default({ batch: 64, slots: 1024, offload: "auto", sourcePorts: 16 }),
   })
   .strict();
 

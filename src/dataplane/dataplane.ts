@@ -8,8 +8,10 @@ import { formatIpv4, formatMac, parseCidr, parseIpv4, parseMac } from "../encap/
 import { DfPolicy } from "../encap/ipip.js";
 import { Fdb, NeighTable, parsePrefix, RouteTable, TableError } from "../fdb/index.js";
 import { Batch } from "../tun/batch.js";
-import { Device } from "../tun/device.js";
+import { Device, TUN_F } from "../tun/device.js";
 import * as ipr from "../tun/iproute.js";
+import { native } from "../tun/native.js";
+import { probeOffloads } from "../tun/probe.js";
 import { RawSocket } from "../tun/raw.js";
 import { Slab } from "../tun/slab.js";
 import { UdpSocket } from "../tun/udp.js";
@@ -22,6 +24,7 @@ import {
   vtepMac,
 } from "./config.js";
 import { type ControlHandler, ControlServer, UserError } from "./control-socket.js";
+import { type FastPathInfo, UdpSenderPool } from "./fastpath.js";
 import {
   Forwarder,
   FRAG_INNER,
@@ -68,6 +71,17 @@ export class Dataplane {
   private metrics: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
+  /** Offload fast path: what was probed and chosen, its sender pool and GRO sizes. */
+  fastInfo: FastPathInfo = {
+    state: "off",
+    probe: undefined,
+    tunOffloads: [],
+    udpSegment: false,
+    udpGro: false,
+    sourcePorts: [],
+  };
+  private pool: UdpSenderPool | undefined;
+  private rxGso: Uint16Array | undefined;
 
   private constructor(
     readonly cfg: Config,
@@ -99,29 +113,69 @@ export class Dataplane {
     const local = parseIpv4(cfg.local.address)!;
     const underlayMtu = await findUnderlayMtu(cfg);
     const mtu = deviceMtu(cfg, underlayMtu);
-    // A slot holds headroom + the largest frame the device can hand us (MTU + Ethernet).
-    const slotSize = Math.max(2048, 2 ** Math.ceil(Math.log2(128 + mtu + 18)));
-    const slab = new Slab({ count: cfg.io.slots, slotSize, headroom: 128 });
+    const fast = decideFastPath(cfg);
+    // A slot holds headroom + the largest frame the device can hand us (MTU + Ethernet);
+    // on the fast path a TSO super-packet or a UDP_GRO datagram (up to 64 KiB).
+    const slotSize = fast.on
+      ? 128 + 65536
+      : Math.max(2048, 2 ** Math.ceil(Math.log2(128 + mtu + 18)));
+    const slots = fast.on ? Math.min(cfg.io.slots, 512) : cfg.io.slots;
+    const slab = new Slab({ count: slots, slotSize, headroom: 128 });
     const device = Device.open({
       kind: cfg.mode === "vxlan-l2" ? "tap" : "tun",
       slab,
       name: cfg.device.name,
       persist: cfg.device.persist,
+      ...(fast.on ? { vnetHdr: true, offloads: fast.tunOffloads } : {}),
     });
     let rx: UdpSocket | RawSocket | undefined;
     let tx: RawSocket | undefined;
+    let pool: UdpSenderPool | undefined;
+    let rxGso: Uint16Array | undefined;
     try {
       tx = RawSocket.open({ slab, protocol: IPPROTO_RAW, hdrIncl: true, sndBuf: 4 << 20 });
       rx =
         cfg.mode === "ipip"
           ? RawSocket.open({ slab, protocol: 4, addr: local, rcvBuf: 4 << 20 })
-          : UdpSocket.open({ slab, addr: local, port: cfg.port, rcvBuf: 4 << 20 });
+          : UdpSocket.open({
+              slab,
+              addr: local,
+              port: cfg.port,
+              rcvBuf: fast.on ? 16 << 20 : 4 << 20,
+            });
+      if (fast.on && rx instanceof UdpSocket) {
+        rxGso = new Uint16Array(new ArrayBuffer(cfg.io.batch * 2));
+        if (!fast.info.udpGro || !rx.enableGro(rxGso)) {
+          rxGso = undefined;
+          fast.info.udpGro = false;
+        }
+        const df = dfPolicy(cfg);
+        pool = new UdpSenderPool({
+          slab,
+          localIp: local,
+          sportLo: cfg.sourcePortRange[0],
+          sportHi: cfg.sourcePortRange[1],
+          size: cfg.io.sourcePorts,
+          pmtuDisc: df === "unset" ? "dont" : "probe",
+          ttl: cfg.policy.ttl === "inherit" ? 0 : cfg.policy.ttl,
+          batch: cfg.io.batch,
+          sndBuf: 8 << 20,
+          onPmtu: () => undefined,
+        });
+        fast.info.sourcePorts = [...pool.ports];
+      }
     } catch (e) {
+      pool?.close();
+      rx?.close();
       tx?.close();
       device.close();
       throw e;
     }
     const dp = new Dataplane(cfg, log, slab, device, rx, tx, underlayMtu);
+    dp.fastInfo = fast.info;
+    dp.pool = pool;
+    dp.rxGso = rxGso;
+    if (pool) for (const s of pool.sockets) s.onPmtu = (addr, _port, m) => dp.lowerPmtu(addr, m);
     try {
       await dp.configureDevice();
       for (const p of cfg.peers) await dp.addPeer(p);
@@ -143,6 +197,7 @@ export class Dataplane {
         local: cfg.local.address,
         port: cfg.port,
         vni: cfg.vni,
+        offload: fast.info.state,
       },
       "vxtun dataplane running",
     );
@@ -158,6 +213,12 @@ export class Dataplane {
     } else {
       // No IPv6 on a v4 overlay: it would only emit router solicitations into the tunnel.
       await ipr.ip(HERE, ["link", "set", dev, "addrgenmode", "none"]).catch(() => undefined);
+    }
+    if (this.pool) {
+      // A super-packet plus one tunnel header per segment must stay one UDP message.
+      await ipr
+        .ip(HERE, ["link", "set", "dev", dev, "gso_max_size", "60000"])
+        .catch(() => undefined);
     }
     if (this.cfg.device.address) await ipr.addrReplace(HERE, dev, this.cfg.device.address);
     await ipr.linkSetUp(HERE, dev);
@@ -194,6 +255,14 @@ export class Dataplane {
       this.stats,
       this.tx,
       { sendBatch: (b, from, count) => this.device.writeBatch(b, from, count) },
+      this.pool
+        ? {
+            pool: this.pool,
+            udpSegment: this.fastInfo.udpSegment,
+            rxGso: this.rxGso,
+            summer: new native.Csum(this.slab.buffer),
+          }
+        : undefined,
     );
     this.tx.onPmtu = (addr, _port, mtu) => this.lowerPmtu(addr, mtu);
     const fatal = (err: Error) => {
@@ -384,6 +453,7 @@ export class Dataplane {
         local: this.cfg.local.address,
         vni: this.cfg.vni,
         port: this.cfg.port,
+        offload: this.fastInfo,
       }),
     });
     await control.listen();
@@ -395,6 +465,13 @@ export class Dataplane {
     const snap = this.stats.snapshot();
     const tx = this.tx.counters();
     const dev = this.device.counters();
+    for (const s of this.pool?.sockets ?? []) {
+      const p = s.counters();
+      tx.eagain += p.eagain;
+      tx.enobufs += p.enobufs;
+      tx.econnrefused += p.econnrefused;
+      tx.emsgsize += p.emsgsize;
+    }
     snap.counters.send_eagain = tx.eagain;
     snap.counters.send_enobufs = tx.enobufs;
     snap.counters.send_econnrefused = tx.econnrefused + this.rx.counters().econnrefused;
@@ -417,6 +494,7 @@ export class Dataplane {
     this.metrics?.close();
     this.rx.close();
     this.tx.close();
+    this.pool?.close();
     this.device.closeDevice({ keep: this.cfg.device.persist });
   }
 }
@@ -443,6 +521,48 @@ export async function findUnderlayMtu(cfg: Config): Promise<number> {
     );
   }
   return owner.mtu;
+}
+
+/**
+ * Whether the offload fast path runs, from the config (`io.offload`, overridable with
+ * VXTUN_IO_OFFLOAD=off|auto for benchmarks) and a probe of this kernel: vxlan mode only
+ * (ipip and vxlan-l2 keep one packet per read/write), needs TUN CSUM|TSO4. UDP_SEGMENT
+ * and UDP_GRO are used when accepted; without UDP_SEGMENT a super-packet's segments go
+ * out as one sendmmsg batch instead.
+ */
+function decideFastPath(cfg: Config): { on: boolean; tunOffloads: number; info: FastPathInfo } {
+  const info: FastPathInfo = {
+    state: "off",
+    probe: undefined,
+    tunOffloads: [],
+    udpSegment: false,
+    udpGro: false,
+    sourcePorts: [],
+  };
+  const setting = process.env.VXTUN_IO_OFFLOAD || cfg.io.offload;
+  if (setting === "off")
+    return { on: false, tunOffloads: 0, info: { ...info, state: "off (config)" } };
+  if (cfg.mode !== "vxlan") {
+    return { on: false, tunOffloads: 0, info: { ...info, state: `off (not in ${cfg.mode} mode)` } };
+  }
+  let probe: ReturnType<typeof probeOffloads>;
+  try {
+    probe = probeOffloads();
+  } catch (e) {
+    return {
+      on: false,
+      tunOffloads: 0,
+      info: { ...info, state: `off (probe failed: ${(e as Error).message})` },
+    };
+  }
+  info.probe = probe;
+  if (!probe.csumTso4)
+    return { on: false, tunOffloads: 0, info: { ...info, state: "off (TUN refuses CSUM|TSO4)" } };
+  info.state = "on";
+  info.tunOffloads = ["csum", "tso4"];
+  info.udpSegment = probe.udpSegment;
+  info.udpGro = probe.udpGro;
+  return { on: true, tunOffloads: TUN_F.CSUM | TUN_F.TSO4, info };
 }
 
 /** ReasmReqds / ReasmOKs from /proc/net/snmp (this network namespace). */

@@ -11,6 +11,15 @@
 // The outer IPv4/UDP header is ours (raw socket, IP_HDRINCL) rather than the kernel's
 // (UDP socket) so that the policy decisions stay in TypeScript: a per-flow UDP source
 // port (RFC 7348 §5, for underlay ECMP), DF, TTL and TOS per packet.
+//
+// Offload fast path (vxlan mode, `io.offload: auto`, see fastpath.ts): the TUN carries
+// a virtio_net_hdr in front of every packet and hands us TCP super-packets (TSO).
+// Those are cut into MSS-sized segments (segment.ts), each encapsulated, and sent as
+// one UDP_SEGMENT message on a pool socket bound to the flow's source port; everything
+// else (small packets, ICMP, fragments) still takes the raw path above, so DF/PMTU
+// handling is unchanged. Receive: UDP_GRO datagrams are split at their segment size,
+// decapsulated, and in-order TCP segments are merged again (coalesce.ts) into one GSO
+// write to the TUN.
 import { isMulticastMac, readMac } from "../encap/addr.js";
 import {
   ARP_OP_REQUEST,
@@ -29,6 +38,7 @@ import {
   type EthernetInfo,
   ethernetParse,
   ethernetReplyHeader,
+  ethernetWrite,
   newEthernetInfo,
 } from "../encap/ethernet.js";
 import { ipv4FragmentCount, ipv4WriteFragment } from "../encap/fragment.js";
@@ -49,16 +59,35 @@ import {
 import { UDP_HDR_LEN, udpWrite } from "../encap/udp.js";
 import {
   newVxlanInfo,
+  VXLAN_HDR_LEN,
   VXLAN_L3_HEADROOM,
   type VxlanInfo,
   vxlanDecap,
   vxlanEncapL2,
   vxlanEncapL3,
   vxlanSourcePort,
+  vxlanWrite,
 } from "../encap/vxlan.js";
 import { type Fdb, Learn, type NeighTable, type RouteTable } from "../fdb/index.js";
 import { Batch } from "../tun/batch.js";
+import { UDP_MAX_PAYLOAD, UDP_MAX_SEGMENTS } from "../tun/gso.js";
 import type { Slab } from "../tun/slab.js";
+import { TcpCoalescer, type VnetSink } from "./coalesce.js";
+import type { UdpSenderPool } from "./fastpath.js";
+import {
+  completeChecksum,
+  type Summer,
+  tsoHeaderLen,
+  tsoSegment,
+  VNET_F_NEEDS_CSUM,
+  VNET_GSO_NONE,
+  VNET_GSO_TCPV4,
+  VNET_LEN,
+  vnetCsumOffset,
+  vnetCsumStart,
+  vnetGsoSize,
+  vnetWritePlain,
+} from "./segment.js";
 import { C, type Stats } from "./stats.js";
 
 export const MODE_VXLAN = 0;
@@ -101,8 +130,28 @@ export interface ForwarderOptions {
 export const FRAG_INNER = 0;
 export const FRAG_OUTER = 1;
 
-export class Forwarder {
+/** The offload fast path's parts (vxlan mode only); see fastpath.ts. */
+export interface FastPathIo {
+  /** UDP sockets on the flow source ports, for super-packets' segments. */
+  pool: UdpSenderPool;
+  /** UDP_SEGMENT works: a super-packet's segments go out as one message. */
+  udpSegment: boolean;
+  /** UDP_GRO segment sizes parallel to the underlay reading batch, when GRO is on. */
+  rxGso: Uint16Array | undefined;
+  /** The addon's checksum over the slab. */
+  summer: Summer;
+}
+
+/** Inner Ethernet + VXLAN in front of each segment. */
+const SEG_PREFIX = VXLAN_L3_HEADROOM;
+
+export class Forwarder implements VnetSink {
   private readonly u8: Uint8Array;
+  /** The device reads and writes a virtio_net_hdr before each packet. */
+  private readonly vnet: boolean;
+  private readonly pool: UdpSenderPool | undefined;
+  private readonly poolPorts: Uint16Array | undefined;
+  private readonly coal: TcpCoalescer | undefined;
   /** Underlay sends (header-including raw socket) and device writes. */
   private readonly toUnderlay: Batch;
   private readonly toDevice: Batch;
@@ -116,6 +165,9 @@ export class Forwarder {
   private curMac = 0;
   private curVni = 0;
   private curPort = 0;
+  private curMtu = 0;
+  /** Where an ICMP error about the current packet comes from (next hop). */
+  private curFrom = 0;
   // One reusable result object per decoder, per forwarder: no per-packet objects.
   private readonly ip: Ipv4Info = newIpv4Info();
   private readonly eth: EthernetInfo = newEthernetInfo();
@@ -132,8 +184,13 @@ export class Forwarder {
     readonly stats: Stats,
     private readonly underlay: BatchSink,
     private readonly device: BatchSink,
+    private readonly fast?: FastPathIo,
   ) {
     this.u8 = slab.u8;
+    this.vnet = fast !== undefined;
+    this.pool = fast?.pool;
+    this.poolPorts = fast?.pool.ports;
+    this.coal = fast ? new TcpCoalescer(slab.u8, fast.summer, this) : undefined;
     // Room for one flood copy per remote per packet without reallocating.
     this.toUnderlay = new Batch(Math.min(1024, o.batch * 4));
     this.toDevice = new Batch(o.batch);
@@ -155,14 +212,16 @@ export class Forwarder {
     for (let i = 0; i < n; i++) {
       c[C.tun_rx_packets]++;
       c[C.tun_rx_bytes] += b.len[i];
-      const code =
-        this.o.mode === MODE_VXLAN_L2
+      const code = this.vnet
+        ? this.txVnet(b.slot[i], b.off[i], b.len[i])
+        : this.o.mode === MODE_VXLAN_L2
           ? this.txFrame(b.slot[i], b.off[i], b.len[i])
           : this.txPacket(b.slot[i], b.off[i], b.len[i]);
       if (code !== Drop.None) this.drop(code);
       if (this.toUnderlay.count + 8 > this.toUnderlay.capacity) this.flushUnderlay();
     }
     this.flushUnderlay();
+    if (this.pool !== undefined) this.flushPool();
     this.flushDevice();
     b.freeSlots(this.slab, 0, n);
     for (let i = 0; i < this.extraCount; i++) this.slab.free(this.extra[i]);
@@ -172,9 +231,29 @@ export class Forwarder {
   /** L3 modes: an IPv4 packet from the TUN. */
   private txPacket(slot: number, off: number, len: number): number {
     const ip = this.ip;
-    const code = ipv4Parse(this.u8, off, len, ip);
+    let code = ipv4Parse(this.u8, off, len, ip);
     if (code !== Drop.None) return code;
-    const route = this.routes.lookup(ip.dst);
+    code = this.resolve();
+    if (code !== Drop.None) return code;
+    const total = ip.totalLen;
+    const mtu = this.curMtu;
+    if (total <= mtu) return this.encapL3(slot, off, total);
+    // Too big for the tunnel path: what the kernel's tunnels do.
+    if (ip.df) {
+      // From the next hop's address, as a router on the path would: a source that is
+      // one of the receiving host's own addresses would be dropped as a martian.
+      this.fragNeeded(off, total, mtu, this.curFrom);
+      return Drop.TooBig;
+    }
+    return this.o.fragment === FRAG_INNER
+      ? this.fragmentInner(off, total, mtu)
+      : this.encapL3(slot, off, total);
+  }
+
+  /** Route (and in vxlan mode neighbour + FDB) lookup for this.ip.dst into cur*. */
+  private resolve(): number {
+    const dst = this.ip.dst;
+    const route = this.routes.lookup(dst);
     if (route === undefined) return Drop.NoRoute;
     if (this.o.mode === MODE_IPIP) {
       this.curRemote = route.remote || route.gateway;
@@ -182,7 +261,7 @@ export class Forwarder {
     } else {
       // flannel's model: route via the peer's VTEP address (onlink), whose permanent
       // neighbour entry gives the VTEP MAC, whose FDB entry gives the node's address.
-      const mac = this.neigh.resolve(route.gateway || ip.dst);
+      const mac = this.neigh.resolve(route.gateway || dst);
       if (mac < 0) return Drop.NoNeigh;
       const fe = this.fdb.lookup(mac);
       if (fe === undefined) return Drop.NoFdb;
@@ -191,19 +270,133 @@ export class Forwarder {
       this.curVni = fe.vni;
       this.curPort = fe.port;
     }
-    const total = ip.totalLen;
-    const mtu = route.mtu || this.o.tunnelMtu;
-    if (total <= mtu) return this.encapL3(slot, off, total);
-    // Too big for the tunnel path: what the kernel's tunnels do.
-    if (ip.df) {
-      // From the next hop's address, as a router on the path would: a source that is
-      // one of the receiving host's own addresses would be dropped as a martian.
-      this.fragNeeded(off, total, mtu, route.gateway || ip.dst);
-      return Drop.TooBig;
+    this.curMtu = route.mtu || this.o.tunnelMtu;
+    this.curFrom = route.gateway || dst;
+    return Drop.None;
+  }
+
+  // ---------------------------------------------------------------- fast path, TX
+
+  /** A packet from a TUN with a virtio_net_hdr (fast path, vxlan mode). */
+  private txVnet(slot: number, off: number, len: number): number {
+    const u8 = this.u8;
+    const h = off - VNET_LEN;
+    const gso = u8[h + 1] & 0x7f;
+    if (gso === VNET_GSO_NONE) {
+      if (
+        u8[h] & VNET_F_NEEDS_CSUM &&
+        !completeChecksum(
+          u8,
+          off,
+          len,
+          vnetCsumStart(u8, h),
+          vnetCsumOffset(u8, h),
+          this.fast!.summer,
+        )
+      ) {
+        return Drop.Ipv4Truncated;
+      }
+      return this.txPacket(slot, off, len);
     }
-    return this.o.fragment === FRAG_INNER
-      ? this.fragmentInner(off, total, mtu)
-      : this.encapL3(slot, off, total);
+    if (gso !== VNET_GSO_TCPV4) return Drop.Ipv4BadProtocol;
+    return this.txSuper(off, len, vnetGsoSize(u8, h));
+  }
+
+  /**
+   * A TSO super-packet: segment at the MSS (or the route's smaller MTU), encapsulate
+   * each segment and queue them as UDP_SEGMENT messages on the flow's pool socket.
+   */
+  private txSuper(off: number, len: number, gsoSize: number): number {
+    const u8 = this.u8;
+    const ip = this.ip;
+    let code = ipv4Parse(u8, off, len, ip);
+    if (code !== Drop.None) return code;
+    const hdr = tsoHeaderLen(u8, off, ip.totalLen);
+    if (hdr === 0) return Drop.TcpBadOffset;
+    code = this.resolve();
+    if (code !== Drop.None) return code;
+    let mss = gsoSize;
+    if (mss <= 0) return Drop.TcpBadOffset;
+    // PMTU applies per segment: each is hdr + mss bytes of inner IPv4.
+    if (hdr + mss > this.curMtu) {
+      if (ip.df) {
+        this.fragNeeded(off, ip.totalLen, this.curMtu, this.curFrom);
+        return Drop.TooBig;
+      }
+      mss = this.curMtu - hdr;
+      if (mss < 8) return Drop.TooBig;
+    }
+    const out = this.takeSlot();
+    if (out < 0) return Drop.PoolExhausted;
+    const outOff = this.slab.dataOffset(out);
+    vxlanWrite(u8, outOff, this.curVni);
+    ethernetWrite(u8, outOff + VXLAN_HDR_LEN, this.curMac, this.o.vtepMac, ETHERTYPE_IPV4);
+    const bytes = tsoSegment(u8, off, ip.totalLen, hdr, mss, outOff, SEG_PREFIX, this.fast!.summer);
+    if (bytes === 0) return Drop.TcpTruncated;
+    const stride = SEG_PREFIX + hdr + mss;
+    const segs = Math.ceil((ip.totalLen - hdr) / mss);
+    const o = this.o;
+    const pool = this.pool!;
+    const first = Math.min(bytes, stride);
+    const sport = vxlanSourcePort(
+      u8,
+      outOff + VXLAN_HDR_LEN,
+      first - VXLAN_HDR_LEN,
+      o.sportLo,
+      o.sportHi,
+    );
+    const k = (sport - o.sportLo) % pool.size;
+    const tos = o.tos === INHERIT ? ip.tos : o.tos;
+    const ttl = o.ttl === INHERIT ? ip.ttl : o.ttl;
+    const meta = ((tos & 0xff) << 8) | (ttl & 0xff);
+    let perMsg = 1;
+    if (this.fast!.udpSegment) {
+      perMsg = Math.floor(UDP_MAX_PAYLOAD / stride);
+      if (perMsg > UDP_MAX_SEGMENTS) perMsg = UDP_MAX_SEGMENTS;
+      if (perMsg < 1) perMsg = 1;
+    }
+    const batch = pool.batches[k];
+    for (let s = 0; s < segs; s += perMsg) {
+      const at = s * stride;
+      const n = Math.min(perMsg * stride, bytes - at);
+      if (batch.count === batch.capacity) this.flushPoolSocket(k);
+      batch.pushGso(
+        out,
+        outOff + at,
+        n,
+        this.curRemote,
+        this.curPort,
+        perMsg > 1 ? stride : 0,
+        meta,
+      );
+    }
+    const c = this.stats.counters;
+    c[C.tso_superpackets]++;
+    c[C.tso_segments] += segs;
+    c[C.encap_packets] += segs;
+    return Drop.None;
+  }
+
+  private flushPool(): void {
+    const pool = this.pool!;
+    for (let k = 0; k < pool.size; k++) if (pool.batches[k].count > 0) this.flushPoolSocket(k);
+  }
+
+  private flushPoolSocket(k: number): void {
+    const pool = this.pool!;
+    const b = pool.batches[k];
+    const c = this.stats.counters;
+    const sent = pool.sockets[k].sendGso(b, 0, b.count);
+    c[C.underlay_tx_batches]++;
+    c[C.gso_sends] += sent;
+    for (let i = 0; i < sent; i++) {
+      const len = b.len[i];
+      const g = b.gso[i];
+      c[C.underlay_tx_bytes] += len;
+      c[C.underlay_tx_packets] += g > 0 ? Math.ceil(len / g) : 1;
+    }
+    if (sent < b.count) this.stats.drops[Drop.SendError] += b.count - sent;
+    b.clear();
   }
 
   /** Encapsulate the L3 packet at [off, off+len) towards the resolved destination. */
@@ -264,7 +457,7 @@ export class Forwarder {
       this.nextId(),
     );
     if (n === 0) return;
-    this.toDevice.push(reply, at, n, 0, 0);
+    this.devPush(reply, at, n);
     this.stats.counters[C.icmp_frag_needed_sent]++;
   }
 
@@ -313,7 +506,7 @@ export class Forwarder {
     if (mac < 0) return false;
     arpRequestToReply(this.u8, eth.payloadOff, mac);
     ethernetReplyHeader(this.u8, off, mac);
-    this.toDevice.push(slot, off, eth.payloadOff + 28 - off, 0, 0);
+    this.devPush(slot, off, eth.payloadOff + 28 - off);
     this.stats.counters[C.arp_proxied]++;
     return true;
   }
@@ -361,7 +554,10 @@ export class Forwarder {
     const ipOff = udpOff - IPV4_HDR_LEN;
     if (ipOff < slot * this.slab.slotSize) return Drop.NoHeadroom;
     const inner = start + 8; // the inner Ethernet frame, for the flow hash
-    const sport = vxlanSourcePort(u8, inner, len - 8, o.sportLo, o.sportHi);
+    let sport = vxlanSourcePort(u8, inner, len - 8, o.sportLo, o.sportHi);
+    // With the fast path on, one flow's small packets leave from its pool port too.
+    const ports = this.poolPorts;
+    if (ports !== undefined) sport = ports[(sport - o.sportLo) % ports.length];
     const innerTos = innerIp >= 0 ? u8[innerIp + IPV4_TOS] : 0;
     const tos = o.tos === INHERIT ? innerTos : o.tos;
     const ttl = o.ttl === INHERIT ? (innerIp >= 0 ? u8[innerIp + IPV4_TTL] : 64) : o.ttl;
@@ -434,7 +630,8 @@ export class Forwarder {
     const c = this.stats.counters;
     const written = this.device.sendBatch(b, 0, b.count);
     c[C.tun_tx_packets] += written;
-    for (let i = 0; i < written; i++) c[C.tun_tx_bytes] += b.len[i];
+    const hdr = this.vnet ? VNET_LEN : 0;
+    for (let i = 0; i < written; i++) c[C.tun_tx_bytes] += b.len[i] - hdr;
     if (written < b.count) c[C.tun_write_errors] += b.count - written;
     b.clear();
   }
@@ -447,11 +644,25 @@ export class Forwarder {
     c[C.underlay_rx_batches]++;
     const n = b.count;
     const dev = this.toDevice;
+    const rxGso = this.fast?.rxGso;
     for (let i = 0; i < n; i++) {
       c[C.underlay_rx_packets]++;
       c[C.underlay_rx_bytes] += b.len[i];
       if (this.allow !== undefined && !this.allow.has(b.addr[i])) {
         this.drop(Drop.PeerNotAllowed);
+        continue;
+      }
+      const gso = rxGso !== undefined ? rxGso[i] : 0;
+      if (gso > 0 && b.len[i] > gso) {
+        // UDP_GRO: several datagrams of one flow, each `gso` bytes but the last.
+        const off = b.off[i];
+        const end = off + b.len[i];
+        c[C.gro_datagrams]++;
+        for (let s = off; s < end; s += gso) {
+          c[C.gro_segments]++;
+          const code = this.rxVxlan(b.slot[i], s, Math.min(end - s, gso), b.addr[i]);
+          if (code !== Drop.None) this.drop(code);
+        }
         continue;
       }
       const code =
@@ -461,9 +672,37 @@ export class Forwarder {
       if (code !== Drop.None) this.drop(code);
       if (dev.count === dev.capacity) this.flushDevice();
     }
+    const coal = this.coal;
+    if (coal !== undefined) {
+      coal.flush();
+      c[C.coalesced_writes] = coal.mergedWrites;
+      c[C.coalesced_segments] = coal.mergedSegments;
+      c[C.rx_inner_csum_bad] = coal.badChecksum;
+    }
     this.flushDevice();
     b.freeSlots(this.slab, 0, n);
   };
+
+  /** VnetSink: a packet that already starts with its virtio_net_hdr. */
+  deviceVnet(slot: number, off: number, len: number): void {
+    if (this.toDevice.count === this.toDevice.capacity) this.flushDevice();
+    this.toDevice.push(slot, off, len, 0, 0);
+  }
+
+  /**
+   * Queue a packet for the device. With a vnet header: after any open coalescing group
+   * (order), behind an all-zero header (the kernel verifies checksums itself).
+   */
+  private devPush(slot: number, off: number, len: number): void {
+    if (!this.vnet) {
+      if (this.toDevice.count === this.toDevice.capacity) this.flushDevice();
+      this.toDevice.push(slot, off, len, 0, 0);
+      return;
+    }
+    this.coal?.flush();
+    vnetWritePlain(this.u8, off - VNET_LEN, 0);
+    this.deviceVnet(slot, off - VNET_LEN, len + VNET_LEN);
+  }
 
   private rxVxlan(slot: number, off: number, len: number, from: number): number {
     const vx = this.vx;
@@ -479,15 +718,19 @@ export class Forwarder {
         if (learned === Learn.StaticConflict) return Drop.PeerNotAllowed;
         if (learned === Learn.Created) this.stats.counters[C.fdb_learned]++;
       }
-      this.toDevice.push(slot, vx.innerOff, vx.innerLen, 0, 0);
+      this.devPush(slot, vx.innerOff, vx.innerLen);
     } else {
       // flannel mode carries IP only; the TUN takes the packet without its Ethernet header.
       if (eth.ethertype === ETHERTYPE_IPV4) {
         code = ipv4Parse(this.u8, eth.payloadOff, eth.payloadLen, this.ip);
         if (code !== Drop.None) return code;
-        this.toDevice.push(slot, eth.payloadOff, this.ip.totalLen, 0, 0);
+        const coal = this.coal;
+        const slotEnd = (slot + 1) * this.slab.slotSize;
+        if (coal === undefined || !coal.add(slot, eth.payloadOff, this.ip.totalLen, slotEnd)) {
+          this.devPush(slot, eth.payloadOff, this.ip.totalLen);
+        }
       } else if (eth.ethertype === ETHERTYPE_IPV6) {
-        this.toDevice.push(slot, eth.payloadOff, eth.payloadLen, 0, 0);
+        this.devPush(slot, eth.payloadOff, eth.payloadLen);
       } else {
         return Drop.UnsupportedEthertype;
       }
@@ -500,7 +743,7 @@ export class Forwarder {
     const info = this.ipip;
     const code = ipipDecap(this.u8, off, len, info);
     if (code !== Drop.None) return code;
-    this.toDevice.push(slot, info.innerOff, info.innerLen, 0, 0);
+    this.devPush(slot, info.innerOff, info.innerLen);
     this.stats.counters[C.decap_packets]++;
     return Drop.None;
   }

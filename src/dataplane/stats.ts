@@ -30,6 +30,18 @@ export const COUNTER_NAMES = [
   "send_econnrefused",
   "send_emsgsize",
   "tun_write_errors",
+  // Offload fast path (io.offload): TSO super-packets read from the TUN and the segments
+  // cut from them, UDP_SEGMENT messages sent, UDP_GRO datagrams received and the
+  // segments in them, TUN writes that merged several segments and how many, and
+  // segments refused for merging because their inner TCP checksum was wrong.
+  "tso_superpackets",
+  "tso_segments",
+  "gso_sends",
+  "gro_datagrams",
+  "gro_segments",
+  "coalesced_writes",
+  "coalesced_segments",
+  "rx_inner_csum_bad",
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];

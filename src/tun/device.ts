@@ -86,6 +86,7 @@ export class Device extends IoEndpoint {
     this.vnetHdrSize = vnet;
     this.multiQueue = mq;
     this.persistent = persist;
+    if (vnet) this.io.setVnet(vnet);
   }
 
   /** Open (creating if needed) a TUN or TAP device in the current network namespace. */
@@ -156,7 +157,9 @@ export class Device extends IoEndpoint {
 
   /**
    * Write packets [from, from+count) of `batch` (each slab[off, off+len)) to the
-   * device, one write() each (a TUN write is one packet). Returns how many were
+   * device, one write() each (a TUN write is one packet). With a vnet header, reads
+   * deliver the packet at `off` with its virtio_net_hdr in the bytes just before it,
+   * and each written range must start with one. Returns how many were
    * consumed: written, or dropped with a counted per-packet error. Fewer than `count`
    * means EAGAIN/ENOBUFS (counted) or a detached device stopped the loop.
    */

@@ -35,6 +35,27 @@ export interface NativeIo {
     count: number,
   ): number;
   close(closeFd: boolean): void;
+  /** TUN: reads carry `bytes` of virtio_net_hdr just before the packet's offset. */
+  setVnet(bytes: number): void;
+  /** Sockets: store each received datagram's UDP_GRO segment size (0: none) here. */
+  setGro(gso: Uint16Array | null): void;
+  /** sendmmsg with per-message UDP_SEGMENT (gso) and IP_TOS/IP_TTL (tosTtl = tos<<8|ttl). */
+  sendGso(
+    off: Uint32Array,
+    len: Uint32Array,
+    addr: Uint32Array,
+    port: Uint16Array,
+    gso: Uint16Array,
+    tosTtl: Uint16Array,
+    from: number,
+    count: number,
+  ): number;
+}
+
+/** The addon's checksum loop over one slab (see src/tun/native/csum.cc). */
+export interface NativeCsum {
+  /** Folded, not complemented, one's-complement sum of slab[off, off+len). */
+  sum(off: number, len: number): number;
 }
 
 export interface NativeIoConstructor {
@@ -64,6 +85,7 @@ export interface NativeAddon {
   close(fd: number): number;
   setns(fd: number, nstype: number): void;
   Io: NativeIoConstructor;
+  Csum: new (slab: ArrayBuffer) => NativeCsum;
   constants: NativeConstants;
 }
 

@@ -13,6 +13,7 @@
 
 import { formatIpv4 } from "../encap/addr.js";
 import type { Batch } from "./batch.js";
+import type { GsoBatch } from "./gso.js";
 import { IoEndpoint } from "./io.js";
 import { C, native } from "./native.js";
 import type { Slab } from "./slab.js";
@@ -100,6 +101,31 @@ export class UdpSocket extends IoEndpoint {
    */
   sendBatch(batch: Batch, from = 0, count = batch.count - from): number {
     return this.io.send(batch.off, batch.len, batch.addr, batch.port, from, count);
+  }
+
+  /**
+   * Turn UDP_GRO on: the kernel may hand us several datagrams of one flow glued
+   * together; `gso[i]` (parallel to the reading batch) receives the segment size of
+   * datagram i, 0 when it was not coalesced. False when the kernel refuses.
+   */
+  enableGro(gso: Uint16Array): boolean {
+    if (native.setsockoptInt(this.fd, C.SOL_UDP, C.UDP_GRO, 1) !== 0) return false;
+    this.io.setGro(gso);
+    return true;
+  }
+
+  /** sendmmsg with UDP_SEGMENT / IP_TOS / IP_TTL per message; see GsoBatch. */
+  sendGso(batch: GsoBatch, from = 0, count = batch.count - from): number {
+    return this.io.sendGso(
+      batch.off,
+      batch.len,
+      batch.addr,
+      batch.port,
+      batch.gso,
+      batch.tosTtl,
+      from,
+      count,
+    );
   }
 
   /** Probe UDP GSO/GRO on this socket (leaves UDP_SEGMENT and UDP_GRO off). */

@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "csum.h"
 #include "io.h"
 #include "util.h"
 
@@ -205,6 +206,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("setns", Napi::Function::New(env, Setns, "setns"));
   exports.Set("Io", Io::Init(env));
+  exports.Set("Csum", Csum::Init(env));
 
   // Constants come from the system headers so TypeScript never hard-codes ABI numbers.
   Napi::Object c = Napi::Object::New(env);
@@ -242,6 +244,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   SetConst(env, c, "SOL_UDP", SOL_UDP);
   SetConst(env, c, "UDP_SEGMENT", UDP_SEGMENT);
   SetConst(env, c, "UDP_GRO", UDP_GRO);
+  SetConst(env, c, "IP_TOS", IP_TOS);
+  SetConst(env, c, "IP_TTL", IP_TTL);
   SetConst(env, c, "CLONE_NEWNET", CLONE_NEWNET);
   SetConst(env, c, "IO_KIND_TUN", Io::kTun);
   SetConst(env, c, "IO_KIND_SOCKET", Io::kSocket);

@@ -3,6 +3,7 @@
 #include <linux/errqueue.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <netinet/ip.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -11,6 +12,16 @@
 #include <cstring>
 
 #include "util.h"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
 
 namespace vxtun {
 
@@ -45,6 +56,9 @@ Napi::Function Io::Init(Napi::Env env) {
                          InstanceMethod<&Io::Send>("send"),
                          InstanceMethod<&Io::Close>("close"),
                          InstanceMethod<&Io::Unref>("unref"),
+                         InstanceMethod<&Io::SetVnet>("setVnet"),
+                         InstanceMethod<&Io::SetGro>("setGro"),
+                         InstanceMethod<&Io::SendGso>("sendGso"),
                      });
 }
 
@@ -84,6 +98,7 @@ Io::Io(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Io>(info), fd_(-1), ki
   iov_.resize(kMaxBatch);
   sa_.resize(kMaxBatch);
   slots_.resize(kMaxBatch);
+  ctrl_.resize(kMaxBatch * kCtrl);
 }
 
 Io::~Io() {
@@ -269,14 +284,14 @@ void Io::OnReadable() {
 void Io::ReadTun(uint32_t want) {
   uint32_t top = meta_[0];
   uint32_t n = 0;
-  const uint32_t capBytes = slotSize_ - headroom_;
+  const uint32_t capBytes = slotSize_ - headroom_ + vnet_;
   int fatalErr = 0;
   // Bounded even when every read is dropped (oversized or uncopyable packets): at most
   // 2 x want reads per readiness event, so one event never monopolises the loop.
   for (uint32_t attempts = 0; n < want && attempts < 2 * want; attempts++) {
     uint32_t slot = stack_[top - 1];
     uint32_t off = slot * slotSize_ + headroom_;
-    ssize_t r = read(fd_, slab_ + off, capBytes);
+    ssize_t r = read(fd_, slab_ + off - vnet_, capBytes);
     if (r < 0) {
       int err = errno;
       if (err == EINTR) continue;
@@ -289,7 +304,7 @@ void Io::ReadTun(uint32_t want) {
       stats_[kRxErrors]++;
       continue;
     }
-    if (static_cast<size_t>(r) > capBytes) {
+    if (static_cast<size_t>(r) > capBytes || static_cast<size_t>(r) < vnet_) {
       // The packet did not fit the slot; the kernel consumed it, the slot stays free.
       stats_[kRxTruncated]++;
       continue;
@@ -297,7 +312,7 @@ void Io::ReadTun(uint32_t want) {
     top--;
     bSlot_[n] = slot;
     bOff_[n] = off;
-    bLen_[n] = static_cast<uint32_t>(r);
+    bLen_[n] = static_cast<uint32_t>(r) - vnet_;
     stats_[kRxBytes] += static_cast<double>(r);
     n++;
   }
@@ -320,8 +335,8 @@ void Io::ReadSocket(uint32_t want) {
     h.msg_namelen = sizeof(struct sockaddr_in);
     h.msg_iov = &iov_[i];
     h.msg_iovlen = 1;
-    h.msg_control = nullptr;
-    h.msg_controllen = 0;
+    h.msg_control = bGso_ != nullptr ? &ctrl_[i * kCtrl] : nullptr;
+    h.msg_controllen = bGso_ != nullptr ? kCtrl : 0;
     h.msg_flags = 0;
     msgs_[i].msg_len = 0;
   }
@@ -362,6 +377,18 @@ void Io::ReadSocket(uint32_t want) {
     bLen_[n] = len;
     bAddr_[n] = ntohl(sa_[i].sin_addr.s_addr);
     bPort_[n] = ntohs(sa_[i].sin_port);
+    if (bGso_ != nullptr && n < bGsoLen_) {
+      uint16_t gso = 0;
+      struct msghdr& h = msgs_[i].msg_hdr;
+      for (struct cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c)) {
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+          int v = 0;
+          std::memcpy(&v, CMSG_DATA(c), sizeof v);
+          gso = static_cast<uint16_t>(v);
+        }
+      }
+      bGso_[n] = gso;
+    }
     stats_[kRxBytes] += len;
     n++;
   }
@@ -632,6 +659,161 @@ Napi::Value Io::Send(const Napi::CallbackInfo& info) {
       break;
     }
     // Per-message errors (ENETUNREACH, EHOSTUNREACH, EPERM, EINVAL...): drop, count.
+    stats_[kTxErrors]++;
+    i++;
+  }
+  return Napi::Number::New(env, static_cast<double>(i));
+}
+
+// setVnet(bytes): TUN reads carry a virtio_net_hdr of this size in front of the packet.
+Napi::Value Io::SetVnet(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t n;
+  if (!ArgInt(info, 0, &n, "bytes")) return env.Undefined();
+  if (n < 0 || n > 32) return ThrowType(env, "setVnet: 0..32 bytes");
+  vnet_ = static_cast<uint32_t>(n);
+  return env.Undefined();
+}
+
+// setGro(gso: Uint16Array | null): report each datagram's UDP_GRO segment size.
+Napi::Value Io::SetGro(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) {
+    bGso_ = nullptr;
+    bGsoLen_ = 0;
+    groRef_.Reset();
+    return env.Undefined();
+  }
+  size_t n;
+  uint16_t* p = TypedData<uint16_t>(env, info[0], napi_uint16_array, &n, "gso");
+  if (p == nullptr) return env.Undefined();
+  groRef_ = Napi::Persistent(info[0].As<Napi::Object>());
+  bGso_ = p;
+  bGsoLen_ = n;
+  return env.Undefined();
+}
+
+namespace {
+size_t PutCmsgInt(uint8_t* at, int level, int type, int value) {
+  struct cmsghdr* c = reinterpret_cast<struct cmsghdr*>(at);
+  c->cmsg_level = level;
+  c->cmsg_type = type;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &value, sizeof value);
+  return CMSG_SPACE(sizeof(int));
+}
+}  // namespace
+
+// sendGso(off, len, addr, port, gso: Uint16Array, tosTtl: Uint16Array, from, count)
+// -> consumed. Like send(), plus per message: UDP_SEGMENT = gso[j] when gso[j] > 0 and
+// the message is longer (the kernel cuts it into gso[j]-byte datagrams, the last one
+// shorter), and IP_TOS / IP_TTL from tosTtl[j] = tos << 8 | ttl when ttl > 0.
+Napi::Value Io::SendGso(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) return ThrowErrno(env, "sendGso", EBADF);
+  if (kind_ != kSocket) return ThrowType(env, "sendGso needs a socket");
+  size_t nOff, nLen, nAddr, nPort, nGso, nMeta;
+  uint32_t* off = TypedData<uint32_t>(env, info[0], napi_uint32_array, &nOff, "off");
+  if (off == nullptr) return env.Undefined();
+  uint32_t* len = TypedData<uint32_t>(env, info[1], napi_uint32_array, &nLen, "len");
+  if (len == nullptr) return env.Undefined();
+  uint32_t* addr = TypedData<uint32_t>(env, info[2], napi_uint32_array, &nAddr, "addr");
+  if (addr == nullptr) return env.Undefined();
+  uint16_t* port = TypedData<uint16_t>(env, info[3], napi_uint16_array, &nPort, "port");
+  if (port == nullptr) return env.Undefined();
+  uint16_t* gso = TypedData<uint16_t>(env, info[4], napi_uint16_array, &nGso, "gso");
+  if (gso == nullptr) return env.Undefined();
+  uint16_t* meta = TypedData<uint16_t>(env, info[5], napi_uint16_array, &nMeta, "tosTtl");
+  if (meta == nullptr) return env.Undefined();
+  int64_t from, count;
+  if (!ArgInt(info, 6, &from, "from") || !ArgInt(info, 7, &count, "count")) return env.Undefined();
+  if (from < 0 || count < 0 ||
+      static_cast<size_t>(from + count) > std::min({nOff, nLen, nAddr, nPort, nGso, nMeta}))
+    return ThrowType(env, "sendGso: range outside the batch");
+
+  int64_t i = 0;
+  int refusedRetries = 0;
+  while (i < count) {
+    uint32_t chunk = static_cast<uint32_t>(std::min<int64_t>(count - i, kMaxBatch));
+    uint32_t built = 0;
+    for (; built < chunk; built++) {
+      int64_t j = from + i + built;
+      if (!InSlab(off[j], len[j])) break;
+      iov_[built].iov_base = slab_ + off[j];
+      iov_[built].iov_len = len[j];
+      struct sockaddr_in& sa = sa_[built];
+      std::memset(&sa, 0, sizeof sa);
+      sa.sin_family = AF_INET;
+      sa.sin_addr.s_addr = htonl(addr[j]);
+      sa.sin_port = htons(port[j]);
+      struct msghdr& h = msgs_[built].msg_hdr;
+      h.msg_name = &sa;
+      h.msg_namelen = sizeof sa;
+      h.msg_iov = &iov_[built];
+      h.msg_iovlen = 1;
+      uint8_t* ctrl = &ctrl_[built * kCtrl];
+      std::memset(ctrl, 0, kCtrl);
+      size_t used = 0;
+      if (gso[j] > 0 && len[j] > gso[j]) {
+        struct cmsghdr* c = reinterpret_cast<struct cmsghdr*>(ctrl);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t g = gso[j];
+        std::memcpy(CMSG_DATA(c), &g, sizeof g);
+        used += CMSG_SPACE(sizeof(uint16_t));
+      }
+      if ((meta[j] & 0xff) != 0) {
+        used += PutCmsgInt(ctrl + used, SOL_IP, IP_TOS, meta[j] >> 8);
+        used += PutCmsgInt(ctrl + used, SOL_IP, IP_TTL, meta[j] & 0xff);
+      }
+      h.msg_control = used > 0 ? ctrl : nullptr;
+      h.msg_controllen = used;
+      h.msg_flags = 0;
+    }
+    if (built == 0) {
+      stats_[kTxErrors]++;
+      i++;
+      continue;
+    }
+    stats_[kTxCalls]++;
+    int r = sendmmsg(fd_, msgs_.data(), built, MSG_DONTWAIT);
+    if (r > 0) {
+      for (int k = 0; k < r; k++) stats_[kTxBytes] += static_cast<double>(iov_[k].iov_len);
+      stats_[kTxPackets] += r;
+      if (static_cast<uint32_t>(r) < built) stats_[kTxPartial]++;
+      i += r;
+      continue;
+    }
+    int err = r < 0 ? errno : EAGAIN;
+    int64_t j = from + i;
+    if (err == EINTR) continue;
+    if (err == EAGAIN) {
+      stats_[kEagain]++;
+      break;
+    }
+    if (err == ENOBUFS) {
+      stats_[kEnobufs]++;
+      break;
+    }
+    if (err == ECONNREFUSED) {
+      stats_[kEconnrefused]++;
+      DrainErrQueue(false);
+      if (++refusedRetries > 8) break;
+      continue;
+    }
+    if (err == EMSGSIZE) {
+      stats_[kEmsgsize]++;
+      uint32_t mtu = DrainErrQueue(false);
+      ReportPmtu(addr[j], port[j], mtu);
+      if (closed_) break;
+      i++;
+      continue;
+    }
+    if (err == EBADF || err == ENOTSOCK) {
+      stats_[kTxErrors]++;
+      break;
+    }
     stats_[kTxErrors]++;
     i++;
   }

@@ -63,6 +63,11 @@ class Io : public Napi::ObjectWrap<Io> {
   Napi::Value Send(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Unref(const Napi::CallbackInfo& info);
+  // Fast path (src/tun/gso.ts): vnet header bytes in front of TUN reads, UDP_GRO
+  // segment sizes on socket reads, and sendmmsg with UDP_SEGMENT/IP_TOS/IP_TTL cmsgs.
+  Napi::Value SetVnet(const Napi::CallbackInfo& info);
+  Napi::Value SetGro(const Napi::CallbackInfo& info);
+  Napi::Value SendGso(const Napi::CallbackInfo& info);
 
   static void PollCb(uv_poll_t* handle, int status, int events);
   void OnReadable();
@@ -109,6 +114,14 @@ class Io : public Napi::ObjectWrap<Io> {
   uint32_t* bLen_ = nullptr;
   uint32_t* bAddr_ = nullptr;
   uint16_t* bPort_ = nullptr;
+  // TUN: bytes of virtio_net_hdr read in front of each packet (the packet itself still
+  // starts at slot + headroom; the header sits just before it). 0 = none.
+  uint32_t vnet_ = 0;
+  // Socket reads: when set, recvmmsg asks for cmsgs and stores each datagram's UDP_GRO
+  // segment size (0 = not coalesced) here, parallel to the batch arrays.
+  uint16_t* bGso_ = nullptr;
+  size_t bGsoLen_ = 0;
+  Napi::ObjectReference groRef_;
 
   // Keep every array whose pointer we cache alive for as long as we are.
   std::vector<Napi::ObjectReference> keep_;
@@ -123,6 +136,9 @@ class Io : public Napi::ObjectWrap<Io> {
   std::vector<struct iovec> iov_;
   std::vector<struct sockaddr_in> sa_;
   std::vector<uint32_t> slots_;
+  // Per-message control buffers (UDP_GRO on receive; UDP_SEGMENT, IP_TOS, IP_TTL on send).
+  static constexpr size_t kCtrl = 64;
+  std::vector<uint8_t> ctrl_;
 };
 
 }  // namespace vxtun

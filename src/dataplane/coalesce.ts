@@ -1,0 +1,184 @@
+// Receive coalescing (the software half of GRO, after Linux's tcp_gro_receive and
+// wireguard-go's tun/offload_linux.go): in-order TCP segments of one flow, decapsulated
+// from the underlay, are merged into one super-packet and written to the TUN once, with
+// a virtio_net_hdr saying "TCPv4, gso_size N, checksum partial". The kernel's TCP then
+// sees one big segment, as it would after GRO on a NIC.
+//
+// Merging is in place: a segment's payload is moved (copyWithin) to the end of the open
+// group, which lives in the slot of its first segment; the rest of that slot is either
+// already consumed or belongs to the group. A segment joins the open group only when it
+// continues it exactly: same addresses, ports, TOS, TTL, DF, ACK number, TCP header
+// length and options; next sequence number; no flag but ACK/PSH; payload no larger than
+// the first one's (gso_size). A shorter segment or PSH ends the group. Each segment's
+// TCP checksum is verified before it is merged (the addon sums; a bad one is handed back
+// to the caller, written alone and left to the kernel to count). Nothing is allocated.
+import { read16, read32, write16 } from "../encap/bytes.js";
+import { checksumFold } from "../encap/checksum.js";
+import {
+  IPPROTO_TCP,
+  IPV4_FLAGS_FRAG,
+  IPV4_PROTOCOL,
+  IPV4_SRC,
+  IPV4_TOS,
+  IPV4_TOTAL_LEN,
+  IPV4_TTL,
+  ipv4FillChecksum,
+  ipv4PseudoHeaderSum,
+} from "../encap/ipv4.js";
+import {
+  TCP_ACK,
+  TCP_CHECKSUM,
+  TCP_DATA_OFF,
+  TCP_FLAGS,
+  TCP_SEQ,
+  TCP_WINDOW,
+} from "../encap/tcp.js";
+import {
+  type Summer,
+  tcpChecksumOk,
+  VNET_F_DATA_VALID,
+  VNET_F_NEEDS_CSUM,
+  VNET_GSO_TCPV4,
+  VNET_LEN,
+  vnetWrite,
+  vnetWritePlain,
+} from "./segment.js";
+
+const TCP_ACK_FLAG = 0x10;
+const TCP_PSH = 0x08;
+const IP_MAX = 65535;
+
+/** Where finished packets go: slab[off, off+len) starts with a virtio_net_hdr. */
+export interface VnetSink {
+  deviceVnet(slot: number, off: number, len: number): void;
+}
+
+export class TcpCoalescer {
+  /** Device writes that carried more than one segment, and the segments in them. */
+  mergedWrites = 0;
+  mergedSegments = 0;
+  /** Segments refused because their TCP checksum was wrong. */
+  badChecksum = 0;
+
+  private open = false;
+  private gSlot = 0;
+  private gIp = 0;
+  private gThl = 0;
+  private gLen = 0;
+  private gEnd = 0;
+  private gLimit = 0;
+  private gGso = 0;
+  private gSegs = 0;
+  private gNextSeq = 0;
+  private gDone = false;
+
+  constructor(
+    private readonly u8: Uint8Array,
+    private readonly summer: Summer,
+    private readonly sink: VnetSink,
+  ) {}
+
+  /**
+   * Offer the IPv4 packet [ip, ip+len) of `slot` (whose memory ends at `slotEnd`; `len`
+   * is its total length, header checksum already verified; VNET_LEN bytes in front of
+   * it are free). True: it was taken and reaches the sink, merged or not. False: not a
+   * mergeable TCP segment; the caller must flush() and write it itself.
+   */
+  add(slot: number, ip: number, len: number, slotEnd: number): boolean {
+    const u8 = this.u8;
+    if (u8[ip] !== 0x45 || u8[ip + IPV4_PROTOCOL] !== IPPROTO_TCP) return false;
+    if ((read16(u8, ip + IPV4_FLAGS_FRAG) & 0x3fff) !== 0) return false;
+    if (len < 40) return false;
+    const tcp = ip + 20;
+    const thl = (u8[tcp + TCP_DATA_OFF] >>> 4) * 4;
+    if (thl < 20 || 20 + thl >= len) return false; // no payload: pure ACKs go alone
+    const flags = u8[tcp + TCP_FLAGS];
+    if ((flags & ~TCP_PSH) !== TCP_ACK_FLAG) return false;
+    if (!tcpChecksumOk(u8, ip, this.summer)) {
+      this.badChecksum++;
+      return false;
+    }
+    const pay = tcp + thl;
+    const plen = len - 20 - thl;
+    const seq = read32(u8, tcp + TCP_SEQ);
+    if (this.open && this.continues(ip, thl, seq, plen)) {
+      const g = this.gIp + 20;
+      // Read what we need of this segment before its bytes may be overwritten.
+      const win = read16(u8, tcp + TCP_WINDOW);
+      u8.copyWithin(this.gEnd, pay, pay + plen);
+      this.gEnd += plen;
+      this.gLen += plen;
+      this.gNextSeq = (this.gNextSeq + plen) >>> 0;
+      this.gSegs++;
+      write16(u8, g + TCP_WINDOW, win);
+      if (flags & TCP_PSH) u8[g + TCP_FLAGS] |= TCP_PSH;
+      if (plen < this.gGso || flags & TCP_PSH) this.gDone = true;
+      if (this.gDone) this.flush();
+      return true;
+    }
+    this.flush();
+    this.open = true;
+    this.gSlot = slot;
+    this.gIp = ip;
+    this.gThl = thl;
+    this.gLen = len;
+    this.gEnd = ip + len;
+    this.gLimit = slotEnd;
+    this.gGso = plen;
+    this.gSegs = 1;
+    this.gNextSeq = (seq + plen) >>> 0;
+    this.gDone = (flags & TCP_PSH) !== 0;
+    if (this.gDone) this.flush();
+    return true;
+  }
+
+  private continues(ip: number, thl: number, seq: number, plen: number): boolean {
+    const u8 = this.u8;
+    const g = this.gIp;
+    if (this.gDone || seq !== this.gNextSeq || thl !== this.gThl || plen > this.gGso) return false;
+    if (this.gEnd + plen > this.gLimit || this.gLen + plen > IP_MAX) return false;
+    if (u8[ip + IPV4_TOS] !== u8[g + IPV4_TOS] || u8[ip + IPV4_TTL] !== u8[g + IPV4_TTL]) {
+      return false;
+    }
+    if (u8[ip + IPV4_FLAGS_FRAG] !== u8[g + IPV4_FLAGS_FRAG]) return false;
+    // Addresses and ports: 12 contiguous bytes (src, dst, sport, dport).
+    for (let i = 0; i < 12; i++) if (u8[ip + IPV4_SRC + i] !== u8[g + IPV4_SRC + i]) return false;
+    // Ports are bytes 20-23: IPV4_SRC (12) + 8 = 20, covered above. ACK number:
+    if (read32(u8, ip + 20 + TCP_ACK) !== read32(u8, g + 20 + TCP_ACK)) return false;
+    for (let i = 20; i < thl; i++) if (u8[ip + 20 + i] !== u8[g + 20 + i]) return false;
+    return true;
+  }
+
+  /** Hand the open group (if any) to the sink. */
+  flush(): void {
+    if (!this.open) return;
+    this.open = false;
+    const u8 = this.u8;
+    const ip = this.gIp;
+    const at = ip - VNET_LEN;
+    if (this.gSegs === 1) {
+      // Verified above: spare the kernel a second pass.
+      vnetWritePlain(u8, at, VNET_F_DATA_VALID);
+      this.sink.deviceVnet(this.gSlot, at, this.gLen + VNET_LEN);
+      return;
+    }
+    const l4 = this.gLen - 20;
+    write16(u8, ip + IPV4_TOTAL_LEN, this.gLen);
+    ipv4FillChecksum(u8, ip);
+    // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum (not complemented).
+    write16(u8, ip + 20 + TCP_CHECKSUM, checksumFold(ipv4PseudoHeaderSum(u8, ip, IPPROTO_TCP, l4)));
+    vnetWrite(
+      u8,
+      at,
+      VNET_F_NEEDS_CSUM,
+      VNET_GSO_TCPV4,
+      20 + this.gThl,
+      this.gGso,
+      20,
+      TCP_CHECKSUM,
+    );
+    this.mergedWrites++;
+    this.mergedSegments += this.gSegs;
+    this.sink.deviceVnet(this.gSlot, at, this.gLen + VNET_LEN);
+  }
+}

@@ -1,0 +1,101 @@
+// The offload fast path's sockets and what the kernel offers, decided once at start.
+//
+// TX: UDP GSO needs a UDP socket (the kernel writes the outer IPv4 + UDP headers), so
+// the per-flow outer source port (RFC 7348 §5, for underlay ECMP) cannot be chosen per
+// packet any more. Instead we bind a small pool of UDP sockets to distinct ports of the
+// configured source-port range and pick one by the inner flow hash: one flow keeps one
+// port, different flows spread over `pool` ports. The raw (header-including) path maps
+// its packets onto the same ports (sourcePorts), so small packets and super-packets of
+// one flow share an outer 5-tuple and cannot be reordered by ECMP.
+import { formatIpv4 } from "../encap/addr.js";
+import { GsoBatch } from "../tun/gso.js";
+import type { PmtuHandler } from "../tun/io.js";
+import { C, native } from "../tun/native.js";
+import type { OffloadProbe } from "../tun/probe.js";
+import type { Slab } from "../tun/slab.js";
+import type { PmtuDiscMode } from "../tun/sockopt.js";
+import { UdpSocket } from "../tun/udp.js";
+
+export interface FastPathInfo {
+  /** "on" when super-packets are read from the TUN; else why not. */
+  state: string;
+  probe: OffloadProbe | undefined;
+  /** TUNSETOFFLOAD flags in effect. */
+  tunOffloads: string[];
+  udpSegment: boolean;
+  udpGro: boolean;
+  /** Outer source ports of the sender pool. */
+  sourcePorts: number[];
+}
+
+export interface UdpPoolOptions {
+  slab: Slab;
+  localIp: number;
+  sportLo: number;
+  sportHi: number;
+  size: number;
+  pmtuDisc: PmtuDiscMode;
+  /** Fixed outer TTL (0: the kernel's default; per-message cmsgs override). */
+  ttl: number;
+  batch: number;
+  sndBuf: number;
+  onPmtu: PmtuHandler;
+}
+
+/** K UDP sockets on distinct source ports, one GsoBatch each. */
+export class UdpSenderPool {
+  readonly sockets: UdpSocket[] = [];
+  readonly batches: GsoBatch[] = [];
+  /** Outer source port of socket k. */
+  readonly ports: Uint16Array;
+
+  constructor(o: UdpPoolOptions) {
+    const range = o.sportHi - o.sportLo + 1;
+    const want = Math.max(1, Math.min(o.size, range));
+    // Spread the ports over the range; skip ones in use (bind fails) and try the next.
+    const step = Math.max(1, Math.floor(range / want));
+    const ports: number[] = [];
+    try {
+      for (let k = 0, tries = 0; ports.length < want && tries < want * 8; tries++, k++) {
+        const port = o.sportLo + ((k * step + Math.floor(k / want)) % range);
+        if (ports.includes(port)) continue;
+        let s: UdpSocket;
+        try {
+          s = UdpSocket.open({
+            slab: o.slab,
+            addr: o.localIp,
+            port,
+            sndBuf: o.sndBuf,
+            rcvBuf: 4096,
+            pmtuDisc: o.pmtuDisc,
+          });
+        } catch (e) {
+          if ((e as { code?: string }).code === "EADDRINUSE") continue;
+          throw e;
+        }
+        if (o.ttl > 0) native.setsockoptInt(s.fd, C.SOL_IP, C.IP_TTL, o.ttl);
+        s.onPmtu = o.onPmtu;
+        this.sockets.push(s);
+        this.batches.push(new GsoBatch(o.batch));
+        ports.push(port);
+      }
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+    if (ports.length === 0) {
+      throw new Error(
+        `no free UDP source port in ${o.sportLo}-${o.sportHi} on ${formatIpv4(o.localIp)}`,
+      );
+    }
+    this.ports = Uint16Array.from(ports);
+  }
+
+  get size(): number {
+    return this.sockets.length;
+  }
+
+  close(): void {
+    for (const s of this.sockets) s.close();
+  }
+}

@@ -1,0 +1,211 @@
+// TCP segmentation of TUN TSO super-packets (the software half of TSO), and the
+// virtio_net_hdr that travels with every packet on a TUN opened with IFF_VNET_HDR.
+//
+// A super-packet is one IPv4 header + one TCP header + up to ~64 KB of payload, with
+// gso_size (the MSS) in its virtio_net_hdr. tsoSegment() writes the segments back to
+// back into another buffer, each `prefix` bytes of tunnel header (copied from the
+// first segment's) + its own IPv4/TCP headers + at most `mss` payload bytes, so that
+// the whole run is one UDP_SEGMENT send whose gso_size is the first segment's size.
+// Per segment: IPv4 total length, id (+k, as Linux's TSO does), header checksum; TCP
+// sequence number, flags (CWR only on the first, FIN/PSH only on the last), checksum.
+//
+// TS/C++ split: headers are written here; the per-byte work is a memmove
+// (Uint8Array.copyWithin) and the checksum sum over each segment, which the addon
+// does (`Summer`, src/tun/native/csum.cc). Tests use the TypeScript Summer below.
+import { read16, read32, write16, write32 } from "../encap/bytes.js";
+import { checksumFold, checksumSum } from "../encap/checksum.js";
+import {
+  IPPROTO_TCP,
+  IPV4_FLAGS_FRAG,
+  IPV4_ID,
+  IPV4_PROTOCOL,
+  IPV4_TOTAL_LEN,
+  ipv4FillChecksum,
+  ipv4PseudoHeaderSum,
+} from "../encap/ipv4.js";
+import { TCP_CHECKSUM, TCP_DATA_OFF, TCP_FLAGS, TCP_SEQ } from "../encap/tcp.js";
+
+/** sizeof(struct virtio_net_hdr). */
+export const VNET_LEN = 10;
+export const VNET_FLAGS = 0;
+export const VNET_GSO_TYPE = 1;
+export const VNET_HDR_LEN = 2;
+export const VNET_GSO_SIZE = 4;
+export const VNET_CSUM_START = 6;
+export const VNET_CSUM_OFFSET = 8;
+export const VNET_F_NEEDS_CSUM = 1;
+export const VNET_F_DATA_VALID = 2;
+export const VNET_GSO_NONE = 0;
+export const VNET_GSO_TCPV4 = 1;
+export const VNET_GSO_UDP = 3;
+export const VNET_GSO_TCPV6 = 4;
+export const VNET_GSO_UDP_L4 = 5;
+export const VNET_GSO_ECN = 0x80;
+
+const TCP_CWR = 0x80;
+const TCP_FIN_PSH = 0x09;
+
+/** Sums bytes of one buffer: the addon's Csum over the slab, or TsSummer. */
+export interface Summer {
+  /** Folded (not complemented) one's-complement sum of [off, off+len). */
+  sum(off: number, len: number): number;
+}
+
+/** The TypeScript checksum loop, for tests and as the reference for the addon's. */
+export class TsSummer implements Summer {
+  constructor(private readonly u8: Uint8Array) {}
+  sum(off: number, len: number): number {
+    return checksumFold(checksumSum(this.u8, off, len));
+  }
+}
+
+function le16(u8: Uint8Array, off: number): number {
+  return u8[off] | (u8[off + 1] << 8);
+}
+
+function setLe16(u8: Uint8Array, off: number, v: number): void {
+  u8[off] = v & 0xff;
+  u8[off + 1] = (v >>> 8) & 0xff;
+}
+
+export function vnetFlags(u8: Uint8Array, at: number): number {
+  return u8[at + VNET_FLAGS];
+}
+export function vnetGsoType(u8: Uint8Array, at: number): number {
+  return u8[at + VNET_GSO_TYPE];
+}
+export function vnetGsoSize(u8: Uint8Array, at: number): number {
+  return le16(u8, at + VNET_GSO_SIZE);
+}
+export function vnetCsumStart(u8: Uint8Array, at: number): number {
+  return le16(u8, at + VNET_CSUM_START);
+}
+export function vnetCsumOffset(u8: Uint8Array, at: number): number {
+  return le16(u8, at + VNET_CSUM_OFFSET);
+}
+
+/** Write a virtio_net_hdr (little-endian fields) at `at`. */
+export function vnetWrite(
+  u8: Uint8Array,
+  at: number,
+  flags: number,
+  gsoType: number,
+  hdrLen: number,
+  gsoSize: number,
+  csumStart: number,
+  csumOffset: number,
+): void {
+  u8[at + VNET_FLAGS] = flags;
+  u8[at + VNET_GSO_TYPE] = gsoType;
+  setLe16(u8, at + VNET_HDR_LEN, hdrLen);
+  setLe16(u8, at + VNET_GSO_SIZE, gsoSize);
+  setLe16(u8, at + VNET_CSUM_START, csumStart);
+  setLe16(u8, at + VNET_CSUM_OFFSET, csumOffset);
+}
+
+/** A zero header: "nothing to do, verify checksums yourself" (or DATA_VALID in flags). */
+export function vnetWritePlain(u8: Uint8Array, at: number, flags: number): void {
+  for (let i = 0; i < VNET_LEN; i++) u8[at + i] = 0;
+  u8[at] = flags;
+}
+
+/**
+ * NEEDS_CSUM on a packet that is not a super-packet: the field at start+offset holds
+ * the pseudo-header sum; finish it over [start, len). False when the header points
+ * outside the packet.
+ */
+export function completeChecksum(
+  u8: Uint8Array,
+  pkt: number,
+  len: number,
+  start: number,
+  offset: number,
+  summer: Summer,
+): boolean {
+  if (start + offset + 2 > len) return false;
+  const s = summer.sum(pkt + start, len - start);
+  write16(u8, pkt + start + offset, ~s & 0xffff);
+  return true;
+}
+
+/** IPv4 + TCP header length of the super-packet at `off`, or 0 when it is not one. */
+export function tsoHeaderLen(u8: Uint8Array, off: number, len: number): number {
+  if (len < 40 || u8[off] >>> 4 !== 4) return 0;
+  const ihl = (u8[off] & 0x0f) * 4;
+  if (ihl < 20 || u8[off + IPV4_PROTOCOL] !== IPPROTO_TCP) return 0;
+  if ((read16(u8, off + IPV4_FLAGS_FRAG) & 0x3fff) !== 0) return 0;
+  if (len < ihl + 20) return 0;
+  const thl = (u8[off + ihl + TCP_DATA_OFF] >>> 4) * 4;
+  if (thl < 20 || ihl + thl > len) return 0;
+  return ihl + thl;
+}
+
+/** Segments tsoSegment() will write. */
+export function tsoSegmentCount(payloadLen: number, mss: number): number {
+  return payloadLen <= 0 ? 0 : Math.ceil(payloadLen / mss);
+}
+
+/**
+ * Cut the super-packet [inOff, inOff+inLen) (headers of `hdrLen` bytes, see
+ * tsoHeaderLen) into segments of at most `mss` payload bytes written back to back at
+ * `out` in the same buffer (the slab). Segment k starts at
+ * out + k * (prefix + hdrLen + mss); its first `prefix` bytes are copied from segment
+ * 0's, which the caller wrote. Returns the bytes written (0 when nothing to do).
+ * The input and output ranges must not overlap.
+ */
+export function tsoSegment(
+  u8: Uint8Array,
+  inOff: number,
+  inLen: number,
+  hdrLen: number,
+  mss: number,
+  out: number,
+  prefix: number,
+  summer: Summer,
+): number {
+  const total = read16(u8, inOff + IPV4_TOTAL_LEN);
+  const end = Math.min(total, inLen);
+  const payload = end - hdrLen;
+  if (payload <= 0 || mss <= 0) return 0;
+  const ihl = (u8[inOff] & 0x0f) * 4;
+  const thl = hdrLen - ihl;
+  const stride = prefix + hdrLen + mss;
+  const id0 = read16(u8, inOff + IPV4_ID);
+  const seq0 = read32(u8, inOff + ihl + TCP_SEQ);
+  const flags0 = u8[inOff + ihl + TCP_FLAGS];
+  let at = out;
+  let k = 0;
+  for (let p = 0; p < payload; p += mss, k++) {
+    const chunk = Math.min(payload - p, mss);
+    const last = p + chunk >= payload;
+    if (k > 0) u8.copyWithin(at, out, out + prefix);
+    const ip = at + prefix;
+    u8.copyWithin(ip, inOff, inOff + hdrLen);
+    u8.copyWithin(ip + hdrLen, inOff + hdrLen + p, inOff + hdrLen + p + chunk);
+    write16(u8, ip + IPV4_TOTAL_LEN, hdrLen + chunk);
+    write16(u8, ip + IPV4_ID, (id0 + k) & 0xffff);
+    ipv4FillChecksum(u8, ip);
+    const tcp = ip + ihl;
+    write32(u8, tcp + TCP_SEQ, (seq0 + p) >>> 0);
+    let f = flags0;
+    if (k > 0) f &= ~TCP_CWR;
+    if (!last) f &= ~TCP_FIN_PSH;
+    u8[tcp + TCP_FLAGS] = f;
+    u8[tcp + TCP_CHECKSUM] = 0;
+    u8[tcp + TCP_CHECKSUM + 1] = 0;
+    const s = summer.sum(tcp, thl + chunk) + ipv4PseudoHeaderSum(u8, ip, IPPROTO_TCP, thl + chunk);
+    write16(u8, tcp + TCP_CHECKSUM, ~checksumFold(s) & 0xffff);
+    at += last ? prefix + hdrLen + chunk : stride;
+  }
+  return at - out;
+}
+
+/** True when the TCP checksum (pseudo-header included) of the IPv4 packet at `ip` holds. */
+export function tcpChecksumOk(u8: Uint8Array, ip: number, summer: Summer): boolean {
+  const ihl = (u8[ip] & 0x0f) * 4;
+  const total = read16(u8, ip + IPV4_TOTAL_LEN);
+  const l4 = total - ihl;
+  if (l4 < 20) return false;
+  const s = summer.sum(ip + ihl, l4) + ipv4PseudoHeaderSum(u8, ip, IPPROTO_TCP, l4);
+  return checksumFold(s) === 0xffff;
+}
