@@ -82,9 +82,10 @@ export class TcpCoalescer {
    * Offer the IPv4 packet [ip, ip+len) of `slot` (whose memory ends at `slotEnd`; `len`
    * is its total length, header checksum already verified; VNET_LEN bytes in front of
    * it are free). True: it was taken and reaches the sink, merged or not. False: not a
-   * mergeable TCP segment; the caller must flush() and write it itself.
+   * mergeable TCP segment; the caller must flush() and write it itself. `pre`: the sum
+   * of [ip+20, ip+len) when the caller already has it (sumMany over a GRO datagram).
    */
-  add(slot: number, ip: number, len: number, slotEnd: number): boolean {
+  add(slot: number, ip: number, len: number, slotEnd: number, pre = -1): boolean {
     const u8 = this.u8;
     if (u8[ip] !== 0x45 || u8[ip + IPV4_PROTOCOL] !== IPPROTO_TCP) return false;
     if ((read16(u8, ip + IPV4_FLAGS_FRAG) & 0x3fff) !== 0) return false;
@@ -94,7 +95,7 @@ export class TcpCoalescer {
     if (thl < 20 || 20 + thl >= len) return false; // no payload: pure ACKs go alone
     const flags = u8[tcp + TCP_FLAGS];
     if ((flags & ~TCP_PSH) !== TCP_ACK_FLAG) return false;
-    if (!tcpChecksumOk(u8, ip, this.summer)) {
+    if (!tcpChecksumOk(u8, ip, this.summer, pre)) {
       this.badChecksum++;
       return false;
     }

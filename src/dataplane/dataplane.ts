@@ -10,7 +10,6 @@ import { Fdb, NeighTable, parsePrefix, RouteTable, TableError } from "../fdb/ind
 import { Batch } from "../tun/batch.js";
 import { Device, TUN_F } from "../tun/device.js";
 import * as ipr from "../tun/iproute.js";
-import { native } from "../tun/native.js";
 import { probeOffloads } from "../tun/probe.js";
 import { RawSocket } from "../tun/raw.js";
 import { Slab } from "../tun/slab.js";
@@ -24,7 +23,7 @@ import {
   vtepMac,
 } from "./config.js";
 import { type ControlHandler, ControlServer, UserError } from "./control-socket.js";
-import { type FastPathInfo, UdpSenderPool } from "./fastpath.js";
+import { type FastPathInfo, NativeSummer, UdpSenderPool } from "./fastpath.js";
 import {
   Forwarder,
   FRAG_INNER,
@@ -260,7 +259,7 @@ export class Dataplane {
             pool: this.pool,
             udpSegment: this.fastInfo.udpSegment,
             rxGso: this.rxGso,
-            summer: new native.Csum(this.slab.buffer),
+            summer: new NativeSummer(this.slab.buffer),
           }
         : undefined,
     );

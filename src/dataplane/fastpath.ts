@@ -15,6 +15,24 @@ import type { OffloadProbe } from "../tun/probe.js";
 import type { Slab } from "../tun/slab.js";
 import type { PmtuDiscMode } from "../tun/sockopt.js";
 import { UdpSocket } from "../tun/udp.js";
+import { SUM_MANY, type Summer } from "./segment.js";
+
+/** The addon's checksum loop over a slab (src/tun/native/csum.cc). */
+export class NativeSummer implements Summer {
+  readonly offs = new Uint32Array(new ArrayBuffer(SUM_MANY * 4));
+  readonly lens = new Uint32Array(new ArrayBuffer(SUM_MANY * 4));
+  readonly out = new Uint32Array(new ArrayBuffer(SUM_MANY * 4));
+  private readonly c;
+  constructor(slab: ArrayBuffer) {
+    this.c = new native.Csum(slab, this.offs, this.lens, this.out);
+  }
+  sum(off: number, len: number): number {
+    return this.c.sum(off, len);
+  }
+  sumMany(count: number): void {
+    this.c.sumMany(count);
+  }
+}
 
 export interface FastPathInfo {
   /** "on" when super-packets are read from the TUN; else why not. */

@@ -45,17 +45,32 @@ export const VNET_GSO_ECN = 0x80;
 const TCP_CWR = 0x80;
 const TCP_FIN_PSH = 0x09;
 
+/** Ranges one sumMany() call takes. */
+export const SUM_MANY = 128;
+
 /** Sums bytes of one buffer: the addon's Csum over the slab, or TsSummer. */
 export interface Summer {
   /** Folded (not complemented) one's-complement sum of [off, off+len). */
   sum(off: number, len: number): number;
+  /** Ranges for sumMany (SUM_MANY long) and their sums. */
+  readonly offs: Uint32Array;
+  readonly lens: Uint32Array;
+  readonly out: Uint32Array;
+  /** out[i] = sum(offs[i], lens[i]) for i < count: one call for a batch of segments. */
+  sumMany(count: number): void;
 }
 
 /** The TypeScript checksum loop, for tests and as the reference for the addon's. */
 export class TsSummer implements Summer {
+  readonly offs = new Uint32Array(SUM_MANY);
+  readonly lens = new Uint32Array(SUM_MANY);
+  readonly out = new Uint32Array(SUM_MANY);
   constructor(private readonly u8: Uint8Array) {}
   sum(off: number, len: number): number {
     return checksumFold(checksumSum(this.u8, off, len));
+  }
+  sumMany(count: number): void {
+    for (let i = 0; i < count; i++) this.out[i] = this.sum(this.offs[i], this.lens[i]);
   }
 }
 
@@ -173,39 +188,59 @@ export function tsoSegment(
   const id0 = read16(u8, inOff + IPV4_ID);
   const seq0 = read32(u8, inOff + ihl + TCP_SEQ);
   const flags0 = u8[inOff + ihl + TCP_FLAGS];
+  const offs = summer.offs;
+  const lens = summer.lens;
+  const sums = summer.out;
   let at = out;
   let k = 0;
-  for (let p = 0; p < payload; p += mss, k++) {
-    const chunk = Math.min(payload - p, mss);
-    const last = p + chunk >= payload;
-    if (k > 0) u8.copyWithin(at, out, out + prefix);
-    const ip = at + prefix;
-    u8.copyWithin(ip, inOff, inOff + hdrLen);
-    u8.copyWithin(ip + hdrLen, inOff + hdrLen + p, inOff + hdrLen + p + chunk);
-    write16(u8, ip + IPV4_TOTAL_LEN, hdrLen + chunk);
-    write16(u8, ip + IPV4_ID, (id0 + k) & 0xffff);
-    ipv4FillChecksum(u8, ip);
-    const tcp = ip + ihl;
-    write32(u8, tcp + TCP_SEQ, (seq0 + p) >>> 0);
-    let f = flags0;
-    if (k > 0) f &= ~TCP_CWR;
-    if (!last) f &= ~TCP_FIN_PSH;
-    u8[tcp + TCP_FLAGS] = f;
-    u8[tcp + TCP_CHECKSUM] = 0;
-    u8[tcp + TCP_CHECKSUM + 1] = 0;
-    const s = summer.sum(tcp, thl + chunk) + ipv4PseudoHeaderSum(u8, ip, IPPROTO_TCP, thl + chunk);
-    write16(u8, tcp + TCP_CHECKSUM, ~checksumFold(s) & 0xffff);
-    at += last ? prefix + hdrLen + chunk : stride;
+  let p = 0;
+  while (p < payload) {
+    // Pass 1: headers and payload of up to SUM_MANY segments; pass 2: their checksums
+    // from one sumMany() call.
+    let m = 0;
+    for (; p < payload && m < SUM_MANY; m++, k++) {
+      const chunk = Math.min(payload - p, mss);
+      const last = p + chunk >= payload;
+      if (k > 0) u8.copyWithin(at, out, out + prefix);
+      const ip = at + prefix;
+      u8.copyWithin(ip, inOff, inOff + hdrLen);
+      u8.copyWithin(ip + hdrLen, inOff + hdrLen + p, inOff + hdrLen + p + chunk);
+      write16(u8, ip + IPV4_TOTAL_LEN, hdrLen + chunk);
+      write16(u8, ip + IPV4_ID, (id0 + k) & 0xffff);
+      ipv4FillChecksum(u8, ip);
+      const tcp = ip + ihl;
+      write32(u8, tcp + TCP_SEQ, (seq0 + p) >>> 0);
+      let f = flags0;
+      if (k > 0) f &= ~TCP_CWR;
+      if (!last) f &= ~TCP_FIN_PSH;
+      u8[tcp + TCP_FLAGS] = f;
+      u8[tcp + TCP_CHECKSUM] = 0;
+      u8[tcp + TCP_CHECKSUM + 1] = 0;
+      offs[m] = tcp;
+      lens[m] = thl + chunk;
+      p += chunk;
+      at += last ? prefix + hdrLen + chunk : stride;
+    }
+    summer.sumMany(m);
+    for (let j = 0; j < m; j++) {
+      const tcp = offs[j];
+      const s = sums[j] + ipv4PseudoHeaderSum(u8, tcp - ihl, IPPROTO_TCP, lens[j]);
+      write16(u8, tcp + TCP_CHECKSUM, ~checksumFold(s) & 0xffff);
+    }
   }
   return at - out;
 }
 
-/** True when the TCP checksum (pseudo-header included) of the IPv4 packet at `ip` holds. */
-export function tcpChecksumOk(u8: Uint8Array, ip: number, summer: Summer): boolean {
+/**
+ * True when the TCP checksum (pseudo-header included) of the IPv4 packet at `ip` holds.
+ * `pre`: the sum of the TCP header + payload when already known (sumMany), else -1.
+ */
+export function tcpChecksumOk(u8: Uint8Array, ip: number, summer: Summer, pre = -1): boolean {
   const ihl = (u8[ip] & 0x0f) * 4;
   const total = read16(u8, ip + IPV4_TOTAL_LEN);
   const l4 = total - ihl;
   if (l4 < 20) return false;
-  const s = summer.sum(ip + ihl, l4) + ipv4PseudoHeaderSum(u8, ip, IPPROTO_TCP, l4);
+  const body = pre >= 0 ? pre : summer.sum(ip + ihl, l4);
+  const s = body + ipv4PseudoHeaderSum(u8, ip, IPPROTO_TCP, l4);
   return checksumFold(s) === 0xffff;
 }

@@ -56,6 +56,8 @@ export interface NativeIo {
 export interface NativeCsum {
   /** Folded, not complemented, one's-complement sum of slab[off, off+len). */
   sum(off: number, len: number): number;
+  /** out[i] = sum(offs[i], lens[i]) for i < count (arrays given to the constructor). */
+  sumMany(count: number): void;
 }
 
 export interface NativeIoConstructor {
@@ -85,7 +87,12 @@ export interface NativeAddon {
   close(fd: number): number;
   setns(fd: number, nstype: number): void;
   Io: NativeIoConstructor;
-  Csum: new (slab: ArrayBuffer) => NativeCsum;
+  Csum: new (
+    slab: ArrayBuffer,
+    offs?: Uint32Array,
+    lens?: Uint32Array,
+    out?: Uint32Array,
+  ) => NativeCsum;
   constants: NativeConstants;
 }
 

@@ -1,0 +1,99 @@
+// Fast-path diagnostics: two vxtun vxlan nodes (or a vxtun node and a kernel vxlan
+// peer), one iperf3 run each way and a ping, then both instances' counters. Options:
+//   --seconds S   iperf3 duration (default 5)
+//   --offload auto|off   (VXTUN_IO_OFFLOAD for the children)
+//   --peer vxtun|kernel  what node 2 runs (default vxtun)
+//   --reverse     also measure node 2 -> node 1
+// Run as root under the lab lock: flock /tmp/vxtun-netns.lock node --import tsx bench/fastpath.ts
+// GC: VXTUN_NODE_FLAGS="--trace-gc" makes the children print every GC; we report the
+// longest pause seen in their output.
+import { parseArgs } from "node:util";
+import { addFlannelPeer, addKernelVxlan } from "../src/lab/kernel-vxlan.js";
+import { NetnsLab, runOk } from "../src/lab/netns.js";
+import { buildUnderlay } from "../src/lab/underlay.js";
+import { startVxtun, type VxtunProc } from "../src/lab/vxtun-process.js";
+import { cpuSeconds, iperf, pingRtt } from "../src/bench/traffic.js";
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "5" },
+    offload: { type: "string", default: "auto" },
+    peer: { type: "string", default: "vxtun" },
+    reverse: { type: "boolean", default: false },
+  },
+});
+process.env.VXTUN_IO_OFFLOAD = values.offload;
+const seconds = Number(values.seconds);
+const MAC = (i: number) => `02:00:00:00:0${i}:01`;
+
+const lab = await NetnsLab.create();
+const procs: VxtunProc[] = [];
+try {
+  const nodes = (await buildUnderlay(lab, 2)).nodes;
+  for (const [i, n] of nodes.entries()) {
+    const j = 1 - i;
+    await runOk(["ip", "-n", n.ns, "addr", "add", `10.244.${i + 1}.1/32`, "dev", "lo"]);
+    if (i === 1 && values.peer === "kernel") {
+      const dev = await addKernelVxlan({
+        ns: n.ns,
+        local: n.address,
+        underlayDev: n.dev,
+        vtepIp: `10.244.${i + 1}.0`,
+        vtepMac: MAC(i + 1),
+        finishChecksums: true,
+      });
+      await addFlannelPeer(n.ns, dev, {
+        subnet: `10.244.${j + 1}.0/24`,
+        vtepIp: `10.244.${j + 1}.0`,
+        vtepMac: MAC(j + 1),
+        publicIp: nodes[j].address,
+      });
+      continue;
+    }
+    procs.push(
+      await startVxtun(lab, n.ns, {
+        name: n.name,
+        mode: "vxlan",
+        local: { address: n.address },
+        device: { name: "vxtun0", address: `10.244.${i + 1}.0/32`, vtepMac: MAC(i + 1) },
+        peers: [{ address: nodes[j].address, subnet: `10.244.${j + 1}.0/24`, vtepMac: MAC(j + 1) }],
+      }),
+    );
+  }
+  const [a, b] = nodes;
+  const link = {
+    clientNs: a.ns,
+    clientIp: "10.244.1.1",
+    serverNs: b.ns,
+    serverIp: "10.244.2.1",
+    seconds,
+  };
+  const info = await procs[0].call("info");
+  console.log("offload:", JSON.stringify((info as { offload: unknown }).offload));
+  await pingRtt(lab, a.ns, link.clientIp, link.serverIp, 3, 0.1);
+  const cpu0 = procs.map((p) => cpuSeconds(p.child.pid));
+  const fwd = await iperf(lab, link);
+  const cpu1 = procs.map((p) => cpuSeconds(p.child.pid));
+  console.log(`tcp 1->2: ${fwd.ok ? fwd.gbps.toFixed(2) : fwd.error} Gbit/s; cpu s: ${cpu1.map((c, i) => (c - cpu0[i]).toFixed(2)).join(", ")}`);
+  if (values.reverse) {
+    const rev = await iperf(lab, { ...link, reverse: true });
+    console.log(`tcp 2->1: ${rev.ok ? rev.gbps.toFixed(2) : rev.error} Gbit/s`);
+  }
+  const ping = await pingRtt(lab, a.ns, link.clientIp, link.serverIp, 20, 0.02);
+  console.log(`ping p50 ${ping.p50} ms p99 ${ping.p99} ms (${ping.received}/${ping.sent})`);
+  for (const [i, p] of procs.entries()) {
+    const s = (await p.call("stats")) as { counters: Record<string, number>; drops: Record<string, number> };
+    const nz = (o: Record<string, number>) =>
+      Object.entries(o)
+        .filter(([, v]) => v)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(" ");
+    console.log(`node ${i + 1} counters: ${nz(s.counters)}`);
+    console.log(`node ${i + 1} drops: ${nz(s.drops) || "(none)"}`);
+    const pauses = [...p.output().matchAll(/(?:Scavenge|Mark-Compact|Mark-sweep)[^\n]*?([\d.]+) \/ [\d.]+ ms/g)].map((m) => Number(m[1]));
+    if (pauses.length) console.log(`node ${i + 1} GC: ${pauses.length} events, max pause ${Math.max(...pauses)} ms`);
+  }
+  for (const p of procs) await p.stop();
+} finally {
+  await lab.cleanup();
+}
