@@ -81,6 +81,13 @@ try {
   }
   const ping = await pingRtt(lab, a.ns, link.clientIp, link.serverIp, 20, 0.02);
   console.log(`ping p50 ${ping.p50} ms p99 ${ping.p99} ms (${ping.received}/${ping.sent})`);
+  for (const n of nodes) {
+    const l = await lab.exec(n.ns, ["ip", "-s", "-s", "link", "show", "vxtun0"]);
+    const drops = l.stdout.replace(/\s+/g, " ");
+    const ns = await lab.exec(n.ns, ["nstat", "-az", "UdpRcvbufErrors", "UdpSndbufErrors", "TcpRetransSegs", "TcpExtTCPLostRetransmit", "UdpInErrors"]);
+    console.log(`${n.name}: ${drops.slice(drops.indexOf("RX:"))}`);
+    console.log(`${n.name}: ${ns.stdout.split("\n").filter((x) => /^\w/.test(x) && !x.startsWith("#")).map((x) => x.split(/\s+/).slice(0, 2).join("=")).join(" ")}`);
+  }
   for (const [i, p] of procs.entries()) {
     const s = (await p.call("stats")) as { counters: Record<string, number>; drops: Record<string, number> };
     const nz = (o: Record<string, number>) =>
