@@ -8,11 +8,11 @@
 // GC: VXTUN_NODE_FLAGS="--trace-gc" makes the children print every GC; we report the
 // longest pause seen in their output.
 import { parseArgs } from "node:util";
+import { cpuSeconds, iperf, pingRtt } from "../src/bench/traffic.js";
 import { addFlannelPeer, addKernelVxlan } from "../src/lab/kernel-vxlan.js";
 import { NetnsLab, runOk } from "../src/lab/netns.js";
 import { buildUnderlay } from "../src/lab/underlay.js";
 import { startVxtun, type VxtunProc } from "../src/lab/vxtun-process.js";
-import { cpuSeconds, iperf, pingRtt } from "../src/bench/traffic.js";
 
 const { values } = parseArgs({
   options: {
@@ -28,6 +28,7 @@ const MAC = (i: number) => `02:00:00:00:0${i}:01`;
 
 const lab = await NetnsLab.create();
 const procs: VxtunProc[] = [];
+const started: number[] = [];
 try {
   const nodes = (await buildUnderlay(lab, 2)).nodes;
   for (const [i, n] of nodes.entries()) {
@@ -50,6 +51,7 @@ try {
       });
       continue;
     }
+    started.push(Date.now());
     procs.push(
       await startVxtun(lab, n.ns, {
         name: n.name,
@@ -72,9 +74,13 @@ try {
   console.log("offload:", JSON.stringify((info as { offload: unknown }).offload));
   await pingRtt(lab, a.ns, link.clientIp, link.serverIp, 3, 0.1);
   const cpu0 = procs.map((p) => cpuSeconds(p.child.pid));
+  const iperfFrom = Date.now();
   const fwd = await iperf(lab, link);
+  const iperfTo = Date.now();
   const cpu1 = procs.map((p) => cpuSeconds(p.child.pid));
-  console.log(`tcp 1->2: ${fwd.ok ? fwd.gbps.toFixed(2) : fwd.error} Gbit/s; cpu s: ${cpu1.map((c, i) => (c - cpu0[i]).toFixed(2)).join(", ")}`);
+  console.log(
+    `tcp 1->2: ${fwd.ok ? fwd.gbps.toFixed(2) : fwd.error} Gbit/s; cpu s: ${cpu1.map((c, i) => (c - cpu0[i]).toFixed(2)).join(", ")}`,
+  );
   if (values.reverse) {
     const rev = await iperf(lab, { ...link, reverse: true });
     console.log(`tcp 2->1: ${rev.ok ? rev.gbps.toFixed(2) : rev.error} Gbit/s`);
@@ -84,12 +90,29 @@ try {
   for (const n of nodes) {
     const l = await lab.exec(n.ns, ["ip", "-s", "-s", "link", "show", "vxtun0"]);
     const drops = l.stdout.replace(/\s+/g, " ");
-    const ns = await lab.exec(n.ns, ["nstat", "-az", "UdpRcvbufErrors", "UdpSndbufErrors", "TcpRetransSegs", "TcpExtTCPLostRetransmit", "UdpInErrors"]);
+    const ns = await lab.exec(n.ns, [
+      "nstat",
+      "-az",
+      "UdpRcvbufErrors",
+      "UdpSndbufErrors",
+      "TcpRetransSegs",
+      "TcpExtTCPLostRetransmit",
+      "UdpInErrors",
+    ]);
     console.log(`${n.name}: ${drops.slice(drops.indexOf("RX:"))}`);
-    console.log(`${n.name}: ${ns.stdout.split("\n").filter((x) => /^\w/.test(x) && !x.startsWith("#")).map((x) => x.split(/\s+/).slice(0, 2).join("=")).join(" ")}`);
+    console.log(
+      `${n.name}: ${ns.stdout
+        .split("\n")
+        .filter((x) => /^\w/.test(x) && !x.startsWith("#"))
+        .map((x) => x.split(/\s+/).slice(0, 2).join("="))
+        .join(" ")}`,
+    );
   }
   for (const [i, p] of procs.entries()) {
-    const s = (await p.call("stats")) as { counters: Record<string, number>; drops: Record<string, number> };
+    const s = (await p.call("stats")) as {
+      counters: Record<string, number>;
+      drops: Record<string, number>;
+    };
     const nz = (o: Record<string, number>) =>
       Object.entries(o)
         .filter(([, v]) => v)
@@ -97,8 +120,31 @@ try {
         .join(" ");
     console.log(`node ${i + 1} counters: ${nz(s.counters)}`);
     console.log(`node ${i + 1} drops: ${nz(s.drops) || "(none)"}`);
-    const pauses = [...p.output().matchAll(/(?:Scavenge|Mark-Compact|Mark-sweep)[^\n]*?([\d.]+) \/ [\d.]+ ms/g)].map((m) => Number(m[1]));
-    if (pauses.length) console.log(`node ${i + 1} GC: ${pauses.length} events, max pause ${Math.max(...pauses)} ms`);
+    // --trace-gc lines: "[pid:isolate]  <ms since isolate start> ms: Scavenge ... <pause> / <x> ms".
+    // Main isolate only (the first one seen; tsx's loader runs a second), and only
+    // events inside the iperf3 window (process start ~= when we launched it).
+    const events = [
+      ...p
+        .output()
+        .matchAll(
+          /\[\d+:(0x[0-9a-f]+)\]\s+(\d+) ms: (Scavenge|Mark-Compact|Mark-sweep)[^\n]*?([\d.]+) \/ [\d.]+ ms/g,
+        ),
+    ];
+    const main = events[0]?.[1];
+    const lo = iperfFrom - started[i];
+    const hi = iperfTo - started[i];
+    const inRun = events
+      .filter((m) => m[1] === main && Number(m[2]) >= lo && Number(m[2]) <= hi)
+      .map((m) => Number(m[4]));
+    if (events.length) {
+      console.log(
+        `node ${i + 1} GC during iperf3 (${lo}-${hi} ms): ${inRun.length} events, max pause ${inRun.length ? Math.max(...inRun) : 0} ms (all: ${events.length}, max ${Math.max(...events.map((m) => Number(m[4])))} ms)`,
+      );
+    }
+    if (process.env.FASTPATH_GC_LINES) {
+      for (const l of p.output().split("\n"))
+        if (/Scavenge|Mark-/.test(l)) console.log(`  ${l.trim()}`);
+    }
   }
   for (const p of procs) await p.stop();
 } finally {

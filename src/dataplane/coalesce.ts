@@ -101,7 +101,8 @@ export class TcpCoalescer {
     }
     const pay = tcp + thl;
     const plen = len - 20 - thl;
-    const seq = read32(u8, tcp + TCP_SEQ);
+    // int32 (not >>> 0): a Smi-range value is never boxed when passed or stored.
+    const seq = read32(u8, tcp + TCP_SEQ) | 0;
     if (this.open && this.continues(ip, thl, seq, plen)) {
       const g = this.gIp + 20;
       // Read what we need of this segment before its bytes may be overwritten.
@@ -109,7 +110,7 @@ export class TcpCoalescer {
       u8.copyWithin(this.gEnd, pay, pay + plen);
       this.gEnd += plen;
       this.gLen += plen;
-      this.gNextSeq = (this.gNextSeq + plen) >>> 0;
+      this.gNextSeq = (this.gNextSeq + plen) | 0;
       this.gSegs++;
       write16(u8, g + TCP_WINDOW, win);
       if (flags & TCP_PSH) u8[g + TCP_FLAGS] |= TCP_PSH;
@@ -127,7 +128,7 @@ export class TcpCoalescer {
     this.gLimit = slotEnd;
     this.gGso = plen;
     this.gSegs = 1;
-    this.gNextSeq = (seq + plen) >>> 0;
+    this.gNextSeq = (seq + plen) | 0;
     this.gDone = (flags & TCP_PSH) !== 0;
     if (this.gDone) this.flush();
     return true;

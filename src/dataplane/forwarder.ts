@@ -171,6 +171,8 @@ export class Forwarder implements VnetSink {
   private curMtu = 0;
   /** Where an ICMP error about the current packet comes from (next hop). */
   private curFrom = 0;
+  /** The underlay batch being handled (fromUnderlay). */
+  private rxBatch: Batch | undefined;
   // One reusable result object per decoder, per forwarder: no per-packet objects.
   private readonly ip: Ipv4Info = newIpv4Info();
   private readonly eth: EthernetInfo = newEthernetInfo();
@@ -648,6 +650,7 @@ export class Forwarder implements VnetSink {
     const n = b.count;
     const dev = this.toDevice;
     const rxGso = this.fast?.rxGso;
+    this.rxBatch = b;
     for (let i = 0; i < n; i++) {
       c[C.underlay_rx_packets]++;
       c[C.underlay_rx_bytes] += b.len[i];
@@ -676,7 +679,7 @@ export class Forwarder implements VnetSink {
           c[C.gro_segments]++;
           const segLen = Math.min(end - s, gso);
           const pre = j < m && segLen > RX_TCP_AT ? summer.out[j] : -1;
-          const code = this.rxVxlan(b.slot[i], s, segLen, b.addr[i], pre);
+          const code = this.rxVxlan(b.slot[i], s, segLen, i, pre);
           if (code !== Drop.None) this.drop(code);
         }
         continue;
@@ -684,7 +687,7 @@ export class Forwarder implements VnetSink {
       const code =
         this.o.mode === MODE_IPIP
           ? this.rxIpip(b.slot[i], b.off[i], b.len[i])
-          : this.rxVxlan(b.slot[i], b.off[i], b.len[i], b.addr[i]);
+          : this.rxVxlan(b.slot[i], b.off[i], b.len[i], i);
       if (code !== Drop.None) this.drop(code);
       if (dev.count === dev.capacity) this.flushDevice();
     }
@@ -721,7 +724,11 @@ export class Forwarder implements VnetSink {
   }
 
   /** `pre`: sum of [off + RX_TCP_AT, off + len) when known (GRO datagrams), else -1. */
-  private rxVxlan(slot: number, off: number, len: number, from: number, pre = -1): number {
+  /**
+   * `idx`: the datagram's index in the batch being handled (its source address is read
+   * only for learning: an address above 2^31 passed per call would be boxed).
+   */
+  private rxVxlan(slot: number, off: number, len: number, idx: number, pre = -1): number {
     const vx = this.vx;
     let code = vxlanDecap(this.u8, off, len, vx);
     if (code !== Drop.None) return code;
@@ -731,6 +738,7 @@ export class Forwarder implements VnetSink {
     if (code !== Drop.None) return code;
     if (this.o.mode === MODE_VXLAN_L2) {
       if (this.o.learning) {
+        const from = this.rxBatch!.addr[idx];
         const learned = this.fdb.learn(readMac(this.u8, vx.innerOff + ETH_SRC), from);
         if (learned === Learn.StaticConflict) return Drop.PeerNotAllowed;
         if (learned === Learn.Created) this.stats.counters[C.fdb_learned]++;

@@ -186,7 +186,7 @@ export function tsoSegment(
   const thl = hdrLen - ihl;
   const stride = prefix + hdrLen + mss;
   const id0 = read16(u8, inOff + IPV4_ID);
-  const seq0 = read32(u8, inOff + ihl + TCP_SEQ);
+  const seq0 = read32(u8, inOff + ihl + TCP_SEQ) | 0;
   const flags0 = u8[inOff + ihl + TCP_FLAGS];
   const offs = summer.offs;
   const lens = summer.lens;
@@ -209,7 +209,7 @@ export function tsoSegment(
       write16(u8, ip + IPV4_ID, (id0 + k) & 0xffff);
       ipv4FillChecksum(u8, ip);
       const tcp = ip + ihl;
-      write32(u8, tcp + TCP_SEQ, (seq0 + p) >>> 0);
+      write32(u8, tcp + TCP_SEQ, (seq0 + p) | 0);
       let f = flags0;
       if (k > 0) f &= ~TCP_CWR;
       if (!last) f &= ~TCP_FIN_PSH;
