@@ -16,13 +16,24 @@ namespace {
 // One's-complement sum of p[0..len) as big-endian 16-bit words, folded to 16 bits.
 // Sums native (little-endian) words 8 bytes at a time, then swaps: RFC 1071 §2(B).
 uint32_t Sum16(const uint8_t* p, size_t len) {
-  uint64_t acc = 0;
+  // Two 64-bit accumulators with end-around carry, 32 bytes per turn.
+  uint64_t a = 0, b = 0;
   size_t i = 0;
   for (; i + 32 <= len; i += 32) {
-    uint32_t w[8];
+    uint64_t w[4];
     std::memcpy(w, p + i, 32);
-    acc += static_cast<uint64_t>(w[0]) + w[1] + w[2] + w[3] + w[4] + w[5] + w[6] + w[7];
+    a += w[0];
+    a += (a < w[0]);
+    b += w[1];
+    b += (b < w[1]);
+    a += w[2];
+    a += (a < w[2]);
+    b += w[3];
+    b += (b < w[3]);
   }
+  a += b;
+  a += (a < b);
+  uint64_t acc = (a & 0xffffffffu) + (a >> 32);
   for (; i + 4 <= len; i += 4) {
     uint32_t w;
     std::memcpy(&w, p + i, 4);
