@@ -48,6 +48,12 @@ const TCP_ACK_FLAG = 0x10;
 const TCP_PSH = 0x08;
 const IP_MAX = 65535;
 
+function same32(u8: Uint8Array, a: number, b: number): boolean {
+  return (
+    u8[a] === u8[b] && u8[a + 1] === u8[b + 1] && u8[a + 2] === u8[b + 2] && u8[a + 3] === u8[b + 3]
+  );
+}
+
 /** Where finished packets go: slab[off, off+len) starts with a virtio_net_hdr. */
 export interface VnetSink {
   deviceVnet(slot: number, off: number, len: number): void;
@@ -143,11 +149,13 @@ export class TcpCoalescer {
       return false;
     }
     if (u8[ip + IPV4_FLAGS_FRAG] !== u8[g + IPV4_FLAGS_FRAG]) return false;
-    // Addresses and ports: 12 contiguous bytes (src, dst, sport, dport).
-    for (let i = 0; i < 12; i++) if (u8[ip + IPV4_SRC + i] !== u8[g + IPV4_SRC + i]) return false;
-    // Ports are bytes 20-23: IPV4_SRC (12) + 8 = 20, covered above. ACK number:
-    if (read32(u8, ip + 20 + TCP_ACK) !== read32(u8, g + 20 + TCP_ACK)) return false;
-    for (let i = 20; i < thl; i++) if (u8[ip + 20 + i] !== u8[g + 20 + i]) return false;
+    // Addresses and ports (bytes 12-23: src, dst, sport, dport), the ACK number (TCP
+    // bytes 8-11) and the TCP options (20..thl), 4 bytes at a time.
+    if (!same32(u8, ip + IPV4_SRC, g + IPV4_SRC)) return false;
+    if (!same32(u8, ip + IPV4_SRC + 4, g + IPV4_SRC + 4)) return false;
+    if (!same32(u8, ip + 20, g + 20)) return false;
+    if (!same32(u8, ip + 20 + TCP_ACK, g + 20 + TCP_ACK)) return false;
+    for (let i = 20; i < thl; i += 4) if (!same32(u8, ip + 20 + i, g + 20 + i)) return false;
     return true;
   }
 

@@ -460,8 +460,8 @@ export class Dataplane {
   }
 
   /** Counters plus the I/O layer's own (EAGAIN, ENOBUFS, pool exhaustion...). */
-  statsSnapshot(): ReturnType<Stats["snapshot"]> {
-    const snap = this.stats.snapshot();
+  statsSnapshot(): ReturnType<Stats["snapshot"]> & { offload: FastPathInfo } {
+    const snap = { ...this.stats.snapshot(), offload: this.fastInfo };
     const tx = this.tx.counters();
     const dev = this.device.counters();
     for (const s of this.pool?.sockets ?? []) {

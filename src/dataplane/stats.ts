@@ -78,8 +78,25 @@ export class Stats {
 export function formatStats(snap: {
   counters: Record<string, number>;
   drops: Record<string, number>;
+  /** The offload fast path as probed and chosen at start (see fastpath.ts). */
+  offload?: {
+    state: string;
+    tunOffloads: string[];
+    udpSegment: boolean;
+    udpGro: boolean;
+    sourcePorts: number[];
+  };
 }): string {
   const lines: string[] = [];
+  const o = snap.offload;
+  if (o) {
+    const yes = (b: boolean) => (b ? "yes" : "no");
+    lines.push(
+      o.state === "on"
+        ? `offload: on (tun ${o.tunOffloads.join("+")}, udp_segment ${yes(o.udpSegment)}, udp_gro ${yes(o.udpGro)}, ${o.sourcePorts.length} source ports)`
+        : `offload: ${o.state}`,
+    );
+  }
   const width = Math.max(...Object.keys(snap.counters).map((k) => k.length), 20);
   for (const [k, v] of Object.entries(snap.counters)) lines.push(`${k.padEnd(width)} ${v}`);
   const dropped = Object.entries(snap.drops).filter(([, v]) => v > 0);
