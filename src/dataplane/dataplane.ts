@@ -125,7 +125,7 @@ export class Dataplane {
       slab,
       name: cfg.device.name,
       persist: cfg.device.persist,
-      ...(fast.on ? { vnetHdr: true, offloads: fast.tunOffloads } : {}),
+      ...(fast.on ? { vnetHdr: true, vnetInHeadroom: true, offloads: fast.tunOffloads } : {}),
     });
     let rx: UdpSocket | RawSocket | undefined;
     let tx: RawSocket | undefined;

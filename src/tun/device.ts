@@ -33,6 +33,13 @@ export interface DeviceOptions {
   persist?: boolean;
   /** TUN_F_* flags for TUNSETOFFLOAD (needs vnetHdr to be useful); throws if refused. */
   offloads?: number;
+  /**
+   * With vnetHdr: deliver each read's packet at `off` (slot + headroom) with its
+   * virtio_net_hdr in the bytes just before it, instead of header-first at `off`
+   * (the default). The dataplane's fast path reads this way, so that encapsulation
+   * headroom stays in front of the packet itself.
+   */
+  vnetInHeadroom?: boolean;
 }
 
 const NAME_BAD = /[/:\s]/;
@@ -86,7 +93,6 @@ export class Device extends IoEndpoint {
     this.vnetHdrSize = vnet;
     this.multiQueue = mq;
     this.persistent = persist;
-    if (vnet) this.io.setVnet(vnet);
   }
 
   /** Open (creating if needed) a TUN or TAP device in the current network namespace. */
@@ -125,7 +131,7 @@ export class Device extends IoEndpoint {
       const r = native.tunIoctl(fd, 1, opts.offloads);
       if (r < 0) fail(`TUNSETOFFLOAD 0x${opts.offloads.toString(16)}`, r);
     }
-    return new Device(
+    const dev = new Device(
       fd,
       opts.kind,
       opened.name,
@@ -134,6 +140,8 @@ export class Device extends IoEndpoint {
       !!opts.multiQueue,
       !!opts.persist,
     );
+    if (vnet && opts.vnetInHeadroom) dev.io.setVnet(vnet);
+    return dev;
   }
 
   describe(): string {
@@ -157,9 +165,8 @@ export class Device extends IoEndpoint {
 
   /**
    * Write packets [from, from+count) of `batch` (each slab[off, off+len)) to the
-   * device, one write() each (a TUN write is one packet). With a vnet header, reads
-   * deliver the packet at `off` with its virtio_net_hdr in the bytes just before it,
-   * and each written range must start with one. Returns how many were
+   * device, one write() each (a TUN write is one packet). With a vnet header each
+   * written range must start with one. Returns how many were
    * consumed: written, or dropped with a counted per-packet error. Fewer than `count`
    * means EAGAIN/ENOBUFS (counted) or a detached device stopped the loop.
    */
