@@ -4,6 +4,7 @@
 //   --offload auto|off   (VXTUN_IO_OFFLOAD for the children)
 //   --peer vxtun|kernel  what node 2 runs (default vxtun)
 //   --reverse     also measure node 2 -> node 1
+//   --streams N   parallel iperf3 streams (default 1)
 // Run as root under the lab lock: flock /tmp/vxtun-netns.lock node --import tsx bench/fastpath.ts
 // GC: VXTUN_NODE_FLAGS="--trace-gc" makes the children print every GC; we report the
 // longest pause seen in their output.
@@ -20,6 +21,7 @@ const { values } = parseArgs({
     offload: { type: "string", default: "auto" },
     peer: { type: "string", default: "vxtun" },
     reverse: { type: "boolean", default: false },
+    streams: { type: "string", default: "1" },
   },
 });
 process.env.VXTUN_IO_OFFLOAD = values.offload;
@@ -69,6 +71,7 @@ try {
     serverNs: b.ns,
     serverIp: "10.244.2.1",
     seconds,
+    streams: Number(values.streams),
   };
   const info = await procs[0].call("info");
   console.log("offload:", JSON.stringify((info as { offload: unknown }).offload));
