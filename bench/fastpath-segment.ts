@@ -2,12 +2,13 @@
 // segmentation of a 60 KB super-packet (MSS 1398) and coalescing its segments again,
 // with the addon's checksum loop and with the TypeScript one. Prints µs per
 // super-packet. `node --import tsx bench/fastpath-segment.ts [iterations]`
-import { read16, write16, write32 } from "../src/encap/bytes.js";
-import { checksumFold, checksumSum, internetChecksum } from "../src/encap/checksum.js";
-import { ipv4PseudoHeaderSum } from "../src/encap/ipv4.js";
+
 import { TcpCoalescer, type VnetSink } from "../src/dataplane/coalesce.js";
 import { NativeSummer } from "../src/dataplane/fastpath.js";
 import { type Summer, TsSummer, tsoHeaderLen, tsoSegment } from "../src/dataplane/segment.js";
+import { read16, write16, write32 } from "../src/encap/bytes.js";
+import { checksumFold, checksumSum, internetChecksum } from "../src/encap/checksum.js";
+import { ipv4PseudoHeaderSum } from "../src/encap/ipv4.js";
 
 const iters = Number(process.argv[2] ?? 5000);
 const buf = new ArrayBuffer(1 << 18);
