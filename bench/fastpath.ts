@@ -5,6 +5,9 @@
 //   --peer vxtun|kernel  what node 2 runs (default vxtun)
 //   --reverse     also measure node 2 -> node 1
 //   --streams N   parallel iperf3 streams (default 1)
+//   --shrink-underlay MTU   lower node 1's underlay MTU under the running dataplane
+//                 first (PMTU: EMSGSIZE lowers the route MTU, TSO segments then
+//                 get ICMP frag-needed until TCP's MSS fits)
 // Run as root under the lab lock: flock /tmp/vxtun-netns.lock node --import tsx bench/fastpath.ts
 // GC: VXTUN_NODE_FLAGS="--trace-gc" makes the children print every GC; we report the
 // longest pause seen in their output.
@@ -22,6 +25,7 @@ const { values } = parseArgs({
     peer: { type: "string", default: "vxtun" },
     reverse: { type: "boolean", default: false },
     streams: { type: "string", default: "1" },
+    "shrink-underlay": { type: "string", default: "" },
   },
 });
 process.env.VXTUN_IO_OFFLOAD = values.offload;
@@ -76,6 +80,26 @@ try {
   const info = await procs[0].call("info");
   console.log("offload:", JSON.stringify((info as { offload: unknown }).offload));
   await pingRtt(lab, a.ns, link.clientIp, link.serverIp, 3, 0.1);
+  if (values["shrink-underlay"]) {
+    const mtu = Number(values["shrink-underlay"]);
+    await runOk(["ip", "-n", a.ns, "link", "set", a.dev, "mtu", String(mtu)]);
+    // One DF packet that no longer fits: EMSGSIZE on the raw path lowers the route MTU.
+    await lab.exec(a.ns, [
+      "ping",
+      "-c",
+      "1",
+      "-W",
+      "1",
+      "-M",
+      "do",
+      "-s",
+      String(mtu - 28),
+      "-I",
+      link.clientIp,
+      link.serverIp,
+    ]);
+    console.log((await procs[0].cli(["route", "show"])).stdout.trim());
+  }
   const cpu0 = procs.map((p) => cpuSeconds(p.child.pid));
   const iperfFrom = Date.now();
   const fwd = await iperf(lab, link);
