@@ -565,6 +565,58 @@ Napi::Value Io::Write(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(i));
 }
 
+// After one sendmmsg over messages [i, i+built) of a batch (addr/port start at the
+// batch's `from`): count what went out and decide, per errno, whether the send loop
+// goes on (true; *i advanced past what was consumed) or stops (false: EAGAIN, ENOBUFS,
+// a dead socket). Shared by Send and SendGso, whose messages differ only in their cmsgs.
+bool Io::AfterSend(int r, uint32_t built, const uint32_t* addr, const uint16_t* port,
+                   int64_t* i, int* refusedRetries) {
+  if (r > 0) {
+    for (int k = 0; k < r; k++) stats_[kTxBytes] += static_cast<double>(iov_[k].iov_len);
+    stats_[kTxPackets] += r;
+    if (static_cast<uint32_t>(r) < built) stats_[kTxPartial]++;
+    *i += r;
+    return true;
+  }
+  int err = r < 0 ? errno : EAGAIN;
+  int64_t j = *i;  // the message that failed
+  if (err == EINTR) return true;
+  if (err == EAGAIN) {
+    stats_[kEagain]++;
+    return false;
+  }
+  if (err == ENOBUFS) {
+    stats_[kEnobufs]++;
+    return false;
+  }
+  if (err == ECONNREFUSED) {
+    // A pending ICMP port-unreachable (IP_RECVERR) surfaced here instead of on a
+    // read; reporting it cleared sk_err, so the message itself can be retried.
+    stats_[kEconnrefused]++;
+    DrainErrQueue(false);
+    return ++*refusedRetries <= 8;
+  }
+  if (err == EMSGSIZE) {
+    // Larger than the path/device MTU with DF semantics (IP_PMTUDISC_DO/PROBE or a
+    // raw header-included packet). The kernel queued the MTU on the error queue
+    // (IP_RECVERR); report it with this message's destination and drop the message.
+    stats_[kEmsgsize]++;
+    uint32_t mtu = DrainErrQueue(false);
+    ReportPmtu(addr[j], port[j], mtu);
+    if (closed_) return false;
+    (*i)++;
+    return true;
+  }
+  if (err == EBADF || err == ENOTSOCK) {
+    stats_[kTxErrors]++;
+    return false;
+  }
+  // Per-message errors (ENETUNREACH, EHOSTUNREACH, EPERM, EINVAL...): drop, count.
+  stats_[kTxErrors]++;
+  (*i)++;
+  return true;
+}
+
 // send(off, len, addr, port, from, count) -> consumed. sendmmsg with one destination
 // per message. Same return contract as write().
 Napi::Value Io::Send(const Napi::CallbackInfo& info) {
@@ -617,50 +669,7 @@ Napi::Value Io::Send(const Napi::CallbackInfo& info) {
     }
     stats_[kTxCalls]++;
     int r = sendmmsg(fd_, msgs_.data(), built, MSG_DONTWAIT);
-    if (r > 0) {
-      for (int k = 0; k < r; k++) stats_[kTxBytes] += static_cast<double>(iov_[k].iov_len);
-      stats_[kTxPackets] += r;
-      if (static_cast<uint32_t>(r) < built) stats_[kTxPartial]++;
-      i += r;
-      continue;
-    }
-    int err = r < 0 ? errno : EAGAIN;
-    int64_t j = from + i;  // the message that failed
-    if (err == EINTR) continue;
-    if (err == EAGAIN) {
-      stats_[kEagain]++;
-      break;
-    }
-    if (err == ENOBUFS) {
-      stats_[kEnobufs]++;
-      break;
-    }
-    if (err == ECONNREFUSED) {
-      // A pending ICMP port-unreachable (IP_RECVERR) surfaced here instead of on a
-      // read; reporting it cleared sk_err, so the message itself can be retried.
-      stats_[kEconnrefused]++;
-      DrainErrQueue(false);
-      if (++refusedRetries > 8) break;
-      continue;
-    }
-    if (err == EMSGSIZE) {
-      // Larger than the path/device MTU with DF semantics (IP_PMTUDISC_DO/PROBE or a
-      // raw header-included packet). The kernel queued the MTU on the error queue
-      // (IP_RECVERR); report it with this message's destination and drop the message.
-      stats_[kEmsgsize]++;
-      uint32_t mtu = DrainErrQueue(false);
-      ReportPmtu(addr[j], port[j], mtu);
-      if (closed_) break;
-      i++;
-      continue;
-    }
-    if (err == EBADF || err == ENOTSOCK) {
-      stats_[kTxErrors]++;
-      break;
-    }
-    // Per-message errors (ENETUNREACH, EHOSTUNREACH, EPERM, EINVAL...): drop, count.
-    stats_[kTxErrors]++;
-    i++;
+    if (!AfterSend(r, built, addr + from, port + from, &i, &refusedRetries)) break;
   }
   return Napi::Number::New(env, static_cast<double>(i));
 }
@@ -778,44 +787,7 @@ Napi::Value Io::SendGso(const Napi::CallbackInfo& info) {
     }
     stats_[kTxCalls]++;
     int r = sendmmsg(fd_, msgs_.data(), built, MSG_DONTWAIT);
-    if (r > 0) {
-      for (int k = 0; k < r; k++) stats_[kTxBytes] += static_cast<double>(iov_[k].iov_len);
-      stats_[kTxPackets] += r;
-      if (static_cast<uint32_t>(r) < built) stats_[kTxPartial]++;
-      i += r;
-      continue;
-    }
-    int err = r < 0 ? errno : EAGAIN;
-    int64_t j = from + i;
-    if (err == EINTR) continue;
-    if (err == EAGAIN) {
-      stats_[kEagain]++;
-      break;
-    }
-    if (err == ENOBUFS) {
-      stats_[kEnobufs]++;
-      break;
-    }
-    if (err == ECONNREFUSED) {
-      stats_[kEconnrefused]++;
-      DrainErrQueue(false);
-      if (++refusedRetries > 8) break;
-      continue;
-    }
-    if (err == EMSGSIZE) {
-      stats_[kEmsgsize]++;
-      uint32_t mtu = DrainErrQueue(false);
-      ReportPmtu(addr[j], port[j], mtu);
-      if (closed_) break;
-      i++;
-      continue;
-    }
-    if (err == EBADF || err == ENOTSOCK) {
-      stats_[kTxErrors]++;
-      break;
-    }
-    stats_[kTxErrors]++;
-    i++;
+    if (!AfterSend(r, built, addr + from, port + from, &i, &refusedRetries)) break;
   }
   return Napi::Number::New(env, static_cast<double>(i));
 }
