@@ -565,6 +565,26 @@ Napi::Value Io::Write(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(i));
 }
 
+// Message k of the next sendmmsg: one buffer, one IPv4 destination, no control data
+// yet (Send leaves it empty; SendGso adds UDP_SEGMENT / TOS / TTL cmsgs).
+struct msghdr& Io::PrepareMessage(uint32_t k, uint8_t* data, uint32_t len, uint32_t addr,
+                                  uint32_t port) {
+  iov_[k].iov_base = data;
+  iov_[k].iov_len = len;
+  struct sockaddr_in& sa = sa_[k];
+  std::memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(addr);
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  struct msghdr& h = msgs_[k].msg_hdr;
+  h.msg_name = &sa;
+  h.msg_namelen = sizeof sa;
+  h.msg_iov = &iov_[k];
+  h.msg_iovlen = 1;
+  h.msg_flags = 0;
+  return h;
+}
+
 // After one sendmmsg over messages [i, i+built) of a batch (addr/port start at the
 // batch's `from`): count what went out and decide, per errno, whether the send loop
 // goes on (true; *i advanced past what was consumed) or stops (false: EAGAIN, ENOBUFS,
@@ -646,21 +666,9 @@ Napi::Value Io::Send(const Napi::CallbackInfo& info) {
       int64_t j = from + i + built;
       // A range outside the slab is a caller bug; stop the chunk before it.
       if (!InSlab(off[j], len[j])) break;
-      iov_[built].iov_base = slab_ + off[j];
-      iov_[built].iov_len = len[j];
-      struct sockaddr_in& sa = sa_[built];
-      std::memset(&sa, 0, sizeof sa);
-      sa.sin_family = AF_INET;
-      sa.sin_addr.s_addr = htonl(addr[j]);
-      sa.sin_port = htons(port[j]);
-      struct msghdr& h = msgs_[built].msg_hdr;
-      h.msg_name = &sa;
-      h.msg_namelen = sizeof sa;
-      h.msg_iov = &iov_[built];
-      h.msg_iovlen = 1;
+      struct msghdr& h = PrepareMessage(built, slab_ + off[j], len[j], addr[j], port[j]);
       h.msg_control = nullptr;
       h.msg_controllen = 0;
-      h.msg_flags = 0;
     }
     if (built == 0) {
       stats_[kTxErrors]++;
@@ -748,18 +756,7 @@ Napi::Value Io::SendGso(const Napi::CallbackInfo& info) {
     for (; built < chunk; built++) {
       int64_t j = from + i + built;
       if (!InSlab(off[j], len[j])) break;
-      iov_[built].iov_base = slab_ + off[j];
-      iov_[built].iov_len = len[j];
-      struct sockaddr_in& sa = sa_[built];
-      std::memset(&sa, 0, sizeof sa);
-      sa.sin_family = AF_INET;
-      sa.sin_addr.s_addr = htonl(addr[j]);
-      sa.sin_port = htons(port[j]);
-      struct msghdr& h = msgs_[built].msg_hdr;
-      h.msg_name = &sa;
-      h.msg_namelen = sizeof sa;
-      h.msg_iov = &iov_[built];
-      h.msg_iovlen = 1;
+      struct msghdr& h = PrepareMessage(built, slab_ + off[j], len[j], addr[j], port[j]);
       uint8_t* ctrl = &ctrl_[built * kCtrl];
       std::memset(ctrl, 0, kCtrl);
       size_t used = 0;
@@ -778,7 +775,6 @@ Napi::Value Io::SendGso(const Napi::CallbackInfo& info) {
       }
       h.msg_control = used > 0 ? ctrl : nullptr;
       h.msg_controllen = used;
-      h.msg_flags = 0;
     }
     if (built == 0) {
       stats_[kTxErrors]++;

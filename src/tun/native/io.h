@@ -77,6 +77,8 @@ class Io : public Napi::ObjectWrap<Io> {
   void Deliver(uint32_t n);
   void Fatal(int err, const std::string& what);
   // Drains the socket error queue (IP_RECVERR). Returns the last EMSGSIZE mtu seen.
+  struct msghdr& PrepareMessage(uint32_t k, uint8_t* data, uint32_t len, uint32_t addr,
+                                uint32_t port);
   bool AfterSend(int r, uint32_t built, const uint32_t* addr, const uint16_t* port, int64_t* i,
                  int* refusedRetries);
   uint32_t DrainErrQueue(bool fromPoll);
