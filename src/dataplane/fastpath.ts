@@ -115,7 +115,8 @@ export class UdpSenderPool {
         if (o.ttl > 0) native.setsockoptInt(s.fd, C.SOL_IP, C.IP_TTL, o.ttl);
         s.onPmtu = o.onPmtu;
         this.sockets.push(s);
-        this.batches.push(new GsoBatch(o.batch));
+        // Gather lists: two ranges (header block, payload) per segment.
+        this.batches.push(new GsoBatch(o.batch).withGather(Math.max(256, o.batch * 32)));
         ports.push(port);
       }
     } catch (e) {

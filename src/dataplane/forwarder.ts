@@ -79,6 +79,8 @@ import {
   SUM_MANY,
   type Summer,
   tsoHeaderLen,
+  tsoPayloadLen,
+  tsoPayloadOff,
   tsoSegment,
   VNET_F_NEEDS_CSUM,
   VNET_GSO_NONE,
@@ -173,6 +175,10 @@ export class Forwarder implements VnetSink {
   private curFrom = 0;
   /** Per-datagram TCP sums of the batch being handled (-1: none). */
   private readonly batchPre = new Int32Array(SUM_MANY);
+  /** Header arena of this batch's super-packets (headerSpace). */
+  private hdrSlot = -1;
+  private hdrAt = 0;
+  private hdrEnd = 0;
   /** The underlay batch being handled (fromUnderlay). */
   private rxBatch: Batch | undefined;
   // One reusable result object per decoder, per forwarder: no per-packet objects.
@@ -233,6 +239,7 @@ export class Forwarder implements VnetSink {
     b.freeSlots(this.slab, 0, n);
     for (let i = 0; i < this.extraCount; i++) this.slab.free(this.extra[i]);
     this.extraCount = 0;
+    this.hdrSlot = -1;
   };
 
   /** L3 modes: an IPv4 packet from the TUN. */
@@ -333,55 +340,103 @@ export class Forwarder implements VnetSink {
       mss = this.curMtu - hdr;
       if (mss < 8) return Drop.TooBig;
     }
-    const out = this.takeSlot();
-    if (out < 0) return Drop.PoolExhausted;
-    const outOff = this.slab.dataOffset(out);
-    vxlanWrite(u8, outOff, this.curVni);
-    ethernetWrite(u8, outOff + VXLAN_HDR_LEN, this.curMac, this.o.vtepMac, ETHERTYPE_IPV4);
-    const bytes = tsoSegment(u8, off, ip.totalLen, hdr, mss, outOff, SEG_PREFIX, this.fast!.summer);
-    if (bytes === 0) return Drop.TcpTruncated;
-    const stride = SEG_PREFIX + hdr + mss;
-    const segs = Math.ceil((ip.totalLen - hdr) / mss);
     const o = this.o;
     const pool = this.pool!;
-    const first = Math.min(bytes, stride);
-    const sport = vxlanSourcePort(
-      u8,
-      outOff + VXLAN_HDR_LEN,
-      first - VXLAN_HDR_LEN,
-      o.sportLo,
-      o.sportHi,
-    );
-    const k = (sport - o.sportLo) % pool.size;
+    const summer = this.fast!.summer;
+    const payload = ip.totalLen - hdr;
+    const segs = Math.ceil(payload / mss);
+    const hs = SEG_PREFIX + hdr;
     const tos = o.tos === INHERIT ? ip.tos : o.tos;
     const ttl = o.ttl === INHERIT ? ip.ttl : o.ttl;
     const meta = ((tos & 0xff) << 8) | (ttl & 0xff);
+    const segSize = hs + mss;
     let perMsg = 1;
     if (this.fast!.udpSegment) {
-      perMsg = Math.floor(UDP_MAX_PAYLOAD / stride);
+      perMsg = Math.floor(UDP_MAX_PAYLOAD / segSize);
       if (perMsg > UDP_MAX_SEGMENTS) perMsg = UDP_MAX_SEGMENTS;
       if (perMsg < 1) perMsg = 1;
     }
-    const batch = pool.batches[k];
-    for (let s = 0; s < segs; s += perMsg) {
-      const at = s * stride;
-      const n = Math.min(perMsg * stride, bytes - at);
-      if (batch.count === batch.capacity) this.flushPoolSocket(k);
-      batch.pushGso(
-        out,
-        outOff + at,
-        n,
-        this.curRemote,
-        this.curPort,
-        perMsg > 1 ? stride : 0,
-        meta,
-      );
+    let k = 0;
+    let batch = pool.batches[0];
+    // Header blocks go to the batch's header arena, in rounds of whole messages.
+    const fit = Math.floor((this.slab.slotSize - this.slab.headroom) / hs);
+    const round = fit >= perMsg ? fit - (fit % perMsg) : fit;
+    if (round < 1) return Drop.TooBig;
+    for (let first = 0; first < segs; first += round) {
+      const n = Math.min(round, segs - first);
+      const at = this.headerSpace(n * hs);
+      if (at < 0) return Drop.PoolExhausted;
+      vxlanWrite(u8, at, this.curVni);
+      ethernetWrite(u8, at + VXLAN_HDR_LEN, this.curMac, o.vtepMac, ETHERTYPE_IPV4);
+      if (tsoSegment(u8, off, ip.totalLen, hdr, mss, at, SEG_PREFIX, summer, first, n) !== n) {
+        return Drop.TcpTruncated;
+      }
+      if (first === 0) {
+        // The flow's pool socket: its source port is the inner flow's hash.
+        const sport = vxlanSourcePort(
+          u8,
+          at + VXLAN_HDR_LEN,
+          hs - VXLAN_HDR_LEN,
+          o.sportLo,
+          o.sportHi,
+        );
+        k = (sport - o.sportLo) % pool.size;
+        batch = pool.batches[k];
+      }
+      for (let s = 0; s < n; s += perMsg) {
+        const m = Math.min(perMsg, n - s);
+        if (
+          batch.count === batch.capacity ||
+          !batch.pushGsoGather(
+            this.hdrSlot,
+            this.curRemote,
+            this.curPort,
+            m > 1 ? segSize : 0,
+            meta,
+            2 * m,
+          )
+        ) {
+          this.flushPoolSocket(k);
+          batch.pushGsoGather(
+            this.hdrSlot,
+            this.curRemote,
+            this.curPort,
+            m > 1 ? segSize : 0,
+            meta,
+            2 * m,
+          );
+        }
+        for (let j = s; j < s + m; j++) {
+          batch.addRange(at + j * hs, hs);
+          batch.addRange(
+            tsoPayloadOff(off, hdr, mss, first + j),
+            tsoPayloadLen(payload, mss, first + j),
+          );
+        }
+      }
     }
     const c = this.stats.counters;
     c[C.tso_superpackets]++;
     c[C.tso_segments] += segs;
     c[C.encap_packets] += segs;
     return Drop.None;
+  }
+
+  /**
+   * `bytes` of scratch for segment header blocks, packed into slots taken for this
+   * batch (freed with the other extra slots after it): -1 when the pool is empty.
+   */
+  private headerSpace(bytes: number): number {
+    if (this.hdrSlot < 0 || this.hdrAt + bytes > this.hdrEnd) {
+      const slot = this.takeSlot();
+      if (slot < 0) return -1;
+      this.hdrSlot = slot;
+      this.hdrAt = this.slab.slotStart(slot);
+      this.hdrEnd = this.hdrAt + this.slab.slotSize;
+    }
+    const at = this.hdrAt;
+    this.hdrAt += bytes;
+    return at;
   }
 
   private flushPool(): void {

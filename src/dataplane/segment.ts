@@ -1,17 +1,19 @@
 // TCP segmentation of TUN TSO super-packets (the software half of TSO), and the
 // virtio_net_hdr that travels with every packet on a TUN opened with IFF_VNET_HDR.
 //
-// A super-packet is one IPv4 header + one TCP header + up to ~64 KB of payload, with
-// gso_size (the MSS) in its virtio_net_hdr. tsoSegment() writes the segments back to
-// back into another buffer, each `prefix` bytes of tunnel header (copied from the
-// first segment's) + its own IPv4/TCP headers + at most `mss` payload bytes, so that
-// the whole run is one UDP_SEGMENT send whose gso_size is the first segment's size.
-// Per segment: IPv4 total length, id (+k, as Linux's TSO does), header checksum; TCP
-// sequence number, flags (CWR only on the first, FIN/PSH only on the last), checksum.
+// A super-packet is one IPv4 header + one TCP header + up to 64 KB of payload, with
+// gso_size (the MSS) in its virtio_net_hdr. tsoSegment() writes one header block per
+// segment (`prefix` bytes of tunnel header copied from the first block + its own
+// IPv4/TCP headers) and leaves the payload where the TUN read put it: the sender sends
+// block k followed by payload chunk k (a gather list), and a run of segments is one
+// UDP_SEGMENT send whose gso_size is the first segment's size. No payload byte is
+// copied in user space. Per segment: IPv4 total length, id (+k, as Linux's TSO does),
+// header checksum; TCP sequence number, flags (CWR only on the first, FIN/PSH only on
+// the last), checksum.
 //
-// TS/C++ split: headers are written here; the per-byte work is a memmove
-// (Uint8Array.copyWithin) and the checksum sum over each segment, which the addon
-// does (`Summer`, src/tun/native/csum.cc). Tests use the TypeScript Summer below.
+// TS/C++ split: headers are written here; the per-byte work is the checksum sum over
+// each segment's header and payload, which the addon does (`Summer`,
+// src/tun/native/csum.cc). Tests use the TypeScript Summer below.
 import { read16, read32, write16, write32 } from "../encap/bytes.js";
 import { checksumFold, checksumSum } from "../encap/checksum.js";
 import {
@@ -162,11 +164,15 @@ export function tsoSegmentCount(payloadLen: number, mss: number): number {
 
 /**
  * Cut the super-packet [inOff, inOff+inLen) (headers of `hdrLen` bytes, see
- * tsoHeaderLen) into segments of at most `mss` payload bytes written back to back at
- * `out` in the same buffer (the slab). Segment k starts at
- * out + k * (prefix + hdrLen + mss); its first `prefix` bytes are copied from segment
- * 0's, which the caller wrote. Returns the bytes written (0 when nothing to do).
- * The input and output ranges must not overlap.
+ * tsoHeaderLen) into segments of at most `mss` payload bytes without moving the
+ * payload: segment k's headers (`prefix` bytes of tunnel header copied from block 0,
+ * which the caller wrote, then its own IPv4 and TCP headers) are written at
+ * hdrOut + k * (prefix + hdrLen), and its payload stays where it is, at
+ * tsoPayloadOff(inOff, hdrLen, mss, k) (tsoPayloadLen bytes). The sender glues each
+ * block to its payload with a gather list. Returns the segment count (0: nothing to
+ * do). `first`, `most`: only segments first .. first+most-1, their blocks from hdrOut
+ * on (block 0 = segment `first`), for a caller whose header space is limited. The
+ * header blocks must not overlap the super-packet.
  */
 export function tsoSegment(
   u8: Uint8Array,
@@ -174,37 +180,41 @@ export function tsoSegment(
   inLen: number,
   hdrLen: number,
   mss: number,
-  out: number,
+  hdrOut: number,
   prefix: number,
   summer: Summer,
+  first = 0,
+  most = 0xffff,
 ): number {
   const total = read16(u8, inOff + IPV4_TOTAL_LEN);
   const end = Math.min(total, inLen);
   const payload = end - hdrLen;
   if (payload <= 0 || mss <= 0) return 0;
+  const stop = Math.min(payload, (first + most) * mss);
   const ihl = (u8[inOff] & 0x0f) * 4;
   const thl = hdrLen - ihl;
-  const stride = prefix + hdrLen + mss;
+  const hs = prefix + hdrLen;
+  const pay0 = inOff + hdrLen;
   const id0 = read16(u8, inOff + IPV4_ID);
   const seq0 = read32(u8, inOff + ihl + TCP_SEQ) | 0;
   const flags0 = u8[inOff + ihl + TCP_FLAGS];
   const offs = summer.offs;
   const lens = summer.lens;
   const sums = summer.out;
-  let at = out;
-  let k = 0;
-  let p = 0;
-  while (p < payload) {
-    // Pass 1: headers and payload of up to SUM_MANY segments; pass 2: their checksums
+  let k = first;
+  let p = first * mss;
+  while (p < stop) {
+    // Pass 1: headers of up to SUM_MANY / 2 segments, and the two ranges each one's
+    // checksum covers (its TCP header, its payload in place); pass 2: the checksums
     // from one sumMany() call.
     let m = 0;
-    for (; p < payload && m < SUM_MANY; m++, k++) {
+    for (; p < stop && m < SUM_MANY; m += 2, k++) {
       const chunk = Math.min(payload - p, mss);
       const last = p + chunk >= payload;
-      if (k > 0) u8.copyWithin(at, out, out + prefix);
+      const at = hdrOut + (k - first) * hs;
+      if (k > first) u8.copyWithin(at, hdrOut, hdrOut + prefix);
       const ip = at + prefix;
       u8.copyWithin(ip, inOff, inOff + hdrLen);
-      u8.copyWithin(ip + hdrLen, inOff + hdrLen + p, inOff + hdrLen + p + chunk);
       write16(u8, ip + IPV4_TOTAL_LEN, hdrLen + chunk);
       write16(u8, ip + IPV4_ID, (id0 + k) & 0xffff);
       ipv4FillChecksum(u8, ip);
@@ -217,18 +227,30 @@ export function tsoSegment(
       u8[tcp + TCP_CHECKSUM] = 0;
       u8[tcp + TCP_CHECKSUM + 1] = 0;
       offs[m] = tcp;
-      lens[m] = thl + chunk;
+      lens[m] = thl;
+      offs[m + 1] = pay0 + p;
+      lens[m + 1] = chunk;
       p += chunk;
-      at += last ? prefix + hdrLen + chunk : stride;
     }
     summer.sumMany(m);
-    for (let j = 0; j < m; j++) {
+    for (let j = 0; j < m; j += 2) {
       const tcp = offs[j];
-      const s = sums[j] + ipv4PseudoHeaderSum(u8, tcp - ihl, IPPROTO_TCP, lens[j]);
+      const l4 = thl + lens[j + 1];
+      const s = sums[j] + sums[j + 1] + ipv4PseudoHeaderSum(u8, tcp - ihl, IPPROTO_TCP, l4);
       write16(u8, tcp + TCP_CHECKSUM, ~checksumFold(s) & 0xffff);
     }
   }
-  return at - out;
+  return k - first;
+}
+
+/** Where segment k's payload starts inside its super-packet (see tsoSegment). */
+export function tsoPayloadOff(inOff: number, hdrLen: number, mss: number, k: number): number {
+  return inOff + hdrLen + k * mss;
+}
+
+/** Payload bytes of segment k of a super-packet carrying `payload` bytes. */
+export function tsoPayloadLen(payload: number, mss: number, k: number): number {
+  return Math.min(mss, payload - k * mss);
 }
 
 /**

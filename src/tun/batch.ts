@@ -16,6 +16,8 @@ export class Batch {
   readonly port: Uint16Array;
   /** Packets [0, count) are valid. */
   count = 0;
+  /** Optional gather lists (withGather): packet i made of several slab ranges. */
+  gather: Gather | undefined;
 
   constructor(capacity = 64) {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1024) {
@@ -47,6 +49,40 @@ export class Batch {
     this.addr[i] = addr;
     this.port[i] = port;
     this.count = i + 1;
+    if (this.gather !== undefined) this.gather.count[i] = 0;
+    return true;
+  }
+
+  /** Give the batch gather lists of up to `ranges` slab ranges in all. */
+  withGather(ranges: number): this {
+    this.gather = new Gather(this.capacity, ranges);
+    return this;
+  }
+
+  /**
+   * Append a packet made of ranges added next with addRange() (its `len` becomes their
+   * sum; `off` is unused). False when the batch or its gather lists are full.
+   */
+  pushGather(slot: number, addr = 0, port = 0, ranges = 1): boolean {
+    const g = this.gather;
+    if (g === undefined || g.used + ranges > g.capacity) return false;
+    if (!this.push(slot, 0, 0, addr, port)) return false;
+    const i = this.count - 1;
+    g.start[i] = g.used;
+    return true;
+  }
+
+  /** Add slab[off, off+len) to the last pushGather() packet; false when out of room. */
+  addRange(off: number, len: number): boolean {
+    const g = this.gather!;
+    const k = g.used;
+    if (k >= g.capacity) return false;
+    const i = this.count - 1;
+    g.off[k] = off;
+    g.len[k] = len;
+    g.used = k + 1;
+    g.count[i]++;
+    this.len[i] += len;
     return true;
   }
 
@@ -57,5 +93,32 @@ export class Batch {
 
   clear(): void {
     this.count = 0;
+    if (this.gather !== undefined) this.gather.used = 0;
+  }
+}
+
+/**
+ * Gather lists of a Batch, off-heap like it (the addon caches the pointers, see
+ * Io::SetGather): packet i with count[i] > 0 is the concatenation of ranges
+ * [off[k], off[k] + len[k]) for k in start[i] .. start[i] + count[i]. This is what
+ * lets a TSO segment go out as its own headers plus its payload where it already is,
+ * and a coalesced super-packet reach the TUN as its segments' payloads in place.
+ */
+export class Gather {
+  readonly start: Uint32Array;
+  readonly count: Uint16Array;
+  readonly off: Uint32Array;
+  readonly len: Uint32Array;
+  /** Ranges in use. */
+  used = 0;
+  constructor(
+    entries: number,
+    readonly capacity: number,
+  ) {
+    this.start = new Uint32Array(new ArrayBuffer(entries * 4));
+    this.count = new Uint16Array(new ArrayBuffer(entries * 2));
+    const buf = new ArrayBuffer(capacity * 8);
+    this.off = new Uint32Array(buf, 0, capacity);
+    this.len = new Uint32Array(buf, capacity * 4, capacity);
   }
 }

@@ -165,12 +165,14 @@ export class Device extends IoEndpoint {
 
   /**
    * Write packets [from, from+count) of `batch` (each slab[off, off+len)) to the
-   * device, one write() each (a TUN write is one packet). With a vnet header each
+   * device, one write() each (a TUN write is one packet; a packet with a gather list
+   * is one writev()). With a vnet header each
    * written range must start with one. Returns how many were
    * consumed: written, or dropped with a counted per-packet error. Fewer than `count`
    * means EAGAIN/ENOBUFS (counted) or a detached device stopped the loop.
    */
   writeBatch(batch: Batch, from = 0, count = batch.count - from): number {
+    this.useGather(batch);
     return this.io.write(batch.off, batch.len, from, count);
   }
 

@@ -36,4 +36,20 @@ export class GsoBatch extends Batch {
     this.tosTtl[i] = tosTtl;
     return true;
   }
+
+  /** Like pushGso for a message of `ranges` gathered ranges (add them with addRange). */
+  pushGsoGather(
+    slot: number,
+    addr: number,
+    port: number,
+    gso: number,
+    tosTtl: number,
+    ranges: number,
+  ): boolean {
+    const i = this.count;
+    if (!this.pushGather(slot, addr, port, ranges)) return false;
+    this.gso[i] = gso;
+    this.tosTtl[i] = tosTtl;
+    return true;
+  }
 }

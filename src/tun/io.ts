@@ -107,6 +107,18 @@ export abstract class IoEndpoint implements SlabWaiter {
     this.onErr = undefined;
   }
 
+  /** The batch whose gather lists the addon holds (see useGather). */
+  private gatherOf: Batch | undefined;
+
+  /** Hand `batch`'s gather lists (if any) to the addon before writing or sending it. */
+  protected useGather(batch: Batch): void {
+    if (batch === this.gatherOf || this.isClosed) return;
+    this.gatherOf = batch;
+    const g = batch.gather;
+    if (g === undefined) this.io.setGather(null);
+    else this.io.setGather(g.start, g.count, g.off, g.len);
+  }
+
   /** Stop polling (packets queue in the kernel) until resume(). */
   pause(): void {
     if (!this.isClosed) this.io.pause();

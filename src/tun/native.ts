@@ -39,6 +39,13 @@ export interface NativeIo {
   setVnet(bytes: number): void;
   /** Sockets: store each received datagram's UDP_GRO segment size (0: none) here. */
   setGro(gso: Uint16Array | null): void;
+  /** write()/sendGso() take packet i from these gather lists when gCount[i] > 0. */
+  setGather(
+    gStart: Uint32Array | null,
+    gCount?: Uint16Array,
+    fOff?: Uint32Array,
+    fLen?: Uint32Array,
+  ): void;
   /** sendmmsg with per-message UDP_SEGMENT (gso) and IP_TOS/IP_TTL (tosTtl = tos<<8|ttl). */
   sendGso(
     off: Uint32Array,

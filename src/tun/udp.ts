@@ -116,6 +116,7 @@ export class UdpSocket extends IoEndpoint {
 
   /** sendmmsg with UDP_SEGMENT / IP_TOS / IP_TTL per message; see GsoBatch. */
   sendGso(batch: GsoBatch, from = 0, count = batch.count - from): number {
+    this.useGather(batch);
     return this.io.sendGso(
       batch.off,
       batch.len,

@@ -1,7 +1,8 @@
 // Property tests for the offload fast path's byte work: TSO segmentation
 // (src/dataplane/segment.ts) and receive coalescing (src/dataplane/coalesce.ts).
-// Segmenting any valid super-packet gives segments with valid IPv4 and TCP checksums
-// whose payloads concatenate to the original; coalescing those segments again gives
+// Segmenting any valid super-packet (header blocks + payload left in place, in one pass
+// or in rounds) gives segments with valid IPv4 and TCP checksums whose payloads
+// concatenate to the original; coalescing those segments again gives
 // back one packet with the original byte stream (and, once the kernel's partial
 // checksum is completed, a valid TCP checksum). The addon's checksum loop agrees with
 // the TypeScript one.
@@ -12,9 +13,12 @@ import { NativeSummer } from "../../src/dataplane/fastpath.js";
 import {
   completeChecksum,
   SUM_MANY,
+  type Summer,
   TsSummer,
   tcpChecksumOk,
   tsoHeaderLen,
+  tsoPayloadLen,
+  tsoPayloadOff,
   tsoSegment,
   tsoSegmentCount,
   VNET_F_DATA_VALID,
@@ -33,7 +37,10 @@ import { ipv4ChecksumOk, ipv4PseudoHeaderSum } from "../../src/encap/ipv4.js";
 
 const PREFIX = 22;
 const IN = 256;
-const OUT = 80_000;
+/** Header blocks (tsoSegment's output). */
+const HDRS = 80_000;
+/** Segments glued back to back (what the receiver's datagrams hold). */
+const OUT = 120_000;
 const SIZE = 180_000;
 
 interface Spec {
@@ -106,6 +113,38 @@ function build(u8: Uint8Array, s: Spec): number {
   return total;
 }
 
+/**
+ * Segment the super-packet at IN and glue block k + payload k at OUT + k * stride, as
+ * the sender's gather list does on the wire. Returns the segment count.
+ */
+function segmentAndGlue(
+  u8: Uint8Array,
+  total: number,
+  hdr: number,
+  mss: number,
+  summer: Summer,
+  round = 0xffff,
+): number {
+  for (let i = 0; i < PREFIX; i++) u8[HDRS + i] = 0xa0 + i;
+  const hs = PREFIX + hdr;
+  const payload = total - hdr;
+  const segs = tsoSegmentCount(payload, mss);
+  let n = 0;
+  for (let first = 0; first < segs; first += round) {
+    // Each round writes its blocks from HDRS on (prefix first), like the forwarder.
+    const at = HDRS + first * hs;
+    if (first > 0) u8.copyWithin(at, HDRS, HDRS + PREFIX);
+    n += tsoSegment(u8, IN, total, hdr, mss, at, PREFIX, summer, first, round);
+  }
+  const stride = hs + mss;
+  for (let k = 0; k < n; k++) {
+    u8.copyWithin(OUT + k * stride, HDRS + k * hs, HDRS + (k + 1) * hs);
+    const p = tsoPayloadOff(IN, hdr, mss, k);
+    u8.copyWithin(OUT + k * stride + hs, p, p + tsoPayloadLen(payload, mss, k));
+  }
+  return n;
+}
+
 class Collect implements VnetSink {
   readonly got: { off: number; len: number }[] = [];
   deviceVnet(_slot: number, off: number, len: number): void {
@@ -154,14 +193,11 @@ t.test("segment then coalesce gives back the same byte stream", async (t) => {
         const total = build(u8, s);
         const hdr = tsoHeaderLen(u8, IN, total);
         if (hdr !== 40 + s.opts.length) return false;
-        // The tunnel prefix of segment 0, copied to every other segment.
-        for (let i = 0; i < PREFIX; i++) u8[OUT + i] = 0xa0 + i;
-        const bytes = tsoSegment(u8, IN, total, hdr, s.mss, OUT, PREFIX, summer);
-        const n = tsoSegmentCount(s.payload.length, s.mss);
+        // Header blocks in one pass or in rounds of `round` segments: the same bytes.
+        const round = 1 + (s.seq % 7);
+        const n = segmentAndGlue(u8, total, hdr, s.mss, summer, s.psh ? round : 0xffff);
+        if (n !== tsoSegmentCount(s.payload.length, s.mss)) return false;
         const stride = PREFIX + hdr + s.mss;
-        if (bytes !== (n - 1) * stride + PREFIX + hdr + (s.payload.length - (n - 1) * s.mss)) {
-          return false;
-        }
         // Every segment: prefix, lengths, id, seq, flags, both checksums; payloads in order.
         const stream: number[] = [];
         for (let k = 0; k < n; k++) {
@@ -234,7 +270,7 @@ t.test("coalescing refuses what must stay apart", async (t) => {
       u8.fill(0);
       const total = build(u8, s);
       const hdr = tsoHeaderLen(u8, IN, total);
-      tsoSegment(u8, IN, total, hdr, s.mss, OUT, PREFIX, summer);
+      segmentAndGlue(u8, total, hdr, s.mss, summer);
       const stride = PREFIX + hdr + s.mss;
       const n = tsoSegmentCount(s.payload.length, s.mss);
       const seg1 = OUT + stride + PREFIX;

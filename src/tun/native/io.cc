@@ -5,9 +5,11 @@
 #include <linux/if_tun.h>
 #include <netinet/ip.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cerrno>
 #include <cstring>
 
@@ -59,6 +61,7 @@ Napi::Function Io::Init(Napi::Env env) {
                          InstanceMethod<&Io::SetVnet>("setVnet"),
                          InstanceMethod<&Io::SetGro>("setGro"),
                          InstanceMethod<&Io::SendGso>("sendGso"),
+                         InstanceMethod<&Io::SetGather>("setGather"),
                      });
 }
 
@@ -96,6 +99,7 @@ Io::Io(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Io>(info), fd_(-1), ki
   kind_ = static_cast<int>(kind);
   msgs_.resize(kMaxBatch);
   iov_.resize(kMaxBatch);
+  msgLen_.resize(kMaxBatch);
   sa_.resize(kMaxBatch);
   slots_.resize(kMaxBatch);
   ctrl_.resize(kMaxBatch * kCtrl);
@@ -535,12 +539,27 @@ Napi::Value Io::Write(const Napi::CallbackInfo& info) {
   int64_t i = 0;
   while (i < count) {
     uint32_t o = off[from + i], l = len[from + i];
-    if (!InSlab(o, l)) {
-      stats_[kTxErrors]++;
-      i++;
-      continue;
+    ssize_t r;
+    if (gCount_ != nullptr && static_cast<size_t>(from + i) < gEntries_ && gCount_[from + i] > 0) {
+      // One packet from several ranges (a coalesced super-packet): writev, since a TUN
+      // write is one packet however many iovecs it has.
+      size_t used = 0;
+      bool full = false;
+      int64_t total = GatherInto(giov_.data(), giov_.size(), from + i, &used, &full);
+      if (total < 0) {
+        stats_[kTxErrors]++;
+        i++;
+        continue;
+      }
+      r = writev(fd_, giov_.data(), static_cast<int>(used));
+    } else {
+      if (!InSlab(o, l)) {
+        stats_[kTxErrors]++;
+        i++;
+        continue;
+      }
+      r = write(fd_, slab_ + o, l);
     }
-    ssize_t r = write(fd_, slab_ + o, l);
     if (r < 0) {
       int err = errno;
       if (err == EINTR) continue;
@@ -571,6 +590,7 @@ struct msghdr& Io::PrepareMessage(uint32_t k, uint8_t* data, uint32_t len, uint3
                                   uint32_t port) {
   iov_[k].iov_base = data;
   iov_[k].iov_len = len;
+  msgLen_[k] = len;
   struct sockaddr_in& sa = sa_[k];
   std::memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
@@ -592,7 +612,7 @@ struct msghdr& Io::PrepareMessage(uint32_t k, uint8_t* data, uint32_t len, uint3
 bool Io::AfterSend(int r, uint32_t built, const uint32_t* addr, const uint16_t* port,
                    int64_t* i, int* refusedRetries) {
   if (r > 0) {
-    for (int k = 0; k < r; k++) stats_[kTxBytes] += static_cast<double>(iov_[k].iov_len);
+    for (int k = 0; k < r; k++) stats_[kTxBytes] += static_cast<double>(msgLen_[k]);
     stats_[kTxPackets] += r;
     if (static_cast<uint32_t>(r) < built) stats_[kTxPartial]++;
     *i += r;
@@ -710,6 +730,61 @@ Napi::Value Io::SetGro(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// setGather(gStart: Uint32Array, gCount: Uint16Array, fOff: Uint32Array, fLen: Uint32Array)
+// or setGather(null): batch entry i is the concatenation of slab ranges
+// [fOff[k], fOff[k] + fLen[k]) for k in gStart[i] .. gStart[i] + gCount[i] when gCount[i]
+// is not 0 (write() and sendGso() honour it; off/len are then ignored).
+Napi::Value Io::SetGather(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  gStart_ = nullptr;
+  gCount_ = nullptr;
+  fOff_ = nullptr;
+  fLen_ = nullptr;
+  gEntries_ = fCap_ = 0;
+  gatherRefs_.clear();
+  if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) return env.Undefined();
+  size_t a, b, c, d;
+  uint32_t* gs = TypedData<uint32_t>(env, info[0], napi_uint32_array, &a, "gStart");
+  if (gs == nullptr) return env.Undefined();
+  uint16_t* gc = TypedData<uint16_t>(env, info[1], napi_uint16_array, &b, "gCount");
+  if (gc == nullptr) return env.Undefined();
+  uint32_t* fo = TypedData<uint32_t>(env, info[2], napi_uint32_array, &c, "fOff");
+  if (fo == nullptr) return env.Undefined();
+  uint32_t* fl = TypedData<uint32_t>(env, info[3], napi_uint32_array, &d, "fLen");
+  if (fl == nullptr) return env.Undefined();
+  for (int k = 0; k < 4; k++) gatherRefs_.push_back(Napi::Persistent(info[k].As<Napi::Object>()));
+  gStart_ = gs;
+  gCount_ = gc;
+  gEntries_ = std::min(a, b);
+  fOff_ = fo;
+  fLen_ = fl;
+  fCap_ = std::min(c, d);
+  if (giov_.empty()) giov_.resize(kGatherIov);
+  return env.Undefined();
+}
+
+int64_t Io::GatherInto(struct iovec* iov, size_t cap, int64_t j, size_t* used, bool* full) {
+  uint32_t start = gStart_[j];
+  uint32_t n = gCount_[j];
+  *used = 0;
+  *full = false;
+  if (n > cap || n > IOV_MAX) {
+    *full = n <= IOV_MAX;
+    return -1;
+  }
+  if (static_cast<uint64_t>(start) + n > fCap_) return -1;
+  int64_t total = 0;
+  for (uint32_t k = 0; k < n; k++) {
+    uint32_t o = fOff_[start + k], l = fLen_[start + k];
+    if (!InSlab(o, l)) return -1;
+    iov[k].iov_base = slab_ + o;
+    iov[k].iov_len = l;
+    total += l;
+  }
+  *used = n;
+  return total;
+}
+
 namespace {
 size_t PutCmsgInt(uint8_t* at, int level, int type, int value) {
   struct cmsghdr* c = reinterpret_cast<struct cmsghdr*>(at);
@@ -753,14 +828,30 @@ Napi::Value Io::SendGso(const Napi::CallbackInfo& info) {
   while (i < count) {
     uint32_t chunk = static_cast<uint32_t>(std::min<int64_t>(count - i, kMaxBatch));
     uint32_t built = 0;
+    size_t gUsed = 0;
     for (; built < chunk; built++) {
       int64_t j = from + i + built;
-      if (!InSlab(off[j], len[j])) break;
-      struct msghdr& h = PrepareMessage(built, slab_ + off[j], len[j], addr[j], port[j]);
+      uint32_t msgLen = len[j];
+      if (gCount_ != nullptr && static_cast<size_t>(j) < gEntries_ && gCount_[j] > 0) {
+        size_t at = gUsed;
+        bool full = false;
+        int64_t total = GatherInto(giov_.data() + at, giov_.size() - at, j, &gUsed, &full);
+        if (total < 0) break;  // scratch full (sent next turn) or a bad range (below)
+        gUsed += at;
+        msgLen = static_cast<uint32_t>(total);
+        struct msghdr& g = PrepareMessage(built, nullptr, 0, addr[j], port[j]);
+        g.msg_iov = giov_.data() + at;
+        g.msg_iovlen = gUsed - at;
+        msgLen_[built] = msgLen;
+      } else {
+        if (!InSlab(off[j], len[j])) break;
+        PrepareMessage(built, slab_ + off[j], len[j], addr[j], port[j]);
+      }
+      struct msghdr& h = msgs_[built].msg_hdr;
       uint8_t* ctrl = &ctrl_[built * kCtrl];
       std::memset(ctrl, 0, kCtrl);
       size_t used = 0;
-      if (gso[j] > 0 && len[j] > gso[j]) {
+      if (gso[j] > 0 && msgLen > gso[j]) {
         struct cmsghdr* c = reinterpret_cast<struct cmsghdr*>(ctrl);
         c->cmsg_level = SOL_UDP;
         c->cmsg_type = UDP_SEGMENT;

@@ -68,6 +68,11 @@ class Io : public Napi::ObjectWrap<Io> {
   Napi::Value SetVnet(const Napi::CallbackInfo& info);
   Napi::Value SetGro(const Napi::CallbackInfo& info);
   Napi::Value SendGso(const Napi::CallbackInfo& info);
+  // Gather (src/tun/batch.ts `Gather`): message i of a batch may be a list of slab
+  // ranges instead of one (a segment's headers here, its payload still inside the
+  // super-packet it came from), so neither direction has to move payload bytes to glue
+  // a message together. Registered once per endpoint.
+  Napi::Value SetGather(const Napi::CallbackInfo& info);
 
   static void PollCb(uv_poll_t* handle, int status, int events);
   void OnReadable();
@@ -79,6 +84,10 @@ class Io : public Napi::ObjectWrap<Io> {
   // Drains the socket error queue (IP_RECVERR). Returns the last EMSGSIZE mtu seen.
   struct msghdr& PrepareMessage(uint32_t k, uint8_t* data, uint32_t len, uint32_t addr,
                                 uint32_t port);
+  // Points message k at the gathered ranges of batch entry j, using scratch iovecs from
+  // *used on. Returns the message's length, or -1 when j has no gather list, a range is
+  // outside the slab, or the scratch is full (*full set).
+  int64_t GatherInto(struct iovec* iov, size_t cap, int64_t j, size_t* used, bool* full);
   bool AfterSend(int r, uint32_t built, const uint32_t* addr, const uint16_t* port, int64_t* i,
                  int* refusedRetries);
   uint32_t DrainErrQueue(bool fromPoll);
@@ -126,6 +135,18 @@ class Io : public Napi::ObjectWrap<Io> {
   uint16_t* bGso_ = nullptr;
   size_t bGsoLen_ = 0;
   Napi::ObjectReference groRef_;
+  // Gather lists (SetGather): entry i has gCount_[i] ranges fOff_/fLen_[gStart_[i]..].
+  uint32_t* gStart_ = nullptr;
+  uint16_t* gCount_ = nullptr;
+  size_t gEntries_ = 0;
+  uint32_t* fOff_ = nullptr;
+  uint32_t* fLen_ = nullptr;
+  size_t fCap_ = 0;
+  std::vector<Napi::ObjectReference> gatherRefs_;
+  // Scratch iovecs for gathered messages and each message's length (for counters).
+  static constexpr size_t kGatherIov = 8192;
+  std::vector<struct iovec> giov_;
+  std::vector<uint32_t> msgLen_;
 
   // Keep every array whose pointer we cache alive for as long as we are.
   std::vector<Napi::ObjectReference> keep_;
