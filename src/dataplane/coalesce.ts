@@ -4,14 +4,15 @@
 // a virtio_net_hdr saying "TCPv4, gso_size N, checksum partial". The kernel's TCP then
 // sees one big segment, as it would after GRO on a NIC.
 //
-// Merging is in place: a segment's payload is moved (copyWithin) to the end of the open
-// group, which lives in the slot of its first segment; the rest of that slot is either
-// already consumed or belongs to the group. A segment joins the open group only when it
-// continues it exactly: same addresses, ports, TOS, TTL, DF, ACK number, TCP header
-// length and options; next sequence number; no flag but ACK/PSH; payload no larger than
-// the first one's (gso_size). A shorter segment or PSH ends the group. Each segment's
-// TCP checksum is verified before it is merged (the addon sums; a bad one is handed back
-// to the caller, written alone and left to the kernel to count). Nothing is allocated.
+// Merging moves no payload: the group is a list of slab ranges (the first segment with
+// its headers and a virtio_net_hdr in front, then each later segment's payload where
+// its datagram landed) that the device writes with one writev(). A segment joins the
+// open group only when it continues it exactly: same addresses, ports, TOS, TTL, DF,
+// ACK number, TCP header length and options; next sequence number; no flag but
+// ACK/PSH; payload no larger than the first one's (gso_size). A shorter segment or PSH
+// ends the group. Each segment's TCP checksum is verified before it is merged (the
+// addon sums; a bad one is handed back to the caller, written alone and left to the
+// kernel to count). Nothing is allocated.
 import { read16, read32, write16 } from "../encap/bytes.js";
 import { checksumFold } from "../encap/checksum.js";
 import {
@@ -54,9 +55,15 @@ function same32(u8: Uint8Array, a: number, b: number): boolean {
   );
 }
 
-/** Where finished packets go: slab[off, off+len) starts with a virtio_net_hdr. */
+/** Most segments in one group (and ranges in its gather list). */
+export const MAX_GROUP_SEGMENTS = 64;
+
+/** Where finished packets go; each starts with a virtio_net_hdr. */
 export interface VnetSink {
+  /** One packet: slab[off, off+len). */
   deviceVnet(slot: number, off: number, len: number): void;
+  /** One packet glued from slab ranges [offs[i], offs[i]+lens[i]) for i < count. */
+  deviceVnetGather(slot: number, offs: Uint32Array, lens: Uint32Array, count: number): void;
 }
 
 export class TcpCoalescer {
@@ -71,9 +78,10 @@ export class TcpCoalescer {
   private gIp = 0;
   private gThl = 0;
   private gLen = 0;
-  private gEnd = 0;
-  private gLimit = 0;
   private gGso = 0;
+  /** The group's ranges: [0] = vnet header + first segment, then later payloads. */
+  private readonly fOff = new Uint32Array(MAX_GROUP_SEGMENTS);
+  private readonly fLen = new Uint32Array(MAX_GROUP_SEGMENTS);
   private gSegs = 0;
   private gNextSeq = 0;
   private gDone = false;
@@ -85,13 +93,14 @@ export class TcpCoalescer {
   ) {}
 
   /**
-   * Offer the IPv4 packet [ip, ip+len) of `slot` (whose memory ends at `slotEnd`; `len`
-   * is its total length, header checksum already verified; VNET_LEN bytes in front of
-   * it are free). True: it was taken and reaches the sink, merged or not. False: not a
-   * mergeable TCP segment; the caller must flush() and write it itself. `pre`: the sum
-   * of [ip+20, ip+len) when the caller already has it (sumMany over a GRO datagram).
+   * Offer the IPv4 packet [ip, ip+len) of `slot` (`len` is its total length, header
+   * checksum already verified; VNET_LEN bytes in front of it are free). True: it was
+   * taken and reaches the sink, merged or not; its bytes must stay put until the sink
+   * has written it. False: not a mergeable TCP segment; the caller must flush() and
+   * write it itself. `pre`: the sum of [ip+20, ip+len) when the caller already has it
+   * (sumMany over a GRO datagram).
    */
-  add(slot: number, ip: number, len: number, slotEnd: number, pre = -1): boolean {
+  add(slot: number, ip: number, len: number, pre = -1): boolean {
     const u8 = this.u8;
     if (u8[ip] !== 0x45 || u8[ip + IPV4_PROTOCOL] !== IPPROTO_TCP) return false;
     if ((read16(u8, ip + IPV4_FLAGS_FRAG) & 0x3fff) !== 0) return false;
@@ -111,10 +120,9 @@ export class TcpCoalescer {
     const seq = read32(u8, tcp + TCP_SEQ) | 0;
     if (this.open && this.continues(ip, thl, seq, plen)) {
       const g = this.gIp + 20;
-      // Read what we need of this segment before its bytes may be overwritten.
       const win = read16(u8, tcp + TCP_WINDOW);
-      u8.copyWithin(this.gEnd, pay, pay + plen);
-      this.gEnd += plen;
+      this.fOff[this.gSegs] = pay;
+      this.fLen[this.gSegs] = plen;
       this.gLen += plen;
       this.gNextSeq = (this.gNextSeq + plen) | 0;
       this.gSegs++;
@@ -130,8 +138,8 @@ export class TcpCoalescer {
     this.gIp = ip;
     this.gThl = thl;
     this.gLen = len;
-    this.gEnd = ip + len;
-    this.gLimit = slotEnd;
+    this.fOff[0] = ip - VNET_LEN;
+    this.fLen[0] = VNET_LEN + len;
     this.gGso = plen;
     this.gSegs = 1;
     this.gNextSeq = (seq + plen) | 0;
@@ -144,7 +152,7 @@ export class TcpCoalescer {
     const u8 = this.u8;
     const g = this.gIp;
     if (this.gDone || seq !== this.gNextSeq || thl !== this.gThl || plen > this.gGso) return false;
-    if (this.gEnd + plen > this.gLimit || this.gLen + plen > IP_MAX) return false;
+    if (this.gSegs >= MAX_GROUP_SEGMENTS || this.gLen + plen > IP_MAX) return false;
     if (u8[ip + IPV4_TOS] !== u8[g + IPV4_TOS] || u8[ip + IPV4_TTL] !== u8[g + IPV4_TTL]) {
       return false;
     }
@@ -189,6 +197,6 @@ export class TcpCoalescer {
     );
     this.mergedWrites++;
     this.mergedSegments += this.gSegs;
-    this.sink.deviceVnet(this.gSlot, at, this.gLen + VNET_LEN);
+    this.sink.deviceVnetGather(this.gSlot, this.fOff, this.fLen, this.gSegs);
   }
 }

@@ -72,7 +72,7 @@ import { type Fdb, Learn, type NeighTable, type RouteTable } from "../fdb/index.
 import { Batch } from "../tun/batch.js";
 import { UDP_MAX_PAYLOAD, UDP_MAX_SEGMENTS } from "../tun/gso.js";
 import type { Slab } from "../tun/slab.js";
-import { TcpCoalescer, type VnetSink } from "./coalesce.js";
+import { MAX_GROUP_SEGMENTS, TcpCoalescer, type VnetSink } from "./coalesce.js";
 import type { UdpSenderPool } from "./fastpath.js";
 import {
   completeChecksum,
@@ -207,6 +207,8 @@ export class Forwarder implements VnetSink {
     // Room for one flood copy per remote per packet without reallocating.
     this.toUnderlay = new Batch(Math.min(1024, o.batch * 4));
     this.toDevice = new Batch(o.batch);
+    // Coalesced super-packets are written from their segments' ranges (coalesce.ts).
+    if (fast !== undefined) this.toDevice.withGather(o.batch * MAX_GROUP_SEGMENTS);
     this.extra = new Uint32Array(slab.count);
     this.allow = o.allowPeers.length ? new Set(o.allowPeers) : undefined;
   }
@@ -782,6 +784,16 @@ export class Forwarder implements VnetSink {
     this.toDevice.push(slot, off, len, 0, 0);
   }
 
+  /** VnetSink: a coalesced super-packet, written from its ranges with one writev(). */
+  deviceVnetGather(slot: number, offs: Uint32Array, lens: Uint32Array, count: number): void {
+    const b = this.toDevice;
+    if (b.count === b.capacity || !b.pushGather(slot, 0, 0, count)) {
+      this.flushDevice();
+      b.pushGather(slot, 0, 0, count);
+    }
+    for (let i = 0; i < count; i++) b.addRange(offs[i], lens[i]);
+  }
+
   /**
    * Queue a packet for the device. With a vnet header: after any open coalescing group
    * (order), behind an all-zero header (the kernel verifies checksums itself).
@@ -824,11 +836,10 @@ export class Forwarder implements VnetSink {
         code = ipv4Parse(this.u8, eth.payloadOff, eth.payloadLen, this.ip);
         if (code !== Drop.None) return code;
         const coal = this.coal;
-        const slotEnd = (slot + 1) * this.slab.slotSize;
         const ipOff = eth.payloadOff;
         const total = this.ip.totalLen;
         const known = ipOff + IPV4_HDR_LEN === off + RX_TCP_AT && ipOff + total === off + len;
-        if (coal === undefined || !coal.add(slot, ipOff, total, slotEnd, known ? pre : -1)) {
+        if (coal === undefined || !coal.add(slot, ipOff, total, known ? pre : -1)) {
           this.devPush(slot, eth.payloadOff, this.ip.totalLen);
         }
       } else if (eth.ethertype === ETHERTYPE_IPV6) {
