@@ -14,6 +14,9 @@ export const PATHS = [
   "underlay",
   "kernel-vxlan",
   "vxtun-vxlan",
+  // The same dataplane with `io.offload: off` (one packet per TUN read, no GSO/GRO):
+  // what the offload fast path buys, measured in the same run.
+  "vxtun-vxlan-nooffload",
   "vxtun-vxlan-l2",
   "vxtun-ipip",
 ] as const;
@@ -117,6 +120,7 @@ async function setupPath(lab: NetnsLab, path: PathName): Promise<Setup> {
         await startVxtun(lab, n.ns, {
           name: n.name,
           mode: path === "vxtun-ipip" ? "ipip" : "vxlan",
+          ...(path === "vxtun-vxlan-nooffload" ? { io: { offload: "off" } } : {}),
           local: { address: n.address },
           device: { name: "vxtun0", address: `10.244.${i + 1}.0/32`, vtepMac: MAC(i + 1) },
           peers: [

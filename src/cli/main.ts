@@ -191,7 +191,7 @@ export function buildProgram(): Command {
     .option("--seconds <s>", "seconds per iperf3 run", "5")
     .option(
       "--paths <list>",
-      "comma-separated subset of: underlay,kernel-vxlan,vxtun-vxlan,vxtun-vxlan-l2,vxtun-ipip",
+      "comma-separated subset of: underlay,kernel-vxlan,vxtun-vxlan,vxtun-vxlan-nooffload,vxtun-vxlan-l2,vxtun-ipip",
     )
     .option("--out <dir>", "where to write JSON, Markdown and the chart", "vxtun-results")
     .action(

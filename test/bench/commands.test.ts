@@ -27,6 +27,7 @@ t.test("vxtun bench --quick", async (t) => {
     "underlay",
     "kernel-vxlan",
     "vxtun-vxlan",
+    "vxtun-vxlan-nooffload",
     "vxtun-vxlan-l2",
     "vxtun-ipip",
   ]);
