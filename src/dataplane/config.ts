@@ -130,9 +130,17 @@ export const configSchema = z
         offload: z.enum(["auto", "off"]).default("auto"),
         /** Sockets (distinct outer source ports) the fast path sends from. */
         sourcePorts: z.number().int().min(1).max(256).default(16),
+        /**
+         * Forwarding queues (vxlan mode): a multi-queue TUN, one queue per thread (the
+         * main thread and worker_threads), each with its own SO_REUSEPORT underlay
+         * socket. The kernel spreads flows over queues (TUN by flow hash, the socket by
+         * outer 4-tuple). `auto`: one per core, at most 8. ipip and vxlan-l2 run one
+         * queue (a raw IPIP socket sees every packet; L2 learning writes the tables).
+         */
+        queues: z.union([z.literal("auto"), z.number().int().min(1).max(64)]).default("auto"),
       })
       .strict()
-      .default({ batch: 64, slots: 1024, offload: "auto", sourcePorts: 16 }),
+      .default({ batch: 64, slots: 1024, offload: "auto", sourcePorts: 16, queues: "auto" }),
   })
   .strict();
 

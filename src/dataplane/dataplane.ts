@@ -3,6 +3,7 @@
 // tables and serves the control socket. The per-packet work is the Forwarder's.
 import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
+import { availableParallelism } from "node:os";
 import type { Logger } from "pino";
 import { formatIpv4, formatMac, parseCidr, parseIpv4, parseMac } from "../encap/addr.js";
 import { DfPolicy } from "../encap/ipip.js";
@@ -11,9 +12,9 @@ import { Batch } from "../tun/batch.js";
 import { Device, TUN_F } from "../tun/device.js";
 import * as ipr from "../tun/iproute.js";
 import { probeOffloads } from "../tun/probe.js";
-import { RawSocket } from "../tun/raw.js";
+import type { RawSocket } from "../tun/raw.js";
 import { Slab } from "../tun/slab.js";
-import { UdpSocket } from "../tun/udp.js";
+import type { UdpSocket } from "../tun/udp.js";
 import {
   type Config,
   deviceMtu,
@@ -23,9 +24,10 @@ import {
   vtepMac,
 } from "./config.js";
 import { type ControlHandler, ControlServer, UserError } from "./control-socket.js";
-import { type FastPathInfo, NativeSummer, UdpSenderPool } from "./fastpath.js";
+import { type FastPathInfo, NativeSummer, type UdpSenderPool } from "./fastpath.js";
 import {
   Forwarder,
+  type ForwarderOptions,
   FRAG_INNER,
   FRAG_OUTER,
   INHERIT,
@@ -34,10 +36,10 @@ import {
   MODE_VXLAN_L2,
 } from "./forwarder.js";
 import { serveMetrics } from "./metrics.js";
+import { IO_ERROR_FIELDS, QueueSet } from "./queues.js";
+import { ioErrors, openUnderlay, type Underlay, type UnderlaySpec } from "./sockets.js";
 import { C, Stats } from "./stats.js";
 
-/** IPPROTO_RAW: a send-only raw socket whose packets carry their own IPv4 header. */
-const IPPROTO_RAW = 255;
 /** The current network namespace, for src/tun/iproute. */
 const HERE = "";
 
@@ -81,6 +83,10 @@ export class Dataplane {
   };
   private pool: UdpSenderPool | undefined;
   private rxGso: Uint16Array | undefined;
+  private underlay: Underlay | undefined;
+  /** Forwarding queues: how many and why (decideQueues); workers for queues 1.. */
+  queueInfo: { count: number; why: string } = { count: 1, why: "" };
+  private queues: QueueSet | undefined;
 
   private constructor(
     readonly cfg: Config,
@@ -120,65 +126,70 @@ export class Dataplane {
       : Math.max(2048, 2 ** Math.ceil(Math.log2(128 + mtu + 18)));
     const slots = fast.on ? Math.min(cfg.io.slots, 512) : cfg.io.slots;
     const slab = new Slab({ count: slots, slotSize, headroom: 128 });
+    const queues = decideQueues(cfg);
     const device = Device.open({
       kind: cfg.mode === "vxlan-l2" ? "tap" : "tun",
       slab,
       name: cfg.device.name,
       persist: cfg.device.persist,
+      multiQueue: queues.count > 1,
       ...(fast.on ? { vnetHdr: true, vnetInHeadroom: true, offloads: fast.tunOffloads } : {}),
     });
-    let rx: UdpSocket | RawSocket | undefined;
-    let tx: RawSocket | undefined;
-    let pool: UdpSenderPool | undefined;
-    let rxGso: Uint16Array | undefined;
+    const df = dfPolicy(cfg);
+    const spec: UnderlaySpec = {
+      mode: cfg.mode,
+      localIp: local,
+      port: cfg.port,
+      fast: fast.on,
+      udpGro: fast.info.udpGro,
+      batch: cfg.io.batch,
+      sportLo: cfg.sourcePortRange[0],
+      sportHi: cfg.sourcePortRange[1],
+      sourcePorts: cfg.io.sourcePorts,
+      pmtuDisc: df === "unset" ? "dont" : "probe",
+      ttl: cfg.policy.ttl === "inherit" ? 0 : cfg.policy.ttl,
+      shared: queues.count > 1,
+    };
+    let u: Underlay;
     try {
-      tx = RawSocket.open({ slab, protocol: IPPROTO_RAW, hdrIncl: true, sndBuf: 4 << 20 });
-      rx =
-        cfg.mode === "ipip"
-          ? RawSocket.open({ slab, protocol: 4, addr: local, rcvBuf: 4 << 20 })
-          : UdpSocket.open({
-              slab,
-              addr: local,
-              port: cfg.port,
-              rcvBuf: fast.on ? 16 << 20 : 4 << 20,
-            });
-      if (fast.on && rx instanceof UdpSocket) {
-        rxGso = new Uint16Array(new ArrayBuffer(cfg.io.batch * 2));
-        if (!fast.info.udpGro || !rx.enableGro(rxGso)) {
-          rxGso = undefined;
-          fast.info.udpGro = false;
-        }
-        const df = dfPolicy(cfg);
-        pool = new UdpSenderPool({
-          slab,
-          localIp: local,
-          sportLo: cfg.sourcePortRange[0],
-          sportHi: cfg.sourcePortRange[1],
-          size: cfg.io.sourcePorts,
-          pmtuDisc: df === "unset" ? "dont" : "probe",
-          ttl: cfg.policy.ttl === "inherit" ? 0 : cfg.policy.ttl,
-          batch: cfg.io.batch,
-          sndBuf: 8 << 20,
-          onPmtu: () => undefined,
-        });
-        fast.info.sourcePorts = [...pool.ports];
-      }
+      u = openUnderlay(spec, slab);
     } catch (e) {
-      pool?.close();
-      rx?.close();
-      tx?.close();
       device.close();
       throw e;
     }
+    const { rx, tx, pool, rxGso } = u;
+    if (fast.on) {
+      if (!rxGso) fast.info.udpGro = false;
+      if (pool) fast.info.sourcePorts = [...pool.ports];
+    }
     const dp = new Dataplane(cfg, log, slab, device, rx, tx, underlayMtu);
     dp.fastInfo = fast.info;
+    dp.underlay = u;
     dp.pool = pool;
     dp.rxGso = rxGso;
+    dp.queueInfo = queues;
     if (pool) for (const s of pool.sockets) s.onPmtu = (addr, _port, m) => dp.lowerPmtu(addr, m);
     try {
       await dp.configureDevice();
       for (const p of cfg.peers) await dp.addPeer(p);
       dp.startForwarding();
+      if (queues.count > 1) {
+        dp.queues = await QueueSet.start(
+          queues.count,
+          {
+            device: { name: device.name, offloads: fast.tunOffloads, vnet: fast.on },
+            slab: { count: slots, slotSize, headroom: 128 },
+            underlay: spec,
+            fwd: dp.forwarderOptions(),
+            udpSegment: fast.info.udpSegment,
+            tables: { dev: device.name, vni: cfg.vni, dstPort: cfg.port },
+          },
+          dp,
+          log,
+          (addr, mtu) => dp.lowerPmtu(addr, mtu),
+          (message) => dp.fatal(new Error(message)),
+        );
+      }
       await dp.serveControl(opts.controlHandlers ?? {});
       if (cfg.metrics) {
         dp.metrics = await serveMetrics(cfg.metrics.address, () => dp.statsSnapshot());
@@ -226,30 +237,35 @@ export class Dataplane {
     await ipr.linkSetUp(HERE, dev);
   }
 
-  private startForwarding(): void {
+  /** The forwarder's settings, plain data (queue workers get a copy). */
+  forwarderOptions(): ForwarderOptions {
     const cfg = this.cfg;
     const policy = cfg.policy;
+    return {
+      mode: cfg.mode === "ipip" ? MODE_IPIP : cfg.mode === "vxlan-l2" ? MODE_VXLAN_L2 : MODE_VXLAN,
+      vni: cfg.vni,
+      port: cfg.port,
+      sportLo: cfg.sourcePortRange[0],
+      sportHi: cfg.sourcePortRange[1],
+      localIp: parseIpv4(cfg.local.address)!,
+      vtepMac: this.mac,
+      ttl: policy.ttl === "inherit" ? INHERIT : policy.ttl,
+      tos: policy.tos === "inherit" ? INHERIT : policy.tos,
+      df: { set: DfPolicy.Set, unset: DfPolicy.Clear, inherit: DfPolicy.Copy }[dfPolicy(cfg)],
+      proxyArp: cfg.fdb.proxyArp,
+      learning: cfg.fdb.learning,
+      allowPeers: cfg.allowPeers.map((a) => parseIpv4(a)!),
+      batch: cfg.io.batch,
+      tunnelMtu: this.tunnelMtu,
+      underlayMtu: this.underlayMtu,
+      fragment: policy.fragment === "outer" ? FRAG_OUTER : FRAG_INNER,
+    };
+  }
+
+  private startForwarding(): void {
+    const cfg = this.cfg;
     const fwd = new Forwarder(
-      {
-        mode:
-          cfg.mode === "ipip" ? MODE_IPIP : cfg.mode === "vxlan-l2" ? MODE_VXLAN_L2 : MODE_VXLAN,
-        vni: cfg.vni,
-        port: cfg.port,
-        sportLo: cfg.sourcePortRange[0],
-        sportHi: cfg.sourcePortRange[1],
-        localIp: parseIpv4(cfg.local.address)!,
-        vtepMac: this.mac,
-        ttl: policy.ttl === "inherit" ? INHERIT : policy.ttl,
-        tos: policy.tos === "inherit" ? INHERIT : policy.tos,
-        df: { set: DfPolicy.Set, unset: DfPolicy.Clear, inherit: DfPolicy.Copy }[dfPolicy(cfg)],
-        proxyArp: cfg.fdb.proxyArp,
-        learning: cfg.fdb.learning,
-        allowPeers: cfg.allowPeers.map((a) => parseIpv4(a)!),
-        batch: cfg.io.batch,
-        tunnelMtu: this.tunnelMtu,
-        underlayMtu: this.underlayMtu,
-        fragment: policy.fragment === "outer" ? FRAG_OUTER : FRAG_INNER,
-      },
+      this.forwarderOptions(),
       this.slab,
       this.fdb,
       this.neigh,
@@ -267,12 +283,7 @@ export class Dataplane {
         : undefined,
     );
     this.tx.onPmtu = (addr, _port, mtu) => this.lowerPmtu(addr, mtu);
-    const fatal = (err: Error) => {
-      this.log.error({ err: err.message }, "I/O failed; shutting down");
-      void this.stop().then(() => {
-        process.exitCode = 1;
-      });
-    };
+    const fatal = (err: Error) => this.fatal(err);
     this.device.startReading(new Batch(cfg.io.batch), fwd.fromDevice, fatal);
     this.rx.startReading(new Batch(cfg.io.batch), fwd.fromUnderlay, fatal);
     // Ageing is one sweep a second, not a timer per entry.
@@ -283,6 +294,20 @@ export class Dataplane {
     this.timer.unref();
   }
 
+  /** A queue's device or socket broke: stop everything (exit code 1). */
+  fatal(err: Error): void {
+    if (this.stopping) return;
+    this.log.error({ err: err.message }, "I/O failed; shutting down");
+    void this.stop().then(() => {
+      process.exitCode = 1;
+    });
+  }
+
+  /** The tables changed on this thread: queue workers get the new copy. */
+  private tablesChanged(): void {
+    this.queues?.syncTables();
+  }
+
   /**
    * EMSGSIZE from the underlay: the path to `remote` carries at most `mtu` bytes. Lower
    * the inner MTU of every route that leads there, so the next too-big packet gets an
@@ -291,6 +316,7 @@ export class Dataplane {
   lowerPmtu(remote: number, mtu: number): void {
     if (mtu <= 0) return;
     const inner = mtu - TUNNEL_OVERHEAD[this.cfg.mode];
+    let changed = false;
     for (const r of this.routes.list()) {
       let to = r.remote;
       if (this.cfg.mode === "vxlan") {
@@ -301,8 +327,10 @@ export class Dataplane {
         this.routes.setMtu(r.prefix, r.len, inner);
         this.stats.counters[C.pmtu_updates]++;
         this.log.info({ remote: formatIpv4(remote), mtu }, "path MTU lowered");
+        changed = true;
       }
     }
+    if (changed) this.tablesChanged();
   }
 
   // ---------------------------------------------------------------- peers
@@ -321,6 +349,7 @@ export class Dataplane {
     const mode = this.cfg.mode;
     if (mode === "vxlan-l2") {
       this.fdb.append(0, node);
+      this.tablesChanged();
       this.peers.set(p.address, p);
       return;
     }
@@ -339,6 +368,7 @@ export class Dataplane {
     } else {
       this.routes.replace(net.addr, net.len, { remote: node });
     }
+    this.tablesChanged();
     await ipr.routeReplace(HERE, {
       dst: `${formatIpv4(net.addr)}/${net.len}`,
       dev: this.device.name,
@@ -363,6 +393,7 @@ export class Dataplane {
         .routeDel(HERE, { dst: `${formatIpv4(net.addr)}/${net.len}`, dev: this.device.name })
         .catch(() => undefined);
     }
+    this.tablesChanged();
     this.peers.delete(address);
   }
 
@@ -382,7 +413,7 @@ export class Dataplane {
         throw e;
       }
     };
-    const control = new ControlServer(instancePaths(this.cfg).socket, {
+    const handlers: Record<string, ControlHandler> = {
       ...extra,
       "fdb.show": (a) => (a.json ? this.fdb.showJson() : this.fdb.show({ dev: true })),
       "fdb.add": (a) =>
@@ -456,30 +487,55 @@ export class Dataplane {
         vni: this.cfg.vni,
         port: this.cfg.port,
         offload: this.fastInfo,
+        queues: this.queueInfo,
       }),
-    });
+    };
+    // Table edits reach the queue workers' copies after every successful change.
+    for (const op of Object.keys(handlers)) {
+      if (!/^(fdb|neigh|route)\.(add|del)$/.test(op)) continue;
+      const h = handlers[op];
+      handlers[op] = async (a) => {
+        const r = await h(a);
+        this.tablesChanged();
+        return r;
+      };
+    }
+    const control = new ControlServer(instancePaths(this.cfg).socket, handlers);
     await control.listen();
     this.control = control;
   }
 
   /** Counters plus the I/O layer's own (EAGAIN, ENOBUFS, pool exhaustion...). */
-  statsSnapshot(): ReturnType<Stats["snapshot"]> & { offload: FastPathInfo } {
-    const snap = { ...this.stats.snapshot(), offload: this.fastInfo };
-    const tx = this.tx.counters();
-    const dev = this.device.counters();
-    for (const s of this.pool?.sockets ?? []) {
-      const p = s.counters();
-      tx.eagain += p.eagain;
-      tx.enobufs += p.enobufs;
-      tx.econnrefused += p.econnrefused;
-      tx.emsgsize += p.emsgsize;
+  statsSnapshot(): ReturnType<Stats["snapshot"]> & {
+    offload: FastPathInfo;
+    queues: { count: number; why: string; rx: number[] };
+  } {
+    const snap = {
+      ...this.stats.snapshot(),
+      offload: this.fastInfo,
+      queues: { ...this.queueInfo, rx: [] as number[] },
+    };
+    const e = this.underlay ? ioErrors(this.underlay, this.device) : undefined;
+    const io = IO_ERROR_FIELDS.map((k) => e?.[k] ?? 0);
+    let exhausted = this.slab.poolExhausted;
+    // Per queue: packets read from its TUN queue plus datagrams from its socket.
+    const rxOf = (st: Stats) => st.counters[C.tun_rx_packets] + st.counters[C.underlay_rx_packets];
+    snap.queues.rx.push(rxOf(this.stats));
+    for (let i = 0; i < (this.queues?.size ?? 0); i++) {
+      const st = this.queues!.statsOf(i);
+      Stats.addInto(snap, st);
+      snap.queues.rx.push(rxOf(st));
+      const w = this.queues!.ioOf(i);
+      for (let k = 0; k < io.length; k++) io[k] += w[k];
+      exhausted += w[io.length];
     }
-    snap.counters.send_eagain = tx.eagain;
-    snap.counters.send_enobufs = tx.enobufs;
-    snap.counters.send_econnrefused = tx.econnrefused + this.rx.counters().econnrefused;
-    snap.counters.send_emsgsize = tx.emsgsize;
-    snap.counters.tun_write_errors += dev.eagain + dev.enobufs;
-    snap.drops.pool_exhausted += this.slab.poolExhausted;
+    const [eagain, enobufs, econnrefused, emsgsize, tunWrite] = io;
+    snap.counters.send_eagain = eagain;
+    snap.counters.send_enobufs = enobufs;
+    snap.counters.send_econnrefused = econnrefused;
+    snap.counters.send_emsgsize = emsgsize;
+    snap.counters.tun_write_errors += tunWrite;
+    snap.drops.pool_exhausted += exhausted;
     // Outer fragments are reassembled by the kernel before our socket sees them; its
     // counters (this namespace's) show how many.
     const reasm = kernelReassembly();
@@ -494,6 +550,7 @@ export class Dataplane {
     if (this.timer) clearInterval(this.timer);
     await this.control?.close();
     this.metrics?.close();
+    await this.queues?.stop();
     this.rx.close();
     this.tx.close();
     this.pool?.close();
@@ -565,6 +622,29 @@ function decideFastPath(cfg: Config): { on: boolean; tunOffloads: number; info: 
   info.udpSegment = probe.udpSegment;
   info.udpGro = probe.udpGro;
   return { on: true, tunOffloads: TUN_F.CSUM | TUN_F.TSO4, info };
+}
+
+/**
+ * Forwarding queues (`io.queues`): `auto` is one per core (at most 8) in vxlan mode and
+ * one otherwise. More than one in ipip mode (a raw IPPROTO_IPIP socket gets a copy of
+ * every packet, so queues could not split the receive side) or vxlan-l2 mode (learning
+ * writes the FDB from the data path, which per-queue copies cannot share) is refused.
+ */
+export function decideQueues(cfg: Config): { count: number; why: string } {
+  const q = cfg.io.queues;
+  if (cfg.mode !== "vxlan") {
+    if (q !== "auto" && q > 1) {
+      throw new UserError(
+        `io.queues: ${q} needs mode vxlan (${cfg.mode} runs one queue); remove io.queues or set it to 1`,
+      );
+    }
+    return { count: 1, why: `${cfg.mode} mode runs one queue` };
+  }
+  if (q === "auto") {
+    const n = Math.min(availableParallelism(), 8);
+    return { count: n, why: `auto: ${availableParallelism()} cores` };
+  }
+  return { count: q, why: "io.queues" };
 }
 
 /** ReasmReqds / ReasmOKs from /proc/net/snmp (this network namespace). */

@@ -2,23 +2,30 @@
 //
 // Shape (vxlan mode, `io.offload: auto`, probed by src/tun/probe.ts at start and shown
 // by `vxtun stats` / the `info` control op):
-//   TX: TUN (IFF_VNET_HDR, TUNSETOFFLOAD CSUM|TSO4, gso_max_size 60000) -> one read per
-//       super-packet (up to ~60 KB, 64 KiB slab slots) -> segment.ts cuts it at the MSS
-//       (or the route's smaller PMTU; DF -> ICMP frag-needed as before) into VXLAN
-//       segments back to back -> one sendmmsg entry with UDP_SEGMENT on the flow's pool
-//       socket (entries of at most 64 segments / 65507 bytes). Non-GSO packets keep the
-//       raw header-including path (all PMTU/fragmentation logic unchanged).
+//   TX: TUN (IFF_VNET_HDR, TUNSETOFFLOAD CSUM|TSO4, gso_max_size 65536) -> one read per
+//       super-packet (up to 64 KB, 64 KiB slab slots) -> segment.ts writes one header
+//       block per segment (VXLAN + inner Ethernet + IPv4 + TCP) into a header arena
+//       and leaves the payload in place (cut at the MSS, or the route's smaller PMTU;
+//       DF -> ICMP frag-needed as before) -> sendmmsg entries with UDP_SEGMENT on the
+//       flow's pool socket, each a gather list "block 0, payload 0, block 1, ..." of at
+//       most 64 segments / 65507 bytes. No payload byte is copied in user space.
+//       Non-GSO packets keep the raw header-including path (all PMTU/fragmentation
+//       logic unchanged).
 //   RX: the VXLAN socket with UDP_GRO -> recvmmsg gives each datagram's segment size in
-//       a cmsg -> split, decapsulate, coalesce.ts merges in-order TCP segments -> one
-//       TUN write with a TCPv4 GSO virtio_net_hdr (NEEDS_CSUM); single packets go with
+//       a cmsg -> split, decapsulate, coalesce.ts merges in-order TCP segments into a
+//       gather list (first segment + later payloads in place) -> one writev() to the
+//       TUN with a TCPv4 GSO virtio_net_hdr (NEEDS_CSUM); single packets go with
 //       DATA_VALID when we verified their TCP checksum, else an all-zero header.
+//   Why 65536 and not less: a pod's TCP builds 64 KiB GSO packets for its veth; routed
+//   to a TUN with a smaller gso_max_size, the kernel segments them in software before
+//   the TUN and every read is 1.4 KB again (test/lab/lab.test.ts checks the pod path).
 // TS/C++ split: every header is parsed and written in TypeScript; the addon does the
 // syscalls (sendmmsg + cmsgs, recvmmsg + UDP_GRO cmsg, vnet-aware TUN reads) and the one
 // per-byte loop TypeScript could not keep up with, the Internet checksum sum
 // (src/tun/native/csum.cc, batched with sumMany: one call per super-packet or GRO
 // datagram, since an addon call costs ~0.3 µs, as much as summing 1 KB).
-// bench/fastpath-segment.ts: 60 KB super-packet, 42 segments: segmentation ~15-19 µs
-// with the addon's sum vs ~50 µs with the TypeScript one.
+// bench/fastpath-segment.ts: 60 KB super-packet, 42 segments: segmentation ~16 µs
+// with the addon's sum vs ~56 µs with the TypeScript one.
 // Not done: USO (UDP super-packets from the TUN), TSO6, IFF_MULTI_QUEUE workers.
 //
 // TX: UDP GSO needs a UDP socket (the kernel writes the outer IPv4 + UDP headers), so
@@ -78,6 +85,8 @@ export interface UdpPoolOptions {
   ttl: number;
   batch: number;
   sndBuf: number;
+  /** Other queues bind the same ports (SO_REUSEPORT). */
+  reusePort?: boolean;
   onPmtu: PmtuHandler;
 }
 
@@ -104,6 +113,7 @@ export class UdpSenderPool {
             slab: o.slab,
             addr: o.localIp,
             port,
+            reusePort: o.reusePort,
             sndBuf: o.sndBuf,
             rcvBuf: 4096,
             pmtuDisc: o.pmtuDisc,

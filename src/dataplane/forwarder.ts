@@ -191,9 +191,9 @@ export class Forwarder implements VnetSink {
   constructor(
     readonly o: ForwarderOptions,
     readonly slab: Slab,
-    readonly fdb: Fdb,
-    readonly neigh: NeighTable,
-    readonly routes: RouteTable,
+    public fdb: Fdb,
+    public neigh: NeighTable,
+    public routes: RouteTable,
     readonly stats: Stats,
     private readonly underlay: BatchSink,
     private readonly device: BatchSink,
@@ -211,6 +211,13 @@ export class Forwarder implements VnetSink {
     if (fast !== undefined) this.toDevice.withGather(o.batch * MAX_GROUP_SEGMENTS);
     this.extra = new Uint32Array(slab.count);
     this.allow = o.allowPeers.length ? new Set(o.allowPeers) : undefined;
+  }
+
+  /** A queue worker's new copy of the tables (tables.ts); between batches only. */
+  setTables(fdb: Fdb, neigh: NeighTable, routes: RouteTable): void {
+    this.fdb = fdb;
+    this.neigh = neigh;
+    this.routes = routes;
   }
 
   private drop(code: number): void {

@@ -46,15 +46,45 @@ export const COUNTER_NAMES = [
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
 
+/** Bytes of one Stats' counters and drops (see statsBuffer). */
+export const STATS_BYTES = (COUNTER_NAMES.length + DROP_COUNT) * 8;
+
+/** A buffer for Stats shared between a queue worker and the main thread. */
+export function statsBuffer(): SharedArrayBuffer {
+  return new SharedArrayBuffer(STATS_BYTES);
+}
+
 /** Counter indices by name, resolved once at module load. */
 export const C = Object.freeze(
   Object.fromEntries(COUNTER_NAMES.map((n, i) => [n, i])) as Record<CounterName, number>,
 );
 
 export class Stats {
-  readonly counters = new Float64Array(COUNTER_NAMES.length);
-  readonly drops = new Float64Array(DROP_COUNT);
+  readonly counters: Float64Array;
+  readonly drops: Float64Array;
   readonly startedAt = Date.now();
+
+  /**
+   * `shared`: the counters live in this buffer (statsBuffer()), which a queue worker
+   * increments and the main thread reads for `vxtun stats`. Plain stores from one
+   * writer; a reader may see a value one batch old, never a torn one (8-byte aligned).
+   */
+  constructor(shared?: SharedArrayBuffer) {
+    const buf = shared ?? new ArrayBuffer(STATS_BYTES);
+    this.counters = new Float64Array(buf, 0, COUNTER_NAMES.length);
+    this.drops = new Float64Array(buf, COUNTER_NAMES.length * 8, DROP_COUNT);
+  }
+
+  /** Add another queue's counters into a snapshot (for the process-wide view). */
+  static addInto(
+    snap: { counters: Record<string, number>; drops: Record<string, number> },
+    other: Stats,
+  ): void {
+    COUNTER_NAMES.forEach((n, i) => {
+      snap.counters[n] += other.counters[i];
+    });
+    for (let i = 1; i < DROP_COUNT; i++) snap.drops[dropName[i]] += other.drops[i];
+  }
 
   /** A plain object for JSON output (not for the hot path). */
   snapshot(): { counters: Record<string, number>; drops: Record<string, number> } {
@@ -86,6 +116,8 @@ export function formatStats(snap: {
     udpGro: boolean;
     sourcePorts: number[];
   };
+  /** Forwarding queues and the packets each one has taken in (device + underlay). */
+  queues?: { count: number; why: string; rx: number[] };
 }): string {
   const lines: string[] = [];
   const o = snap.offload;
@@ -97,6 +129,8 @@ export function formatStats(snap: {
         : `offload: ${o.state}`,
     );
   }
+  const q = snap.queues;
+  if (q) lines.push(`queues: ${q.count} (${q.why}); packets in per queue: ${q.rx.join(" / ")}`);
   const width = Math.max(...Object.keys(snap.counters).map((k) => k.length), 20);
   for (const [k, v] of Object.entries(snap.counters)) lines.push(`${k.padEnd(width)} ${v}`);
   const dropped = Object.entries(snap.drops).filter(([, v]) => v > 0);

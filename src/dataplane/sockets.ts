@@ -1,0 +1,124 @@
+// The underlay side of one forwarding queue: the socket it receives on (UDP on the
+// VXLAN port, or a raw IPIP socket), the header-including raw socket it sends small
+// packets from, and on the fast path the UDP_GRO sizes and the UDP_SEGMENT sender pool.
+// Opened the same way by the main thread (queue 0) and by every queue worker; with
+// several queues the VXLAN port and the pool's source ports are shared (SO_REUSEPORT),
+// so the kernel spreads received flows over the queues by their outer 4-tuple.
+import { RawSocket } from "../tun/raw.js";
+import type { Slab } from "../tun/slab.js";
+import type { PmtuDiscMode } from "../tun/sockopt.js";
+import { UdpSocket } from "../tun/udp.js";
+import { UdpSenderPool } from "./fastpath.js";
+
+/** IPPROTO_RAW: a send-only raw socket whose packets carry their own IPv4 header. */
+const IPPROTO_RAW = 255;
+const IPPROTO_IPIP = 4;
+
+export interface UnderlaySpec {
+  mode: "vxlan" | "vxlan-l2" | "ipip";
+  localIp: number;
+  port: number;
+  /** Offload fast path: UDP_GRO on the receiving socket and a UDP_SEGMENT pool. */
+  fast: boolean;
+  udpGro: boolean;
+  batch: number;
+  sportLo: number;
+  sportHi: number;
+  sourcePorts: number;
+  pmtuDisc: PmtuDiscMode;
+  /** Fixed outer TTL for the pool (0: per-message cmsgs / the kernel's default). */
+  ttl: number;
+  /** More than one queue: share the VXLAN port and source ports (SO_REUSEPORT). */
+  shared: boolean;
+}
+
+export interface Underlay {
+  rx: UdpSocket | RawSocket;
+  tx: RawSocket;
+  pool: UdpSenderPool | undefined;
+  /** UDP_GRO segment sizes parallel to the rx batch (undefined: GRO off). */
+  rxGso: Uint16Array | undefined;
+}
+
+export function openUnderlay(spec: UnderlaySpec, slab: Slab): Underlay {
+  let rx: UdpSocket | RawSocket | undefined;
+  let tx: RawSocket | undefined;
+  let pool: UdpSenderPool | undefined;
+  let rxGso: Uint16Array | undefined;
+  try {
+    tx = RawSocket.open({ slab, protocol: IPPROTO_RAW, hdrIncl: true, sndBuf: 4 << 20 });
+    rx =
+      spec.mode === "ipip"
+        ? RawSocket.open({ slab, protocol: IPPROTO_IPIP, addr: spec.localIp, rcvBuf: 4 << 20 })
+        : UdpSocket.open({
+            slab,
+            addr: spec.localIp,
+            port: spec.port,
+            reusePort: spec.shared,
+            rcvBuf: spec.fast ? 16 << 20 : 4 << 20,
+          });
+    if (spec.fast && rx instanceof UdpSocket) {
+      rxGso = new Uint16Array(new ArrayBuffer(spec.batch * 2));
+      if (!spec.udpGro || !rx.enableGro(rxGso)) rxGso = undefined;
+      pool = new UdpSenderPool({
+        slab,
+        localIp: spec.localIp,
+        sportLo: spec.sportLo,
+        sportHi: spec.sportHi,
+        size: spec.sourcePorts,
+        pmtuDisc: spec.pmtuDisc,
+        ttl: spec.ttl,
+        batch: spec.batch,
+        sndBuf: 8 << 20,
+        reusePort: spec.shared,
+        onPmtu: () => undefined,
+      });
+    }
+  } catch (e) {
+    pool?.close();
+    rx?.close();
+    tx?.close();
+    throw e;
+  }
+  return { rx, tx, pool, rxGso };
+}
+
+export function closeUnderlay(u: Underlay): void {
+  u.rx.close();
+  u.tx.close();
+  u.pool?.close();
+}
+
+/** Send/write error counts of one queue's endpoints, for `vxtun stats`. */
+export interface IoErrors {
+  eagain: number;
+  enobufs: number;
+  econnrefused: number;
+  emsgsize: number;
+  /** Device writes that hit EAGAIN/ENOBUFS. */
+  tunWrite: number;
+}
+
+export function ioErrors(
+  u: Underlay,
+  device: { counters(): { eagain: number; enobufs: number } },
+): IoErrors {
+  const tx = u.tx.counters();
+  const e: IoErrors = {
+    eagain: tx.eagain,
+    enobufs: tx.enobufs,
+    econnrefused: tx.econnrefused + u.rx.counters().econnrefused,
+    emsgsize: tx.emsgsize,
+    tunWrite: 0,
+  };
+  for (const s of u.pool?.sockets ?? []) {
+    const p = s.counters();
+    e.eagain += p.eagain;
+    e.enobufs += p.enobufs;
+    e.econnrefused += p.econnrefused;
+    e.emsgsize += p.emsgsize;
+  }
+  const d = device.counters();
+  e.tunWrite = d.eagain + d.enobufs;
+  return e;
+}

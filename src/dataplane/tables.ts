@@ -1,0 +1,73 @@
+// The forwarding tables of vxlan/ipip mode as plain data, so that queue workers
+// (queues.ts) can hold copies: the main thread owns the tables (control socket, agent,
+// PMTU discovery) and sends a snapshot to every worker after each change. Workers only
+// read them, so a copy per thread is the whole of the sharing: no locks on the hot path.
+import { Fdb, NeighTable, RouteTable } from "../fdb/index.js";
+
+export interface TablesSnapshot {
+  routes: {
+    prefix: number;
+    len: number;
+    gateway: number;
+    onlink: boolean;
+    remote: number;
+    mtu: number;
+    metric: number;
+  }[];
+  /** Neighbours with a MAC (programmed ones; vxlan mode has no others). */
+  neigh: { ip: number; mac: number }[];
+  fdb: { mac: number; remote: number; vni: number; port: number }[];
+  flood: number[];
+}
+
+export interface Tables {
+  fdb: Fdb;
+  neigh: NeighTable;
+  routes: RouteTable;
+}
+
+export interface TableDefaults {
+  dev: string;
+  vni: number;
+  dstPort: number;
+}
+
+export function snapshotTables(t: Tables): TablesSnapshot {
+  return {
+    routes: t.routes.list().map((r) => ({
+      prefix: r.prefix,
+      len: r.len,
+      gateway: r.gateway,
+      onlink: r.onlink,
+      remote: r.remote,
+      mtu: r.mtu,
+      metric: r.metric,
+    })),
+    neigh: t.neigh
+      .entries()
+      .filter((e) => e.mac >= 0)
+      .map((e) => ({ ip: e.ip, mac: e.mac })),
+    fdb: t.fdb.entries().map((e) => ({ mac: e.mac, remote: e.remote, vni: e.vni, port: e.port })),
+    flood: [...t.fdb.floodList()],
+  };
+}
+
+/** Fresh tables holding exactly the snapshot's entries. */
+export function tablesFrom(s: TablesSnapshot, d: TableDefaults): Tables {
+  const fdb = new Fdb({ dev: d.dev, vni: d.vni, dstPort: d.dstPort, ageingMs: 0 });
+  const neigh = new NeighTable({ dev: d.dev });
+  const routes = new RouteTable({ dev: d.dev });
+  for (const r of s.routes) {
+    routes.replace(r.prefix, r.len, {
+      gateway: r.gateway || undefined,
+      onlink: r.onlink,
+      remote: r.remote || undefined,
+      mtu: r.mtu || undefined,
+      metric: r.metric,
+    });
+  }
+  for (const n of s.neigh) neigh.replace(n.ip, n.mac);
+  for (const e of s.fdb) fdb.replace(e.mac, e.remote, { vni: e.vni, port: e.port });
+  for (const ip of s.flood) fdb.append(0, ip);
+  return { fdb, neigh, routes };
+}

@@ -1,0 +1,135 @@
+// Multi-queue forwarding (io.queues, src/dataplane/queues.ts): the TUN has one queue per
+// thread, each worker holds a copy of the tables. Many flows spread over the queues;
+// a table change made through the control socket reaches every queue (a worker still
+// forwarding with a stale copy would let some flows through); counters add up.
+import t from "tap";
+import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
+import { buildUnderlay } from "../../src/lab/underlay.js";
+import { iperf } from "../lib/traffic.js";
+import { startVxtun, type VxtunProc } from "../lib/vxtun.js";
+
+const QUEUES = 3;
+const FLOWS = 40;
+
+interface Snap {
+  counters: Record<string, number>;
+  drops: Record<string, number>;
+  queues: { count: number; why: string; rx: number[] };
+}
+
+t.test(`io.queues ${QUEUES}: flows spread, table changes reach every queue`, async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const lab = await NetnsLab.create(t);
+  const nodes = (await buildUnderlay(lab, 2)).nodes;
+  const procs: VxtunProc[] = [];
+  for (const [i, n] of nodes.entries()) {
+    const j = 1 - i;
+    await runOk(["ip", "-n", n.ns, "addr", "add", `10.244.${i + 1}.1/32`, "dev", "lo"]);
+    const vx = await startVxtun(lab, n.ns, {
+      name: n.name,
+      mode: "vxlan",
+      local: { address: n.address },
+      device: { name: "vxtun0", vtepMac: `02:00:00:00:0${i + 1}:01` },
+      peers: [
+        {
+          address: nodes[j].address,
+          subnet: `10.244.${j + 1}.0/24`,
+          vtepMac: `02:00:00:00:0${j + 1}:01`,
+        },
+      ],
+      io: { queues: QUEUES },
+    });
+    t.teardown(vx.stop);
+    procs.push(vx);
+  }
+  const [a, b] = procs;
+  const stats = async (p: VxtunProc) => (await p.call("stats")) as Snap;
+  const links = await lab.exec(nodes[1].ns, ["ip", "-d", "link", "show", "vxtun0"]);
+  t.match(links.stdout, /numtxqueues/, "device exists");
+  // FLOWS UDP datagrams from node 2, each from its own socket (source port): a new flow.
+  const burst = () =>
+    lab.exec(nodes[1].ns, [
+      "/usr/bin/python3",
+      "-c",
+      `import socket
+for i in range(${FLOWS}):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("10.244.2.1", 0))
+    s.sendto(b"x" * 100, ("10.244.1.1", 9))
+    s.close()`,
+    ]);
+
+  const s0 = await stats(b);
+  t.equal(s0.queues.count, QUEUES, `vxtun stats reports ${QUEUES} queues`);
+  t.equal(s0.queues.rx.length, QUEUES, "and a counter per queue");
+  t.equal((await burst()).code, 0, "burst sent");
+  const s1 = await stats(b);
+  const per = s1.queues.rx.map((v, i) => v - s0.queues.rx[i]);
+  t.ok(
+    per.filter((v) => v > 0).length >= 2,
+    `${FLOWS} flows used more than one queue (${per.join(" / ")})`,
+  );
+  t.equal(s1.counters.encap_packets - s0.counters.encap_packets, FLOWS, "all encapsulated");
+  t.equal(
+    s1.counters.tun_rx_packets,
+    s1.queues.rx.reduce((x, y) => x + y, 0) - s1.counters.underlay_rx_packets,
+    "the process-wide counters are the sum over queues",
+  );
+
+  // Remove the neighbour (our table only; the kernel route stays, so packets still reach
+  // the TUN): every queue must now drop them as no_neigh.
+  await b.call("neigh.del", { ip: "10.244.1.0" });
+  await new Promise((r) => setTimeout(r, 200));
+  const s2 = await stats(b);
+  t.equal((await burst()).code, 0);
+  const s3 = await stats(b);
+  t.equal(s3.counters.encap_packets - s2.counters.encap_packets, 0, "nothing forwarded");
+  t.equal(s3.drops.no_neigh - s2.drops.no_neigh, FLOWS, `all ${FLOWS} dropped as no_neigh`);
+  await b.call("neigh.add", { ip: "10.244.1.0", lladdr: "02:00:00:00:01:01" });
+  await new Promise((r) => setTimeout(r, 200));
+  const s4 = await stats(b);
+  const da = (await stats(a)).counters.decap_packets;
+  t.equal((await burst()).code, 0);
+  await new Promise((r) => setTimeout(r, 200));
+  const s5 = await stats(b);
+  t.equal(s5.counters.encap_packets - s4.counters.encap_packets, FLOWS, "forwarded again");
+  t.ok((await stats(a)).counters.decap_packets - da >= FLOWS, "and received by node 1");
+
+  // TCP with several streams through the queues, both ways.
+  for (const [from, to, dst] of [
+    [1, 0, "10.244.1.1"],
+    [0, 1, "10.244.2.1"],
+  ] as const) {
+    const r = await iperf(lab, {
+      serverNs: nodes[to].ns,
+      serverIp: dst,
+      clientNs: nodes[from].ns,
+      clientIp: `10.244.${from + 1}.1`,
+      seconds: 2,
+      streams: 4,
+    });
+    t.ok(
+      r.ok && r.gbps > 0.1,
+      `iperf3 -P 4 node ${from + 1} -> node ${to + 1}: ${r.gbps.toFixed(2)} Gbit/s ${r.error ?? ""}`,
+    );
+  }
+  const end = await stats(b);
+  t.equal(end.drops.pool_exhausted, 0, "no slab ran dry");
+  t.equal(end.counters.tun_write_errors, 0, "no device write failed");
+});
+
+t.test("io.queues > 1 outside vxlan mode is a one-line error", async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const lab = await NetnsLab.create(t);
+  const [n] = (await buildUnderlay(lab, 1)).nodes;
+  await t.rejects(
+    startVxtun(lab, n.ns, {
+      name: n.name,
+      mode: "ipip",
+      local: { address: n.address },
+      device: { name: "vxtun0" },
+      io: { queues: 2 },
+    }),
+    /io\.queues: 2 needs mode vxlan \(ipip runs one queue\)/,
+  );
+});
