@@ -8,7 +8,7 @@ import { NetnsLab, runOk } from "../lab/netns.js";
 import { buildUnderlay, type UnderlayNode } from "../lab/underlay.js";
 import { startVxtun, type VxtunProc } from "../lab/vxtun-process.js";
 import type { VegaLiteSpec } from "./chart.js";
-import { cpuSeconds, iperf, median, pingRtt } from "./traffic.js";
+import { cpuSeconds, iperf, median, pingFlood, pingRtt } from "./traffic.js";
 
 export const PATHS = [
   "underlay",
@@ -31,6 +31,7 @@ export const METRICS = {
   udp1400_loss: "UDP 1400 B loss (%)",
   ping_p50_ms: "ping p50 (ms)",
   ping_p99_ms: "ping p99 (ms)",
+  ping_flood_ms: "ping back to back, avg (ms)",
   cpu_s_per_gbit: "forwarder CPU s per Gbit (TCP 1)",
 } as const;
 export type MetricName = keyof typeof METRICS;
@@ -40,6 +41,7 @@ export const LOWER_IS_BETTER: ReadonlySet<MetricName> = new Set([
   "udp1400_loss",
   "ping_p50_ms",
   "ping_p99_ms",
+  "ping_flood_ms",
   "cpu_s_per_gbit",
 ]);
 
@@ -174,6 +176,9 @@ async function measure(
     m.ping_p50_ms = ping.p50;
     m.ping_p99_ms = ping.p99;
   } else errors.push("ping: no replies");
+  const flood = await pingFlood(lab, s.a.ns, s.a.ip, s.b.ip, quick ? 300 : 2000);
+  if (Number.isFinite(flood)) m.ping_flood_ms = flood;
+  else errors.push("flood ping: no replies");
   return m;
 }
 

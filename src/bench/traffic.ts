@@ -125,6 +125,30 @@ export async function pingRtt(
   };
 }
 
+/**
+ * Flood ping (`ping -f`: the next request leaves as soon as the reply arrives, so no
+ * process on the path ever sleeps long): the average RTT in milliseconds, NaN when no
+ * reply came. Against pingRtt's spaced pings it separates the cost of the path from
+ * the cost of waking idle threads.
+ */
+export async function pingFlood(
+  lab: NetnsLab,
+  ns: string,
+  src: string,
+  dst: string,
+  count = 2000,
+): Promise<number> {
+  const r = await lab.exec(
+    ns,
+    ["ping", "-f", "-q", "-c", String(count), "-W", "1", "-I", src, dst],
+    {
+      timeoutMs: 30_000,
+    },
+  );
+  const m = /= [\d.]+\/([\d.]+)\/[\d.]+\/[\d.]+ ms/.exec(r.stdout);
+  return m ? Number(m[1]) : Number.NaN;
+}
+
 /** User + system CPU seconds a process has used so far (0 when it is gone). */
 export function cpuSeconds(pid: number | undefined): number {
   if (!pid) return 0;
