@@ -37,8 +37,18 @@ import {
 } from "./forwarder.js";
 import { serveMetrics } from "./metrics.js";
 import { IO_ERROR_FIELDS, QueueSet } from "./queues.js";
-import { ioErrors, openUnderlay, type Underlay, type UnderlaySpec } from "./sockets.js";
+import { openUnderlay, sumIoErrors, type Underlay, type UnderlaySpec } from "./sockets.js";
 import { C, Stats } from "./stats.js";
+
+/**
+ * V8's memory reducer runs full compacting GCs once allocation slows down, which for a
+ * forwarder that allocates nothing per packet means in the middle of traffic: 10-29 ms
+ * pauses on every thread ~8 s after start (--trace-gc, bench/fastpath.ts). Our heaps are
+ * small and steady, so there is nothing for it to reduce. V8 reads the flag only at
+ * start (setFlagsFromString later has no effect), so the launchers pass it: the
+ * shebang of bin/vxtun.js and vxtunCommand() (labs, tests, benches).
+ */
+export const NO_MEMORY_REDUCER = "--no-memory-reducer";
 
 /** The current network namespace, for src/tun/iproute. */
 const HERE = "";
@@ -115,6 +125,11 @@ export class Dataplane {
 
   /** Open everything, program the kernel, start forwarding and serving. */
   static async start(cfg: Config, log: Logger, opts: StartOptions = {}): Promise<Dataplane> {
+    if (!process.execArgv.includes(NO_MEMORY_REDUCER)) {
+      log.warn(
+        `node runs without ${NO_MEMORY_REDUCER}: expect 10-30 ms GC pauses in traffic ~8 s after start (start vxtun through bin/vxtun.js or the lab)`,
+      );
+    }
     const local = parseIpv4(cfg.local.address)!;
     const underlayMtu = await findUnderlayMtu(cfg);
     const mtu = deviceMtu(cfg, underlayMtu);
@@ -515,8 +530,8 @@ export class Dataplane {
       offload: this.fastInfo,
       queues: { ...this.queueInfo, rx: [] as number[] },
     };
-    const e = this.underlay ? ioErrors(this.underlay, this.device) : undefined;
-    const io = IO_ERROR_FIELDS.map((k) => e?.[k] ?? 0);
+    const io = new Float64Array(IO_ERROR_FIELDS.length);
+    if (this.underlay) sumIoErrors(this.underlay, this.device, io);
     let exhausted = this.slab.poolExhausted;
     // Per queue: packets read from its TUN queue plus datagrams from its socket.
     const rxOf = (st: Stats) => st.counters[C.tun_rx_packets] + st.counters[C.underlay_rx_packets];

@@ -38,7 +38,6 @@ import {
   type EthernetInfo,
   ethernetParse,
   ethernetReplyHeader,
-  ethernetWrite,
   newEthernetInfo,
 } from "../encap/ethernet.js";
 import { ipv4FragmentCount, ipv4WriteFragment } from "../encap/fragment.js";
@@ -64,13 +63,13 @@ import {
   type VxlanInfo,
   vxlanDecap,
   vxlanEncapL2,
-  vxlanEncapL3,
+  vxlanEncapL3Template,
   vxlanSourcePort,
-  vxlanWrite,
+  vxlanWriteL3Template,
 } from "../encap/vxlan.js";
-import { type Fdb, Learn, type NeighTable, type RouteTable } from "../fdb/index.js";
+import { type Fdb, Learn, type NeighTable, type Route, type RouteTable } from "../fdb/index.js";
 import { Batch } from "../tun/batch.js";
-import { UDP_MAX_PAYLOAD, UDP_MAX_SEGMENTS } from "../tun/gso.js";
+import { type GsoBatch, UDP_MAX_PAYLOAD, UDP_MAX_SEGMENTS } from "../tun/gso.js";
 import type { Slab } from "../tun/slab.js";
 import { MAX_GROUP_SEGMENTS, TcpCoalescer, type VnetSink } from "./coalesce.js";
 import type { UdpSenderPool } from "./fastpath.js";
@@ -145,6 +144,21 @@ export interface FastPathIo {
   summer: Summer;
 }
 
+/** A resolved vxlan-mode destination (see Forwarder.resolveDest). */
+class Dest {
+  constructor(
+    /** Drop.None, or why packets to it are dropped (no neighbour, no FDB entry). */
+    readonly code: number,
+    /** Remote node, int32. */
+    readonly remote: number,
+    readonly vni: number,
+    readonly port: number,
+    /** VXLAN header + inner Ethernet header (dst = its VTEP MAC, src = ours). */
+    readonly tpl: Uint8Array,
+  ) {}
+}
+const NO_TEMPLATE = new Uint8Array(VXLAN_L3_HEADROOM);
+
 /** Inner Ethernet + VXLAN in front of each segment. */
 const SEG_PREFIX = VXLAN_L3_HEADROOM;
 /** Where a received VXLAN segment's inner TCP header usually starts (no VLAN, no IP options). */
@@ -167,14 +181,24 @@ export class Forwarder implements VnetSink {
   private ipId = 1;
   // The current packet's resolved destination (fields, not an object: no allocation).
   private curRemote = 0;
-  private curMac = 0;
-  private curVni = 0;
   private curPort = 0;
+  /** VXLAN header + inner Ethernet for the current destination (vxlan mode). */
+  private curTpl: Uint8Array = NO_TEMPLATE;
   private curMtu = 0;
   /** Where an ICMP error about the current packet comes from (next hop). */
   private curFrom = 0;
   /** Per-datagram TCP sums of the batch being handled (-1: none). */
   private readonly batchPre = new Int32Array(SUM_MANY);
+  /**
+   * vxlan mode: route -> neighbour -> FDB resolved once per route and kept while no
+   * table changes (their version counters), so the per-packet path neither looks up
+   * 48-bit MACs nor passes them around: V8 boxes such numbers (a heap allocation) at
+   * every call that is not inlined (bench/fastpath-alloc.ts).
+   */
+  private readonly dests = new Map<Route, Dest>();
+  private destVersion = -1;
+  /** Our underlay address as int32: never boxed when passed on. */
+  private readonly localIp32: number;
   /** Header arena of this batch's super-packets (headerSpace). */
   private hdrSlot = -1;
   private hdrAt = 0;
@@ -200,6 +224,7 @@ export class Forwarder implements VnetSink {
     private readonly fast?: FastPathIo,
   ) {
     this.u8 = slab.u8;
+    this.localIp32 = o.localIp | 0;
     this.vnet = fast !== undefined;
     this.pool = fast?.pool;
     this.poolPorts = fast?.pool.ports;
@@ -218,6 +243,8 @@ export class Forwarder implements VnetSink {
     this.fdb = fdb;
     this.neigh = neigh;
     this.routes = routes;
+    this.dests.clear();
+    this.destVersion = -1;
   }
 
   private drop(code: number): void {
@@ -275,27 +302,48 @@ export class Forwarder implements VnetSink {
 
   /** Route (and in vxlan mode neighbour + FDB) lookup for this.ip.dst into cur*. */
   private resolve(): number {
-    const dst = this.ip.dst;
+    // int32 (| 0): an address above 2^31 passed to a call that is not inlined is boxed.
+    const dst = this.ip.dst | 0;
     const route = this.routes.lookup(dst);
     if (route === undefined) return Drop.NoRoute;
     if (this.o.mode === MODE_IPIP) {
-      this.curRemote = route.remote || route.gateway;
+      this.curRemote = (route.remote || route.gateway) | 0;
       if (this.curRemote === 0) return Drop.NoRoute;
     } else {
-      // flannel's model: route via the peer's VTEP address (onlink), whose permanent
-      // neighbour entry gives the VTEP MAC, whose FDB entry gives the node's address.
-      const mac = this.neigh.resolve(route.gateway || dst);
-      if (mac < 0) return Drop.NoNeigh;
-      const fe = this.fdb.lookup(mac);
-      if (fe === undefined) return Drop.NoFdb;
-      this.curMac = mac;
-      this.curRemote = fe.remote;
-      this.curVni = fe.vni;
-      this.curPort = fe.port;
+      // All three counters only grow: their sum moves whenever one of them does.
+      const v = this.routes.version + this.neigh.version + this.fdb.version;
+      if (v !== this.destVersion) {
+        this.dests.clear();
+        this.destVersion = v;
+      }
+      let d = this.dests.get(route);
+      if (d === undefined) {
+        d = this.resolveDest(route, dst);
+        this.dests.set(route, d);
+      }
+      if (d.code !== Drop.None) return d.code;
+      this.curRemote = d.remote;
+      this.curPort = d.port;
+      this.curTpl = d.tpl;
     }
     this.curMtu = route.mtu || this.o.tunnelMtu;
-    this.curFrom = route.gateway || dst;
+    this.curFrom = (route.gateway || dst) | 0;
     return Drop.None;
+  }
+
+  /**
+   * flannel's model: route via the peer's VTEP address (onlink), whose permanent
+   * neighbour entry gives the VTEP MAC, whose FDB entry gives the node's address.
+   * Allocates (the cache entry, its header template): once per route and table change.
+   */
+  private resolveDest(route: Route, dst: number): Dest {
+    const mac = this.neigh.resolve(route.gateway || dst);
+    if (mac < 0) return new Dest(Drop.NoNeigh, 0, 0, 0, NO_TEMPLATE);
+    const fe = this.fdb.lookup(mac);
+    if (fe === undefined) return new Dest(Drop.NoFdb, 0, 0, 0, NO_TEMPLATE);
+    const tpl = new Uint8Array(VXLAN_L3_HEADROOM);
+    vxlanWriteL3Template(tpl, 0, fe.vni, this.o.vtepMac, mac);
+    return new Dest(Drop.None, fe.remote | 0, fe.vni, fe.port, tpl);
   }
 
   // ---------------------------------------------------------------- fast path, TX
@@ -366,7 +414,6 @@ export class Forwarder implements VnetSink {
       if (perMsg < 1) perMsg = 1;
     }
     let k = 0;
-    let batch = pool.batches[0];
     // Header blocks go to the batch's header arena, in rounds of whole messages.
     const fit = Math.floor((this.slab.slotSize - this.slab.headroom) / hs);
     const round = fit >= perMsg ? fit - (fit % perMsg) : fit;
@@ -375,8 +422,8 @@ export class Forwarder implements VnetSink {
       const n = Math.min(round, segs - first);
       const at = this.headerSpace(n * hs);
       if (at < 0) return Drop.PoolExhausted;
-      vxlanWrite(u8, at, this.curVni);
-      ethernetWrite(u8, at + VXLAN_HDR_LEN, this.curMac, o.vtepMac, ETHERTYPE_IPV4);
+      const tpl = this.curTpl;
+      for (let i = 0; i < SEG_PREFIX; i++) u8[at + i] = tpl[i];
       if (tsoSegment(u8, off, ip.totalLen, hdr, mss, at, SEG_PREFIX, summer, first, n) !== n) {
         return Drop.TcpTruncated;
       }
@@ -390,31 +437,10 @@ export class Forwarder implements VnetSink {
           o.sportHi,
         );
         k = (sport - o.sportLo) % pool.size;
-        batch = pool.batches[k];
       }
       for (let s = 0; s < n; s += perMsg) {
         const m = Math.min(perMsg, n - s);
-        if (
-          batch.count === batch.capacity ||
-          !batch.pushGsoGather(
-            this.hdrSlot,
-            this.curRemote,
-            this.curPort,
-            m > 1 ? segSize : 0,
-            meta,
-            2 * m,
-          )
-        ) {
-          this.flushPoolSocket(k);
-          batch.pushGsoGather(
-            this.hdrSlot,
-            this.curRemote,
-            this.curPort,
-            m > 1 ? segSize : 0,
-            meta,
-            2 * m,
-          );
-        }
+        const batch = this.poolMessage(k, m > 1 ? segSize : 0, meta, 2 * m);
         for (let j = s; j < s + m; j++) {
           batch.addRange(at + j * hs, hs);
           batch.addRange(
@@ -448,6 +474,19 @@ export class Forwarder implements VnetSink {
     return at;
   }
 
+  /**
+   * Start a gathered message of `ranges` ranges to the resolved destination on pool
+   * socket k's batch, sending that batch first when it is full. Returns the batch.
+   */
+  private poolMessage(k: number, gso: number, meta: number, ranges: number): GsoBatch {
+    const b = this.pool!.batches[k];
+    if (!b.pushGsoGather(this.hdrSlot, this.curRemote, this.curPort, gso, meta, ranges)) {
+      this.flushPoolSocket(k);
+      b.pushGsoGather(this.hdrSlot, this.curRemote, this.curPort, gso, meta, ranges);
+    }
+    return b;
+  }
+
   private flushPool(): void {
     const pool = this.pool!;
     for (let k = 0; k < pool.size; k++) if (pool.batches[k].count > 0) this.flushPoolSocket(k);
@@ -477,7 +516,7 @@ export class Forwarder implements VnetSink {
         this.u8,
         off,
         len,
-        this.o.localIp,
+        this.localIp32,
         this.curRemote,
         this.o.ttl,
         this.o.tos,
@@ -488,7 +527,7 @@ export class Forwarder implements VnetSink {
       this.stats.counters[C.encap_packets]++;
       return this.pushOuter(slot, start, len + IPV4_HDR_LEN, this.curRemote);
     }
-    const start = vxlanEncapL3(this.u8, off, len, this.curVni, this.o.vtepMac, this.curMac);
+    const start = vxlanEncapL3Template(this.u8, off, len, this.curTpl, 0);
     if (start < 0) return -start;
     return this.pushVxlan(slot, start, len + VXLAN_L3_HEADROOM, off, this.curRemote, this.curPort);
   }
@@ -644,7 +683,7 @@ export class Forwarder implements VnetSink {
       df ? IPV4_DF : 0,
       ttl,
       IPPROTO_UDP,
-      o.localIp,
+      this.localIp32,
       remote,
     );
     udpWrite(u8, udpOff, sport, port, len + UDP_HDR_LEN);

@@ -8,7 +8,7 @@ import { Slab } from "../tun/slab.js";
 import { NativeSummer } from "./fastpath.js";
 import { Forwarder } from "./forwarder.js";
 import { IO_ERROR_FIELDS, type QueueInit, type QueueMessage } from "./queues.js";
-import { closeUnderlay, ioErrors, openUnderlay, type Underlay } from "./sockets.js";
+import { closeUnderlay, openUnderlay, sumIoErrors, type Underlay } from "./sockets.js";
 import { Stats } from "./stats.js";
 import { type TablesSnapshot, tablesFrom } from "./tables.js";
 
@@ -75,10 +75,7 @@ try {
   const io = new Float64Array(init.io);
   const u0 = u;
   timer = setInterval(() => {
-    const e = ioErrors(u0, dev);
-    IO_ERROR_FIELDS.forEach((k, i) => {
-      io[i] = e[k];
-    });
+    sumIoErrors(u0, dev, io);
     io[IO_ERROR_FIELDS.length] = slab.poolExhausted;
   }, 250);
   port.on("message", (m: { type: string; snapshot?: TablesSnapshot }) => {

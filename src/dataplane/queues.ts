@@ -27,7 +27,7 @@ export interface QueueInit {
   udpSegment: boolean;
   tables: TableDefaults;
   stats: SharedArrayBuffer;
-  /** Send/write error counters of the worker's endpoints (IoErrors, in order). */
+  /** Send/write error counters of the worker's endpoints (sumIoErrors, in order). */
   io: SharedArrayBuffer;
 }
 
@@ -40,7 +40,7 @@ export type QueueMessage =
   | { type: "fatal"; message: string }
   | { type: "stopped" };
 
-/** IoErrors fields in the order a worker publishes them. */
+/** What sumIoErrors() writes, in order (a worker publishes them for `vxtun stats`). */
 export const IO_ERROR_FIELDS = [
   "eagain",
   "enobufs",

@@ -4,6 +4,7 @@
 // Opened the same way by the main thread (queue 0) and by every queue worker; with
 // several queues the VXLAN port and the pool's source ports are shared (SO_REUSEPORT),
 // so the kernel spreads received flows over the queues by their outer 4-tuple.
+import { type IoEndpoint, STAT } from "../tun/io.js";
 import { RawSocket } from "../tun/raw.js";
 import type { Slab } from "../tun/slab.js";
 import type { PmtuDiscMode } from "../tun/sockopt.js";
@@ -89,36 +90,28 @@ export function closeUnderlay(u: Underlay): void {
   u.pool?.close();
 }
 
-/** Send/write error counts of one queue's endpoints, for `vxtun stats`. */
-export interface IoErrors {
-  eagain: number;
-  enobufs: number;
-  econnrefused: number;
-  emsgsize: number;
-  /** Device writes that hit EAGAIN/ENOBUFS. */
-  tunWrite: number;
-}
-
-export function ioErrors(
-  u: Underlay,
-  device: { counters(): { eagain: number; enobufs: number } },
-): IoErrors {
-  const tx = u.tx.counters();
-  const e: IoErrors = {
-    eagain: tx.eagain,
-    enobufs: tx.enobufs,
-    econnrefused: tx.econnrefused + u.rx.counters().econnrefused,
-    emsgsize: tx.emsgsize,
-    tunWrite: 0,
-  };
-  for (const s of u.pool?.sockets ?? []) {
-    const p = s.counters();
-    e.eagain += p.eagain;
-    e.enobufs += p.enobufs;
-    e.econnrefused += p.econnrefused;
-    e.emsgsize += p.emsgsize;
+/**
+ * Sum the endpoints' error counters into `out` (indexed like IO_ERROR_FIELDS: eagain,
+ * enobufs, econnrefused, emsgsize, tunWrite). Reads the addon's counter arrays directly
+ * and allocates nothing: queue workers publish this four times a second.
+ */
+export function sumIoErrors(u: Underlay, device: IoEndpoint, out: Float64Array): void {
+  const tx = u.tx.stats;
+  let eagain = tx[STAT.eagain];
+  let enobufs = tx[STAT.enobufs];
+  let refused = tx[STAT.econnrefused] + u.rx.stats[STAT.econnrefused];
+  let emsgsize = tx[STAT.emsgsize];
+  const pool = u.pool?.sockets ?? [];
+  for (let i = 0; i < pool.length; i++) {
+    const p = pool[i].stats;
+    eagain += p[STAT.eagain];
+    enobufs += p[STAT.enobufs];
+    refused += p[STAT.econnrefused];
+    emsgsize += p[STAT.emsgsize];
   }
-  const d = device.counters();
-  e.tunWrite = d.eagain + d.enobufs;
-  return e;
+  out[0] = eagain;
+  out[1] = enobufs;
+  out[2] = refused;
+  out[3] = emsgsize;
+  out[4] = device.stats[STAT.eagain] + device.stats[STAT.enobufs];
 }

@@ -95,6 +95,11 @@ export const DEFAULT_AGEING_MS = 300_000;
 export const DEFAULT_VXLAN_PORT = 8472;
 
 export class Fdb {
+  /**
+   * Bumped by every change that can alter what a lookup returns, so a reader may cache
+   * lookups (the forwarder's destination cache) and drop them when this moves.
+   */
+  version = 0;
   readonly counters = { learned: 0, aged: 0, refused_full: 0, moved: 0, static_conflict: 0 };
   readonly ageingMs: number;
   readonly maxAddress: number;
@@ -153,6 +158,7 @@ export class Fdb {
       e.remote = remote;
       e.updated = now;
       this.counters.moved++;
+      this.version++;
       return Learn.Moved;
     }
     if (this.maxAddress !== 0 && this.byMac.size >= this.maxAddress) {
@@ -161,6 +167,7 @@ export class Fdb {
     }
     this.byMac.set(mac, new FdbEntry(mac, remote, this.vni, this.dstPort, false, now, now));
     this.counters.learned++;
+    this.version++;
     return Learn.Created;
   }
 
@@ -180,6 +187,7 @@ export class Fdb {
       }
     }
     this.counters.aged += n;
+    if (n > 0) this.version++;
     return n;
   }
 
@@ -188,6 +196,7 @@ export class Fdb {
    * all-zeros MAC, the first flood remote (further ones need append).
    */
   add(mac: MacInput, dst: Ipv4Input, opts: FdbEntryOptions = {}): void {
+    this.version++;
     const m = toMac(mac);
     const ip = toIpv4(dst, "dst");
     if (m === ZERO_MAC) {
@@ -211,6 +220,7 @@ export class Fdb {
 
   /** `bridge fdb append 00:00:00:00:00:00 dev vx dst IP`: one more flood remote. */
   append(mac: MacInput, dst: Ipv4Input): void {
+    this.version++;
     const m = toMac(mac);
     const ip = toIpv4(dst, "dst");
     if (m !== ZERO_MAC) {
@@ -233,6 +243,7 @@ export class Fdb {
    * static). For the all-zeros MAC the flood list becomes exactly [dst].
    */
   replace(mac: MacInput, dst: Ipv4Input, opts: FdbEntryOptions = {}): void {
+    this.version++;
     const m = toMac(mac);
     const ip = toIpv4(dst, "dst");
     if (m === ZERO_MAC) {
@@ -259,6 +270,7 @@ export class Fdb {
    * removes them all.
    */
   del(mac: MacInput, dst?: Ipv4Input): void {
+    this.version++;
     const m = toMac(mac);
     const ip = dst === undefined ? undefined : toIpv4(dst, "dst");
     if (m === ZERO_MAC) {
@@ -289,6 +301,7 @@ export class Fdb {
 
   /** Drop learned entries (`bridge fdb flush dynamic`), e.g. when the underlay changes. */
   flushDynamic(): number {
+    this.version++;
     let n = 0;
     for (const e of this.byMac.values()) {
       if (!e.isStatic) {

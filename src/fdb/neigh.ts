@@ -104,6 +104,11 @@ export interface NeighJson {
 }
 
 export class NeighTable {
+  /**
+   * Bumped by every change that can alter what a lookup returns, so a reader may cache
+   * lookups (the forwarder's destination cache) and drop them when this moves.
+   */
+  version = 0;
   readonly counters = { confirmed: 0, changed: 0, stale: 0, failed: 0, gc: 0, refused_full: 0 };
   readonly dev: string;
   readonly reachableMs: number;
@@ -157,6 +162,7 @@ export class NeighTable {
       this.byIp.set(ip | 0, new NeighEntry(ip >>> 0, mac, Nud.REACHABLE, now, now, now));
       this.dynamic++;
       this.counters.confirmed++;
+      this.version++;
       return Confirm.Created;
     }
     if (e.state === Nud.PERMANENT) return Confirm.Ignored;
@@ -168,6 +174,7 @@ export class NeighTable {
     }
     if (e.mac === mac) return Confirm.Refreshed;
     const resolved = e.mac < 0;
+    this.version++;
     e.mac = mac;
     e.updated = now;
     if (resolved) return Confirm.Resolved;
@@ -181,6 +188,7 @@ export class NeighTable {
    * resolution is INCOMPLETE it returns false, so a burst of packets asks once.
    */
   miss(ip: number, now: number = this.clock()): boolean {
+    this.version++;
     const e = this.byIp.get(ip | 0);
     if (e === undefined) {
       if (this.dynamic >= this.maxEntries && this.maxEntries !== 0) {
@@ -213,11 +221,13 @@ export class NeighTable {
       }
     }
     this.counters.gc += n;
+    if (n > 0) this.version++;
     return n;
   }
 
   /** `ip neigh add IP lladdr MAC nud permanent`: fails if IP has any entry. */
   add(ip: Ipv4Input, mac: MacInput): void {
+    this.version++;
     const a = toIpv4(ip);
     const m = toMac(mac, "lladdr");
     const e = this.byIp.get(a | 0);
@@ -232,11 +242,13 @@ export class NeighTable {
 
   /** `ip neigh replace IP lladdr MAC nud permanent` (what flanneld runs): create or overwrite. */
   replace(ip: Ipv4Input, mac: MacInput): void {
+    this.version++;
     this.setPermanent(toIpv4(ip), toMac(mac, "lladdr"));
   }
 
   /** `ip neigh del IP`: any state. */
   del(ip: Ipv4Input): void {
+    this.version++;
     const a = toIpv4(ip);
     const e = this.byIp.get(a | 0);
     if (e === undefined) {

@@ -49,6 +49,11 @@ export interface RouteJson {
 }
 
 export class RouteTable {
+  /**
+   * Bumped by every change that can alter what a lookup returns, so a reader may cache
+   * lookups (the forwarder's destination cache) and drop them when this moves.
+   */
+  version = 0;
   readonly dev: string;
   private readonly lpm = new Lpm();
   /** Per prefix length: network address (int32, so keys stay small integers) -> id. */
@@ -83,6 +88,7 @@ export class RouteTable {
 
   /** `ip route add`: fails if the prefix exists. */
   add(prefix: Ipv4Input, len: number, spec: RouteSpec = {}): Route {
+    this.version++;
     const p = toPrefix(prefix, len);
     if (this.byLen[p.len].has(p.addr | 0)) {
       throw new TableError(
@@ -95,6 +101,7 @@ export class RouteTable {
 
   /** `ip route replace`: create or overwrite. */
   replace(prefix: Ipv4Input, len: number, spec: RouteSpec = {}): Route {
+    this.version++;
     const p = toPrefix(prefix, len);
     const route = this.build(p.addr, p.len, spec);
     const id = this.byLen[p.len].get(p.addr | 0);
@@ -106,6 +113,7 @@ export class RouteTable {
 
   /** `ip route del`. */
   del(prefix: Ipv4Input, len: number): void {
+    this.version++;
     const p = toPrefix(prefix, len);
     const map = this.byLen[p.len];
     const id = map.get(p.addr | 0);
@@ -125,6 +133,7 @@ export class RouteTable {
 
   /** Set a route's path MTU (PMTU discovery, or `ip route change ... mtu`). */
   setMtu(prefix: Ipv4Input, len: number, mtu: number): void {
+    this.version++;
     const p = toPrefix(prefix, len);
     const route = this.get(p.addr, p.len);
     if (route === undefined) {

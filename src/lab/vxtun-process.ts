@@ -18,7 +18,11 @@ const here = dirname(fileURLToPath(import.meta.url));
  */
 export function vxtunCommand(): string[] {
   // Extra Node flags for the children (profiling: VXTUN_NODE_FLAGS="--cpu-prof").
-  const flags = process.env.VXTUN_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
+  // --no-memory-reducer: see NO_MEMORY_REDUCER in src/dataplane/dataplane.ts.
+  const flags = [
+    "--no-memory-reducer",
+    ...(process.env.VXTUN_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
+  ];
   if (import.meta.url.endsWith(".ts")) {
     return [process.execPath, ...flags, "--import", "tsx", resolve(here, "../cli/main.ts")];
   }
