@@ -6,36 +6,14 @@
 import t from "tap";
 import type { NetnsLab } from "../../src/lab/netns.js";
 import { NetnsLab as Lab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
-import { buildUnderlay, type UnderlayNode } from "../../src/lab/underlay.js";
-import { startVxtun, type VxtunProc } from "../lib/vxtun.js";
+import type { UnderlayNode } from "../../src/lab/underlay.js";
+import { vxtunPair } from "../lib/pair.js";
 
 type Counters = { counters: Record<string, number>; drops: Record<string, number> };
 
-async function pair(lab: NetnsLab, policy: Record<string, unknown>, mode = "vxlan") {
-  const nodes = (await buildUnderlay(lab, 2)).nodes;
-  const procs: VxtunProc[] = [];
-  for (const [i, n] of nodes.entries()) {
-    const j = 1 - i;
-    await runOk(["ip", "-n", n.ns, "addr", "add", `10.244.${i + 1}.1/32`, "dev", "lo"]);
-    procs.push(
-      await startVxtun(lab, n.ns, {
-        name: n.name,
-        mode,
-        local: { address: n.address },
-        device: { name: "vxtun0", mtu: 1500, vtepMac: `02:00:00:00:0${i + 1}:01` },
-        peers: [
-          {
-            address: nodes[j].address,
-            subnet: `10.244.${j + 1}.0/24`,
-            vtepMac: `02:00:00:00:0${j + 1}:01`,
-          },
-        ],
-        policy,
-      }),
-    );
-  }
-  return { nodes, procs };
-}
+/** Two peered nodes with `policy`, device MTU 1500 (the PMTU cases shrink the path). */
+const pair = (lab: NetnsLab, policy: Record<string, unknown>, mode = "vxlan") =>
+  vxtunPair(lab, () => ({ policy, device: { mtu: 1500 } }), mode);
 
 const ping = (lab: NetnsLab, a: UnderlayNode, size: number, df: "do" | "dont", count = 2) =>
   lab.exec(a.ns, [

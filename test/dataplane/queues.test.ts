@@ -3,8 +3,9 @@
 // a table change made through the control socket reaches every queue (a worker still
 // forwarding with a stale copy would let some flows through); counters add up.
 import t from "tap";
-import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
+import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
+import { vxtunPair } from "../lib/pair.js";
 import { iperf } from "../lib/traffic.js";
 import { startVxtun, type VxtunProc } from "../lib/vxtun.js";
 
@@ -20,28 +21,7 @@ interface Snap {
 t.test(`io.queues ${QUEUES}: flows spread, table changes reach every queue`, async (t) => {
   if (skipUnlessRoot(t)) return;
   const lab = await NetnsLab.create(t);
-  const nodes = (await buildUnderlay(lab, 2)).nodes;
-  const procs: VxtunProc[] = [];
-  for (const [i, n] of nodes.entries()) {
-    const j = 1 - i;
-    await runOk(["ip", "-n", n.ns, "addr", "add", `10.244.${i + 1}.1/32`, "dev", "lo"]);
-    const vx = await startVxtun(lab, n.ns, {
-      name: n.name,
-      mode: "vxlan",
-      local: { address: n.address },
-      device: { name: "vxtun0", vtepMac: `02:00:00:00:0${i + 1}:01` },
-      peers: [
-        {
-          address: nodes[j].address,
-          subnet: `10.244.${j + 1}.0/24`,
-          vtepMac: `02:00:00:00:0${j + 1}:01`,
-        },
-      ],
-      io: { queues: QUEUES },
-    });
-    t.teardown(vx.stop);
-    procs.push(vx);
-  }
+  const { nodes, procs } = await vxtunPair(lab, () => ({ io: { queues: QUEUES } }));
   const [a, b] = procs;
   const stats = async (p: VxtunProc) => (await p.call("stats")) as Snap;
   const links = await lab.exec(nodes[1].ns, ["ip", "-d", "link", "show", "vxtun0"]);
