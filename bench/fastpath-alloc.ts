@@ -89,19 +89,26 @@ const fwd = new Forwarder(
   { pool, udpSegment: true, rxGso, summer: new NativeSummer(slab.buffer) },
 );
 
-/** A TSO super-packet in slot `slot` with its virtio_net_hdr in front. */
-function superPacket(slot: number, seq: number): number {
-  const ip = slab.dataOffset(slot);
-  const total = 20 + 32 + PAYLOAD;
+/** An IPv4 header POD_A -> POD_B (DF, TTL 64) at `ip`, checksum filled in. */
+function ipv4Header(ip: number, total: number, proto: number, id: number): void {
   u8[ip] = 0x45;
+  u8[ip + 1] = 0;
   write16(u8, ip + 2, total);
+  write16(u8, ip + 4, id);
   write16(u8, ip + 6, 0x4000);
   u8[ip + 8] = 64;
-  u8[ip + 9] = 6;
+  u8[ip + 9] = proto;
   write32(u8, ip + 12, POD_A);
   write32(u8, ip + 16, POD_B);
   write16(u8, ip + 10, 0);
   write16(u8, ip + 10, internetChecksum(u8, ip, 20));
+}
+
+/** A TSO super-packet in slot `slot` with its virtio_net_hdr in front. */
+function superPacket(slot: number, seq: number): number {
+  const ip = slab.dataOffset(slot);
+  const total = 20 + 32 + PAYLOAD;
+  ipv4Header(ip, total, 6, 0);
   const tcp = ip + 20;
   write16(u8, tcp, 40000);
   write16(u8, tcp + 2, 5201);
@@ -170,16 +177,7 @@ void ipv4PseudoHeaderSum;
 function txSmall(i: number): void {
   const slot = slab.alloc();
   const ip = slab.dataOffset(slot);
-  u8[ip] = 0x45;
-  write16(u8, ip + 2, 100);
-  write16(u8, ip + 4, i & 0xffff);
-  write16(u8, ip + 6, 0x4000);
-  u8[ip + 8] = 64;
-  u8[ip + 9] = 17;
-  write32(u8, ip + 12, POD_A);
-  write32(u8, ip + 16, POD_B);
-  write16(u8, ip + 10, 0);
-  write16(u8, ip + 10, internetChecksum(u8, ip, 20));
+  ipv4Header(ip, 100, 17, i & 0xffff);
   write16(u8, ip + 20, 40000);
   write16(u8, ip + 22, 9);
   write16(u8, ip + 24, 80);
