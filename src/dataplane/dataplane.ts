@@ -634,9 +634,18 @@ function decideFastPath(cfg: Config): { on: boolean; tunOffloads: number; info: 
     return { on: false, tunOffloads: 0, info: { ...info, state: "off (TUN refuses CSUM|TSO4)" } };
   info.state = "on";
   info.tunOffloads = ["csum", "tso4"];
+  let flags = TUN_F.CSUM | TUN_F.TSO4;
+  // USO: an application's UDP_SEGMENT runs reach us whole (segmented in usoSegment)
+  // instead of being cut in software before the TUN. TSO6 stays off: the overlay is
+  // IPv4 and an IPv6 super-packet would only be dropped here. (`all`: the kernel took
+  // CSUM with TSO4, TSO6, USO4 and USO6 together, so this subset is safe to ask for.)
+  if (probe.all) {
+    flags |= TUN_F.USO4 | TUN_F.USO6;
+    info.tunOffloads.push("uso4", "uso6");
+  }
   info.udpSegment = probe.udpSegment;
   info.udpGro = probe.udpGro;
-  return { on: true, tunOffloads: TUN_F.CSUM | TUN_F.TSO4, info };
+  return { on: true, tunOffloads: flags, info };
 }
 
 /**

@@ -26,7 +26,10 @@
 // datagram, since an addon call costs ~0.3 µs, as much as summing 1 KB).
 // bench/fastpath-segment.ts: 60 KB super-packet, 42 segments: segmentation ~16 µs
 // with the addon's sum vs ~56 µs with the TypeScript one.
-// Not done: USO (UDP super-packets from the TUN), TSO6, IFF_MULTI_QUEUE workers.
+// USO (TUN_F_USO4|USO6, when the kernel takes them): an application's UDP_SEGMENT run
+// reaches us whole and usoSegment cuts it into the sender's datagrams (same header
+// blocks + gather lists). Multi-queue: queues.ts. Not done: TSO6 (the overlay is
+// IPv4), merging received UDP datagrams into USO writes to the TUN.
 //
 // TX: UDP GSO needs a UDP socket (the kernel writes the outer IPv4 + UDP headers), so
 // the per-flow outer source port (RFC 7348 §5, for underlay ECMP) cannot be chosen per

@@ -81,9 +81,12 @@ import {
   tsoPayloadLen,
   tsoPayloadOff,
   tsoSegment,
+  usoHeaderLen,
+  usoSegment,
   VNET_F_NEEDS_CSUM,
   VNET_GSO_NONE,
   VNET_GSO_TCPV4,
+  VNET_GSO_UDP_L4,
   VNET_LEN,
   vnetCsumOffset,
   vnetCsumStart,
@@ -369,31 +372,35 @@ export class Forwarder implements VnetSink {
       }
       return this.txPacket(slot, off, len);
     }
-    if (gso !== VNET_GSO_TCPV4) return Drop.Ipv4BadProtocol;
-    return this.txSuper(off, len, vnetGsoSize(u8, h));
+    if (gso === VNET_GSO_TCPV4) return this.txSuper(off, len, vnetGsoSize(u8, h), false);
+    if (gso === VNET_GSO_UDP_L4) return this.txSuper(off, len, vnetGsoSize(u8, h), true);
+    return Drop.Ipv4BadProtocol;
   }
 
   /**
-   * A TSO super-packet: segment at the MSS (or the route's smaller MTU), encapsulate
+   * A TSO (TCP) or USO (UDP) super-packet: segment it (TCP at the MSS or the route's
+   * smaller MTU; UDP at the sender's datagram size, which cannot change), encapsulate
    * each segment and queue them as UDP_SEGMENT messages on the flow's pool socket.
    */
-  private txSuper(off: number, len: number, gsoSize: number): number {
+  private txSuper(off: number, len: number, gsoSize: number, udp: boolean): number {
     const u8 = this.u8;
     const ip = this.ip;
     let code = ipv4Parse(u8, off, len, ip);
     if (code !== Drop.None) return code;
-    const hdr = tsoHeaderLen(u8, off, ip.totalLen);
-    if (hdr === 0) return Drop.TcpBadOffset;
+    const hdr = udp ? usoHeaderLen(u8, off, ip.totalLen) : tsoHeaderLen(u8, off, ip.totalLen);
+    if (hdr === 0) return udp ? Drop.UdpTruncated : Drop.TcpBadOffset;
     code = this.resolve();
     if (code !== Drop.None) return code;
     let mss = gsoSize;
-    if (mss <= 0) return Drop.TcpBadOffset;
+    if (mss <= 0) return udp ? Drop.UdpBadLength : Drop.TcpBadOffset;
     // PMTU applies per segment: each is hdr + mss bytes of inner IPv4.
     if (hdr + mss > this.curMtu) {
       if (ip.df) {
         this.fragNeeded(off, ip.totalLen, this.curMtu, this.curFrom);
         return Drop.TooBig;
       }
+      // A UDP segment is a datagram of its sender's: it cannot be cut smaller.
+      if (udp) return Drop.TooBig;
       mss = this.curMtu - hdr;
       if (mss < 8) return Drop.TooBig;
     }
@@ -424,9 +431,10 @@ export class Forwarder implements VnetSink {
       if (at < 0) return Drop.PoolExhausted;
       const tpl = this.curTpl;
       for (let i = 0; i < SEG_PREFIX; i++) u8[at + i] = tpl[i];
-      if (tsoSegment(u8, off, ip.totalLen, hdr, mss, at, SEG_PREFIX, summer, first, n) !== n) {
-        return Drop.TcpTruncated;
-      }
+      const made = udp
+        ? usoSegment(u8, off, ip.totalLen, hdr, mss, at, SEG_PREFIX, summer, first, n)
+        : tsoSegment(u8, off, ip.totalLen, hdr, mss, at, SEG_PREFIX, summer, first, n);
+      if (made !== n) return udp ? Drop.UdpTruncated : Drop.TcpTruncated;
       if (first === 0) {
         // The flow's pool socket: its source port is the inner flow's hash.
         const sport = vxlanSourcePort(
@@ -451,8 +459,13 @@ export class Forwarder implements VnetSink {
       }
     }
     const c = this.stats.counters;
-    c[C.tso_superpackets]++;
-    c[C.tso_segments] += segs;
+    if (udp) {
+      c[C.uso_superpackets]++;
+      c[C.uso_segments] += segs;
+    } else {
+      c[C.tso_superpackets]++;
+      c[C.tso_segments] += segs;
+    }
     c[C.encap_packets] += segs;
     return Drop.None;
   }

@@ -18,6 +18,7 @@ import { read16, read32, write16, write32 } from "../encap/bytes.js";
 import { checksumFold, checksumSum } from "../encap/checksum.js";
 import {
   IPPROTO_TCP,
+  IPPROTO_UDP,
   IPV4_FLAGS_FRAG,
   IPV4_ID,
   IPV4_PROTOCOL,
@@ -26,6 +27,7 @@ import {
   ipv4PseudoHeaderSum,
 } from "../encap/ipv4.js";
 import { TCP_CHECKSUM, TCP_DATA_OFF, TCP_FLAGS, TCP_SEQ } from "../encap/tcp.js";
+import { UDP_CHECKSUM, UDP_HDR_LEN, UDP_LENGTH } from "../encap/udp.js";
 
 /** sizeof(struct virtio_net_hdr). */
 export const VNET_LEN = 10;
@@ -238,6 +240,84 @@ export function tsoSegment(
       const l4 = thl + lens[j + 1];
       const s = sums[j] + sums[j + 1] + ipv4PseudoHeaderSum(u8, tcp - ihl, IPPROTO_TCP, l4);
       write16(u8, tcp + TCP_CHECKSUM, ~checksumFold(s) & 0xffff);
+    }
+  }
+  return k - first;
+}
+
+/** IPv4 + UDP header length of the UDP super-packet (USO) at `off`, or 0. */
+export function usoHeaderLen(u8: Uint8Array, off: number, len: number): number {
+  if (len < 28 || u8[off] >>> 4 !== 4) return 0;
+  const ihl = (u8[off] & 0x0f) * 4;
+  if (ihl < 20 || u8[off + IPV4_PROTOCOL] !== IPPROTO_UDP) return 0;
+  if ((read16(u8, off + IPV4_FLAGS_FRAG) & 0x3fff) !== 0) return 0;
+  return len < ihl + UDP_HDR_LEN ? 0 : ihl + UDP_HDR_LEN;
+}
+
+/**
+ * The UDP half of the TUN's segmentation offload (USO: an application sent with
+ * UDP_SEGMENT and the TUN took the whole run). Same layout contract as tsoSegment:
+ * header blocks of `prefix` + IPv4 + UDP at hdrOut + (k - first) * (prefix + hdrLen),
+ * payload left in place at tsoPayloadOff(...). Every segment is one of the sender's
+ * datagrams (`size` = its gso_size, the last one shorter), so it may not be re-cut: the
+ * caller handles a path MTU that is too small. Per segment: IPv4 total length, id
+ * (+k), header checksum; UDP length and checksum (0 sent as 0xffff). Returns the
+ * segment count.
+ */
+export function usoSegment(
+  u8: Uint8Array,
+  inOff: number,
+  inLen: number,
+  hdrLen: number,
+  size: number,
+  hdrOut: number,
+  prefix: number,
+  summer: Summer,
+  first = 0,
+  most = 0xffff,
+): number {
+  const total = read16(u8, inOff + IPV4_TOTAL_LEN);
+  const end = Math.min(total, inLen);
+  const payload = end - hdrLen;
+  if (payload <= 0 || size <= 0) return 0;
+  const stop = Math.min(payload, (first + most) * size);
+  const ihl = hdrLen - UDP_HDR_LEN;
+  const hs = prefix + hdrLen;
+  const pay0 = inOff + hdrLen;
+  const id0 = read16(u8, inOff + IPV4_ID);
+  const offs = summer.offs;
+  const lens = summer.lens;
+  const sums = summer.out;
+  let k = first;
+  let p = first * size;
+  while (p < stop) {
+    let m = 0;
+    for (; p < stop && m < SUM_MANY; m += 2, k++) {
+      const chunk = Math.min(payload - p, size);
+      const at = hdrOut + (k - first) * hs;
+      if (k > first) u8.copyWithin(at, hdrOut, hdrOut + prefix);
+      const ip = at + prefix;
+      u8.copyWithin(ip, inOff, inOff + hdrLen);
+      write16(u8, ip + IPV4_TOTAL_LEN, hdrLen + chunk);
+      write16(u8, ip + IPV4_ID, (id0 + k) & 0xffff);
+      ipv4FillChecksum(u8, ip);
+      const udp = ip + ihl;
+      write16(u8, udp + UDP_LENGTH, UDP_HDR_LEN + chunk);
+      u8[udp + UDP_CHECKSUM] = 0;
+      u8[udp + UDP_CHECKSUM + 1] = 0;
+      offs[m] = udp;
+      lens[m] = UDP_HDR_LEN;
+      offs[m + 1] = pay0 + p;
+      lens[m + 1] = chunk;
+      p += chunk;
+    }
+    summer.sumMany(m);
+    for (let j = 0; j < m; j += 2) {
+      const udp = offs[j];
+      const l4 = UDP_HDR_LEN + lens[j + 1];
+      const sum = sums[j] + sums[j + 1] + ipv4PseudoHeaderSum(u8, udp - ihl, IPPROTO_UDP, l4);
+      const c = ~checksumFold(sum) & 0xffff;
+      write16(u8, udp + UDP_CHECKSUM, c === 0 ? 0xffff : c);
     }
   }
   return k - first;

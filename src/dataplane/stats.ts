@@ -42,6 +42,9 @@ export const COUNTER_NAMES = [
   "coalesced_writes",
   "coalesced_segments",
   "rx_inner_csum_bad",
+  // UDP super-packets (USO: an application sent with UDP_SEGMENT) and their datagrams.
+  "uso_superpackets",
+  "uso_segments",
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];

@@ -22,6 +22,8 @@ import {
   tsoPayloadOff,
   tsoSegment,
   tsoSegmentCount,
+  usoHeaderLen,
+  usoSegment,
   VNET_F_DATA_VALID,
   VNET_F_NEEDS_CSUM,
   VNET_GSO_TCPV4,
@@ -317,4 +319,68 @@ t.test("coalescing refuses what must stay apart", async (t) => {
     { numRuns: 200 },
   );
   t.pass("corrupt, out-of-order, other-ACK and FIN segments are not merged");
+});
+
+t.test("USO: a UDP super-packet becomes the sender's datagrams, checksums valid", async (t) => {
+  const buf = new ArrayBuffer(SIZE);
+  const u8 = new Uint8Array(buf);
+  const summer = new NativeSummer(buf);
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 1, maxLength: 30_000 }),
+      fc.integer({ min: 1, max: 1472 }),
+      fc.integer({ min: 0, max: 65535 }),
+      fc.integer({ min: 1, max: 9 }),
+      (payload, size, id, round) => {
+        u8.fill(0);
+        const total = 28 + payload.length;
+        const ip = IN;
+        u8[ip] = 0x45;
+        write16(u8, ip + 2, total);
+        write16(u8, ip + 4, id);
+        u8[ip + 8] = 64;
+        u8[ip + 9] = 17;
+        write32(u8, ip + 12, 0x0af40101);
+        write32(u8, ip + 16, 0xc0a80102);
+        write16(u8, ip + 10, internetChecksum(u8, ip, 20));
+        write16(u8, ip + 20, 4433);
+        write16(u8, ip + 22, 443);
+        write16(u8, ip + 24, total - 20);
+        u8.set(payload, ip + 28);
+        const hdr = usoHeaderLen(u8, IN, total);
+        if (hdr !== 28) return false;
+        for (let i = 0; i < PREFIX; i++) u8[HDRS + i] = 0xa0 + i;
+        const segs = Math.ceil(payload.length / size);
+        let n = 0;
+        for (let first = 0; first < segs; first += round) {
+          const at = HDRS + first * (PREFIX + hdr);
+          if (first > 0) u8.copyWithin(at, HDRS, HDRS + PREFIX);
+          n += usoSegment(u8, IN, total, hdr, size, at, PREFIX, summer, first, round);
+        }
+        if (n !== segs) return false;
+        const got: number[] = [];
+        for (let k = 0; k < n; k++) {
+          const blk = HDRS + k * (PREFIX + hdr);
+          for (let i = 0; i < PREFIX; i++) if (u8[blk + i] !== 0xa0 + i) return false;
+          // Glue block + payload as the receiver sees one datagram.
+          const seg = OUT;
+          u8.copyWithin(seg, blk + PREFIX, blk + PREFIX + hdr);
+          const chunk = tsoPayloadLen(payload.length, size, k);
+          if (chunk !== (k < n - 1 ? size : payload.length - (n - 1) * size)) return false;
+          const p = tsoPayloadOff(IN, hdr, size, k);
+          u8.copyWithin(seg + hdr, p, p + chunk);
+          if (read16(u8, seg + 2) !== hdr + chunk || !ipv4ChecksumOk(u8, seg, 20)) return false;
+          if (read16(u8, seg + 4) !== ((id + k) & 0xffff)) return false;
+          if (read16(u8, seg + 24) !== 8 + chunk || read16(u8, seg + 26) === 0) return false;
+          const l4 = 8 + chunk;
+          const sum = checksumSum(u8, seg + 20, l4) + ipv4PseudoHeaderSum(u8, seg, 17, l4);
+          if (checksumFold(sum) !== 0xffff) return false;
+          for (let i = 0; i < chunk; i++) got.push(u8[seg + hdr + i]);
+        }
+        return Buffer.from(got).equals(Buffer.from(payload));
+      },
+    ),
+    { numRuns: 200 },
+  );
+  t.pass("datagram sizes, lengths, ids and checksums as the sender's UDP_SEGMENT would give");
 });
