@@ -41,14 +41,19 @@ import { openUnderlay, sumIoErrors, type Underlay, type UnderlaySpec } from "./s
 import { C, Stats } from "./stats.js";
 
 /**
- * V8's memory reducer runs full compacting GCs once allocation slows down, which for a
- * forwarder that allocates nothing per packet means in the middle of traffic: 10-29 ms
- * pauses on every thread ~8 s after start (--trace-gc, bench/fastpath.ts). Our heaps are
- * small and steady, so there is nothing for it to reduce. V8 reads the flag only at
- * start (setFlagsFromString later has no effect), so the launchers pass it: the
- * shebang of bin/vxtun.js and vxtunCommand() (labs, tests, benches).
+ * Node flags for a process that forwards packets; V8 reads them only at start
+ * (setFlagsFromString later has no effect), so the launchers pass them: the shebang of
+ * bin/vxtun.js and vxtunCommand() (labs, tests, benches).
+ * - --no-memory-reducer: V8's memory reducer runs full compacting GCs once allocation
+ *   slows down, which for a forwarder that allocates nothing per packet means in the
+ *   middle of traffic: 10-29 ms pauses on every thread ~8 s after start (--trace-gc,
+ *   bench/fastpath.ts). Our heaps are small and steady: there is nothing to reduce.
+ * - --min-semi-space-size=16 (MB): what little the I/O callbacks allocate (~56 bytes
+ *   each, inside N-API) filled a worker thread's default young generation every ~8 s
+ *   (a 0.6-1.3 ms scavenge); with 16 MB no GC ran in a 20 s iperf3 run on any thread.
  */
-export const NO_MEMORY_REDUCER = "--no-memory-reducer";
+export const DATAPLANE_NODE_FLAGS = ["--no-memory-reducer", "--min-semi-space-size=16"];
+const NO_MEMORY_REDUCER = DATAPLANE_NODE_FLAGS[0];
 
 /** The current network namespace, for src/tun/iproute. */
 const HERE = "";

@@ -8,6 +8,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { controlCall } from "../dataplane/control-socket.js";
+import { DATAPLANE_NODE_FLAGS } from "../dataplane/dataplane.js";
 import type { NetnsLab } from "./netns.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -18,9 +19,9 @@ const here = dirname(fileURLToPath(import.meta.url));
  */
 export function vxtunCommand(): string[] {
   // Extra Node flags for the children (profiling: VXTUN_NODE_FLAGS="--cpu-prof").
-  // --no-memory-reducer: see NO_MEMORY_REDUCER in src/dataplane/dataplane.ts.
+  // DATAPLANE_NODE_FLAGS: V8 settings for a forwarder (see src/dataplane/dataplane.ts).
   const flags = [
-    "--no-memory-reducer",
+    ...DATAPLANE_NODE_FLAGS,
     ...(process.env.VXTUN_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
   ];
   if (import.meta.url.endsWith(".ts")) {
