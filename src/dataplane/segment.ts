@@ -188,61 +188,7 @@ export function tsoSegment(
   first = 0,
   most = 0xffff,
 ): number {
-  const total = read16(u8, inOff + IPV4_TOTAL_LEN);
-  const end = Math.min(total, inLen);
-  const payload = end - hdrLen;
-  if (payload <= 0 || mss <= 0) return 0;
-  const stop = Math.min(payload, (first + most) * mss);
-  const ihl = (u8[inOff] & 0x0f) * 4;
-  const thl = hdrLen - ihl;
-  const hs = prefix + hdrLen;
-  const pay0 = inOff + hdrLen;
-  const id0 = read16(u8, inOff + IPV4_ID);
-  const seq0 = read32(u8, inOff + ihl + TCP_SEQ) | 0;
-  const flags0 = u8[inOff + ihl + TCP_FLAGS];
-  const offs = summer.offs;
-  const lens = summer.lens;
-  const sums = summer.out;
-  let k = first;
-  let p = first * mss;
-  while (p < stop) {
-    // Pass 1: headers of up to SUM_MANY / 2 segments, and the two ranges each one's
-    // checksum covers (its TCP header, its payload in place); pass 2: the checksums
-    // from one sumMany() call.
-    let m = 0;
-    for (; p < stop && m < SUM_MANY; m += 2, k++) {
-      const chunk = Math.min(payload - p, mss);
-      const last = p + chunk >= payload;
-      const at = hdrOut + (k - first) * hs;
-      if (k > first) u8.copyWithin(at, hdrOut, hdrOut + prefix);
-      const ip = at + prefix;
-      u8.copyWithin(ip, inOff, inOff + hdrLen);
-      write16(u8, ip + IPV4_TOTAL_LEN, hdrLen + chunk);
-      write16(u8, ip + IPV4_ID, (id0 + k) & 0xffff);
-      ipv4FillChecksum(u8, ip);
-      const tcp = ip + ihl;
-      write32(u8, tcp + TCP_SEQ, (seq0 + p) | 0);
-      let f = flags0;
-      if (k > 0) f &= ~TCP_CWR;
-      if (!last) f &= ~TCP_FIN_PSH;
-      u8[tcp + TCP_FLAGS] = f;
-      u8[tcp + TCP_CHECKSUM] = 0;
-      u8[tcp + TCP_CHECKSUM + 1] = 0;
-      offs[m] = tcp;
-      lens[m] = thl;
-      offs[m + 1] = pay0 + p;
-      lens[m + 1] = chunk;
-      p += chunk;
-    }
-    summer.sumMany(m);
-    for (let j = 0; j < m; j += 2) {
-      const tcp = offs[j];
-      const l4 = thl + lens[j + 1];
-      const s = sums[j] + sums[j + 1] + ipv4PseudoHeaderSum(u8, tcp - ihl, IPPROTO_TCP, l4);
-      write16(u8, tcp + TCP_CHECKSUM, ~checksumFold(s) & 0xffff);
-    }
-  }
-  return k - first;
+  return segmentRun(u8, inOff, inLen, hdrLen, mss, hdrOut, prefix, summer, first, most, false);
 }
 
 /** IPv4 + UDP header length of the UDP super-packet (USO) at `off`, or 0. */
@@ -276,21 +222,51 @@ export function usoSegment(
   first = 0,
   most = 0xffff,
 ): number {
+  return segmentRun(u8, inOff, inLen, hdrLen, size, hdrOut, prefix, summer, first, most, true);
+}
+
+/**
+ * tsoSegment and usoSegment: header blocks for segments first .. first+most-1 of the
+ * super-packet, each IPv4 header with its own length, id and checksum, then the L4
+ * header (TCP: sequence number, flags; UDP: length) and its checksum over the block's
+ * header and the payload in place, summed for up to SUM_MANY / 2 segments per addon call.
+ */
+function segmentRun(
+  u8: Uint8Array,
+  inOff: number,
+  inLen: number,
+  hdrLen: number,
+  size: number,
+  hdrOut: number,
+  prefix: number,
+  summer: Summer,
+  first: number,
+  most: number,
+  udp: boolean,
+): number {
   const total = read16(u8, inOff + IPV4_TOTAL_LEN);
   const end = Math.min(total, inLen);
   const payload = end - hdrLen;
   if (payload <= 0 || size <= 0) return 0;
   const stop = Math.min(payload, (first + most) * size);
-  const ihl = hdrLen - UDP_HDR_LEN;
+  const ihl = (u8[inOff] & 0x0f) * 4;
+  const l4h = hdrLen - ihl;
   const hs = prefix + hdrLen;
   const pay0 = inOff + hdrLen;
   const id0 = read16(u8, inOff + IPV4_ID);
+  const seq0 = udp ? 0 : read32(u8, inOff + ihl + TCP_SEQ) | 0;
+  const flags0 = udp ? 0 : u8[inOff + ihl + TCP_FLAGS];
+  const proto = udp ? IPPROTO_UDP : IPPROTO_TCP;
+  const csum = udp ? UDP_CHECKSUM : TCP_CHECKSUM;
   const offs = summer.offs;
   const lens = summer.lens;
   const sums = summer.out;
   let k = first;
   let p = first * size;
   while (p < stop) {
+    // Pass 1: up to SUM_MANY / 2 header blocks and the two ranges each checksum covers
+    // (the block's L4 header, the payload in place); pass 2: the checksums from one
+    // sumMany() call.
     let m = 0;
     for (; p < stop && m < SUM_MANY; m += 2, k++) {
       const chunk = Math.min(payload - p, size);
@@ -301,23 +277,32 @@ export function usoSegment(
       write16(u8, ip + IPV4_TOTAL_LEN, hdrLen + chunk);
       write16(u8, ip + IPV4_ID, (id0 + k) & 0xffff);
       ipv4FillChecksum(u8, ip);
-      const udp = ip + ihl;
-      write16(u8, udp + UDP_LENGTH, UDP_HDR_LEN + chunk);
-      u8[udp + UDP_CHECKSUM] = 0;
-      u8[udp + UDP_CHECKSUM + 1] = 0;
-      offs[m] = udp;
-      lens[m] = UDP_HDR_LEN;
+      const l4 = ip + ihl;
+      if (udp) {
+        write16(u8, l4 + UDP_LENGTH, UDP_HDR_LEN + chunk);
+      } else {
+        write32(u8, l4 + TCP_SEQ, (seq0 + p) | 0);
+        let f = flags0;
+        if (k > 0) f &= ~TCP_CWR;
+        if (p + chunk < payload) f &= ~TCP_FIN_PSH;
+        u8[l4 + TCP_FLAGS] = f;
+      }
+      u8[l4 + csum] = 0;
+      u8[l4 + csum + 1] = 0;
+      offs[m] = l4;
+      lens[m] = l4h;
       offs[m + 1] = pay0 + p;
       lens[m + 1] = chunk;
       p += chunk;
     }
     summer.sumMany(m);
     for (let j = 0; j < m; j += 2) {
-      const udp = offs[j];
-      const l4 = UDP_HDR_LEN + lens[j + 1];
-      const sum = sums[j] + sums[j + 1] + ipv4PseudoHeaderSum(u8, udp - ihl, IPPROTO_UDP, l4);
+      const l4 = offs[j];
+      const len = l4h + lens[j + 1];
+      const sum = sums[j] + sums[j + 1] + ipv4PseudoHeaderSum(u8, l4 - ihl, proto, len);
       const c = ~checksumFold(sum) & 0xffff;
-      write16(u8, udp + UDP_CHECKSUM, c === 0 ? 0xffff : c);
+      // UDP: a computed 0 goes out as 0xffff (0 means "no checksum", RFC 768).
+      write16(u8, l4 + csum, udp && c === 0 ? 0xffff : c);
     }
   }
   return k - first;
