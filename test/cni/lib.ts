@@ -1,10 +1,20 @@
 // Helpers for the CNI tests and bench: build the plugin (dist + shim) and the libcni
 // driver, write node state and conflists, host the CNI server inside a node namespace.
 import { type ChildProcess, execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import type { NetnsLab } from "../../src/lab/netns.js";
+import { type NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 
 export const REPO = resolve(import.meta.dirname, "../..");
 export const SHIM = join(REPO, "dist/cni/vxtun-cni");
@@ -63,6 +73,27 @@ export function buildDriver(): { path: string } | { skip: string } {
 }
 
 /** A CNI bin dir holding our shim as `vxtun`. */
+/**
+ * The common start of a test through libcni: root (network namespaces), the Go driver,
+ * the built plugin, and a temporary directory (removed at teardown) with the plugin
+ * binaries in `bin`. Undefined when the test is skipped; the plan says why.
+ */
+export function cniTestEnv(t: {
+  plan: (n: number, comment?: string) => void;
+  teardown: (fn: () => void) => void;
+}): { drv: { path: string }; dir: string; bin: string } | undefined {
+  if (skipUnlessRoot(t)) return undefined;
+  const drv = buildDriver();
+  if ("skip" in drv) {
+    t.plan(0, `skipped: ${drv.skip}`);
+    return undefined;
+  }
+  ensureCniBuilt();
+  const dir = mkdtempSync(join(tmpdir(), "vxtun-cni-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return { drv, dir, bin: makeBinDir(dir) };
+}
+
 export function makeBinDir(dir: string): string {
   const bin = join(dir, "bin");
   mkdirSync(bin, { recursive: true });

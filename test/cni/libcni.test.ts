@@ -2,21 +2,12 @@
 // by the reference portmap and bandwidth plugins; then DEL of a vanished netns, the
 // slow path without an agent, GC and STATUS. Everything happens in a node namespace
 // created here; the pods are namespaces created here too (DESIGN.md §5).
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
 import { ControlServer } from "../../src/dataplane/control-socket.js";
-import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
-import {
-  buildDriver,
-  driver,
-  ensureCniBuilt,
-  makeBinDir,
-  startCniServerIn,
-  writeConflist,
-  writeState,
-} from "./lib.js";
+import { NetnsLab, runOk } from "../../src/lab/netns.js";
+import { cniTestEnv, driver, startCniServerIn, writeConflist, writeState } from "./lib.js";
 
 interface Result {
   cniVersion: string;
@@ -34,16 +25,9 @@ const leases = (dir: string) => {
 };
 
 t.test("libcni ADD/CHECK/DEL/GC/STATUS with vxtun + portmap + bandwidth", async (t) => {
-  if (skipUnlessRoot(t)) return;
-  const drv = buildDriver();
-  if ("skip" in drv) {
-    t.plan(0, `skipped: ${drv.skip}`);
-    return;
-  }
-  ensureCniBuilt();
-  const dir = mkdtempSync(join(tmpdir(), "vxtun-cni-"));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const bin = makeBinDir(dir);
+  const env = cniTestEnv(t);
+  if (!env) return;
+  const { drv, dir, bin } = env;
   const stateFile = join(dir, "subnet.env");
   const dataDir = join(dir, "ipam");
   const cache = join(dir, "cache");

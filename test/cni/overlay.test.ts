@@ -1,36 +1,20 @@
 // Two nodes, each running `vxtun run` (vxlan, static peers) and the CNI server; two pods
 // per node created through the plugin by libcni; every pod pings every other pod, across
 // the overlay and across the node bridge. DEL then leaves no link and no lease.
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
-import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
+import { NetnsLab, runOk } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
 import { startVxtun } from "../lib/vxtun.js";
-import {
-  buildDriver,
-  driver,
-  ensureCniBuilt,
-  makeBinDir,
-  startCniServerIn,
-  writeConflist,
-  writeState,
-} from "./lib.js";
+import { cniTestEnv, driver, startCniServerIn, writeConflist, writeState } from "./lib.js";
 
 const MAC = (i: number) => `02:00:00:00:0${i}:01`;
 
 t.test("pods on two vxtun nodes reach each other", async (t) => {
-  if (skipUnlessRoot(t)) return;
-  const drv = buildDriver();
-  if ("skip" in drv) {
-    t.plan(0, `skipped: ${drv.skip}`);
-    return;
-  }
-  ensureCniBuilt();
-  const dir = mkdtempSync(join(tmpdir(), "vxtun-cni-"));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const bin = makeBinDir(dir);
+  const env = cniTestEnv(t);
+  if (!env) return;
+  const { drv, dir, bin } = env;
   const lab = await NetnsLab.create(t);
   const nodes = (await buildUnderlay(lab, 2)).nodes;
 

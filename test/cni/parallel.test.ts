@@ -1,34 +1,18 @@
 // 20 ADDs at once on one node, through the agent's server and then through the Node
 // slow path: 20 distinct addresses (host-local's own file lock), 20 veths on the bridge,
 // and 20 concurrent DELs leave nothing. The plugin adds no lock of its own.
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
-import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
-import {
-  buildDriver,
-  driver,
-  ensureCniBuilt,
-  makeBinDir,
-  startCniServerIn,
-  writeConflist,
-  writeState,
-} from "./lib.js";
+import { NetnsLab, runOk } from "../../src/lab/netns.js";
+import { cniTestEnv, driver, startCniServerIn, writeConflist, writeState } from "./lib.js";
 
 const N = 20;
 
 t.test("20 parallel ADDs and DELs", async (t) => {
-  if (skipUnlessRoot(t)) return;
-  const drv = buildDriver();
-  if ("skip" in drv) {
-    t.plan(0, `skipped: ${drv.skip}`);
-    return;
-  }
-  ensureCniBuilt();
-  const dir = mkdtempSync(join(tmpdir(), "vxtun-cni-"));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const bin = makeBinDir(dir);
+  const env = cniTestEnv(t);
+  if (!env) return;
+  const { drv, dir, bin } = env;
   const stateFile = join(dir, "subnet.env");
   const dataDir = join(dir, "ipam");
   const agentSocket = join(dir, "cni.sock");
