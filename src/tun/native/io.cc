@@ -657,25 +657,42 @@ bool Io::AfterSend(int r, uint32_t built, const uint32_t* addr, const uint16_t* 
   return true;
 }
 
+// The arguments send() and sendGso() share: off, len, addr, port arrays (info[0..3]),
+// then from and count after `extra` more arguments. False with a pending TypeError when
+// an argument is wrong or the range falls outside the arrays.
+bool Io::ParseSendArgs(const Napi::CallbackInfo& info, size_t extra, const char* what,
+                       SendArgs* a) {
+  Napi::Env env = info.Env();
+  size_t nOff, nLen, nAddr, nPort;
+  a->off = TypedData<uint32_t>(env, info[0], napi_uint32_array, &nOff, "off");
+  if (a->off == nullptr) return false;
+  a->len = TypedData<uint32_t>(env, info[1], napi_uint32_array, &nLen, "len");
+  if (a->len == nullptr) return false;
+  a->addr = TypedData<uint32_t>(env, info[2], napi_uint32_array, &nAddr, "addr");
+  if (a->addr == nullptr) return false;
+  a->port = TypedData<uint16_t>(env, info[3], napi_uint16_array, &nPort, "port");
+  if (a->port == nullptr) return false;
+  if (!ArgInt(info, 4 + extra, &a->from, "from") || !ArgInt(info, 5 + extra, &a->count, "count"))
+    return false;
+  if (a->from < 0 || a->count < 0 ||
+      static_cast<size_t>(a->from + a->count) > std::min({nOff, nLen, nAddr, nPort})) {
+    ThrowType(env, std::string(what) + ": range outside the batch");
+    return false;
+  }
+  return true;
+}
+
 // send(off, len, addr, port, from, count) -> consumed. sendmmsg with one destination
 // per message. Same return contract as write().
 Napi::Value Io::Send(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (closed_) return ThrowErrno(env, "send", EBADF);
   if (kind_ != kSocket) return ThrowType(env, "send needs a socket");
-  size_t nOff, nLen, nAddr, nPort;
-  uint32_t* off = TypedData<uint32_t>(env, info[0], napi_uint32_array, &nOff, "off");
-  if (off == nullptr) return env.Undefined();
-  uint32_t* len = TypedData<uint32_t>(env, info[1], napi_uint32_array, &nLen, "len");
-  if (len == nullptr) return env.Undefined();
-  uint32_t* addr = TypedData<uint32_t>(env, info[2], napi_uint32_array, &nAddr, "addr");
-  if (addr == nullptr) return env.Undefined();
-  uint16_t* port = TypedData<uint16_t>(env, info[3], napi_uint16_array, &nPort, "port");
-  if (port == nullptr) return env.Undefined();
-  int64_t from, count;
-  if (!ArgInt(info, 4, &from, "from") || !ArgInt(info, 5, &count, "count")) return env.Undefined();
-  if (from < 0 || count < 0 || static_cast<size_t>(from + count) > std::min({nOff, nLen, nAddr, nPort}))
-    return ThrowType(env, "send: range outside the batch");
+  SendArgs a;
+  if (!ParseSendArgs(info, 0, "send", &a)) return env.Undefined();
+  uint32_t *off = a.off, *len = a.len, *addr = a.addr;
+  uint16_t* port = a.port;
+  int64_t from = a.from, count = a.count;
 
   int64_t i = 0;
   int refusedRetries = 0;
@@ -804,24 +821,18 @@ Napi::Value Io::SendGso(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (closed_) return ThrowErrno(env, "sendGso", EBADF);
   if (kind_ != kSocket) return ThrowType(env, "sendGso needs a socket");
-  size_t nOff, nLen, nAddr, nPort, nGso, nMeta;
-  uint32_t* off = TypedData<uint32_t>(env, info[0], napi_uint32_array, &nOff, "off");
-  if (off == nullptr) return env.Undefined();
-  uint32_t* len = TypedData<uint32_t>(env, info[1], napi_uint32_array, &nLen, "len");
-  if (len == nullptr) return env.Undefined();
-  uint32_t* addr = TypedData<uint32_t>(env, info[2], napi_uint32_array, &nAddr, "addr");
-  if (addr == nullptr) return env.Undefined();
-  uint16_t* port = TypedData<uint16_t>(env, info[3], napi_uint16_array, &nPort, "port");
-  if (port == nullptr) return env.Undefined();
+  size_t nGso, nMeta;
   uint16_t* gso = TypedData<uint16_t>(env, info[4], napi_uint16_array, &nGso, "gso");
   if (gso == nullptr) return env.Undefined();
   uint16_t* meta = TypedData<uint16_t>(env, info[5], napi_uint16_array, &nMeta, "tosTtl");
   if (meta == nullptr) return env.Undefined();
-  int64_t from, count;
-  if (!ArgInt(info, 6, &from, "from") || !ArgInt(info, 7, &count, "count")) return env.Undefined();
-  if (from < 0 || count < 0 ||
-      static_cast<size_t>(from + count) > std::min({nOff, nLen, nAddr, nPort, nGso, nMeta}))
+  SendArgs a;
+  if (!ParseSendArgs(info, 2, "sendGso", &a)) return env.Undefined();
+  if (static_cast<size_t>(a.from + a.count) > std::min(nGso, nMeta))
     return ThrowType(env, "sendGso: range outside the batch");
+  uint32_t *off = a.off, *len = a.len, *addr = a.addr;
+  uint16_t* port = a.port;
+  int64_t from = a.from, count = a.count;
 
   int64_t i = 0;
   int refusedRetries = 0;

@@ -88,6 +88,16 @@ class Io : public Napi::ObjectWrap<Io> {
   // *used on. Returns the message's length, or -1 when j has no gather list, a range is
   // outside the slab, or the scratch is full (*full set).
   int64_t GatherInto(struct iovec* iov, size_t cap, int64_t j, size_t* used, bool* full);
+  struct SendArgs {
+    uint32_t* off;
+    uint32_t* len;
+    uint32_t* addr;
+    uint16_t* port;
+    int64_t from;
+    int64_t count;
+  };
+  bool ParseSendArgs(const Napi::CallbackInfo& info, size_t extra, const char* what,
+                     SendArgs* a);
   bool AfterSend(int r, uint32_t built, const uint32_t* addr, const uint16_t* port, int64_t* i,
                  int* refusedRetries);
   uint32_t DrainErrQueue(bool fromPoll);
