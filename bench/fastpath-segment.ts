@@ -58,6 +58,9 @@ class Null implements VnetSink {
   deviceVnetGather(): void {
     this.n++;
   }
+  vnetScratch(): number {
+    return -1;
+  }
 }
 
 /** Segment k (header block + payload) back to back at GLUE, as a receiver gets them. */

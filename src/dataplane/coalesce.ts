@@ -13,6 +13,12 @@
 // ends the group. Each segment's TCP checksum is verified before it is merged (the
 // addon sums; a bad one is handed back to the caller, written alone and left to the
 // kernel to count). Nothing is allocated.
+//
+// On a TAP (vxlan-l2) each segment is an Ethernet frame: the group also requires the
+// same MAC addresses, keeps the first frame's Ethernet header, and its virtio_net_hdr
+// is a range of its own (`vnetScratch`): a frame follows its 8-byte VXLAN header
+// directly, so the 10 bytes in front of it may be the tail of the previous datagram
+// of a GRO batch, still waiting to be written.
 import { read16, read32, write16 } from "../encap/bytes.js";
 import { checksumFold } from "../encap/checksum.js";
 import {
@@ -64,6 +70,8 @@ export interface VnetSink {
   deviceVnet(slot: number, off: number, len: number): void;
   /** One packet glued from slab ranges [offs[i], offs[i]+lens[i]) for i < count. */
   deviceVnetGather(slot: number, offs: Uint32Array, lens: Uint32Array, count: number): void;
+  /** VNET_LEN bytes of the slab that stay ours until the batch is written; -1: none. */
+  vnetScratch(): number;
 }
 
 export class TcpCoalescer {
@@ -79,9 +87,14 @@ export class TcpCoalescer {
   private gThl = 0;
   private gLen = 0;
   private gGso = 0;
-  /** The group's ranges: [0] = vnet header + first segment, then later payloads. */
-  private readonly fOff = new Uint32Array(MAX_GROUP_SEGMENTS);
-  private readonly fLen = new Uint32Array(MAX_GROUP_SEGMENTS);
+  /**
+   * The group's ranges: [0] = vnet header + first segment (L3), or [0] = vnet header
+   * and [1] = first frame (L2); then later payloads.
+   */
+  private readonly fOff = new Uint32Array(MAX_GROUP_SEGMENTS + 1);
+  private readonly fLen = new Uint32Array(MAX_GROUP_SEGMENTS + 1);
+  /** Ranges before the first payload of a later segment: 1 (L3) or 2 (L2). */
+  private readonly lead: number;
   private gSegs = 0;
   private gNextSeq = 0;
   private gDone = false;
@@ -90,7 +103,11 @@ export class TcpCoalescer {
     private readonly u8: Uint8Array,
     private readonly summer: Summer,
     private readonly sink: VnetSink,
-  ) {}
+    /** Bytes of link-layer header in front of each IPv4 packet: 0 (TUN) or 14 (TAP). */
+    private readonly l2 = 0,
+  ) {
+    this.lead = l2 > 0 ? 2 : 1;
+  }
 
   /**
    * Offer the IPv4 packet [ip, ip+len) of `slot` (`len` is its total length, header
@@ -121,8 +138,9 @@ export class TcpCoalescer {
     if (this.open && this.continues(ip, thl, seq, plen)) {
       const g = this.gIp + 20;
       const win = read16(u8, tcp + TCP_WINDOW);
-      this.fOff[this.gSegs] = pay;
-      this.fLen[this.gSegs] = plen;
+      const r = this.gSegs + this.lead - 1;
+      this.fOff[r] = pay;
+      this.fLen[r] = plen;
       this.gLen += plen;
       this.gNextSeq = (this.gNextSeq + plen) | 0;
       this.gSegs++;
@@ -133,13 +151,22 @@ export class TcpCoalescer {
       return true;
     }
     this.flush();
+    if (this.l2 > 0) {
+      const h = this.sink.vnetScratch();
+      if (h < 0) return false;
+      this.fOff[0] = h;
+      this.fLen[0] = VNET_LEN;
+      this.fOff[1] = ip - this.l2;
+      this.fLen[1] = this.l2 + len;
+    } else {
+      this.fOff[0] = ip - VNET_LEN;
+      this.fLen[0] = VNET_LEN + len;
+    }
     this.open = true;
     this.gSlot = slot;
     this.gIp = ip;
     this.gThl = thl;
     this.gLen = len;
-    this.fOff[0] = ip - VNET_LEN;
-    this.fLen[0] = VNET_LEN + len;
     this.gGso = plen;
     this.gSegs = 1;
     this.gNextSeq = (seq + plen) | 0;
@@ -164,6 +191,9 @@ export class TcpCoalescer {
     if (!same32(u8, ip + 20, g + 20)) return false;
     if (!same32(u8, ip + 20 + TCP_ACK, g + 20 + TCP_ACK)) return false;
     for (let i = 20; i < thl; i += 4) if (!same32(u8, ip + 20 + i, g + 20 + i)) return false;
+    // L2: the same destination and source MACs (12 bytes; the EtherType is IPv4 in both).
+    const l2 = this.l2;
+    for (let i = l2; i > 2; i -= 4) if (!same32(u8, ip - i, g - i)) return false;
     return true;
   }
 
@@ -173,11 +203,14 @@ export class TcpCoalescer {
     this.open = false;
     const u8 = this.u8;
     const ip = this.gIp;
-    const at = ip - VNET_LEN;
+    const l2 = this.l2;
+    const at = this.fOff[0];
+    const ranges = this.gSegs + this.lead - 1;
     if (this.gSegs === 1) {
       // Verified above: spare the kernel a second pass.
       vnetWritePlain(u8, at, VNET_F_DATA_VALID);
-      this.sink.deviceVnet(this.gSlot, at, this.gLen + VNET_LEN);
+      if (l2 > 0) this.sink.deviceVnetGather(this.gSlot, this.fOff, this.fLen, ranges);
+      else this.sink.deviceVnet(this.gSlot, at, this.gLen + VNET_LEN);
       return;
     }
     const l4 = this.gLen - 20;
@@ -190,13 +223,13 @@ export class TcpCoalescer {
       at,
       VNET_F_NEEDS_CSUM,
       VNET_GSO_TCPV4,
-      20 + this.gThl,
+      l2 + 20 + this.gThl,
       this.gGso,
-      20,
+      l2 + 20,
       TCP_CHECKSUM,
     );
     this.mergedWrites++;
     this.mergedSegments += this.gSegs;
-    this.sink.deviceVnetGather(this.gSlot, this.fOff, this.fLen, this.gSegs);
+    this.sink.deviceVnetGather(this.gSlot, this.fOff, this.fLen, ranges);
   }
 }

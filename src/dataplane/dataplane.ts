@@ -604,8 +604,9 @@ export async function findUnderlayMtu(cfg: Config): Promise<number> {
 
 /**
  * Whether the offload fast path runs, from the config (`io.offload`, overridable with
- * VXTUN_IO_OFFLOAD=off|auto for benchmarks) and a probe of this kernel: vxlan mode only
- * (ipip and vxlan-l2 keep one packet per read/write), needs TUN CSUM|TSO4. UDP_SEGMENT
+ * VXTUN_IO_OFFLOAD=off|auto for benchmarks) and a probe of this kernel: vxlan (TUN) and
+ * vxlan-l2 (TAP) modes (ipip keeps one packet per read/write: a raw socket has no
+ * UDP_SEGMENT or UDP_GRO), needs CSUM|TSO4 on the device. UDP_SEGMENT
  * and UDP_GRO are used when accepted; without UDP_SEGMENT a super-packet's segments go
  * out as one sendmmsg batch instead.
  */
@@ -621,7 +622,7 @@ function decideFastPath(cfg: Config): { on: boolean; tunOffloads: number; info: 
   const setting = process.env.VXTUN_IO_OFFLOAD || cfg.io.offload;
   if (setting === "off")
     return { on: false, tunOffloads: 0, info: { ...info, state: "off (config)" } };
-  if (cfg.mode !== "vxlan") {
+  if (cfg.mode === "ipip") {
     return { on: false, tunOffloads: 0, info: { ...info, state: `off (not in ${cfg.mode} mode)` } };
   }
   let probe: ReturnType<typeof probeOffloads>;
@@ -636,7 +637,11 @@ function decideFastPath(cfg: Config): { on: boolean; tunOffloads: number; info: 
   }
   info.probe = probe;
   if (!probe.csumTso4)
-    return { on: false, tunOffloads: 0, info: { ...info, state: "off (TUN refuses CSUM|TSO4)" } };
+    return {
+      on: false,
+      tunOffloads: 0,
+      info: { ...info, state: "off (device refuses CSUM|TSO4)" },
+    };
   info.state = "on";
   info.tunOffloads = ["csum", "tso4"];
   let flags = TUN_F.CSUM | TUN_F.TSO4;

@@ -65,6 +65,7 @@ import {
   vxlanEncapL2,
   vxlanEncapL3Template,
   vxlanSourcePort,
+  vxlanWrite,
   vxlanWriteL3Template,
 } from "../encap/vxlan.js";
 import { type Fdb, Learn, type NeighTable, type Route, type RouteTable } from "../fdb/index.js";
@@ -213,6 +214,10 @@ export class Forwarder implements VnetSink {
   private readonly eth: EthernetInfo = newEthernetInfo();
   private readonly arp: ArpInfo = newArpInfo();
   private readonly vx: VxlanInfo = newVxlanInfo();
+  /** vxlan-l2 super-frames: VXLAN header + the frame's Ethernet header. */
+  private readonly l2Tpl = new Uint8Array(VXLAN_L3_HEADROOM);
+  /** A vnet header range + a frame (devPush on a TAP). */
+  private readonly frameRanges = { off: new Uint32Array(2), len: new Uint32Array(2) };
   private readonly ipip: IpipInfo = newIpipInfo();
 
   constructor(
@@ -231,12 +236,14 @@ export class Forwarder implements VnetSink {
     this.vnet = fast !== undefined;
     this.pool = fast?.pool;
     this.poolPorts = fast?.pool.ports;
-    this.coal = fast ? new TcpCoalescer(slab.u8, fast.summer, this) : undefined;
+    this.coal = fast
+      ? new TcpCoalescer(slab.u8, fast.summer, this, o.mode === MODE_VXLAN_L2 ? ETH_HDR_LEN : 0)
+      : undefined;
     // Room for one flood copy per remote per packet without reallocating.
     this.toUnderlay = new Batch(Math.min(1024, o.batch * 4));
     this.toDevice = new Batch(o.batch);
     // Coalesced super-packets are written from their segments' ranges (coalesce.ts).
-    if (fast !== undefined) this.toDevice.withGather(o.batch * MAX_GROUP_SEGMENTS);
+    if (fast !== undefined) this.toDevice.withGather(o.batch * (MAX_GROUP_SEGMENTS + 1));
     this.extra = new Uint32Array(slab.count);
     this.allow = o.allowPeers.length ? new Set(o.allowPeers) : undefined;
   }
@@ -276,10 +283,15 @@ export class Forwarder implements VnetSink {
     if (this.pool !== undefined) this.flushPool();
     this.flushDevice();
     b.freeSlots(this.slab, 0, n);
+    this.freeExtra();
+  };
+
+  /** Slots taken during a batch (copies, fragments, header arena), once it is written. */
+  private freeExtra(): void {
     for (let i = 0; i < this.extraCount; i++) this.slab.free(this.extra[i]);
     this.extraCount = 0;
     this.hdrSlot = -1;
-  };
+  }
 
   /** L3 modes: an IPv4 packet from the TUN. */
   private txPacket(slot: number, off: number, len: number): number {
@@ -370,32 +382,86 @@ export class Forwarder implements VnetSink {
       ) {
         return Drop.Ipv4Truncated;
       }
-      return this.txPacket(slot, off, len);
+      return this.o.mode === MODE_VXLAN_L2
+        ? this.txFrame(slot, off, len)
+        : this.txPacket(slot, off, len);
     }
-    if (gso === VNET_GSO_TCPV4) return this.txSuper(off, len, vnetGsoSize(u8, h), false);
-    if (gso === VNET_GSO_UDP_L4) return this.txSuper(off, len, vnetGsoSize(u8, h), true);
-    return Drop.Ipv4BadProtocol;
+    const udp = gso === VNET_GSO_UDP_L4;
+    if (gso !== VNET_GSO_TCPV4 && !udp) return Drop.Ipv4BadProtocol;
+    if (this.o.mode === MODE_VXLAN_L2) return this.txSuperFrame(off, len, vnetGsoSize(u8, h), udp);
+    return this.txSuper(off, len, vnetGsoSize(u8, h), udp, false);
+  }
+
+  /**
+   * vxlan-l2: a TSO/USO super-frame from the TAP. The same segmenting as txSuper, with
+   * the frame's own Ethernet header in every segment, to the FDB's remote for the
+   * destination MAC, or to every flood remote (unknown unicast, multicast).
+   */
+  private txSuperFrame(off: number, len: number, gsoSize: number, udp: boolean): number {
+    const u8 = this.u8;
+    const eth = this.eth;
+    const code = ethernetParse(u8, off, len, eth);
+    if (code !== Drop.None) return code;
+    // TSO4/USO4 only come untagged IPv4: segment headers are VXLAN + 14 bytes.
+    if (eth.ethertype !== ETHERTYPE_IPV4 || eth.payloadOff !== off + ETH_HDR_LEN) {
+      return Drop.UnsupportedEthertype;
+    }
+    const tpl = this.l2Tpl;
+    for (let i = 0; i < ETH_HDR_LEN; i++) tpl[VXLAN_HDR_LEN + i] = u8[off + i];
+    this.curTpl = tpl;
+    this.curMtu = this.o.tunnelMtu;
+    const ipOff = off + ETH_HDR_LEN;
+    const ipLen = len - ETH_HDR_LEN;
+    const fe = isMulticastMac(eth.dst) ? undefined : this.fdb.lookup(eth.dst);
+    if (fe !== undefined) {
+      vxlanWrite(tpl, 0, fe.vni);
+      this.curRemote = fe.remote | 0;
+      this.curPort = fe.port;
+      return this.txSuper(ipOff, ipLen, gsoSize, udp, true);
+    }
+    const remotes = this.fdb.floodList();
+    const n = remotes.length;
+    if (n === 0) return Drop.NoFdb;
+    vxlanWrite(tpl, 0, this.o.vni);
+    this.curPort = this.o.port;
+    for (let r = 0; r < n; r++) {
+      this.curRemote = remotes[r] | 0;
+      const c = this.txSuper(ipOff, ipLen, gsoSize, udp, true);
+      if (c !== Drop.None) return c;
+      if (r > 0) this.stats.counters[C.flood_copies]++;
+    }
+    return Drop.None;
   }
 
   /**
    * A TSO (TCP) or USO (UDP) super-packet: segment it (TCP at the MSS or the route's
    * smaller MTU; UDP at the sender's datagram size, which cannot change), encapsulate
    * each segment and queue them as UDP_SEGMENT messages on the flow's pool socket.
+   * `bridged`: vxlan-l2, destination and template already set (txSuperFrame); a bridge
+   * port sends no ICMP, so a DF segment too big for the tunnel is cut smaller.
    */
-  private txSuper(off: number, len: number, gsoSize: number, udp: boolean): number {
+  private txSuper(
+    off: number,
+    len: number,
+    gsoSize: number,
+    udp: boolean,
+    bridged: boolean,
+  ): number {
     const u8 = this.u8;
     const ip = this.ip;
     let code = ipv4Parse(u8, off, len, ip);
     if (code !== Drop.None) return code;
     const hdr = udp ? usoHeaderLen(u8, off, ip.totalLen) : tsoHeaderLen(u8, off, ip.totalLen);
     if (hdr === 0) return udp ? Drop.UdpTruncated : Drop.TcpBadOffset;
-    code = this.resolve();
-    if (code !== Drop.None) return code;
+    if (!bridged) {
+      code = this.resolve();
+      if (code !== Drop.None) return code;
+    }
     let mss = gsoSize;
     if (mss <= 0) return udp ? Drop.UdpBadLength : Drop.TcpBadOffset;
     // PMTU applies per segment: each is hdr + mss bytes of inner IPv4.
     if (hdr + mss > this.curMtu) {
-      if (ip.df) {
+      if (ip.df && !bridged) {
         this.fragNeeded(off, ip.totalLen, this.curMtu, this.curFrom);
         return Drop.TooBig;
       }
@@ -835,6 +901,7 @@ export class Forwarder implements VnetSink {
     }
     this.flushDevice();
     b.freeSlots(this.slab, 0, n);
+    this.freeExtra();
   };
 
   /** VnetSink: a packet that already starts with its virtio_net_hdr. */
@@ -864,8 +931,30 @@ export class Forwarder implements VnetSink {
       return;
     }
     this.coal?.flush();
+    if (this.o.mode === MODE_VXLAN_L2) {
+      // The vnet header is a range of its own (see coalesce.ts: the 10 bytes before a
+      // frame may belong to the previous datagram of a GRO batch).
+      const h = this.vnetScratch();
+      if (h < 0) {
+        this.drop(Drop.PoolExhausted);
+        return;
+      }
+      vnetWritePlain(this.u8, h, 0);
+      const r = this.frameRanges;
+      r.off[0] = h;
+      r.len[0] = VNET_LEN;
+      r.off[1] = off;
+      r.len[1] = len;
+      this.deviceVnetGather(slot, r.off, r.len, 2);
+      return;
+    }
     vnetWritePlain(this.u8, off - VNET_LEN, 0);
     this.deviceVnet(slot, off - VNET_LEN, len + VNET_LEN);
+  }
+
+  /** VnetSink: scratch for a vnet header, in the batch's header arena. */
+  vnetScratch(): number {
+    return this.headerSpace(VNET_LEN);
   }
 
   /** `pre`: sum of [off + RX_TCP_AT, off + len) when known (GRO datagrams), else -1. */
@@ -887,6 +976,23 @@ export class Forwarder implements VnetSink {
         const learned = this.fdb.learn(readMac(this.u8, vx.innerOff + ETH_SRC), from);
         if (learned === Learn.StaticConflict) return Drop.PeerNotAllowed;
         if (learned === Learn.Created) this.stats.counters[C.fdb_learned]++;
+      }
+      const coal = this.coal;
+      const ipOff = eth.payloadOff;
+      // An untagged IPv4 TCP segment may join a coalesced write; a bridge port passes
+      // everything else (even a malformed IPv4 packet) on as it came.
+      if (
+        coal !== undefined &&
+        eth.ethertype === ETHERTYPE_IPV4 &&
+        ipOff === vx.innerOff + ETH_HDR_LEN &&
+        ipv4Parse(this.u8, ipOff, eth.payloadLen, this.ip) === Drop.None
+      ) {
+        const total = this.ip.totalLen;
+        const known = ipOff + IPV4_HDR_LEN === off + RX_TCP_AT && ipOff + total === off + len;
+        if (coal.add(slot, ipOff, total, known ? pre : -1)) {
+          this.stats.counters[C.decap_packets]++;
+          return Drop.None;
+        }
       }
       this.devPush(slot, vx.innerOff, vx.innerLen);
     } else {
