@@ -649,7 +649,9 @@ function decideFastPath(cfg: Config): { on: boolean; tunOffloads: number; info: 
   // instead of being cut in software before the TUN. TSO6 stays off: the overlay is
   // IPv4 and an IPv6 super-packet would only be dropped here. (`all`: the kernel took
   // CSUM with TSO4, TSO6, USO4 and USO6 together, so this subset is safe to ask for.)
-  if (probe.all) {
+  // Not on a TAP: USO4 comes only paired with USO6, and a bridge carries IPv6 frames that
+  // the IPv4 segmenter would drop; the kernel cuts UDP runs before the TAP instead.
+  if (probe.all && cfg.mode === "vxlan") {
     flags |= TUN_F.USO4 | TUN_F.USO6;
     info.tunOffloads.push("uso4", "uso6");
   }
