@@ -4,7 +4,7 @@ import t from "tap";
 import { addFlannelPeer, addKernelVxlan } from "../../src/lab/kernel-vxlan.js";
 import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
-import { csumErrors, iperfTcp } from "../lib/traffic.js";
+import { tcpBothWays } from "../lib/traffic.js";
 import { startVxtun } from "../lib/vxtun.js";
 
 const MAC_A = "02:00:00:00:01:01";
@@ -54,12 +54,10 @@ t.test("vxtun vxlan <-> kernel vxlan (flannel-style)", async (t) => {
   if (ab.code !== 0) t.comment(vx.output());
 
   // (addKernelVxlan turned tx checksum offload off on B's underlay veth: DESIGN.md §4.)
-  const before = [await csumErrors(lab, a.ns), await csumErrors(lab, b.ns)];
-  const link = { clientNs: a.ns, clientIp: "10.244.1.1", serverNs: b.ns, serverIp: "10.244.2.1" };
-  const fwd = await iperfTcp(lab, link);
-  t.ok(fwd.ok, `iperf3 TCP A -> B completes: ${fwd.gbps.toFixed(2)} Gbit/s ${fwd.error ?? ""}`);
-  const rev = await iperfTcp(lab, { ...link, reverse: true });
-  t.ok(rev.ok, `iperf3 TCP B -> A completes: ${rev.gbps.toFixed(2)} Gbit/s ${rev.error ?? ""}`);
-  const after = [await csumErrors(lab, a.ns), await csumErrors(lab, b.ns)];
-  t.same(after, before, "no new TCP/UDP checksum errors on either node (nstat)");
+  await tcpBothWays(t, lab, {
+    clientNs: a.ns,
+    clientIp: "10.244.1.1",
+    serverNs: b.ns,
+    serverIp: "10.244.2.1",
+  });
 });

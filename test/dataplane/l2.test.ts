@@ -6,7 +6,7 @@ import t from "tap";
 import { addKernelVxlan } from "../../src/lab/kernel-vxlan.js";
 import { NetnsLab as Lab, type NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay, type UnderlayNode } from "../../src/lab/underlay.js";
-import { csumErrors, iperfTcp } from "../lib/traffic.js";
+import { tcpBothWays } from "../lib/traffic.js";
 import { startVxtun } from "../lib/vxtun.js";
 
 /** A bridge br0 with the node's overlay address 10.244.0.<i>/24: the "pod side". */
@@ -30,8 +30,8 @@ function l2Config(n: UnderlayNode, peers: UnderlayNode[], extra: Record<string, 
 const ping = (lab: NetnsLab, ns: string, dst: string, extra: string[] = []) =>
   lab.exec(ns, ["ping", "-c", "2", "-i", "0.2", "-W", "2", ...extra, dst]);
 
-t.test("vxtun vxlan-l2 <-> kernel vxlan bridge port", async (t) => {
-  if (skipUnlessRoot(t)) return;
+/** Node A for vxtun, node B with a kernel vxlan bridge port flooding to A; both bridged. */
+async function kernelBridgePeer(t: Parameters<typeof Lab.create>[0]) {
   const lab = await Lab.create(t);
   const [a, b] = (await buildUnderlay(lab, 2)).nodes;
   await bridge(a, 1);
@@ -57,6 +57,12 @@ t.test("vxtun vxlan-l2 <-> kernel vxlan bridge port", async (t) => {
     "dst",
     a.address,
   ]);
+  return { lab, a, b };
+}
+
+t.test("vxtun vxlan-l2 <-> kernel vxlan bridge port", async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const { lab, a, b } = await kernelBridgePeer(t);
   const vx = await startVxtun(lab, a.ns, l2Config(a, [b], { fdb: { ageingSeconds: 2 } }));
   t.teardown(vx.stop);
 
@@ -94,45 +100,19 @@ t.test("vxtun vxlan-l2 <-> kernel vxlan bridge port", async (t) => {
 
 t.test("vxlan-l2 fast path <-> kernel vxlan bridge port: TCP both ways", async (t) => {
   if (skipUnlessRoot(t)) return;
-  const lab = await Lab.create(t);
-  const [a, b] = (await buildUnderlay(lab, 2)).nodes;
-  await bridge(a, 1);
-  await bridge(b, 2);
-  const dev = await addKernelVxlan({
-    ns: b.ns,
-    local: b.address,
-    underlayDev: b.dev,
-    vtepIp: "0.0.0.0",
-    vtepMac: "02:00:00:00:02:01",
-    bridge: "br0",
-    learning: true,
-  });
-  await runOk([
-    "bridge",
-    "-n",
-    b.ns,
-    "fdb",
-    "append",
-    "00:00:00:00:00:00",
-    "dev",
-    dev,
-    "dst",
-    a.address,
-  ]);
+  const { lab, a, b } = await kernelBridgePeer(t);
   const vx = await startVxtun(lab, a.ns, l2Config(a, [b]));
   t.teardown(vx.stop);
   const info = (await vx.call("stats")) as { offload: { state: string } };
   t.equal(info.offload.state, "on", "the TAP runs with virtio-net headers and offloads");
 
   t.equal((await ping(lab, a.ns, "10.244.0.2")).code, 0, "ARP and ping cross first");
-  const before = [await csumErrors(lab, a.ns), await csumErrors(lab, b.ns)];
-  const link = { clientNs: a.ns, clientIp: "10.244.0.1", serverNs: b.ns, serverIp: "10.244.0.2" };
-  const fwd = await iperfTcp(lab, link);
-  t.ok(fwd.ok, `iperf3 TCP A -> B completes: ${fwd.gbps.toFixed(2)} Gbit/s ${fwd.error ?? ""}`);
-  const rev = await iperfTcp(lab, { ...link, reverse: true });
-  t.ok(rev.ok, `iperf3 TCP B -> A completes: ${rev.gbps.toFixed(2)} Gbit/s ${rev.error ?? ""}`);
-  const after = [await csumErrors(lab, a.ns), await csumErrors(lab, b.ns)];
-  t.same(after, before, "no new TCP/UDP checksum errors on either node (nstat)");
+  await tcpBothWays(t, lab, {
+    clientNs: a.ns,
+    clientIp: "10.244.0.1",
+    serverNs: b.ns,
+    serverIp: "10.244.0.2",
+  });
 
   const s = (await vx.call("stats")) as {
     counters: Record<string, number>;
