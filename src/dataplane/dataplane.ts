@@ -293,9 +293,10 @@ export class Dataplane {
       this.stats,
       this.tx,
       { sendBatch: (b, from, count) => this.device.writeBatch(b, from, count) },
-      this.pool
+      this.fastInfo.state === "on"
         ? {
             pool: this.pool,
+            raw: cfg.mode === "ipip" ? this.tx : undefined,
             udpSegment: this.fastInfo.udpSegment,
             rxGso: this.rxGso,
             summer: new NativeSummer(this.slab.buffer),
@@ -604,9 +605,10 @@ export async function findUnderlayMtu(cfg: Config): Promise<number> {
 
 /**
  * Whether the offload fast path runs, from the config (`io.offload`, overridable with
- * VXTUN_IO_OFFLOAD=off|auto for benchmarks) and a probe of this kernel: vxlan (TUN) and
- * vxlan-l2 (TAP) modes (ipip keeps one packet per read/write: a raw socket has no
- * UDP_SEGMENT or UDP_GRO), needs CSUM|TSO4 on the device. UDP_SEGMENT
+ * VXTUN_IO_OFFLOAD=off|auto for benchmarks) and a probe of this kernel, in every mode
+ * (vxlan and ipip on the TUN, vxlan-l2 on the TAP); needs CSUM|TSO4 on the device. In
+ * ipip mode segments go out as one sendmmsg batch from the raw socket (no UDP_SEGMENT
+ * there) and arrive one by one (no UDP_GRO), to be coalesced all the same. UDP_SEGMENT
  * and UDP_GRO are used when accepted; without UDP_SEGMENT a super-packet's segments go
  * out as one sendmmsg batch instead.
  */
@@ -622,9 +624,6 @@ function decideFastPath(cfg: Config): { on: boolean; tunOffloads: number; info: 
   const setting = process.env.VXTUN_IO_OFFLOAD || cfg.io.offload;
   if (setting === "off")
     return { on: false, tunOffloads: 0, info: { ...info, state: "off (config)" } };
-  if (cfg.mode === "ipip") {
-    return { on: false, tunOffloads: 0, info: { ...info, state: `off (not in ${cfg.mode} mode)` } };
-  }
   let probe: ReturnType<typeof probeOffloads>;
   try {
     probe = probeOffloads();

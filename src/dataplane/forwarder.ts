@@ -70,7 +70,7 @@ import {
 } from "../encap/vxlan.js";
 import { type Fdb, Learn, type NeighTable, type Route, type RouteTable } from "../fdb/index.js";
 import { Batch } from "../tun/batch.js";
-import { type GsoBatch, UDP_MAX_PAYLOAD, UDP_MAX_SEGMENTS } from "../tun/gso.js";
+import { GsoBatch, UDP_MAX_PAYLOAD, UDP_MAX_SEGMENTS } from "../tun/gso.js";
 import type { Slab } from "../tun/slab.js";
 import { MAX_GROUP_SEGMENTS, TcpCoalescer, type VnetSink } from "./coalesce.js";
 import type { UdpSenderPool } from "./fastpath.js";
@@ -137,9 +137,16 @@ export const FRAG_INNER = 0;
 export const FRAG_OUTER = 1;
 
 /** The offload fast path's parts (vxlan mode only); see fastpath.ts. */
+/** Where the IPIP fast path sends gathered segments (RawSocket.sendGather). */
+export interface GatherSink {
+  sendGather(batch: GsoBatch, from: number, count: number): number;
+}
+
 export interface FastPathIo {
-  /** UDP sockets on the flow source ports, for super-packets' segments. */
-  pool: UdpSenderPool;
+  /** VXLAN: UDP sockets on the flow source ports, for super-packets' segments. */
+  pool: UdpSenderPool | undefined;
+  /** IPIP: the header-including raw socket, for super-packets' segments. */
+  raw?: GatherSink;
   /** UDP_SEGMENT works: a super-packet's segments go out as one message. */
   udpSegment: boolean;
   /** UDP_GRO segment sizes parallel to the underlay reading batch, when GRO is on. */
@@ -167,12 +174,16 @@ const NO_TEMPLATE = new Uint8Array(VXLAN_L3_HEADROOM);
 const SEG_PREFIX = VXLAN_L3_HEADROOM;
 /** Where a received VXLAN segment's inner TCP header usually starts (no VLAN, no IP options). */
 const RX_TCP_AT = VXLAN_L3_HEADROOM + IPV4_HDR_LEN;
+/** The same for an IPIP packet as the raw socket hands it over: outer + inner IPv4. */
+const IPIP_TCP_AT = 2 * IPV4_HDR_LEN;
 
 export class Forwarder implements VnetSink {
   private readonly u8: Uint8Array;
   /** The device reads and writes a virtio_net_hdr before each packet. */
   private readonly vnet: boolean;
   private readonly pool: UdpSenderPool | undefined;
+  /** IPIP fast path: segments (header block + payload range) for the raw socket. */
+  private readonly ipipOut: GsoBatch | undefined;
   private readonly poolPorts: Uint16Array | undefined;
   private readonly coal: TcpCoalescer | undefined;
   /** Underlay sends (header-including raw socket) and device writes. */
@@ -235,7 +246,9 @@ export class Forwarder implements VnetSink {
     this.localIp32 = o.localIp | 0;
     this.vnet = fast !== undefined;
     this.pool = fast?.pool;
-    this.poolPorts = fast?.pool.ports;
+    this.poolPorts = fast?.pool?.ports;
+    this.ipipOut =
+      fast?.raw !== undefined ? new GsoBatch(o.batch * 4).withGather(o.batch * 8) : undefined;
     this.coal = fast
       ? new TcpCoalescer(slab.u8, fast.summer, this, o.mode === MODE_VXLAN_L2 ? ETH_HDR_LEN : 0)
       : undefined;
@@ -281,6 +294,7 @@ export class Forwarder implements VnetSink {
     }
     this.flushUnderlay();
     if (this.pool !== undefined) this.flushPool();
+    if (this.ipipOut !== undefined) this.flushIpip();
     this.flushDevice();
     b.freeSlots(this.slab, 0, n);
     this.freeExtra();
@@ -470,6 +484,7 @@ export class Forwarder implements VnetSink {
       mss = this.curMtu - hdr;
       if (mss < 8) return Drop.TooBig;
     }
+    if (this.ipipOut !== undefined) return this.txSuperIpip(off, ip.totalLen, hdr, mss, udp);
     const o = this.o;
     const pool = this.pool!;
     const summer = this.fast!.summer;
@@ -534,6 +549,79 @@ export class Forwarder implements VnetSink {
     }
     c[C.encap_packets] += segs;
     return Drop.None;
+  }
+
+  /**
+   * ipip: the segments of a super-packet as header-included raw packets, one message of
+   * two ranges each (outer IPv4 + inner headers from the header arena, payload in
+   * place). A raw socket has no UDP_SEGMENT: one sendmmsg carries a batch of them. The
+   * outer header comes from ipipEncap with ID 0: the kernel fills in each packet's ID,
+   * total length and checksum (raw(7), IP_HDRINCL).
+   */
+  private txSuperIpip(off: number, total: number, hdr: number, mss: number, udp: boolean): number {
+    const u8 = this.u8;
+    const o = this.o;
+    const out = this.ipipOut!;
+    const summer = this.fast!.summer;
+    const outer = ipipEncap(
+      u8,
+      off,
+      hdr + mss,
+      this.localIp32,
+      this.curRemote,
+      o.ttl,
+      o.tos,
+      o.df,
+      0,
+    );
+    if (outer < 0) return -outer;
+    const payload = total - hdr;
+    const segs = Math.ceil(payload / mss);
+    const hs = IPV4_HDR_LEN + hdr;
+    const fit = Math.floor((this.slab.slotSize - this.slab.headroom) / hs);
+    for (let first = 0; first < segs; first += fit) {
+      const n = Math.min(fit, segs - first);
+      const at = this.headerSpace(n * hs);
+      if (at < 0) return Drop.PoolExhausted;
+      for (let i = 0; i < IPV4_HDR_LEN; i++) u8[at + i] = u8[outer + i];
+      const made = udp
+        ? usoSegment(u8, off, total, hdr, mss, at, IPV4_HDR_LEN, summer, first, n)
+        : tsoSegment(u8, off, total, hdr, mss, at, IPV4_HDR_LEN, summer, first, n);
+      if (made !== n) return udp ? Drop.UdpTruncated : Drop.TcpTruncated;
+      for (let j = 0; j < n; j++) {
+        if (!out.pushGsoGather(this.hdrSlot, this.curRemote, 0, 0, 0, 2)) {
+          this.flushIpip();
+          out.pushGsoGather(this.hdrSlot, this.curRemote, 0, 0, 0, 2);
+        }
+        out.addRange(at + j * hs, hs);
+        out.addRange(
+          tsoPayloadOff(off, hdr, mss, first + j),
+          tsoPayloadLen(payload, mss, first + j),
+        );
+      }
+    }
+    const c = this.stats.counters;
+    if (udp) {
+      c[C.uso_superpackets]++;
+      c[C.uso_segments] += segs;
+    } else {
+      c[C.tso_superpackets]++;
+      c[C.tso_segments] += segs;
+    }
+    c[C.encap_packets] += segs;
+    return Drop.None;
+  }
+
+  private flushIpip(): void {
+    const b = this.ipipOut!;
+    if (b.count === 0) return;
+    const c = this.stats.counters;
+    const sent = this.fast!.raw!.sendGather(b, 0, b.count);
+    c[C.underlay_tx_batches]++;
+    c[C.underlay_tx_packets] += sent;
+    for (let i = 0; i < sent; i++) c[C.underlay_tx_bytes] += b.len[i];
+    if (sent < b.count) this.stats.drops[Drop.SendError] += b.count - sent;
+    b.clear();
   }
 
   /**
@@ -841,13 +929,13 @@ export class Forwarder implements VnetSink {
     let npre = 0;
     if (this.fast !== undefined) {
       const summer = this.fast.summer;
+      const at = this.o.mode === MODE_IPIP ? IPIP_TCP_AT : RX_TCP_AT;
       npre = Math.min(n, SUM_MANY);
       for (let i = 0; i < npre; i++) {
         const len = b.len[i];
-        const single =
-          len > RX_TCP_AT && (rxGso === undefined || rxGso[i] === 0 || len <= rxGso[i]);
-        summer.offs[i] = b.off[i] + RX_TCP_AT;
-        summer.lens[i] = single ? len - RX_TCP_AT : 0;
+        const single = len > at && (rxGso === undefined || rxGso[i] === 0 || len <= rxGso[i]);
+        summer.offs[i] = b.off[i] + at;
+        summer.lens[i] = single ? len - at : 0;
       }
       summer.sumMany(npre);
       for (let i = 0; i < npre; i++) pre[i] = summer.lens[i] > 0 ? summer.out[i] : -1;
@@ -887,7 +975,7 @@ export class Forwarder implements VnetSink {
       }
       const code =
         this.o.mode === MODE_IPIP
-          ? this.rxIpip(b.slot[i], b.off[i], b.len[i])
+          ? this.rxIpip(b.slot[i], b.off[i], b.len[i], i < npre ? pre[i] : -1)
           : this.rxVxlan(b.slot[i], b.off[i], b.len[i], i, i < npre ? pre[i] : -1);
       if (code !== Drop.None) this.drop(code);
       if (dev.count === dev.capacity) this.flushDevice();
@@ -1017,10 +1105,20 @@ export class Forwarder implements VnetSink {
     return Drop.None;
   }
 
-  private rxIpip(slot: number, off: number, len: number): number {
+  private rxIpip(slot: number, off: number, len: number, pre = -1): number {
     const info = this.ipip;
     const code = ipipDecap(this.u8, off, len, info);
     if (code !== Drop.None) return code;
+    const coal = this.coal;
+    const ipOff = info.innerOff;
+    const total = info.innerLen;
+    // `pre` was summed from off + 40: usable when both headers are 20 bytes and the inner
+    // packet ends where the datagram does.
+    const known = ipOff + IPV4_HDR_LEN === off + IPIP_TCP_AT && ipOff + total === off + len;
+    if (coal?.add(slot, ipOff, total, known ? pre : -1)) {
+      this.stats.counters[C.decap_packets]++;
+      return Drop.None;
+    }
     this.devPush(slot, info.innerOff, info.innerLen);
     this.stats.counters[C.decap_packets]++;
     return Drop.None;

@@ -7,6 +7,7 @@
 
 import { formatIpv4 } from "../encap/addr.js";
 import type { Batch } from "./batch.js";
+import type { GsoBatch } from "./gso.js";
 import { IoEndpoint } from "./io.js";
 import { C, native } from "./native.js";
 import type { Slab } from "./slab.js";
@@ -63,5 +64,25 @@ export class RawSocket extends IoEndpoint {
    */
   sendBatch(batch: Batch, from = 0, count = batch.count - from): number {
     return this.io.send(batch.off, batch.len, batch.addr, batch.port, from, count);
+  }
+
+  /**
+   * Like sendBatch for a batch whose packets are gathered from slab ranges
+   * (pushGsoGather with gso 0 and no TOS/TTL: the header we wrote says it all). The
+   * IPIP fast path sends a super-packet's segments this way: a header block each, and
+   * the payload where the TUN read put it.
+   */
+  sendGather(batch: GsoBatch, from = 0, count = batch.count - from): number {
+    this.useGather(batch);
+    return this.io.sendGso(
+      batch.off,
+      batch.len,
+      batch.addr,
+      batch.port,
+      batch.gso,
+      batch.tosTtl,
+      from,
+      count,
+    );
   }
 }
