@@ -530,24 +530,11 @@ export class Forwarder implements VnetSink {
       for (let s = 0; s < n; s += perMsg) {
         const m = Math.min(perMsg, n - s);
         const batch = this.poolMessage(k, m > 1 ? segSize : 0, meta, 2 * m);
-        for (let j = s; j < s + m; j++) {
-          batch.addRange(at + j * hs, hs);
-          batch.addRange(
-            tsoPayloadOff(off, hdr, mss, first + j),
-            tsoPayloadLen(payload, mss, first + j),
-          );
-        }
+        for (let j = s; j < s + m; j++)
+          this.addSegment(batch, at + j * hs, hs, off, hdr, mss, payload, first + j);
       }
     }
-    const c = this.stats.counters;
-    if (udp) {
-      c[C.uso_superpackets]++;
-      c[C.uso_segments] += segs;
-    } else {
-      c[C.tso_superpackets]++;
-      c[C.tso_segments] += segs;
-    }
-    c[C.encap_packets] += segs;
+    this.countSegmented(udp, segs);
     return Drop.None;
   }
 
@@ -593,13 +580,29 @@ export class Forwarder implements VnetSink {
           this.flushIpip();
           out.pushGsoGather(this.hdrSlot, this.curRemote, 0, 0, 0, 2);
         }
-        out.addRange(at + j * hs, hs);
-        out.addRange(
-          tsoPayloadOff(off, hdr, mss, first + j),
-          tsoPayloadLen(payload, mss, first + j),
-        );
+        this.addSegment(out, at + j * hs, hs, off, hdr, mss, payload, first + j);
       }
     }
+    this.countSegmented(udp, segs);
+    return Drop.None;
+  }
+
+  /** Segment k of a gathered message: its header block, then its payload in place. */
+  private addSegment(
+    b: Batch,
+    block: number,
+    hs: number,
+    off: number,
+    hdr: number,
+    mss: number,
+    payload: number,
+    k: number,
+  ): void {
+    b.addRange(block, hs);
+    b.addRange(tsoPayloadOff(off, hdr, mss, k), tsoPayloadLen(payload, mss, k));
+  }
+
+  private countSegmented(udp: boolean, segs: number): void {
     const c = this.stats.counters;
     if (udp) {
       c[C.uso_superpackets]++;
@@ -609,7 +612,6 @@ export class Forwarder implements VnetSink {
       c[C.tso_segments] += segs;
     }
     c[C.encap_packets] += segs;
-    return Drop.None;
   }
 
   private flushIpip(): void {

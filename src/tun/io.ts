@@ -1,6 +1,7 @@
 // Shared plumbing for everything that moves batches through the addon: TUN/TAP queues,
 // UDP sockets and raw sockets. One native Io per fd; one JS callback per batch.
 import type { Batch } from "./batch.js";
+import type { GsoBatch } from "./gso.js";
 import { C, type ErrnoError, type NativeIo, native } from "./native.js";
 import type { Slab, SlabWaiter } from "./slab.js";
 
@@ -117,6 +118,24 @@ export abstract class IoEndpoint implements SlabWaiter {
     const g = batch.gather;
     if (g === undefined) this.io.setGather(null);
     else this.io.setGather(g.start, g.count, g.off, g.len);
+  }
+
+  /**
+   * sendmmsg of `batch`'s messages [from, from+count) with their gather lists, per-message
+   * UDP_SEGMENT size and TOS/TTL (0: none); see GsoBatch. Sockets only.
+   */
+  protected sendMessages(batch: GsoBatch, from: number, count: number): number {
+    this.useGather(batch);
+    return this.io.sendGso(
+      batch.off,
+      batch.len,
+      batch.addr,
+      batch.port,
+      batch.gso,
+      batch.tosTtl,
+      from,
+      count,
+    );
   }
 
   /** Stop polling (packets queue in the kernel) until resume(). */

@@ -73,16 +73,6 @@ export class RawSocket extends IoEndpoint {
    * the payload where the TUN read put it.
    */
   sendGather(batch: GsoBatch, from = 0, count = batch.count - from): number {
-    this.useGather(batch);
-    return this.io.sendGso(
-      batch.off,
-      batch.len,
-      batch.addr,
-      batch.port,
-      batch.gso,
-      batch.tosTtl,
-      from,
-      count,
-    );
+    return this.sendMessages(batch, from, count);
   }
 }

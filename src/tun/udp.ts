@@ -116,17 +116,7 @@ export class UdpSocket extends IoEndpoint {
 
   /** sendmmsg with UDP_SEGMENT / IP_TOS / IP_TTL per message; see GsoBatch. */
   sendGso(batch: GsoBatch, from = 0, count = batch.count - from): number {
-    this.useGather(batch);
-    return this.io.sendGso(
-      batch.off,
-      batch.len,
-      batch.addr,
-      batch.port,
-      batch.gso,
-      batch.tosTtl,
-      from,
-      count,
-    );
+    return this.sendMessages(batch, from, count);
   }
 
   /** Probe UDP GSO/GRO on this socket (leaves UDP_SEGMENT and UDP_GRO off). */

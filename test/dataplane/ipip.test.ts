@@ -10,6 +10,9 @@ import { buildUnderlay } from "../../src/lab/underlay.js";
 import { tcpBothWays } from "../lib/traffic.js";
 import { startVxtun } from "../lib/vxtun.js";
 
+/** tshark verifies IP and TCP checksums (off by default). */
+const CHECKSUMS = ["-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE"];
+
 t.test("vxtun ipip <-> vxtun ipip", async (t) => {
   if (skipUnlessRoot(t)) return;
   const lab = await NetnsLab.create(t);
@@ -123,10 +126,7 @@ t.test("vxtun ipip <-> vxtun ipip", async (t) => {
         "tshark",
         "-r",
         seg,
-        "-o",
-        "ip.check_checksum:TRUE",
-        "-o",
-        "tcp.check_checksum:TRUE",
+        ...CHECKSUMS,
         "-T",
         "fields",
         "-e",
@@ -147,10 +147,7 @@ t.test("vxtun ipip <-> vxtun ipip", async (t) => {
       "tshark",
       "-r",
       seg,
-      "-o",
-      "ip.check_checksum:TRUE",
-      "-o",
-      "tcp.check_checksum:TRUE",
+      ...CHECKSUMS,
       "-Y",
       "_ws.malformed || ip.checksum.status == 0 || tcp.checksum.status == 0",
     ]);
