@@ -654,8 +654,9 @@ function decideFastPath(cfg: Config): { on: boolean; tunOffloads: number; info: 
     flags |= TUN_F.USO4 | TUN_F.USO6;
     info.tunOffloads.push("uso4", "uso6");
   }
-  info.udpSegment = probe.udpSegment;
-  info.udpGro = probe.udpGro;
+  // ipip sends and receives on raw sockets: neither applies (stats shows "no").
+  info.udpSegment = cfg.mode !== "ipip" && probe.udpSegment;
+  info.udpGro = cfg.mode !== "ipip" && probe.udpGro;
   return { on: true, tunOffloads: flags, info };
 }
 
