@@ -440,7 +440,8 @@ export class Forwarder implements VnetSink {
     this.curPort = this.o.port;
     for (let r = 0; r < n; r++) {
       this.curRemote = remotes[r] | 0;
-      const c = this.txSuper(ipOff, ipLen, gsoSize, udp, true);
+      // Each copy is segmented again; the super-frame is counted once (copy: r > 0).
+      const c = this.txSuper(ipOff, ipLen, gsoSize, udp, true, r > 0);
       if (c !== Drop.None) return c;
       if (r > 0) this.stats.counters[C.flood_copies]++;
     }
@@ -460,6 +461,7 @@ export class Forwarder implements VnetSink {
     gsoSize: number,
     udp: boolean,
     bridged: boolean,
+    copy = false,
   ): number {
     const u8 = this.u8;
     const ip = this.ip;
@@ -534,7 +536,7 @@ export class Forwarder implements VnetSink {
           this.addSegment(batch, at + j * hs, hs, off, hdr, mss, payload, first + j);
       }
     }
-    this.countSegmented(udp, segs);
+    this.countSegmented(udp, segs, copy);
     return Drop.None;
   }
 
@@ -583,7 +585,7 @@ export class Forwarder implements VnetSink {
         this.addSegment(out, at + j * hs, hs, off, hdr, mss, payload, first + j);
       }
     }
-    this.countSegmented(udp, segs);
+    this.countSegmented(udp, segs, false);
     return Drop.None;
   }
 
@@ -602,8 +604,11 @@ export class Forwarder implements VnetSink {
     b.addRange(tsoPayloadOff(off, hdr, mss, k), tsoPayloadLen(payload, mss, k));
   }
 
-  private countSegmented(udp: boolean, segs: number): void {
+  /** `copy`: a flood copy of a super-packet already counted (only its segments count). */
+  private countSegmented(udp: boolean, segs: number, copy: boolean): void {
     const c = this.stats.counters;
+    c[C.encap_packets] += segs;
+    if (copy) return;
     if (udp) {
       c[C.uso_superpackets]++;
       c[C.uso_segments] += segs;
@@ -611,7 +616,6 @@ export class Forwarder implements VnetSink {
       c[C.tso_superpackets]++;
       c[C.tso_segments] += segs;
     }
-    c[C.encap_packets] += segs;
   }
 
   private flushIpip(): void {
