@@ -138,26 +138,32 @@ t.test("vxlan-l2 fast path <-> kernel vxlan bridge port: TCP both ways", async (
   );
 });
 
-t.test("three vxtun vxlan-l2 nodes: replication, and bad packets counted", async (t) => {
-  if (skipUnlessRoot(t)) return;
+/** Three bridged vxtun vxlan-l2 nodes meshed by flood entries; `extra(i)` adds config. */
+async function threeL2Nodes(
+  t: Parameters<typeof Lab.create>[0] & { teardown: (f: () => unknown) => void },
+  extra: (i: number) => Record<string, unknown>,
+  sysctls: string[] = [],
+) {
   const lab = await Lab.create(t);
   const nodes = (await buildUnderlay(lab, 3)).nodes;
   const procs: Awaited<ReturnType<typeof startVxtun>>[] = [];
   for (const [i, n] of nodes.entries()) {
     await bridge(n, i + 1);
-    // Broadcast pings are answered only when this is off.
-    await lab.execOk(n.ns, ["sysctl", "-qw", "net.ipv4.icmp_echo_ignore_broadcasts=0"]);
-    const vx = await startVxtun(
-      lab,
-      n.ns,
-      l2Config(
-        n,
-        nodes.filter((p) => p !== n),
-      ),
-    );
+    for (const kv of sysctls) await lab.execOk(n.ns, ["sysctl", "-qw", kv]);
+    const others = nodes.filter((p) => p !== n);
+    const vx = await startVxtun(lab, n.ns, l2Config(n, others, extra(i)));
     t.teardown(vx.stop);
     procs.push(vx);
   }
+  return { lab, nodes, procs };
+}
+
+t.test("three vxtun vxlan-l2 nodes: replication, and bad packets counted", async (t) => {
+  if (skipUnlessRoot(t)) return;
+  // Broadcast pings are answered only when this is off.
+  const { lab, nodes, procs } = await threeL2Nodes(t, () => ({}), [
+    "net.ipv4.icmp_echo_ignore_broadcasts=0",
+  ]);
   const decap = async (i: number) =>
     ((await procs[i].call("stats")) as { counters: Record<string, number> }).counters.decap_packets;
   const before = [await decap(1), await decap(2)];
@@ -191,19 +197,11 @@ for payload in [bytes(8) + frame, bytes.fromhex("0800000000006300") + frame, b"\
 
 t.test("vxlan-l2 fast path: super-frames to an unlearned MAC are flooded head-end", async (t) => {
   if (skipUnlessRoot(t)) return;
-  const lab = await Lab.create(t);
-  const nodes = (await buildUnderlay(lab, 3)).nodes;
-  const procs: Awaited<ReturnType<typeof startVxtun>>[] = [];
-  for (const [i, n] of nodes.entries()) {
-    await bridge(n, i + 1);
-    // Node 1 never learns: every unicast frame it sends, TSO super-frames included, goes
-    // to both flood remotes, as the kernel's vxlan does for an unknown destination.
-    const extra = i === 0 ? { fdb: { learning: false } } : {};
-    const others = nodes.filter((p) => p !== n);
-    const vx = await startVxtun(lab, n.ns, l2Config(n, others, extra));
-    t.teardown(vx.stop);
-    procs.push(vx);
-  }
+  // Node 1 never learns: every unicast frame it sends, TSO super-frames included, goes
+  // to both flood remotes, as the kernel's vxlan does for an unknown destination.
+  const { lab, nodes, procs } = await threeL2Nodes(t, (i) =>
+    i === 0 ? { fdb: { learning: false } } : {},
+  );
   const counters = async (i: number) =>
     ((await procs[i].call("stats")) as { counters: Record<string, number> }).counters;
   t.equal((await ping(lab, nodes[0].ns, "10.244.0.2")).code, 0, "ARP and ping cross first");
