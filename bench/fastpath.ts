@@ -5,6 +5,7 @@
 //   --peer vxtun|kernel  what node 2 runs (default vxtun)
 //   --reverse     also measure node 2 -> node 1
 //   --streams N   parallel iperf3 streams (default 1)
+//   --queues N|auto   forwarding queues per node (io.queues, default auto)
 //   --shrink-underlay MTU   lower node 1's underlay MTU under the running dataplane
 //                 first (PMTU: EMSGSIZE lowers the route MTU, TSO segments then
 //                 get ICMP frag-needed until TCP's MSS fits)
@@ -25,6 +26,7 @@ const { values } = parseArgs({
     peer: { type: "string", default: "vxtun" },
     reverse: { type: "boolean", default: false },
     streams: { type: "string", default: "1" },
+    queues: { type: "string", default: "auto" },
     "shrink-underlay": { type: "string", default: "" },
   },
 });
@@ -62,6 +64,7 @@ try {
       await startVxtun(lab, n.ns, {
         name: n.name,
         mode: "vxlan",
+        io: { queues: values.queues === "auto" ? "auto" : Number(values.queues) },
         local: { address: n.address },
         device: { name: "vxtun0", address: `10.244.${i + 1}.0/32`, vtepMac: MAC(i + 1) },
         peers: [{ address: nodes[j].address, subnet: `10.244.${j + 1}.0/24`, vtepMac: MAC(j + 1) }],

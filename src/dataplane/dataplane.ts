@@ -644,13 +644,20 @@ function decideFastPath(cfg: Config): { on: boolean; tunOffloads: number; info: 
   info.state = "on";
   info.tunOffloads = ["csum", "tso4"];
   let flags = TUN_F.CSUM | TUN_F.TSO4;
+  // TSO6 only on a TAP (vxlan-l2): a bridge carries IPv6 frames, which the segmenter
+  // cuts like IPv4 ones. The L3 overlay (vxlan, ipip) routes IPv4 only, where an IPv6
+  // super-packet could only be dropped.
+  if (cfg.mode === "vxlan-l2" && probe.csumTso6) {
+    flags |= TUN_F.TSO6;
+    info.tunOffloads.push("tso6");
+  }
   // USO: an application's UDP_SEGMENT runs reach us whole (segmented in usoSegment)
-  // instead of being cut in software before the TUN. TSO6 stays off: the overlay is
-  // IPv4 and an IPv6 super-packet would only be dropped here. (`all`: the kernel took
-  // CSUM with TSO4, TSO6, USO4 and USO6 together, so this subset is safe to ask for.)
-  // Not on a TAP: USO4 comes only paired with USO6, and a bridge carries IPv6 frames that
-  // the IPv4 segmenter would drop; the kernel cuts UDP runs before the TAP instead.
-  if (probe.all && cfg.mode === "vxlan") {
+  // instead of being cut in software before the device. USO4 and USO6 come as a pair:
+  // an IPv6 run on the TUN is dropped like any IPv6 packet there, on the TAP it is cut
+  // like an IPv4 one. Not in ipip mode: txSuperIpip can cut UDP runs, but no test covers
+  // them yet. (`all`: the
+  // kernel took CSUM with TSO4, TSO6, USO4 and USO6 together, so these are safe to ask.)
+  if (probe.all && cfg.mode !== "ipip") {
     flags |= TUN_F.USO4 | TUN_F.USO6;
     info.tunOffloads.push("uso4", "uso6");
   }

@@ -28,8 +28,10 @@
 // with the addon's sum vs ~56 µs with the TypeScript one.
 // USO (TUN_F_USO4|USO6, when the kernel takes them): an application's UDP_SEGMENT run
 // reaches us whole and usoSegment cuts it into the sender's datagrams (same header
-// blocks + gather lists). Multi-queue: queues.ts. Not done: TSO6 (the overlay is
-// IPv4), merging received UDP datagrams into USO writes to the TUN.
+// blocks + gather lists). TSO6/USO6: IPv6 super-frames from the TAP in vxlan-l2 mode
+// (segment.ts handles both IP versions). Multi-queue: queues.ts. Not done: TSO6 on the
+// TUN (the L3 overlay is IPv4), coalescing received IPv6 TCP (written frame by frame),
+// merging received UDP datagrams into USO writes.
 //
 // TX: UDP GSO needs a UDP socket (the kernel writes the outer IPv4 + UDP headers), so
 // the per-flow outer source port (RFC 7348 §5, for underlay ECMP) cannot be chosen per

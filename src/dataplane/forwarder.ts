@@ -28,6 +28,7 @@ import {
   arpRequestToReply,
   newArpInfo,
 } from "../encap/arp.js";
+import { read16 } from "../encap/bytes.js";
 import { Drop } from "../encap/drop.js";
 import {
   ETH_HDR_LEN,
@@ -55,6 +56,7 @@ import {
   ipv4Write,
   newIpv4Info,
 } from "../encap/ipv4.js";
+import { IPV6_HDR_LEN, IPV6_HOP_LIMIT, IPV6_PAYLOAD_LEN, ipv6TrafficClass } from "../encap/ipv6.js";
 import { UDP_HDR_LEN, udpWrite } from "../encap/udp.js";
 import {
   newVxlanInfo,
@@ -87,6 +89,7 @@ import {
   VNET_F_NEEDS_CSUM,
   VNET_GSO_NONE,
   VNET_GSO_TCPV4,
+  VNET_GSO_TCPV6,
   VNET_GSO_UDP_L4,
   VNET_LEN,
   vnetCsumOffset,
@@ -401,8 +404,12 @@ export class Forwarder implements VnetSink {
         : this.txPacket(slot, off, len);
     }
     const udp = gso === VNET_GSO_UDP_L4;
+    // TCPv6 super-frames come only from a TAP (TSO6 is asked for in vxlan-l2 mode).
+    if (this.o.mode === MODE_VXLAN_L2) {
+      if (gso !== VNET_GSO_TCPV4 && gso !== VNET_GSO_TCPV6 && !udp) return Drop.Ipv4BadProtocol;
+      return this.txSuperFrame(off, len, vnetGsoSize(u8, h), udp);
+    }
     if (gso !== VNET_GSO_TCPV4 && !udp) return Drop.Ipv4BadProtocol;
-    if (this.o.mode === MODE_VXLAN_L2) return this.txSuperFrame(off, len, vnetGsoSize(u8, h), udp);
     return this.txSuper(off, len, vnetGsoSize(u8, h), udp, false);
   }
 
@@ -416,8 +423,9 @@ export class Forwarder implements VnetSink {
     const eth = this.eth;
     const code = ethernetParse(u8, off, len, eth);
     if (code !== Drop.None) return code;
-    // TSO4/USO4 only come untagged IPv4: segment headers are VXLAN + 14 bytes.
-    if (eth.ethertype !== ETHERTYPE_IPV4 || eth.payloadOff !== off + ETH_HDR_LEN) {
+    // TSO/USO super-frames come untagged IPv4 or IPv6: segment headers are VXLAN + 14.
+    const v6 = eth.ethertype === ETHERTYPE_IPV6;
+    if ((eth.ethertype !== ETHERTYPE_IPV4 && !v6) || eth.payloadOff !== off + ETH_HDR_LEN) {
       return Drop.UnsupportedEthertype;
     }
     const tpl = this.l2Tpl;
@@ -453,7 +461,8 @@ export class Forwarder implements VnetSink {
    * smaller MTU; UDP at the sender's datagram size, which cannot change), encapsulate
    * each segment and queue them as UDP_SEGMENT messages on the flow's pool socket.
    * `bridged`: vxlan-l2, destination and template already set (txSuperFrame); a bridge
-   * port sends no ICMP, so a DF segment too big for the tunnel is cut smaller.
+   * port sends no ICMP, so a DF segment too big for the tunnel is cut smaller. Only a
+   * bridged super-frame may be IPv6.
    */
   private txSuper(
     off: number,
@@ -465,12 +474,21 @@ export class Forwarder implements VnetSink {
   ): number {
     const u8 = this.u8;
     const ip = this.ip;
-    let code = ipv4Parse(u8, off, len, ip);
-    if (code !== Drop.None) return code;
+    if (bridged && len >= IPV6_HDR_LEN && u8[off] >>> 4 === 6) {
+      // The fields txSuper reads, from the IPv6 header (no DF: a bridge cuts smaller).
+      ip.totalLen = IPV6_HDR_LEN + read16(u8, off + IPV6_PAYLOAD_LEN);
+      if (ip.totalLen > len) return Drop.Ipv4Truncated;
+      ip.tos = ipv6TrafficClass(u8, off);
+      ip.ttl = u8[off + IPV6_HOP_LIMIT];
+      ip.df = false;
+    } else {
+      const code = ipv4Parse(u8, off, len, ip);
+      if (code !== Drop.None) return code;
+    }
     const hdr = udp ? usoHeaderLen(u8, off, ip.totalLen) : tsoHeaderLen(u8, off, ip.totalLen);
     if (hdr === 0) return udp ? Drop.UdpTruncated : Drop.TcpBadOffset;
     if (!bridged) {
-      code = this.resolve();
+      const code = this.resolve();
       if (code !== Drop.None) return code;
     }
     let mss = gsoSize;

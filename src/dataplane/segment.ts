@@ -1,15 +1,17 @@
 // TCP segmentation of TUN TSO super-packets (the software half of TSO), and the
 // virtio_net_hdr that travels with every packet on a TUN opened with IFF_VNET_HDR.
 //
-// A super-packet is one IPv4 header + one TCP header + up to 64 KB of payload, with
-// gso_size (the MSS) in its virtio_net_hdr. tsoSegment() writes one header block per
+// A super-packet is one IPv4 (TSO4) or IPv6 (TSO6, a bridged frame in vxlan-l2) header
+// + one TCP header + up to 64 KB of payload, with gso_size (the MSS) in its
+// virtio_net_hdr. tsoSegment() writes one header block per
 // segment (`prefix` bytes of tunnel header copied from the first block + its own
 // IPv4/TCP headers) and leaves the payload where the TUN read put it: the sender sends
 // block k followed by payload chunk k (a gather list), and a run of segments is one
 // UDP_SEGMENT send whose gso_size is the first segment's size. No payload byte is
 // copied in user space. Per segment: IPv4 total length, id (+k, as Linux's TSO does),
 // header checksum; TCP sequence number, flags (CWR only on the first, FIN/PSH only on
-// the last), checksum.
+// the last), checksum. IPv6 has no id or header checksum: per segment only its payload
+// length changes, and the L4 checksum covers the IPv6 pseudo-header.
 //
 // TS/C++ split: headers are written here; the per-byte work is the checksum sum over
 // each segment's header and payload, which the addon does (`Summer`,
@@ -26,6 +28,12 @@ import {
   ipv4FillChecksum,
   ipv4PseudoHeaderSum,
 } from "../encap/ipv4.js";
+import {
+  IPV6_HDR_LEN,
+  IPV6_NEXT_HEADER,
+  IPV6_PAYLOAD_LEN,
+  ipv6PseudoHeaderSum,
+} from "../encap/ipv6.js";
 import { TCP_CHECKSUM, TCP_DATA_OFF, TCP_FLAGS, TCP_SEQ } from "../encap/tcp.js";
 import { UDP_CHECKSUM, UDP_HDR_LEN, UDP_LENGTH } from "../encap/udp.js";
 
@@ -147,8 +155,23 @@ export function completeChecksum(
   return true;
 }
 
-/** IPv4 + TCP header length of the super-packet at `off`, or 0 when it is not one. */
+/**
+ * IP + L4 header length of an IPv6 super-packet whose next header is `proto` (no
+ * extension headers: Linux's TCP and UDP send none of their own), or 0.
+ */
+function v6HeaderLen(u8: Uint8Array, off: number, len: number, proto: number): number {
+  if (len < IPV6_HDR_LEN + UDP_HDR_LEN || u8[off + IPV6_NEXT_HEADER] !== proto) return 0;
+  const l4 = off + IPV6_HDR_LEN;
+  if (read16(u8, off + IPV6_PAYLOAD_LEN) + IPV6_HDR_LEN > len) return 0;
+  if (proto === IPPROTO_UDP) return IPV6_HDR_LEN + UDP_HDR_LEN;
+  if (len < IPV6_HDR_LEN + 20) return 0;
+  const thl = (u8[l4 + TCP_DATA_OFF] >>> 4) * 4;
+  return thl < 20 || IPV6_HDR_LEN + thl > len ? 0 : IPV6_HDR_LEN + thl;
+}
+
+/** IP + TCP header length of the super-packet at `off`, or 0 when it is not one. */
 export function tsoHeaderLen(u8: Uint8Array, off: number, len: number): number {
+  if (len > 0 && u8[off] >>> 4 === 6) return v6HeaderLen(u8, off, len, IPPROTO_TCP);
   if (len < 40 || u8[off] >>> 4 !== 4) return 0;
   const ihl = (u8[off] & 0x0f) * 4;
   if (ihl < 20 || u8[off + IPV4_PROTOCOL] !== IPPROTO_TCP) return 0;
@@ -191,8 +214,9 @@ export function tsoSegment(
   return segmentRun(u8, inOff, inLen, hdrLen, mss, hdrOut, prefix, summer, first, most, false);
 }
 
-/** IPv4 + UDP header length of the UDP super-packet (USO) at `off`, or 0. */
+/** IP + UDP header length of the UDP super-packet (USO) at `off`, or 0. */
 export function usoHeaderLen(u8: Uint8Array, off: number, len: number): number {
+  if (len > 0 && u8[off] >>> 4 === 6) return v6HeaderLen(u8, off, len, IPPROTO_UDP);
   if (len < 28 || u8[off] >>> 4 !== 4) return 0;
   const ihl = (u8[off] & 0x0f) * 4;
   if (ihl < 20 || u8[off + IPV4_PROTOCOL] !== IPPROTO_UDP) return 0;
@@ -227,7 +251,8 @@ export function usoSegment(
 
 /**
  * tsoSegment and usoSegment: header blocks for segments first .. first+most-1 of the
- * super-packet, each IPv4 header with its own length, id and checksum, then the L4
+ * super-packet, each IPv4 header with its own length, id and checksum (IPv6: its
+ * payload length), then the L4
  * header (TCP: sequence number, flags; UDP: length) and its checksum over the block's
  * header and the payload in place, summed for up to SUM_MANY / 2 segments per addon call.
  */
@@ -244,16 +269,19 @@ function segmentRun(
   most: number,
   udp: boolean,
 ): number {
-  const total = read16(u8, inOff + IPV4_TOTAL_LEN);
+  const v6 = u8[inOff] >>> 4 === 6;
+  const total = v6
+    ? IPV6_HDR_LEN + read16(u8, inOff + IPV6_PAYLOAD_LEN)
+    : read16(u8, inOff + IPV4_TOTAL_LEN);
   const end = Math.min(total, inLen);
   const payload = end - hdrLen;
   if (payload <= 0 || size <= 0) return 0;
   const stop = Math.min(payload, (first + most) * size);
-  const ihl = (u8[inOff] & 0x0f) * 4;
+  const ihl = v6 ? IPV6_HDR_LEN : (u8[inOff] & 0x0f) * 4;
   const l4h = hdrLen - ihl;
   const hs = prefix + hdrLen;
   const pay0 = inOff + hdrLen;
-  const id0 = read16(u8, inOff + IPV4_ID);
+  const id0 = v6 ? 0 : read16(u8, inOff + IPV4_ID);
   const seq0 = udp ? 0 : read32(u8, inOff + ihl + TCP_SEQ) | 0;
   const flags0 = udp ? 0 : u8[inOff + ihl + TCP_FLAGS];
   const proto = udp ? IPPROTO_UDP : IPPROTO_TCP;
@@ -274,9 +302,13 @@ function segmentRun(
       if (k > first) u8.copyWithin(at, hdrOut, hdrOut + prefix);
       const ip = at + prefix;
       u8.copyWithin(ip, inOff, inOff + hdrLen);
-      write16(u8, ip + IPV4_TOTAL_LEN, hdrLen + chunk);
-      write16(u8, ip + IPV4_ID, (id0 + k) & 0xffff);
-      ipv4FillChecksum(u8, ip);
+      if (v6) {
+        write16(u8, ip + IPV6_PAYLOAD_LEN, hdrLen - IPV6_HDR_LEN + chunk);
+      } else {
+        write16(u8, ip + IPV4_TOTAL_LEN, hdrLen + chunk);
+        write16(u8, ip + IPV4_ID, (id0 + k) & 0xffff);
+        ipv4FillChecksum(u8, ip);
+      }
       const l4 = ip + ihl;
       if (udp) {
         write16(u8, l4 + UDP_LENGTH, UDP_HDR_LEN + chunk);
@@ -299,7 +331,10 @@ function segmentRun(
     for (let j = 0; j < m; j += 2) {
       const l4 = offs[j];
       const len = l4h + lens[j + 1];
-      const sum = sums[j] + sums[j + 1] + ipv4PseudoHeaderSum(u8, l4 - ihl, proto, len);
+      const pseudo = v6
+        ? ipv6PseudoHeaderSum(u8, l4 - ihl, proto, len)
+        : ipv4PseudoHeaderSum(u8, l4 - ihl, proto, len);
+      const sum = sums[j] + sums[j + 1] + pseudo;
       const c = ~checksumFold(sum) & 0xffff;
       // UDP: a computed 0 goes out as 0xffff (0 means "no checksum", RFC 768).
       write16(u8, l4 + csum, udp && c === 0 ? 0xffff : c);
