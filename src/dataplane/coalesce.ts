@@ -18,7 +18,9 @@
 // same MAC addresses, keeps the first frame's Ethernet header, and its virtio_net_hdr
 // is a range of its own (`vnetScratch`): a frame follows its 8-byte VXLAN header
 // directly, so the 10 bytes in front of it may be the tail of the previous datagram
-// of a GRO batch, still waiting to be written.
+// of a GRO batch, still waiting to be written. A bridge also carries IPv6: segments
+// of one IPv6 TCP flow (no extension headers) merge the same way, into a TCPv6 write
+// (same traffic class, flow label and hop limit instead of TOS, TTL and DF).
 import { read16, read32, write16 } from "../encap/bytes.js";
 import { checksumFold } from "../encap/checksum.js";
 import {
@@ -33,6 +35,13 @@ import {
   ipv4PseudoHeaderSum,
 } from "../encap/ipv4.js";
 import {
+  IPV6_HDR_LEN,
+  IPV6_HOP_LIMIT,
+  IPV6_NEXT_HEADER,
+  IPV6_PAYLOAD_LEN,
+  ipv6PseudoHeaderSum,
+} from "../encap/ipv6.js";
+import {
   TCP_ACK,
   TCP_CHECKSUM,
   TCP_DATA_OFF,
@@ -46,6 +55,7 @@ import {
   VNET_F_DATA_VALID,
   VNET_F_NEEDS_CSUM,
   VNET_GSO_TCPV4,
+  VNET_GSO_TCPV6,
   VNET_LEN,
   vnetWrite,
   vnetWritePlain,
@@ -85,6 +95,8 @@ export class TcpCoalescer {
   private gSlot = 0;
   private gIp = 0;
   private gThl = 0;
+  /** The group's IP header length: 20 (IPv4) or 40 (IPv6). */
+  private gL3 = 0;
   private gLen = 0;
   private gGso = 0;
   /**
@@ -111,7 +123,8 @@ export class TcpCoalescer {
 
   /**
    * Offer the IPv4 packet [ip, ip+len) of `slot` (`len` is its total length, header
-   * checksum already verified; VNET_LEN bytes in front of it are free). True: it was
+   * checksum already verified; VNET_LEN bytes in front of it are free), or on a TAP an
+   * IPv6 one (`len`: 40 + its payload length). True: it was
    * taken and reaches the sink, merged or not; its bytes must stay put until the sink
    * has written it. False: not a mergeable TCP segment; the caller must flush() and
    * write it itself. `pre`: the sum of [ip+20, ip+len) when the caller already has it
@@ -119,12 +132,22 @@ export class TcpCoalescer {
    */
   add(slot: number, ip: number, len: number, pre = -1): boolean {
     const u8 = this.u8;
-    if (u8[ip] !== 0x45 || u8[ip + IPV4_PROTOCOL] !== IPPROTO_TCP) return false;
-    if ((read16(u8, ip + IPV4_FLAGS_FRAG) & 0x3fff) !== 0) return false;
-    if (len < 40) return false;
-    const tcp = ip + 20;
+    let l3 = 20;
+    if (u8[ip] === 0x45) {
+      if (u8[ip + IPV4_PROTOCOL] !== IPPROTO_TCP) return false;
+      if ((read16(u8, ip + IPV4_FLAGS_FRAG) & 0x3fff) !== 0) return false;
+    } else if (u8[ip] >>> 4 === 6 && this.l2 > 0) {
+      if (u8[ip + IPV6_NEXT_HEADER] !== IPPROTO_TCP || len < IPV6_HDR_LEN) return false;
+      if (read16(u8, ip + IPV6_PAYLOAD_LEN) !== len - IPV6_HDR_LEN) return false;
+      l3 = IPV6_HDR_LEN;
+      pre = -1; // summed from where a 20-byte IPv4 header would end
+    } else {
+      return false;
+    }
+    if (len < l3 + 20) return false;
+    const tcp = ip + l3;
     const thl = (u8[tcp + TCP_DATA_OFF] >>> 4) * 4;
-    if (thl < 20 || 20 + thl >= len) return false; // no payload: pure ACKs go alone
+    if (thl < 20 || l3 + thl >= len) return false; // no payload: pure ACKs go alone
     const flags = u8[tcp + TCP_FLAGS];
     if ((flags & ~TCP_PSH) !== TCP_ACK_FLAG) return false;
     if (!tcpChecksumOk(u8, ip, this.summer, pre)) {
@@ -132,11 +155,11 @@ export class TcpCoalescer {
       return false;
     }
     const pay = tcp + thl;
-    const plen = len - 20 - thl;
+    const plen = len - l3 - thl;
     // int32 (not >>> 0): a Smi-range value is never boxed when passed or stored.
     const seq = read32(u8, tcp + TCP_SEQ) | 0;
-    if (this.open && this.continues(ip, thl, seq, plen)) {
-      const g = this.gIp + 20;
+    if (this.open && this.continues(ip, l3, thl, seq, plen)) {
+      const g = this.gIp + l3;
       const win = read16(u8, tcp + TCP_WINDOW);
       const r = this.gSegs + this.lead - 1;
       this.fOff[r] = pay;
@@ -166,6 +189,7 @@ export class TcpCoalescer {
     this.gSlot = slot;
     this.gIp = ip;
     this.gThl = thl;
+    this.gL3 = l3;
     this.gLen = len;
     this.gGso = plen;
     this.gSegs = 1;
@@ -175,23 +199,34 @@ export class TcpCoalescer {
     return true;
   }
 
-  private continues(ip: number, thl: number, seq: number, plen: number): boolean {
+  private continues(ip: number, l3: number, thl: number, seq: number, plen: number): boolean {
     const u8 = this.u8;
     const g = this.gIp;
     if (this.gDone || seq !== this.gNextSeq || thl !== this.gThl || plen > this.gGso) return false;
+    if (l3 !== this.gL3) return false;
     if (this.gSegs >= MAX_GROUP_SEGMENTS || this.gLen + plen > IP_MAX) return false;
-    if (u8[ip + IPV4_TOS] !== u8[g + IPV4_TOS] || u8[ip + IPV4_TTL] !== u8[g + IPV4_TTL]) {
-      return false;
+    if (l3 === 20) {
+      if (u8[ip + IPV4_TOS] !== u8[g + IPV4_TOS] || u8[ip + IPV4_TTL] !== u8[g + IPV4_TTL]) {
+        return false;
+      }
+      if (u8[ip + IPV4_FLAGS_FRAG] !== u8[g + IPV4_FLAGS_FRAG]) return false;
+      // Addresses (bytes 12-19: src, dst).
+      if (!same32(u8, ip + IPV4_SRC, g + IPV4_SRC)) return false;
+      if (!same32(u8, ip + IPV4_SRC + 4, g + IPV4_SRC + 4)) return false;
+    } else {
+      // Version, traffic class and flow label (bytes 0-3), hop limit, addresses (8-39).
+      if (!same32(u8, ip, g) || u8[ip + IPV6_HOP_LIMIT] !== u8[g + IPV6_HOP_LIMIT]) return false;
+      for (let i = 8; i < IPV6_HDR_LEN; i += 4) if (!same32(u8, ip + i, g + i)) return false;
     }
-    if (u8[ip + IPV4_FLAGS_FRAG] !== u8[g + IPV4_FLAGS_FRAG]) return false;
-    // Addresses and ports (bytes 12-23: src, dst, sport, dport), the ACK number (TCP
-    // bytes 8-11) and the TCP options (20..thl), 4 bytes at a time.
-    if (!same32(u8, ip + IPV4_SRC, g + IPV4_SRC)) return false;
-    if (!same32(u8, ip + IPV4_SRC + 4, g + IPV4_SRC + 4)) return false;
-    if (!same32(u8, ip + 20, g + 20)) return false;
-    if (!same32(u8, ip + 20 + TCP_ACK, g + 20 + TCP_ACK)) return false;
-    for (let i = 20; i < thl; i += 4) if (!same32(u8, ip + 20 + i, g + 20 + i)) return false;
-    // L2: the same destination and source MACs (12 bytes; the EtherType is IPv4 in both).
+    // Ports, the ACK number (TCP bytes 8-11) and the TCP options (20..thl), 4 bytes at a
+    // time.
+    const t = ip + l3;
+    const gt = g + l3;
+    if (!same32(u8, t, gt)) return false;
+    if (!same32(u8, t + TCP_ACK, gt + TCP_ACK)) return false;
+    for (let i = 20; i < thl; i += 4) if (!same32(u8, t + i, gt + i)) return false;
+    // L2: the same destination and source MACs (12 bytes; the EtherType follows from
+    // the IP version, compared above).
     const l2 = this.l2;
     for (let i = l2; i > 2; i -= 4) if (!same32(u8, ip - i, g - i)) return false;
     return true;
@@ -213,19 +248,28 @@ export class TcpCoalescer {
       else this.sink.deviceVnet(this.gSlot, at, this.gLen + VNET_LEN);
       return;
     }
-    const l4 = this.gLen - 20;
-    write16(u8, ip + IPV4_TOTAL_LEN, this.gLen);
-    ipv4FillChecksum(u8, ip);
+    const l3 = this.gL3;
+    const l4 = this.gLen - l3;
+    let pseudo: number;
+    if (l3 === 20) {
+      write16(u8, ip + IPV4_TOTAL_LEN, this.gLen);
+      ipv4FillChecksum(u8, ip);
+      pseudo = ipv4PseudoHeaderSum(u8, ip, IPPROTO_TCP, l4);
+    } else {
+      write16(u8, ip + IPV6_PAYLOAD_LEN, l4);
+      pseudo = ipv6PseudoHeaderSum(u8, ip, IPPROTO_TCP, l4);
+    }
     // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum (not complemented).
-    write16(u8, ip + 20 + TCP_CHECKSUM, checksumFold(ipv4PseudoHeaderSum(u8, ip, IPPROTO_TCP, l4)));
+    write16(u8, ip + l3 + TCP_CHECKSUM, checksumFold(pseudo));
+    const gso = l3 === 20 ? VNET_GSO_TCPV4 : VNET_GSO_TCPV6;
     vnetWrite(
       u8,
       at,
       VNET_F_NEEDS_CSUM,
-      VNET_GSO_TCPV4,
-      l2 + 20 + this.gThl,
+      gso,
+      l2 + l3 + this.gThl,
       this.gGso,
-      l2 + 20,
+      l2 + l3,
       TCP_CHECKSUM,
     );
     this.mergedWrites++;

@@ -1105,6 +1105,18 @@ export class Forwarder implements VnetSink {
           this.stats.counters[C.decap_packets]++;
           return Drop.None;
         }
+      } else if (
+        coal !== undefined &&
+        eth.ethertype === ETHERTYPE_IPV6 &&
+        ipOff === vx.innerOff + ETH_HDR_LEN &&
+        eth.payloadLen >= IPV6_HDR_LEN
+      ) {
+        // Untagged IPv6 TCP too (the coalescer checks the rest; it sums for itself).
+        const total = IPV6_HDR_LEN + read16(this.u8, ipOff + IPV6_PAYLOAD_LEN);
+        if (total <= eth.payloadLen && coal.add(slot, ipOff, total)) {
+          this.stats.counters[C.decap_packets]++;
+          return Drop.None;
+        }
       }
       this.devPush(slot, vx.innerOff, vx.innerLen);
     } else {

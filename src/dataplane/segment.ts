@@ -354,10 +354,18 @@ export function tsoPayloadLen(payload: number, mss: number, k: number): number {
 }
 
 /**
- * True when the TCP checksum (pseudo-header included) of the IPv4 packet at `ip` holds.
+ * True when the TCP checksum (pseudo-header included) of the IPv4 or IPv6 packet at `ip`
+ * holds.
  * `pre`: the sum of the TCP header + payload when already known (sumMany), else -1.
  */
 export function tcpChecksumOk(u8: Uint8Array, ip: number, summer: Summer, pre = -1): boolean {
+  if (u8[ip] >>> 4 === 6) {
+    // IPv6 (no extension headers: the caller checked the next header is TCP).
+    const l4 = read16(u8, ip + IPV6_PAYLOAD_LEN);
+    if (l4 < 20) return false;
+    const body = pre >= 0 ? pre : summer.sum(ip + IPV6_HDR_LEN, l4);
+    return checksumFold(body + ipv6PseudoHeaderSum(u8, ip, IPPROTO_TCP, l4)) === 0xffff;
+  }
   const ihl = (u8[ip] & 0x0f) * 4;
   const total = read16(u8, ip + IPV4_TOTAL_LEN);
   const l4 = total - ihl;

@@ -138,8 +138,8 @@ t.test("vxlan-l2 fast path <-> kernel vxlan bridge port: TCP both ways", async (
   );
 
   // IPv6 across the same bridges: TSO6 super-frames from the TAP, cut by the same
-  // segmenter (IPv6 payload length, pseudo-header checksum); the kernel peer's TCP
-  // verifies every segment (nstat) and so does A's for B's replies.
+  // segmenter (IPv6 payload length, pseudo-header checksum), and B's segments merged
+  // into TCPv6 GSO writes; the kernel's TCP on both sides verifies them (nstat).
   t.ok(
     (info as unknown as { offload: { tunOffloads: string[] } }).offload.tunOffloads.includes(
       "tso6",
@@ -172,6 +172,11 @@ t.test("vxlan-l2 fast path <-> kernel vxlan bridge port: TCP both ways", async (
     d("tso_segments") > 10 * d("tso_superpackets"),
     `segments per IPv6 super-frame: ${(d("tso_segments") / d("tso_superpackets")).toFixed(1)}`,
   );
+  t.ok(
+    d("coalesced_writes") > 100 && d("coalesced_segments") > 5 * d("coalesced_writes"),
+    `coalesced IPv6 frame writes: ${d("coalesced_writes")} carrying ${d("coalesced_segments")} segments`,
+  );
+  t.equal(s6.counters.rx_inner_csum_bad, 0, "every received IPv6 segment's checksum verified");
   t.same(
     Object.entries(s6.drops).filter(([, n]) => n > 0),
     [],

@@ -27,6 +27,7 @@ import {
   VNET_F_DATA_VALID,
   VNET_F_NEEDS_CSUM,
   VNET_GSO_TCPV4,
+  VNET_GSO_TCPV6,
   VNET_LEN,
   vnetCsumOffset,
   vnetCsumStart,
@@ -463,100 +464,137 @@ function v6PseudoSum(u8: Uint8Array, ip: number, proto: number, l4len: number): 
   return checksumSum(ph, 0, 40);
 }
 
-t.test("TSO6/USO6: IPv6 super-frames become segments with valid checksums", async (t) => {
-  const buf = new ArrayBuffer(SIZE);
-  const u8 = new Uint8Array(buf);
-  for (const [name, summer] of [
-    ["ts", new TsSummer(u8)],
-    ["native", new NativeSummer(buf)],
-  ] as const) {
-    fc.assert(
-      fc.property(
-        spec,
-        fc.uint8Array({ minLength: 32, maxLength: 32 }),
-        fc.integer({ min: 0, max: 0xfffff }),
-        fc.boolean(),
-        (s, addrs, flow, udp) => {
-          u8.fill(0);
-          // IPv6 + TCP (with the spec's options) or UDP, the payload behind.
-          const ip = IN;
-          const l4h = udp ? 8 : 20 + s.opts.length;
-          const l4len = l4h + s.payload.length;
-          fc.pre(40 + l4len <= 65535);
-          u8[ip] = 0x60 | (s.tos >>> 4);
-          u8[ip + 1] = ((s.tos & 0x0f) << 4) | (flow >>> 16);
-          write16(u8, ip + 2, flow & 0xffff);
-          write16(u8, ip + 4, l4len);
-          u8[ip + 6] = udp ? 17 : 6;
-          u8[ip + 7] = 64;
-          u8.set(addrs, ip + 8);
-          const l4 = ip + 40;
-          write16(u8, l4, s.sport);
-          write16(u8, l4 + 2, s.dport);
-          if (udp) {
-            write16(u8, l4 + 4, l4len);
-          } else {
-            write32(u8, l4 + 4, s.seq);
-            write32(u8, l4 + 8, s.ack);
-            u8[l4 + 12] = (l4h / 4) << 4;
-            u8[l4 + 13] = 0x10 | (s.psh ? 0x08 : 0);
-            write16(u8, l4 + 14, s.win);
-            u8.set(s.opts, l4 + 20);
-          }
-          u8.set(s.payload, l4 + l4h);
-          const total = 40 + l4len;
-          const hdr = udp ? usoHeaderLen(u8, IN, total) : tsoHeaderLen(u8, IN, total);
-          if (hdr !== 40 + l4h) return false;
-          const size = s.mss;
-          const segs = tsoSegmentCount(s.payload.length, size);
-          const round = 1 + (s.seq % 7);
-          for (let i = 0; i < PREFIX; i++) u8[HDRS + i] = 0xa0 + i;
-          let n = 0;
-          for (let first = 0; first < segs; first += round) {
-            const at = HDRS + first * (PREFIX + hdr);
-            if (first > 0) u8.copyWithin(at, HDRS, HDRS + PREFIX);
-            const seg = udp ? usoSegment : tsoSegment;
-            n += seg(u8, IN, total, hdr, size, at, PREFIX, summer, first, round);
-          }
-          if (n !== segs) return false;
-          const got: number[] = [];
-          for (let k = 0; k < n; k++) {
-            const blk = HDRS + k * (PREFIX + hdr);
-            for (let i = 0; i < PREFIX; i++) if (u8[blk + i] !== 0xa0 + i) return false;
-            const seg = OUT;
-            u8.copyWithin(seg, blk + PREFIX, blk + PREFIX + hdr);
-            const chunk = tsoPayloadLen(s.payload.length, size, k);
-            const p = tsoPayloadOff(IN, hdr, size, k);
-            u8.copyWithin(seg + hdr, p, p + chunk);
-            // The IPv6 header unchanged but for its payload length.
-            if (read16(u8, seg + 4) !== l4h + chunk) return false;
-            for (const i of [0, 1, 2, 3, 6, 7]) if (u8[seg + i] !== u8[ip + i]) return false;
-            if (!Buffer.from(u8.subarray(seg + 8, seg + 40)).equals(Buffer.from(addrs)))
-              return false;
-            const sl4 = seg + 40;
+t.test(
+  "TSO6/USO6: IPv6 super-frames become segments with valid checksums (TCP: and coalesce back into one frame)",
+  async (t) => {
+    const buf = new ArrayBuffer(SIZE);
+    const u8 = new Uint8Array(buf);
+    for (const [name, summer] of [
+      ["ts", new TsSummer(u8)],
+      ["native", new NativeSummer(buf)],
+    ] as const) {
+      fc.assert(
+        fc.property(
+          spec,
+          fc.uint8Array({ minLength: 32, maxLength: 32 }),
+          fc.integer({ min: 0, max: 0xfffff }),
+          fc.boolean(),
+          (s, addrs, flow, udp) => {
+            u8.fill(0);
+            // IPv6 + TCP (with the spec's options) or UDP, the payload behind.
+            const ip = IN;
+            const l4h = udp ? 8 : 20 + s.opts.length;
+            const l4len = l4h + s.payload.length;
+            fc.pre(40 + l4len <= 65535);
+            u8[ip] = 0x60 | (s.tos >>> 4);
+            u8[ip + 1] = ((s.tos & 0x0f) << 4) | (flow >>> 16);
+            write16(u8, ip + 2, flow & 0xffff);
+            write16(u8, ip + 4, l4len);
+            u8[ip + 6] = udp ? 17 : 6;
+            u8[ip + 7] = 64;
+            u8.set(addrs, ip + 8);
+            const l4 = ip + 40;
+            write16(u8, l4, s.sport);
+            write16(u8, l4 + 2, s.dport);
             if (udp) {
-              if (read16(u8, sl4 + 4) !== 8 + chunk || read16(u8, sl4 + 6) === 0) return false;
+              write16(u8, l4 + 4, l4len);
             } else {
-              if (read32(u8, sl4 + 4) !== (s.seq + k * size) >>> 0) return false;
-              const last = k === n - 1;
-              if (u8[sl4 + 13] !== (0x10 | (last && s.psh ? 0x08 : 0))) return false;
+              write32(u8, l4 + 4, s.seq);
+              write32(u8, l4 + 8, s.ack);
+              u8[l4 + 12] = (l4h / 4) << 4;
+              u8[l4 + 13] = 0x10 | (s.psh ? 0x08 : 0);
+              write16(u8, l4 + 14, s.win);
+              u8.set(s.opts, l4 + 20);
             }
-            const sum =
-              checksumSum(u8, sl4, l4h + chunk) + v6PseudoSum(u8, seg, udp ? 17 : 6, l4h + chunk);
-            if (checksumFold(sum) !== 0xffff) return false;
-            for (let i = 0; i < chunk; i++) got.push(u8[seg + hdr + i]);
-          }
-          return Buffer.from(got).equals(Buffer.from(s.payload));
-        },
-      ),
-      { numRuns: name === "ts" ? 100 : 200, endOnFailure: true },
-    );
-    t.pass(`${name}: payload lengths, sequence numbers, flags, checksums; stream restored`);
-  }
-  // An extension header between IPv6 and TCP is not a super-packet we cut.
-  u8.fill(0);
-  u8[IN] = 0x60;
-  write16(u8, IN + 4, 100);
-  u8[IN + 6] = 0; // hop-by-hop options
-  t.equal(tsoHeaderLen(u8, IN, 140), 0, "next header 0 (hop-by-hop): refused");
-});
+            u8.set(s.payload, l4 + l4h);
+            const total = 40 + l4len;
+            const hdr = udp ? usoHeaderLen(u8, IN, total) : tsoHeaderLen(u8, IN, total);
+            if (hdr !== 40 + l4h) return false;
+            const size = s.mss;
+            const segs = tsoSegmentCount(s.payload.length, size);
+            const round = 1 + (s.seq % 7);
+            for (let i = 0; i < PREFIX; i++) u8[HDRS + i] = 0xa0 + i;
+            let n = 0;
+            for (let first = 0; first < segs; first += round) {
+              const at = HDRS + first * (PREFIX + hdr);
+              if (first > 0) u8.copyWithin(at, HDRS, HDRS + PREFIX);
+              const seg = udp ? usoSegment : tsoSegment;
+              n += seg(u8, IN, total, hdr, size, at, PREFIX, summer, first, round);
+            }
+            if (n !== segs) return false;
+            const got: number[] = [];
+            // Each segment glued (block + payload) at OUT + k * stride, as a receiver holds
+            // them; the last 14 prefix bytes play its Ethernet header.
+            const stride = PREFIX + hdr + size;
+            for (let k = 0; k < n; k++) {
+              const blk = HDRS + k * (PREFIX + hdr);
+              for (let i = 0; i < PREFIX; i++) if (u8[blk + i] !== 0xa0 + i) return false;
+              const seg = OUT + k * stride + PREFIX;
+              u8.copyWithin(seg - PREFIX, blk, blk + PREFIX + hdr);
+              const chunk = tsoPayloadLen(s.payload.length, size, k);
+              const p = tsoPayloadOff(IN, hdr, size, k);
+              u8.copyWithin(seg + hdr, p, p + chunk);
+              // The IPv6 header unchanged but for its payload length.
+              if (read16(u8, seg + 4) !== l4h + chunk) return false;
+              for (const i of [0, 1, 2, 3, 6, 7]) if (u8[seg + i] !== u8[ip + i]) return false;
+              if (!Buffer.from(u8.subarray(seg + 8, seg + 40)).equals(Buffer.from(addrs)))
+                return false;
+              const sl4 = seg + 40;
+              if (udp) {
+                if (read16(u8, sl4 + 4) !== 8 + chunk || read16(u8, sl4 + 6) === 0) return false;
+              } else {
+                if (read32(u8, sl4 + 4) !== (s.seq + k * size) >>> 0) return false;
+                const last = k === n - 1;
+                if (u8[sl4 + 13] !== (0x10 | (last && s.psh ? 0x08 : 0))) return false;
+              }
+              const sum =
+                checksumSum(u8, sl4, l4h + chunk) + v6PseudoSum(u8, seg, udp ? 17 : 6, l4h + chunk);
+              if (checksumFold(sum) !== 0xffff) return false;
+              for (let i = 0; i < chunk; i++) got.push(u8[seg + hdr + i]);
+            }
+            if (!Buffer.from(got).equals(Buffer.from(s.payload))) return false;
+            if (udp || n > MAX_GROUP_SEGMENTS) return true;
+            // TCP: the frames merge again into one TCPv6 GSO frame with the same stream.
+            const ETH = 14;
+            const sink = new Collect(u8);
+            const co = new TcpCoalescer(u8, summer, sink, ETH);
+            for (let k = 0; k < n; k++) {
+              const seg = OUT + k * stride + PREFIX;
+              if (!co.add(0, seg, 40 + read16(u8, seg + 4))) return false;
+            }
+            co.flush();
+            if (sink.got.length !== 1) return false;
+            const { off, len } = sink.got[0];
+            if (len !== VNET_LEN + ETH + total) return false;
+            const frame = off + VNET_LEN;
+            const mip = frame + ETH;
+            if (read16(u8, mip + 4) !== l4len) return false;
+            if (!Buffer.from(u8.subarray(mip + hdr, mip + total)).equals(Buffer.from(s.payload)))
+              return false;
+            if (n === 1) return vnetFlags(u8, off) === VNET_F_DATA_VALID;
+            if (vnetFlags(u8, off) !== VNET_F_NEEDS_CSUM || vnetGsoType(u8, off) !== VNET_GSO_TCPV6)
+              return false;
+            if (u8[off + 2] + (u8[off + 3] << 8) !== ETH + hdr || vnetGsoSize(u8, off) !== size)
+              return false;
+            if (vnetCsumStart(u8, off) !== ETH + 40) return false;
+            const cs = vnetCsumStart(u8, off);
+            if (!completeChecksum(u8, frame, ETH + total, cs, vnetCsumOffset(u8, off), summer))
+              return false;
+            return (
+              checksumFold(checksumSum(u8, mip + 40, l4len) + v6PseudoSum(u8, mip, 6, l4len)) ===
+              0xffff
+            );
+          },
+        ),
+        { numRuns: name === "ts" ? 100 : 200, endOnFailure: true },
+      );
+      t.pass(`${name}: payload lengths, sequence numbers, flags, checksums; stream restored`);
+    }
+    // An extension header between IPv6 and TCP is not a super-packet we cut.
+    u8.fill(0);
+    u8[IN] = 0x60;
+    write16(u8, IN + 4, 100);
+    u8[IN + 6] = 0; // hop-by-hop options
+    t.equal(tsoHeaderLen(u8, IN, 140), 0, "next header 0 (hop-by-hop): refused");
+  },
+);
