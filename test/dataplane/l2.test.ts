@@ -6,7 +6,7 @@ import t from "tap";
 import { addKernelVxlan } from "../../src/lab/kernel-vxlan.js";
 import { NetnsLab as Lab, type NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay, type UnderlayNode } from "../../src/lab/underlay.js";
-import { iperfTcp, tcpBothWays } from "../lib/traffic.js";
+import { iperfTcp, tcpBothWays, udpSegmentRun } from "../lib/traffic.js";
 import { startVxtun } from "../lib/vxtun.js";
 
 /** A bridge br0 with the node's overlay address 10.244.0.<i>/24: the "pod side". */
@@ -146,14 +146,7 @@ t.test("vxlan-l2 fast path <-> kernel vxlan bridge port: TCP both ways", async (
     ),
     "TSO6 asked of the TAP",
   );
-  for (const [n, i] of [
-    [a, 1],
-    [b, 2],
-  ] as const) {
-    // The underlay lab turns IPv6 off; the bridges get it back (the ports need none).
-    await lab.execOk(n.ns, ["sysctl", "-qw", "net.ipv6.conf.br0.disable_ipv6=0"]);
-    await runOk(["ip", "-n", n.ns, "addr", "add", `fd00:244::${i}/64`, "dev", "br0", "nodad"]);
-  }
+  await enableV6(lab, a, b);
   const p6 = await ping(lab, a.ns, "fd00:244::2");
   t.equal(p6.code, 0, `neighbour discovery and ping6 cross: ${p6.stdout.split("\n").at(-2)}`);
   await tcpBothWays(t, lab, {
@@ -183,6 +176,55 @@ t.test("vxlan-l2 fast path <-> kernel vxlan bridge port: TCP both ways", async (
     "nothing dropped over IPv6 either",
   );
 });
+
+t.test(
+  "vxlan-l2: UDP_SEGMENT runs from the bridge, IPv4 and IPv6, reach a kernel peer as the sender's datagrams",
+  async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const { lab, a, b } = await kernelBridgePeer(t);
+    const vx = await startVxtun(lab, a.ns, l2Config(a, [b]));
+    t.teardown(vx.stop);
+    const info = (await vx.call("stats")) as { offload: { tunOffloads: string[] } };
+    if (!info.offload.tunOffloads.includes("uso4")) {
+      t.plan(0, "this kernel's TAP does not take USO4|USO6");
+      return;
+    }
+    await enableV6(lab, a, b);
+    let before = { uso_superpackets: 0, uso_segments: 0 };
+    for (const [c, s] of [
+      ["10.244.0.1", "10.244.0.2"],
+      ["fd00:244::1", "fd00:244::2"],
+    ]) {
+      t.equal((await ping(lab, a.ns, s)).code, 0, `${s} answers first (ARP / ND)`);
+      const r = await udpSegmentRun(lab, {
+        clientNs: a.ns,
+        clientIp: c,
+        serverNs: b.ns,
+        serverIp: s,
+      });
+      t.ok(r.sent, `sent with UDP_SEGMENT ${r.stderr}`);
+      t.equal(r.received, 200, `${s}: ${r.received} datagrams received`);
+      t.equal(r.intact, 200, `${s}: each 1000 bytes and intact`);
+      const now = ((await vx.call("stats")) as { counters: typeof before }).counters;
+      const runs = now.uso_superpackets - before.uso_superpackets;
+      t.ok(runs >= 1, `${s}: vxtun took UDP super-frames from the TAP (${runs})`);
+      t.equal(now.uso_segments - before.uso_segments, runs * 40, `${s}: cut at the sender's size`);
+      before = now;
+    }
+  },
+);
+
+/** IPv6 addresses fd00:244::1 and ::2 on A's and B's bridges. */
+async function enableV6(lab: NetnsLab, a: UnderlayNode, b: UnderlayNode): Promise<void> {
+  for (const [n, i] of [
+    [a, 1],
+    [b, 2],
+  ] as const) {
+    // The underlay lab turns IPv6 off; the bridges get it back (the ports need none).
+    await lab.execOk(n.ns, ["sysctl", "-qw", "net.ipv6.conf.br0.disable_ipv6=0"]);
+    await runOk(["ip", "-n", n.ns, "addr", "add", `fd00:244::${i}/64`, "dev", "br0", "nodad"]);
+  }
+}
 
 /** Three bridged vxtun vxlan-l2 nodes meshed by flood entries; `extra(i)` adds config. */
 async function threeL2Nodes(

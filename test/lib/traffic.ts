@@ -24,3 +24,65 @@ export async function tcpBothWays(t: Asserts, lab: NetnsLab, link: IperfOptions)
   const after = await Promise.all(nss.map((ns) => csumErrors(lab, ns)));
   t.same(after, before, "no new TCP/UDP checksum errors on either node (nstat)");
 }
+
+/**
+ * An application's UDP_SEGMENT send: `sends` sendmsg calls of `perSend` datagrams of
+ * `size` bytes each (each datagram one repeated byte) from clientIp to serverIp, and a
+ * receiver that counts the datagrams and those intact and in size. IPv4 or IPv6 by the
+ * address. Returns [received, intact].
+ */
+export async function udpSegmentRun(
+  lab: NetnsLab,
+  o: { clientNs: string; clientIp: string; serverNs: string; serverIp: string },
+  size = 1000,
+  perSend = 40,
+  sends = 5,
+): Promise<{ sent: boolean; stderr: string; received: number; intact: number }> {
+  const PY = "/usr/bin/python3";
+  const fam = o.serverIp.includes(":") ? "AF_INET6" : "AF_INET";
+  const total = perSend * sends;
+  const receiver = lab.spawn(o.serverNs, [
+    PY,
+    "-c",
+    `import socket
+s = socket.socket(socket.${fam}, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+s.bind(("${o.serverIp}", 5555))
+s.settimeout(3)
+n = ok = 0
+try:
+    while n < ${total}:
+        d = s.recv(65535)
+        n += 1
+        ok += len(d) == ${size} and d == bytes([d[0]]) * ${size}
+except socket.timeout:
+    pass
+print(n, ok)`,
+  ]);
+  let out = "";
+  receiver.stdout?.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise((r) => receiver.once("exit", r));
+  await new Promise((r) => setTimeout(r, 300));
+  const send = await lab.exec(o.clientNs, [
+    PY,
+    "-c",
+    `import socket, time
+s = socket.socket(socket.${fam}, socket.SOCK_DGRAM)
+s.bind(("${o.clientIp}", 0))
+s.setsockopt(socket.SOL_UDP, 103, ${size})  # UDP_SEGMENT
+for k in range(${sends}):
+    run = b"".join(bytes([(k * ${perSend} + i) % 251]) * ${size} for i in range(${perSend}))
+    s.sendto(run, ("${o.serverIp}", 5555))
+    time.sleep(0.05)`,
+  ]);
+  await exited;
+  const [received, intact] = out.trim().split(/\s+/).map(Number);
+  return {
+    sent: send.code === 0,
+    stderr: send.stderr,
+    received: received || 0,
+    intact: intact || 0,
+  };
+}
