@@ -168,7 +168,7 @@ export class Dataplane {
       sourcePorts: cfg.io.sourcePorts,
       pmtuDisc: df === "unset" ? "dont" : "probe",
       ttl: cfg.policy.ttl === "inherit" ? 0 : cfg.policy.ttl,
-      shared: queues.count > 1,
+      queues: queues.count,
     };
     let u: Underlay;
     try {
@@ -668,17 +668,17 @@ function decideFastPath(cfg: Config): { on: boolean; tunOffloads: number; info: 
 }
 
 /**
- * Forwarding queues (`io.queues`): `auto` is one per core (at most 8) in vxlan mode and
- * one otherwise. More than one in ipip mode (a raw IPPROTO_IPIP socket gets a copy of
- * every packet, so queues could not split the receive side) or vxlan-l2 mode (learning
- * writes the FDB from the data path, which per-queue copies cannot share) is refused.
+ * Forwarding queues (`io.queues`): `auto` is one per core (at most 8) in vxlan and ipip
+ * mode (ipip: each queue's raw socket filters its share of the flows, steer.ts) and one
+ * in vxlan-l2 mode, where more is refused: learning writes the FDB from the data path,
+ * which per-queue copies of the tables cannot share.
  */
 export function decideQueues(cfg: Config): { count: number; why: string } {
   const q = cfg.io.queues;
-  if (cfg.mode !== "vxlan") {
+  if (cfg.mode === "vxlan-l2") {
     if (q !== "auto" && q > 1) {
       throw new UserError(
-        `io.queues: ${q} needs mode vxlan (${cfg.mode} runs one queue); remove io.queues or set it to 1`,
+        `io.queues: ${q} needs mode vxlan or ipip (vxlan-l2 runs one queue); remove io.queues or set it to 1`,
       );
     }
     return { count: 1, why: `${cfg.mode} mode runs one queue` };

@@ -39,7 +39,7 @@ try {
       ? { vnetHdr: true, vnetInHeadroom: true, offloads: init.device.offloads }
       : {}),
   });
-  u = openUnderlay(init.underlay, slab);
+  u = openUnderlay(init.underlay, slab, init.index);
   const stats = new Stats(init.stats);
   const t = tablesFrom(snapshot, init.tables);
   const dev = device;
@@ -52,9 +52,10 @@ try {
     stats,
     u.tx,
     { sendBatch: (b, from, count) => dev.writeBatch(b, from, count) },
-    u.pool
+    init.device.vnet
       ? {
           pool: u.pool,
+          raw: init.underlay.mode === "ipip" ? u.tx : undefined,
           udpSegment: init.udpSegment,
           rxGso: u.rxGso,
           summer: new NativeSummer(slab.buffer),

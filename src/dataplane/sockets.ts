@@ -10,6 +10,7 @@ import type { Slab } from "../tun/slab.js";
 import type { PmtuDiscMode } from "../tun/sockopt.js";
 import { UdpSocket } from "../tun/udp.js";
 import { UdpSenderPool } from "./fastpath.js";
+import { ipipQueueFilter } from "./steer.js";
 
 /** IPPROTO_RAW: a send-only raw socket whose packets carry their own IPv4 header. */
 const IPPROTO_RAW = 255;
@@ -29,8 +30,11 @@ export interface UnderlaySpec {
   pmtuDisc: PmtuDiscMode;
   /** Fixed outer TTL for the pool (0: per-message cmsgs / the kernel's default). */
   ttl: number;
-  /** More than one queue: share the VXLAN port and source ports (SO_REUSEPORT). */
-  shared: boolean;
+  /**
+   * Forwarding queues. More than one: the VXLAN port and source ports are shared
+   * (SO_REUSEPORT); in ipip mode each queue's raw socket filters its share (steer.ts).
+   */
+  queues: number;
 }
 
 export interface Underlay {
@@ -41,7 +45,9 @@ export interface Underlay {
   rxGso: Uint16Array | undefined;
 }
 
-export function openUnderlay(spec: UnderlaySpec, slab: Slab): Underlay {
+/** The underlay sockets of queue `index` (0: the main thread's). */
+export function openUnderlay(spec: UnderlaySpec, slab: Slab, index = 0): Underlay {
+  const shared = spec.queues > 1;
   let rx: UdpSocket | RawSocket | undefined;
   let tx: RawSocket | undefined;
   let pool: UdpSenderPool | undefined;
@@ -50,12 +56,18 @@ export function openUnderlay(spec: UnderlaySpec, slab: Slab): Underlay {
     tx = RawSocket.open({ slab, protocol: IPPROTO_RAW, hdrIncl: true, sndBuf: 4 << 20 });
     rx =
       spec.mode === "ipip"
-        ? RawSocket.open({ slab, protocol: IPPROTO_IPIP, addr: spec.localIp, rcvBuf: 4 << 20 })
+        ? RawSocket.open({
+            slab,
+            protocol: IPPROTO_IPIP,
+            addr: spec.localIp,
+            rcvBuf: 4 << 20,
+            ...(shared ? { filter: ipipQueueFilter(index, spec.queues) } : {}),
+          })
         : UdpSocket.open({
             slab,
             addr: spec.localIp,
             port: spec.port,
-            reusePort: spec.shared,
+            reusePort: shared,
             rcvBuf: spec.fast ? 16 << 20 : 4 << 20,
           });
     if (spec.fast && rx instanceof UdpSocket) {
@@ -71,7 +83,7 @@ export function openUnderlay(spec: UnderlaySpec, slab: Slab): Underlay {
         ttl: spec.ttl,
         batch: spec.batch,
         sndBuf: 8 << 20,
-        reusePort: spec.shared,
+        reusePort: shared,
         onPmtu: () => undefined,
       });
     }

@@ -88,6 +88,8 @@ export interface NativeAddon {
   tunIoctl(fd: number, which: 0 | 1 | 2, value: number): number;
   socket(domain: number, type: number, protocol: number): number;
   setsockoptInt(fd: number, level: number, name: number, value: number): number;
+  /** SO_ATTACH_FILTER: a classic BPF program (src/tun/bpf.ts); 0 or -errno. */
+  attachFilter(fd: number, program: Uint8Array): number;
   getsockoptInt(fd: number, level: number, name: number): number;
   bind4(fd: number, addr: number, port: number): void;
   getsockname4(fd: number): [number, number];

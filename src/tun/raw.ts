@@ -7,6 +7,7 @@
 
 import { formatIpv4 } from "../encap/addr.js";
 import type { Batch } from "./batch.js";
+import { attachFilter, type BpfProgram } from "./bpf.js";
 import type { GsoBatch } from "./gso.js";
 import { IoEndpoint } from "./io.js";
 import { C, native } from "./native.js";
@@ -25,6 +26,8 @@ export interface RawOptions {
   sndBuf?: number;
   /** IP_RECVERR (default true): EMSGSIZE with the device MTU reaches onPmtu. */
   recvErr?: boolean;
+  /** A socket filter, attached first thing after the socket is made (see steer.ts). */
+  filter?: BpfProgram;
 }
 
 export class RawSocket extends IoEndpoint {
@@ -41,6 +44,7 @@ export class RawSocket extends IoEndpoint {
   static open(opts: RawOptions): RawSocket {
     const protocol = opts.protocol ?? C.IPPROTO_IPIP;
     return withNewSocket(C.SOCK_RAW, protocol, (fd) => {
+      if (opts.filter) attachFilter(fd, opts.filter, "raw socket");
       if (opts.hdrIncl !== false) setIntOpt(fd, C.SOL_IP, C.IP_HDRINCL, 1, "IP_HDRINCL");
       if (opts.recvErr !== false) setIntOpt(fd, C.SOL_IP, C.IP_RECVERR, 1, "IP_RECVERR");
       if (opts.rcvBuf) sizeBuffer(fd, "rcv", opts.rcvBuf);

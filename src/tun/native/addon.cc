@@ -6,6 +6,7 @@
 // throw for "open"-type calls) so that TypeScript composes them and owns the policy.
 
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
@@ -124,6 +125,31 @@ Napi::Value SetsockoptInt(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, r < 0 ? -errno : 0);
 }
 
+// attachFilter(fd, program) -> 0 | -errno: SO_ATTACH_FILTER with a classic BPF program
+// that TypeScript assembled (src/tun/bpf.ts): `program` holds struct sock_filter
+// entries (8 bytes each, host byte order). The kernel copies it; nothing is kept here.
+Napi::Value AttachFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t fd;
+  if (!ArgInt(info, 0, &fd, "fd")) return env.Undefined();
+  if (info.Length() < 2 || !info[1].IsTypedArray()) {
+    Napi::TypeError::New(env, "program: expected a Uint8Array").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Uint8Array prog = info[1].As<Napi::Uint8Array>();
+  if (prog.ByteLength() == 0 || prog.ByteLength() % sizeof(sock_filter) != 0 ||
+      prog.ByteLength() / sizeof(sock_filter) > BPF_MAXINSNS) {
+    Napi::RangeError::New(env, "program: 1..4096 instructions of 8 bytes")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  sock_fprog fprog;
+  fprog.len = static_cast<unsigned short>(prog.ByteLength() / sizeof(sock_filter));
+  fprog.filter = reinterpret_cast<sock_filter*>(prog.Data());
+  int r = setsockopt(static_cast<int>(fd), SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof fprog);
+  return Napi::Number::New(env, r < 0 ? -errno : 0);
+}
+
 // getsockoptInt(fd, level, name) -> value; throws on error.
 Napi::Value GetsockoptInt(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -201,6 +227,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("socket", Napi::Function::New(env, Socket, "socket"));
   exports.Set("setsockoptInt", Napi::Function::New(env, SetsockoptInt, "setsockoptInt"));
   exports.Set("getsockoptInt", Napi::Function::New(env, GetsockoptInt, "getsockoptInt"));
+  exports.Set("attachFilter", Napi::Function::New(env, AttachFilter, "attachFilter"));
   exports.Set("bind4", Napi::Function::New(env, Bind4, "bind4"));
   exports.Set("getsockname4", Napi::Function::New(env, Getsockname4, "getsockname4"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
