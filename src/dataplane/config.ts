@@ -131,12 +131,12 @@ export const configSchema = z
         /** Sockets (distinct outer source ports) the fast path sends from. */
         sourcePorts: z.number().int().min(1).max(256).default(16),
         /**
-         * Forwarding queues (vxlan, ipip): a multi-queue TUN, one queue per thread (the
-         * main thread and worker_threads), each with its own underlay sockets. The
-         * kernel spreads flows over queues (TUN by flow hash; VXLAN's SO_REUSEPORT socket
-         * by outer 4-tuple; ipip's raw sockets each filter an inner-flow share).
-         * `auto`: one per core, at most 8. vxlan-l2 runs one queue (L2 learning writes
-         * the tables from the data path).
+         * Forwarding queues: a multi-queue TUN/TAP, one queue per thread (the main
+         * thread and worker_threads), each with its own underlay sockets. The kernel
+         * spreads flows over queues (the device by flow hash; VXLAN's SO_REUSEPORT
+         * socket by outer 4-tuple; ipip's raw sockets each filter an inner-flow share).
+         * `auto`: one per core, at most 8. vxlan-l2 workers send what they learn to the
+         * main thread, which owns the FDB.
          */
         queues: z.union([z.literal("auto"), z.number().int().min(1).max(64)]).default("auto"),
       })

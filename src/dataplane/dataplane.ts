@@ -7,7 +7,7 @@ import { availableParallelism } from "node:os";
 import type { Logger } from "pino";
 import { formatIpv4, formatMac, parseCidr, parseIpv4, parseMac } from "../encap/addr.js";
 import { DfPolicy } from "../encap/ipip.js";
-import { Fdb, NeighTable, parsePrefix, RouteTable, TableError } from "../fdb/index.js";
+import { Fdb, Learn, NeighTable, parsePrefix, RouteTable, TableError } from "../fdb/index.js";
 import { Batch } from "../tun/batch.js";
 import { Device, TUN_F } from "../tun/device.js";
 import * as ipr from "../tun/iproute.js";
@@ -197,7 +197,12 @@ export class Dataplane {
         dp.queues = await QueueSet.start(
           queues.count,
           {
-            device: { name: device.name, offloads: fast.tunOffloads, vnet: fast.on },
+            device: {
+              name: device.name,
+              kind: cfg.mode === "vxlan-l2" ? "tap" : "tun",
+              offloads: fast.tunOffloads,
+              vnet: fast.on,
+            },
             slab: { count: slots, slotSize, headroom: 128 },
             underlay: spec,
             fwd: dp.forwarderOptions(),
@@ -206,8 +211,12 @@ export class Dataplane {
           },
           dp,
           log,
-          (addr, mtu) => dp.lowerPmtu(addr, mtu),
-          (message) => dp.fatal(new Error(message)),
+          {
+            pmtu: (addr, mtu) => dp.lowerPmtu(addr, mtu),
+            fatal: (message) => dp.fatal(new Error(message)),
+            learn: (mac, remote) => dp.learnFromQueue(mac, remote, false),
+            seen: (mac, remote) => dp.learnFromQueue(mac, remote, true),
+          },
         );
       }
       await dp.serveControl(opts.controlHandlers ?? {});
@@ -303,16 +312,34 @@ export class Dataplane {
           }
         : undefined,
     );
+    if (this.queueInfo.count > 1) {
+      // Queue 0 learns into the real FDB; the workers' copies need the news.
+      fwd.onLearn = (_mac, _remote, created) => {
+        if (created) this.stats.counters[C.fdb_learned]++;
+        this.queues?.syncSoon();
+      };
+    }
     this.tx.onPmtu = (addr, _port, mtu) => this.lowerPmtu(addr, mtu);
     const fatal = (err: Error) => this.fatal(err);
     this.device.startReading(new Batch(cfg.io.batch), fwd.fromDevice, fatal);
     this.rx.startReading(new Batch(cfg.io.batch), fwd.fromUnderlay, fatal);
     // Ageing is one sweep a second, not a timer per entry.
     this.timer = setInterval(() => {
-      this.fdb.expire();
+      if (this.fdb.expire() > 0) this.tablesChanged();
       this.neigh.expire();
     }, 1000);
     this.timer.unref();
+  }
+
+  /**
+   * vxlan-l2 with queues: a worker learned `mac` behind `remote` (new or moved), or
+   * (`seen`) its frames refreshed it: learn it here, where ageing runs and `fdb show`
+   * looks (a report of frames seen refreshes, never moves: Fdb.refresh).
+   */
+  learnFromQueue(mac: number, remote: number, seen: boolean): void {
+    const r = seen ? this.fdb.refresh(mac, remote) : this.fdb.learn(mac, remote);
+    if (r === Learn.Created) this.stats.counters[C.fdb_learned]++;
+    if (r === Learn.Created || r === Learn.Moved) this.queues?.syncSoon();
   }
 
   /** A queue's device or socket broke: stop everything (exit code 1). */
@@ -668,21 +695,12 @@ function decideFastPath(cfg: Config): { on: boolean; tunOffloads: number; info: 
 }
 
 /**
- * Forwarding queues (`io.queues`): `auto` is one per core (at most 8) in vxlan and ipip
- * mode (ipip: each queue's raw socket filters its share of the flows, steer.ts) and one
- * in vxlan-l2 mode, where more is refused: learning writes the FDB from the data path,
- * which per-queue copies of the tables cannot share.
+ * Forwarding queues (`io.queues`): `auto` is one per core (at most 8), in every mode
+ * (ipip: each queue's raw socket filters its share of the flows, steer.ts; vxlan-l2:
+ * workers send what they learn to the main thread, queues.ts).
  */
 export function decideQueues(cfg: Config): { count: number; why: string } {
   const q = cfg.io.queues;
-  if (cfg.mode === "vxlan-l2") {
-    if (q !== "auto" && q > 1) {
-      throw new UserError(
-        `io.queues: ${q} needs mode vxlan or ipip (vxlan-l2 runs one queue); remove io.queues or set it to 1`,
-      );
-    }
-    return { count: 1, why: `${cfg.mode} mode runs one queue` };
-  }
   if (q === "auto") {
     const n = Math.min(availableParallelism(), 8);
     return { count: n, why: `auto: ${availableParallelism()} cores` };

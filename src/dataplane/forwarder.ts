@@ -139,7 +139,7 @@ export interface ForwarderOptions {
 export const FRAG_INNER = 0;
 export const FRAG_OUTER = 1;
 
-/** The offload fast path's parts (vxlan mode only); see fastpath.ts. */
+/** The offload fast path's parts (every mode; ipip has no pool but a raw sink); see fastpath.ts. */
 /** Where the IPIP fast path sends gathered segments (RawSocket.sendGather). */
 export interface GatherSink {
   sendGather(batch: GsoBatch, from: number, count: number): number;
@@ -203,6 +203,11 @@ export class Forwarder implements VnetSink {
   /** VXLAN header + inner Ethernet for the current destination (vxlan mode). */
   private curTpl: Uint8Array = NO_TEMPLATE;
   private curMtu = 0;
+  /**
+   * vxlan-l2 with several queues: called when learning created or moved an entry (rare;
+   * refreshes are not reported), instead of counting fdb_learned here: see queues.ts.
+   */
+  onLearn: ((mac: number, remote: number, created: boolean) => void) | undefined = undefined;
   /** Where an ICMP error about the current packet comes from (next hop). */
   private curFrom = 0;
   /** Per-datagram TCP sums of the batch being handled (-1: none). */
@@ -1085,9 +1090,13 @@ export class Forwarder implements VnetSink {
     if (this.o.mode === MODE_VXLAN_L2) {
       if (this.o.learning) {
         const from = this.rxBatch!.addr[idx];
-        const learned = this.fdb.learn(readMac(this.u8, vx.innerOff + ETH_SRC), from);
+        const mac = readMac(this.u8, vx.innerOff + ETH_SRC);
+        const learned = this.fdb.learn(mac, from);
         if (learned === Learn.StaticConflict) return Drop.PeerNotAllowed;
-        if (learned === Learn.Created) this.stats.counters[C.fdb_learned]++;
+        if (learned === Learn.Created || learned === Learn.Moved) {
+          if (this.onLearn !== undefined) this.onLearn(mac, from, learned === Learn.Created);
+          else if (learned === Learn.Created) this.stats.counters[C.fdb_learned]++;
+        }
       }
       const coal = this.coal;
       const ipOff = eth.payloadOff;

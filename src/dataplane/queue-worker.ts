@@ -19,9 +19,11 @@ const say = (m: QueueMessage) => port.postMessage(m);
 let device: Device | undefined;
 let u: Underlay | undefined;
 let timer: NodeJS.Timeout | undefined;
+let seenTimer: NodeJS.Timeout | undefined;
 
 function close(): void {
   if (timer) clearInterval(timer);
+  if (seenTimer) clearInterval(seenTimer);
   if (u) closeUnderlay(u);
   device?.close();
   u = undefined;
@@ -31,7 +33,7 @@ function close(): void {
 try {
   const slab = new Slab(init.slab);
   device = Device.open({
-    kind: "tun",
+    kind: init.device.kind,
     slab,
     name: init.device.name,
     multiQueue: true,
@@ -41,7 +43,7 @@ try {
   });
   u = openUnderlay(init.underlay, slab, init.index);
   const stats = new Stats(init.stats);
-  const t = tablesFrom(snapshot, init.tables);
+  let t = tablesFrom(snapshot, init.tables);
   const dev = device;
   const fwd = new Forwarder(
     init.fwd,
@@ -62,6 +64,25 @@ try {
         }
       : undefined,
   );
+  if (init.fwd.learning && init.device.kind === "tap") {
+    // vxlan-l2: the main thread owns the FDB (queues.ts). New and moved MACs go there at
+    // once; once a second, the learned MACs our frames refreshed, so they do not age.
+    fwd.onLearn = (mac, remote) => say({ type: "learn", mac, remote });
+    let last = performance.now();
+    seenTimer = setInterval(() => {
+      const now = performance.now();
+      const macs: number[] = [];
+      const remotes: number[] = [];
+      for (const e of t.fdb.entries()) {
+        if (!e.isStatic && e.updated > last) {
+          macs.push(e.mac);
+          remotes.push(e.remote);
+        }
+      }
+      last = now;
+      if (macs.length > 0) say({ type: "seen", macs, remotes });
+    }, 1000);
+  }
   const pmtu = (addr: number, _port: number, mtu: number) => say({ type: "pmtu", addr, mtu });
   u.tx.onPmtu = pmtu;
   for (const s of u.pool?.sockets ?? []) s.onPmtu = pmtu;
@@ -81,8 +102,8 @@ try {
   }, 250);
   port.on("message", (m: { type: string; snapshot?: TablesSnapshot }) => {
     if (m.type === "tables" && m.snapshot) {
-      const n = tablesFrom(m.snapshot, init.tables);
-      fwd.setTables(n.fdb, n.neigh, n.routes);
+      t = tablesFrom(m.snapshot, init.tables);
+      fwd.setTables(t.fdb, t.neigh, t.routes);
     } else if (m.type === "stop") {
       close();
       say({ type: "stopped" });

@@ -1,14 +1,21 @@
-// Multi-queue forwarding (vxlan mode, `io.queues`): the TUN is opened with
-// IFF_MULTI_QUEUE and every extra queue runs in a worker thread of its own, with its
-// own slab, its own queue fd (the kernel picks a TUN queue per flow), its own
-// SO_REUSEPORT socket on the VXLAN port (the kernel picks a socket per outer 4-tuple)
-// and its own sender pool on the same source ports. Queue 0 stays on the main thread.
+// Multi-queue forwarding (`io.queues`): the TUN/TAP is opened with IFF_MULTI_QUEUE and
+// every extra queue runs in a worker thread of its own, with its own slab, its own
+// queue fd (the kernel picks a device queue per flow), its own SO_REUSEPORT socket on
+// the VXLAN port (the kernel picks a socket per outer 4-tuple; ipip: a filtered raw
+// socket, steer.ts) and its own sender pool on the same source ports. Queue 0 stays on
+// the main thread.
 //
 // Sharing: the tables are read-mostly, so each worker holds a copy (tables.ts) that the
 // main thread replaces after every change (control socket, agent, PMTU discovery).
 // Counters are SharedArrayBuffers the worker increments and `vxtun stats` adds up. A
 // worker that learns a smaller path MTU (EMSGSIZE) tells the main thread, which lowers
 // the route and sends the new tables to everyone.
+//
+// vxlan-l2 learning: a worker that learns a new MAC (or sees one move) learns it into
+// its copy and sends it here; the main thread learns it into the real FDB (counting
+// fdb_learned) and sends new tables. Ageing stays with the main thread: once a second
+// each worker reports the learned MACs that frames refreshed in its copy ("seen"), so
+// an entry in use on any queue is refreshed where it ages.
 import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import type { ForwarderOptions } from "./forwarder.js";
@@ -19,7 +26,7 @@ import { snapshotTables, type TableDefaults, type Tables } from "./tables.js";
 /** Everything a queue worker needs (structured-clonable; see queue-worker.ts). */
 export interface QueueInit {
   index: number;
-  device: { name: string; offloads: number; vnet: boolean };
+  device: { name: string; kind: "tun" | "tap"; offloads: number; vnet: boolean };
   slab: { count: number; slotSize: number; headroom: number };
   underlay: UnderlaySpec;
   fwd: ForwarderOptions;
@@ -37,6 +44,8 @@ export type QueueInitBase = Omit<QueueInit, "index" | "stats" | "io">;
 export type QueueMessage =
   | { type: "ready" }
   | { type: "pmtu"; addr: number; mtu: number }
+  | { type: "learn"; mac: number; remote: number }
+  | { type: "seen"; macs: number[]; remotes: number[] }
   | { type: "fatal"; message: string }
   | { type: "stopped" };
 
@@ -72,9 +81,20 @@ interface Running {
   io: Float64Array;
 }
 
+/** What the main thread does with a worker's messages. */
+export interface QueueHandlers {
+  pmtu: (addr: number, mtu: number) => void;
+  fatal: (message: string) => void;
+  /** A MAC a worker learned: a new entry, or one that moved. */
+  learn: (mac: number, remote: number) => void;
+  /** A learned MAC whose frames a worker saw in the last second. */
+  seen: (mac: number, remote: number) => void;
+}
+
 export class QueueSet {
   private readonly running: Running[] = [];
   private stopping = false;
+  private syncPending = false;
 
   private constructor(
     private readonly tables: Tables,
@@ -90,9 +110,9 @@ export class QueueSet {
     base: QueueInitBase,
     tables: Tables,
     log: Logger,
-    onPmtu: (addr: number, mtu: number) => void,
-    onFatal: (message: string) => void,
+    on: QueueHandlers,
   ): Promise<QueueSet> {
+    const onFatal = on.fatal;
     const set = new QueueSet(tables, log);
     try {
       for (let index = 1; index < count; index++) {
@@ -110,8 +130,11 @@ export class QueueSet {
               worker.off("error", early);
               worker.on("error", (e) => onFatal(`queue ${index}: ${e.message}`));
               resolve();
-            } else if (m.type === "pmtu") onPmtu(m.addr, m.mtu);
-            else if (m.type === "fatal") {
+            } else if (m.type === "pmtu") on.pmtu(m.addr, m.mtu);
+            else if (m.type === "learn") on.learn(m.mac, m.remote);
+            else if (m.type === "seen") {
+              for (let k = 0; k < m.macs.length; k++) on.seen(m.macs[k], m.remotes[k]);
+            } else if (m.type === "fatal") {
               if (!set.stopping) onFatal(`queue ${index}: ${m.message}`);
               reject(new Error(`queue ${index}: ${m.message}`));
             }
@@ -136,6 +159,19 @@ export class QueueSet {
     if (this.running.length === 0) return;
     const snapshot = snapshotTables(this.tables);
     for (const r of this.running) r.worker.postMessage({ type: "tables", snapshot });
+  }
+
+  /**
+   * syncTables() once this turn of the event loop is over: a burst of learned MACs (a
+   * batch of frames from new pods) becomes one snapshot, not one per MAC.
+   */
+  syncSoon(): void {
+    if (this.syncPending || this.running.length === 0) return;
+    this.syncPending = true;
+    setImmediate(() => {
+      this.syncPending = false;
+      if (!this.stopping) this.syncTables();
+    });
   }
 
   /** Worker i's counters (i = 0 is queue 1). */

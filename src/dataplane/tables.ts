@@ -1,7 +1,10 @@
-// The forwarding tables of vxlan/ipip mode as plain data, so that queue workers
-// (queues.ts) can hold copies: the main thread owns the tables (control socket, agent,
-// PMTU discovery) and sends a snapshot to every worker after each change. Workers only
-// read them, so a copy per thread is the whole of the sharing: no locks on the hot path.
+// The forwarding tables as plain data, so that queue workers (queues.ts) can hold
+// copies: the main thread owns the tables (control socket, agent, PMTU discovery,
+// ageing) and sends a snapshot to every worker after each change. Workers only read
+// them, so a copy per thread is the whole of the sharing: no locks on the hot path.
+// vxlan-l2 learning is the one write from the data path: a worker learns into its copy
+// and tells the main thread, which learns into the real table and sends a new snapshot
+// (see queues.ts); learned entries arrive as learned ones, so they can still move.
 import { Fdb, NeighTable, RouteTable } from "../fdb/index.js";
 
 export interface TablesSnapshot {
@@ -16,7 +19,7 @@ export interface TablesSnapshot {
   }[];
   /** Neighbours with a MAC (programmed ones; vxlan mode has no others). */
   neigh: { ip: number; mac: number }[];
-  fdb: { mac: number; remote: number; vni: number; port: number }[];
+  fdb: { mac: number; remote: number; vni: number; port: number; learned: boolean }[];
   flood: number[];
 }
 
@@ -47,7 +50,13 @@ export function snapshotTables(t: Tables): TablesSnapshot {
       .entries()
       .filter((e) => e.mac >= 0)
       .map((e) => ({ ip: e.ip, mac: e.mac })),
-    fdb: t.fdb.entries().map((e) => ({ mac: e.mac, remote: e.remote, vni: e.vni, port: e.port })),
+    fdb: t.fdb.entries().map((e) => ({
+      mac: e.mac,
+      remote: e.remote,
+      vni: e.vni,
+      port: e.port,
+      learned: !e.isStatic,
+    })),
     flood: [...t.fdb.floodList()],
   };
 }
@@ -67,7 +76,12 @@ export function tablesFrom(s: TablesSnapshot, d: TableDefaults): Tables {
     });
   }
   for (const n of s.neigh) neigh.replace(n.ip, n.mac);
-  for (const e of s.fdb) fdb.replace(e.mac, e.remote, { vni: e.vni, port: e.port });
+  for (const e of s.fdb) {
+    // Learned at time 0: the worker reports an entry as seen (queues.ts) only after a
+    // frame of its own refreshed it, not because the copy is new.
+    if (e.learned) fdb.learn(e.mac, e.remote, 0);
+    else fdb.replace(e.mac, e.remote, { vni: e.vni, port: e.port });
+  }
   for (const ip of s.flood) fdb.append(0, ip);
   return { fdb, neigh, routes };
 }

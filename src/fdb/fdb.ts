@@ -172,6 +172,19 @@ export class Fdb {
   }
 
   /** Remotes for broadcast, unknown unicast and multicast: the same array every call. */
+  /**
+   * Frames from `mac` via `remoteIp` were seen elsewhere (another forwarding queue, some
+   * time ago): refresh the entry if it still maps there, create it if it aged out
+   * meanwhile, but never move it: a newer frame may have moved it already.
+   */
+  refresh(mac: number, remoteIp: number, now: number = this.clock()): LearnResult {
+    const e = this.byMac.get(mac);
+    if (e === undefined) return this.learn(mac, remoteIp, now);
+    if (e.isStatic || e.remote !== remoteIp >>> 0) return Learn.Ignored;
+    e.updated = now;
+    return Learn.Refreshed;
+  }
+
   floodList(): readonly number[] {
     return this.flood;
   }

@@ -214,6 +214,72 @@ t.test(
   },
 );
 
+t.test(
+  "vxlan-l2, io.queues 3: MACs learned on any queue reach the FDB, and refreshed ones stay",
+  async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const { lab, a, b } = await kernelBridgePeer(t);
+    const vx = await startVxtun(
+      lab,
+      a.ns,
+      l2Config(a, [b], { io: { queues: 3 }, fdb: { ageingSeconds: 3 } }),
+    );
+    t.teardown(vx.stop);
+    type Snap = { counters: Record<string, number>; queues: { count: number; rx: number[] } };
+    const s0 = (await vx.call("stats")) as Snap;
+    t.equal(s0.queues.count, 3, "three queues on the TAP");
+    // Six pods behind B's bridge: six MACs, six flows (the kernel vxlan's source port is
+    // a hash of the inner flow, so they spread over A's queues).
+    const pods: { ns: string; mac: string }[] = [];
+    for (let i = 1; i <= 6; i++) {
+      const ns = await lab.addNs(`bp${i}`);
+      await lab.veth(ns, "eth0", b.ns, `bp${i}`, { cidrA: `10.244.0.${10 + i}/24`, mtu: 1450 });
+      await runOk(["ip", "-n", b.ns, "link", "set", `bp${i}`, "master", "br0", "up"]);
+      const mac = JSON.parse(await lab.execOk(ns, ["ip", "-j", "link", "show", "eth0"]))[0].address;
+      pods.push({ ns, mac });
+    }
+    const pings = await Promise.all(pods.map((p) => ping(lab, p.ns, "10.244.0.1")));
+    t.same(
+      pings.map((r) => r.code),
+      [0, 0, 0, 0, 0, 0],
+      "every pod reaches A",
+    );
+    const s1 = (await vx.call("stats")) as Snap;
+    const rx = s1.queues.rx.map((v, i) => v - s0.queues.rx[i]);
+    t.ok(rx.filter((v) => v > 0).length >= 2, `received over several queues (${rx.join(" / ")})`);
+    const show = async () => (await vx.cli(["fdb", "show"])).stdout;
+    const fdb = await show();
+    t.ok(
+      pods.every((p) => fdb.includes(`${p.mac} dev vxtap0 dst ${b.address}`)),
+      "every pod's MAC is in the FDB, wherever its frames arrived",
+    );
+    const learned = fdb.split("\n").filter((l) => l.includes("dst") && !l.includes("permanent"));
+    t.equal(
+      s1.counters.fdb_learned,
+      learned.length,
+      `fdb_learned counts each MAC once (${learned.length})`,
+    );
+
+    // Pods 1-3 keep talking, 4-6 fall silent: within a few ageing periods the silent ones
+    // go while the others stay, even when their frames land on a worker's queue (the
+    // worker reports what it saw; the main thread's FDB is the one that ages).
+    const talking = pods
+      .slice(0, 3)
+      .map((p) => lab.exec(p.ns, ["ping", "-c", "36", "-i", "0.25", "-W", "1", "10.244.0.1"]));
+    let aged = false;
+    let kept = true;
+    for (let waited = 0; waited < 8000 && !aged; waited += 500) {
+      await new Promise((r) => setTimeout(r, 500));
+      const now = await show();
+      kept &&= pods.slice(0, 3).every((p) => now.includes(p.mac));
+      aged = pods.slice(3).every((p) => !now.includes(p.mac));
+    }
+    await Promise.all(talking);
+    t.ok(aged, "the silent pods' MACs aged out");
+    t.ok(kept, "the talking pods' MACs never did");
+  },
+);
+
 /** IPv6 addresses fd00:244::1 and ::2 on A's and B's bridges. */
 async function enableV6(lab: NetnsLab, a: UnderlayNode, b: UnderlayNode): Promise<void> {
   for (const [n, i] of [

@@ -197,19 +197,3 @@ s.sendto(bytes(8), ("${nodes[0].address}", 0))`,
     }
   },
 );
-
-t.test("io.queues > 1 in vxlan-l2 mode is a one-line error", async (t) => {
-  if (skipUnlessRoot(t)) return;
-  const lab = await NetnsLab.create(t);
-  const [n] = (await buildUnderlay(lab, 1)).nodes;
-  await t.rejects(
-    startVxtun(lab, n.ns, {
-      name: n.name,
-      mode: "vxlan-l2",
-      local: { address: n.address },
-      device: { name: "vxtap0" },
-      io: { queues: 2 },
-    }),
-    /io\.queues: 2 needs mode vxlan or ipip \(vxlan-l2 runs one queue\)/,
-  );
-});
