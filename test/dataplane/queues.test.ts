@@ -20,6 +20,31 @@ for i in range(${FLOWS}):
     s.sendto(b"x" * 100, ("${dst}", 9))
     s.close()`;
 
+/** iperf3 -P 4 between the pair's pod addresses, node 2 -> node 1, then back. */
+async function fourStreamsBothWays(
+  t: { ok: (v: unknown, m: string) => void },
+  lab: NetnsLab,
+  nodes: { ns: string }[],
+): Promise<void> {
+  for (const [from, to] of [
+    [1, 0],
+    [0, 1],
+  ] as const) {
+    const r = await iperf(lab, {
+      serverNs: nodes[to].ns,
+      serverIp: `10.244.${to + 1}.1`,
+      clientNs: nodes[from].ns,
+      clientIp: `10.244.${from + 1}.1`,
+      seconds: 2,
+      streams: 4,
+    });
+    t.ok(
+      r.ok && r.gbps > 0.1,
+      `iperf3 -P 4 node ${from + 1} -> node ${to + 1}: ${r.gbps.toFixed(2)} Gbit/s ${r.error ?? ""}`,
+    );
+  }
+}
+
 interface Snap {
   counters: Record<string, number>;
   drops: Record<string, number>;
@@ -95,23 +120,7 @@ t.test(`io.queues ${QUEUES}: flows spread, table changes reach every queue`, asy
   t.ok(got >= FLOWS, `and received by node 1 (${got})`);
 
   // TCP with several streams through the queues, both ways.
-  for (const [from, to, dst] of [
-    [1, 0, "10.244.1.1"],
-    [0, 1, "10.244.2.1"],
-  ] as const) {
-    const r = await iperf(lab, {
-      serverNs: nodes[to].ns,
-      serverIp: dst,
-      clientNs: nodes[from].ns,
-      clientIp: `10.244.${from + 1}.1`,
-      seconds: 2,
-      streams: 4,
-    });
-    t.ok(
-      r.ok && r.gbps > 0.1,
-      `iperf3 -P 4 node ${from + 1} -> node ${to + 1}: ${r.gbps.toFixed(2)} Gbit/s ${r.error ?? ""}`,
-    );
-  }
+  await fourStreamsBothWays(t, lab, nodes);
   const end = await stats(b);
   t.equal(end.drops.pool_exhausted, 0, "no slab ran dry");
   t.equal(end.counters.tun_write_errors, 0, "no device write failed");
@@ -173,23 +182,7 @@ s.sendto(bytes(8), ("${nodes[0].address}", 0))`,
       "dropped as ipip_bad_inner, once",
     );
 
-    for (const [from, to, dst] of [
-      [1, 0, "10.244.1.1"],
-      [0, 1, "10.244.2.1"],
-    ] as const) {
-      const r = await iperf(lab, {
-        serverNs: nodes[to].ns,
-        serverIp: dst,
-        clientNs: nodes[from].ns,
-        clientIp: `10.244.${from + 1}.1`,
-        seconds: 2,
-        streams: 4,
-      });
-      t.ok(
-        r.ok && r.gbps > 0.1,
-        `iperf3 -P 4 node ${from + 1} -> node ${to + 1}: ${r.gbps.toFixed(2)} Gbit/s ${r.error ?? ""}`,
-      );
-    }
+    await fourStreamsBothWays(t, lab, nodes);
     for (const p of procs) {
       const s = await stats(p);
       const other = Object.entries(s.drops).filter(([k, n]) => n > 0 && k !== "ipip_bad_inner");
