@@ -122,7 +122,7 @@ export const configSchema = z
         batch: z.number().int().min(1).max(1024).default(64),
         slots: z.number().int().min(16).max(65536).default(1024),
         /**
-         * Offloads (vxlan mode): TUN TSO super-packets with virtio-net headers, software
+         * Offloads (every mode): TUN/TAP TSO super-packets with virtio-net headers, software
          * segmentation, UDP GSO sends, UDP GRO receives and TUN GSO writes. `auto` uses
          * whatever the kernel accepts (probed at start, see `vxtun info`); `off` keeps
          * one packet per read/write.

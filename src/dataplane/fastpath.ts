@@ -1,6 +1,7 @@
 // The offload fast path's sockets and what the kernel offers, decided once at start.
 //
-// Shape (vxlan mode, `io.offload: auto`, probed by src/tun/probe.ts at start and shown
+// Shape (vxlan mode; vxlan-l2 and ipip differ as noted below and in forwarder.ts;
+// `io.offload: auto`, probed by src/tun/probe.ts at start and shown
 // by `vxtun stats` / the `info` control op):
 //   TX: TUN (IFF_VNET_HDR, TUNSETOFFLOAD CSUM|TSO4, gso_max_size 65536) -> one read per
 //       super-packet (up to 64 KB, 64 KiB slab slots) -> segment.ts writes one header

@@ -12,8 +12,8 @@
 // (UDP socket) so that the policy decisions stay in TypeScript: a per-flow UDP source
 // port (RFC 7348 §5, for underlay ECMP), DF, TTL and TOS per packet.
 //
-// Offload fast path (vxlan mode, `io.offload: auto`, see fastpath.ts): the TUN carries
-// a virtio_net_hdr in front of every packet and hands us TCP super-packets (TSO).
+// Offload fast path (`io.offload: auto`, every mode, see fastpath.ts): the TUN/TAP
+// carries a virtio_net_hdr in front of every packet and hands us TCP super-packets (TSO).
 // Those are cut into MSS-sized segments (segment.ts), each encapsulated, and sent as
 // one UDP_SEGMENT message on a pool socket bound to the flow's source port; everything
 // else (small packets, ICMP, fragments) still takes the raw path above, so DF/PMTU
@@ -385,7 +385,7 @@ export class Forwarder implements VnetSink {
 
   // ---------------------------------------------------------------- fast path, TX
 
-  /** A packet from a TUN with a virtio_net_hdr (fast path, vxlan mode). */
+  /** A packet (or frame) from a TUN/TAP with a virtio_net_hdr (fast path). */
   private txVnet(slot: number, off: number, len: number): number {
     const u8 = this.u8;
     const h = off - VNET_LEN;
