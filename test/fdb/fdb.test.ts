@@ -35,6 +35,20 @@ t.test("learn creates, refreshes, moves", (t) => {
   t.end();
 });
 
+t.test("refresh (frames seen on another queue): refreshes or re-creates, never moves", (t) => {
+  const fdb = new Fdb({ clock: fakeClock().now });
+  t.equal(fdb.refresh(A, ip("198.18.0.2"), 1000), Learn.Created, "aged out meanwhile: back");
+  t.equal(fdb.refresh(A, ip("198.18.0.2"), 2000), Learn.Refreshed);
+  t.equal(fdb.lookup(A, 2000)?.updated, 2000, "ageing restarts");
+  fdb.learn(A, ip("198.18.0.3"), 3000);
+  t.equal(fdb.refresh(A, ip("198.18.0.2"), 4000), Learn.Ignored, "a stale report");
+  t.equal(fdb.lookup(A, 4000)?.remote, ip("198.18.0.3"), "does not move it back");
+  t.equal(fdb.lookup(A, 4000)?.updated, 3000, "nor refresh it");
+  fdb.add(B, "198.18.0.9");
+  t.equal(fdb.refresh(B, ip("198.18.0.9"), 5000), Learn.Ignored, "static entries are left alone");
+  t.end();
+});
+
 t.test("multicast and zero source MACs are not learned", (t) => {
   const fdb = new Fdb();
   t.equal(fdb.learn(mac("01:00:5e:00:00:01"), 1, 0), Learn.Ignored);
