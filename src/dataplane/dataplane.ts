@@ -681,10 +681,10 @@ function decideFastPath(cfg: Config): { on: boolean; tunOffloads: number; info: 
   // USO: an application's UDP_SEGMENT runs reach us whole (segmented in usoSegment)
   // instead of being cut in software before the device. USO4 and USO6 come as a pair:
   // an IPv6 run on the TUN is dropped like any IPv6 packet there, on the TAP it is cut
-  // like an IPv4 one. Not in ipip mode: txSuperIpip can cut UDP runs, but no test covers
-  // them yet. (`all`: the
-  // kernel took CSUM with TSO4, TSO6, USO4 and USO6 together, so these are safe to ask.)
-  if (probe.all && cfg.mode !== "ipip") {
+  // like an IPv4 one; in ipip mode the datagrams leave as one raw sendmmsg batch.
+  // (`all`: the kernel took CSUM with TSO4, TSO6, USO4 and USO6 together, so these are
+  // safe to ask.)
+  if (probe.all) {
     flags |= TUN_F.USO4 | TUN_F.USO6;
     info.tunOffloads.push("uso4", "uso6");
   }
