@@ -244,10 +244,20 @@ t.test(
       [0, 0, 0, 0, 0, 0],
       "every pod reaches A",
     );
+    // From here pods 1-3 keep talking and 4-6 fall silent: the talkers start at once, so
+    // that the checks below (each a CLI run, seconds on a loaded machine) do not leave
+    // them silent for a whole ageing period.
+    const talking = pods
+      .slice(0, 3)
+      .map((p) => lab.exec(p.ns, ["ping", "-c", "48", "-i", "0.25", "-W", "1", "10.244.0.1"]));
     const s1 = (await vx.call("stats")) as Snap;
     const rx = s1.queues.rx.map((v, i) => v - s0.queues.rx[i]);
     t.ok(rx.filter((v) => v > 0).length >= 2, `received over several queues (${rx.join(" / ")})`);
-    const show = async () => (await vx.cli(["fdb", "show"])).stdout;
+    const show = async () => {
+      const r = await vx.cli(["fdb", "show"]);
+      if (r.code !== 0) throw new Error(`vxtun fdb show: exit ${r.code}: ${r.stderr}`);
+      return r.stdout;
+    };
     const fdb = await show();
     t.ok(
       pods.every((p) => fdb.includes(`${p.mac} dev vxtap0 dst ${b.address}`)),
@@ -260,12 +270,9 @@ t.test(
       `fdb_learned counts each MAC once (${learned.length})`,
     );
 
-    // Pods 1-3 keep talking, 4-6 fall silent: within a few ageing periods the silent ones
-    // go while the others stay, even when their frames land on a worker's queue (the
-    // worker reports what it saw; the main thread's FDB is the one that ages).
-    const talking = pods
-      .slice(0, 3)
-      .map((p) => lab.exec(p.ns, ["ping", "-c", "36", "-i", "0.25", "-W", "1", "10.244.0.1"]));
+    // Within a few ageing periods the silent ones go while the talkers stay, even when
+    // their frames land on a worker's queue (the worker reports what it saw; the main
+    // thread's FDB is the one that ages).
     let aged = false;
     let kept = true;
     for (let waited = 0; waited < 8000 && !aged; waited += 500) {
