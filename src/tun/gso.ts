@@ -9,6 +9,24 @@ export const UDP_MAX_PAYLOAD = 65507;
 /** The kernel's UDP_MAX_SEGMENTS: more segments in one GSO send fail with EINVAL. */
 export const UDP_MAX_SEGMENTS = 64;
 
+/** IPv4 + TCP with timestamps: the headers of a typical segment. */
+const TCP_IPV4_TS_HEADERS = 52;
+
+/**
+ * The gso_max_size for a pod's interface that makes its TCP super-packets leave the
+ * dataplane as one UDP_SEGMENT send: each segment, cut at the tunnel MTU, gains
+ * `prefix` bytes in the datagram (VXLAN 8 + inner Ethernet 14), and one send holds at
+ * most UDP_MAX_PAYLOAD bytes in UDP_MAX_SEGMENTS segments. At MTU 1450 a full 64 KiB
+ * super-packet is 45 segments and leaves as two sends (44 + 1); 44 segments are one.
+ * Counted for IPv4 TCP with timestamps; TCP keeps its super-packets below the limit by
+ * its own header reserve, so a send never needs a second message in that case (with
+ * smaller segments it may: correct, only slower).
+ */
+export function oneSendGsoMaxSize(tunnelMtu: number, prefix = 22): number {
+  const perSend = Math.min(UDP_MAX_SEGMENTS, Math.floor(UDP_MAX_PAYLOAD / (tunnelMtu + prefix)));
+  return perSend * (tunnelMtu - TCP_IPV4_TS_HEADERS) + TCP_IPV4_TS_HEADERS;
+}
+
 export class GsoBatch extends Batch {
   readonly gso: Uint16Array;
   readonly tosTtl: Uint16Array;

@@ -63,6 +63,16 @@ t.test("libcni ADD/CHECK/DEL/GC/STATUS with vxtun + portmap + bandwidth", async 
   const podIp = res.ips[0].address.split("/")[0];
   const podLink = JSON.parse(await runOk(["ip", "-n", pod, "-j", "addr", "show", "dev", "eth0"]));
   t.equal(podLink[0].mtu, 1450, "pod MTU = FLANNEL_MTU");
+  // 44 full segments of 1398 bytes + headers: one UDP_SEGMENT send (tun/gso.ts).
+  const gsoOf = async (ns: string, dev: string) =>
+    JSON.parse(await runOk(["ip", "-n", ns, "-j", "-d", "link", "show", "dev", dev]))[0]
+      .gso_max_size;
+  t.equal(await gsoOf(pod, "eth0"), 61564, "pod end: gso_max_size for one send");
+  t.equal(
+    await gsoOf(node, res.interfaces[0].name),
+    65536,
+    "host end keeps 64 KiB (it carries coalesced writes to the pod)",
+  );
   t.equal(podLink[0].address, res.interfaces[1].mac, "pod MAC as reported");
   const br = JSON.parse(await runOk(["ip", "-n", node, "-j", "addr", "show", "dev", "vxbr0"]));
   t.ok(

@@ -4,10 +4,9 @@
 // forwarding with a stale copy would let some flows through); counters add up.
 import t from "tap";
 import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
-import { buildUnderlay } from "../../src/lab/underlay.js";
 import { vxtunPair } from "../lib/pair.js";
 import { iperf } from "../lib/traffic.js";
-import { startVxtun, type VxtunProc } from "../lib/vxtun.js";
+import type { VxtunProc } from "../lib/vxtun.js";
 
 const QUEUES = 3;
 const FLOWS = 40;
