@@ -7,6 +7,7 @@ import { addFlannelPeer, addKernelVxlan } from "../lab/kernel-vxlan.js";
 import { NetnsLab, runOk } from "../lab/netns.js";
 import { buildUnderlay, type UnderlayNode } from "../lab/underlay.js";
 import { startVxtun, type VxtunProc } from "../lab/vxtun-process.js";
+import { oneSendGsoMaxSize } from "../tun/gso.js";
 import type { VegaLiteSpec } from "./chart.js";
 import { cpuSeconds, iperf, median, pingFlood, pingRtt } from "./traffic.js";
 
@@ -82,11 +83,17 @@ async function setupPath(lab: NetnsLab, path: PathName): Promise<Setup> {
   if (path === "underlay") {
     return { a: { ns: a.ns, ip: a.address }, b: { ns: b.ns, ip: b.address }, procs: [] };
   }
-  const podIp = (i: number) => `10.244.${i + 1}.1`;
+  const podIp = (i: number) => `10.244.${i + 1}.2`;
   const procs: VxtunProc[] = [];
+  // Pods get what the CNI gives them (src/cni/add.ts): the VXLAN modes' pod end a
+  // gso_max_size of one UDP_SEGMENT send; flannel's plugins set none for its kernel vxlan.
+  const gso = path === "kernel-vxlan" || path === "vxtun-ipip" ? undefined : oneSendGsoMaxSize(MTU);
   if (path === "vxtun-vxlan-l2") {
+    const pods: string[] = [];
     for (const [i, n] of nodes.entries()) {
-      await bridgeWithAddress(n, `10.244.0.${i + 1}/24`);
+      await runOk(["ip", "-n", n.ns, "link", "add", "br0", "mtu", String(MTU), "type", "bridge"]);
+      await runOk(["ip", "-n", n.ns, "link", "set", "br0", "up"]);
+      pods.push(await addPod(lab, n, `10.244.0.${i + 2}/24`, { bridge: "br0", gso }));
       procs.push(
         await startVxtun(lab, n.ns, {
           name: n.name,
@@ -97,10 +104,15 @@ async function setupPath(lab: NetnsLab, path: PathName): Promise<Setup> {
         }),
       );
     }
-    return { a: { ns: a.ns, ip: "10.244.0.1" }, b: { ns: b.ns, ip: "10.244.0.2" }, procs };
+    return {
+      a: { ns: pods[0], ip: "10.244.0.2" },
+      b: { ns: pods[1], ip: "10.244.0.3" },
+      procs,
+    };
   }
+  const pods: string[] = [];
   for (const [i, n] of nodes.entries()) {
-    await runOk(["ip", "-n", n.ns, "addr", "add", `${podIp(i)}/32`, "dev", "lo"]);
+    pods.push(await addPod(lab, n, `${podIp(i)}/32`, { gateway: `10.244.${i + 1}.1`, gso }));
     const j = 1 - i;
     if (path === "kernel-vxlan") {
       const dev = await addKernelVxlan({
@@ -132,13 +144,39 @@ async function setupPath(lab: NetnsLab, path: PathName): Promise<Setup> {
       );
     }
   }
-  return { a: { ns: a.ns, ip: podIp(0) }, b: { ns: b.ns, ip: podIp(1) }, procs };
+  return { a: { ns: pods[0], ip: podIp(0) }, b: { ns: pods[1], ip: podIp(1) }, procs };
 }
 
-async function bridgeWithAddress(n: UnderlayNode, cidr: string): Promise<void> {
-  await runOk(["ip", "-n", n.ns, "link", "add", "br0", "type", "bridge"]);
-  await runOk(["ip", "-n", n.ns, "link", "set", "br0", "mtu", "1450", "up"]);
-  await runOk(["ip", "-n", n.ns, "addr", "add", cidr, "dev", "br0"]);
+const MTU = 1450;
+
+/**
+ * A pod behind node `n`, wired the way the CNI plugin wires one: a veth (MTU 1450, the
+ * pod end's gso_max_size as given) whose node end is on `bridge`, or (point to point)
+ * has `gateway`/32 with a host route to the pod, which routes everything through it.
+ * Measuring between pods puts the veth hop and the node's forwarding on every path,
+ * the kernel's vxlan included, as in a cluster. Returns the pod's namespace.
+ */
+async function addPod(
+  lab: NetnsLab,
+  n: UnderlayNode,
+  cidr: string,
+  o: { bridge?: string; gateway?: string; gso?: number },
+): Promise<string> {
+  const ns = await lab.addNs(`${n.name}-pod`);
+  await lab.veth(ns, "eth0", n.ns, "pod0", { cidrA: cidr, mtu: MTU });
+  if (o.gso !== undefined) {
+    await runOk(["ip", "-n", ns, "link", "set", "eth0", "gso_max_size", String(o.gso)]);
+  }
+  if (o.bridge) {
+    await runOk(["ip", "-n", n.ns, "link", "set", "pod0", "master", o.bridge]);
+  } else if (o.gateway) {
+    const ip = cidr.split("/")[0];
+    await runOk(["ip", "-n", n.ns, "addr", "add", `${o.gateway}/32`, "dev", "pod0"]);
+    await runOk(["ip", "-n", n.ns, "route", "replace", `${ip}/32`, "dev", "pod0"]);
+    await runOk(["ip", "-n", ns, "route", "add", `${o.gateway}/32`, "dev", "eth0"]);
+    await runOk(["ip", "-n", ns, "route", "add", "default", "via", o.gateway, "dev", "eth0"]);
+  }
+  return ns;
 }
 
 async function measure(
