@@ -8,124 +8,22 @@
 // is printed but is not per-packet allocation:
 //   node --expose-gc --min-semi-space-size=64 --max-semi-space-size=64 --import tsx bench/fastpath-alloc.ts
 import { getHeapSpaceStatistics } from "node:v8";
-import { NativeSummer, type UdpSenderPool } from "../src/dataplane/fastpath.js";
-import { Forwarder, INHERIT, MODE_VXLAN } from "../src/dataplane/forwarder.js";
-import { SUM_MANY, VNET_GSO_TCPV4, VNET_LEN, vnetWrite } from "../src/dataplane/segment.js";
-import { Stats } from "../src/dataplane/stats.js";
-import { write16, write32 } from "../src/encap/bytes.js";
-import { checksumFold, checksumSum, internetChecksum } from "../src/encap/checksum.js";
-import { DfPolicy } from "../src/encap/ipip.js";
-import { ipv4PseudoHeaderSum } from "../src/encap/ipv4.js";
-import { Fdb, NeighTable, RouteTable } from "../src/fdb/index.js";
+import { VNET_LEN } from "../src/dataplane/segment.js";
+import { write16 } from "../src/encap/bytes.js";
 import { Batch } from "../src/tun/batch.js";
-import { GsoBatch } from "../src/tun/gso.js";
-import { Slab } from "../src/tun/slab.js";
+import type { GsoBatch } from "../src/tun/gso.js";
+import { forwarderRig, NODE_B } from "./rig.js";
 
 const N = Number(process.argv[2] ?? 20000);
 const WARM = Number(process.argv[3] ?? 20000);
-const POD_A = 0x0af40101;
-const POD_B = 0x0af40201;
-const NODE_B = 0xc6120002;
-const MAC_B = 0x020000000201;
-const MSS = 1398;
 const PAYLOAD = 60 * 1024 - 52;
 
-const slab = new Slab({ count: 64, slotSize: 128 + 65536, headroom: 128 });
-const u8 = slab.u8;
-const stats = new Stats();
-const fdb = new Fdb({ dev: "vxtun0", vni: 1, dstPort: 8472, ageingMs: 0 });
-const neigh = new NeighTable({ dev: "vxtun0" });
-const routes = new RouteTable({ dev: "vxtun0" });
-routes.replace(0x0af40200, 24, { gateway: 0x0af40200, onlink: true });
-neigh.replace(0x0af40200, MAC_B);
-fdb.replace(MAC_B, NODE_B);
-
-let sent = 0;
-const sink = {
-  sendBatch: (_b: Batch, _from: number, count: number) => {
-    sent += count;
-    return count;
-  },
-};
-const sockets = Array.from({ length: 4 }, () => ({
-  sendGso: (_b: GsoBatch, _from: number, count: number) => {
-    sent += count;
-    return count;
-  },
-}));
-const pool = {
-  sockets,
-  batches: sockets.map(() => new GsoBatch(64).withGather(2048)),
-  ports: Uint16Array.from([40000, 41000, 42000, 43000]),
-  get size() {
-    return 4;
-  },
-} as unknown as UdpSenderPool;
-const rxGso = new Uint16Array(64);
-const fwd = new Forwarder(
-  {
-    mode: MODE_VXLAN,
-    vni: 1,
-    port: 8472,
-    sportLo: 32768,
-    sportHi: 60999,
-    localIp: 0xc6120001,
-    vtepMac: 0x020000000101,
-    ttl: 64,
-    tos: INHERIT,
-    df: DfPolicy.Clear,
-    proxyArp: false,
-    learning: false,
-    allowPeers: [],
-    batch: 64,
-    tunnelMtu: 1450,
-    underlayMtu: 1500,
-    fragment: 0,
-  },
-  slab,
-  fdb,
-  neigh,
-  routes,
-  stats,
-  sink,
-  sink,
-  { pool, udpSegment: true, rxGso, summer: new NativeSummer(slab.buffer) },
-);
-
-/** An IPv4 header POD_A -> POD_B (DF, TTL 64) at `ip`, checksum filled in. */
-function ipv4Header(ip: number, total: number, proto: number, id: number): void {
-  u8[ip] = 0x45;
-  u8[ip + 1] = 0;
-  write16(u8, ip + 2, total);
-  write16(u8, ip + 4, id);
-  write16(u8, ip + 6, 0x4000);
-  u8[ip + 8] = 64;
-  u8[ip + 9] = proto;
-  write32(u8, ip + 12, POD_A);
-  write32(u8, ip + 16, POD_B);
-  write16(u8, ip + 10, 0);
-  write16(u8, ip + 10, internetChecksum(u8, ip, 20));
-}
-
-/** A TSO super-packet in slot `slot` with its virtio_net_hdr in front. */
-function superPacket(slot: number, seq: number): number {
-  const ip = slab.dataOffset(slot);
-  const total = 20 + 32 + PAYLOAD;
-  ipv4Header(ip, total, 6, 0);
-  const tcp = ip + 20;
-  write16(u8, tcp, 40000);
-  write16(u8, tcp + 2, 5201);
-  write32(u8, tcp + 4, seq);
-  u8[tcp + 12] = 8 << 4;
-  u8[tcp + 13] = 0x10;
-  vnetWrite(u8, ip - VNET_LEN, 1, VNET_GSO_TCPV4, 52, MSS, 20, 16);
-  return total;
-}
+const { slab, u8, stats, fwd, sockets, rxGso, counted, ipv4Header, superPacket } = forwarderRig();
 
 const dev = new Batch(64);
 function txRound(i: number): void {
   const slot = slab.alloc();
-  const len = superPacket(slot, i * PAYLOAD);
+  const len = superPacket(slot, i * PAYLOAD, PAYLOAD);
   dev.clear();
   dev.push(slot, slab.dataOffset(slot), len);
   dev.count = 1;
@@ -171,10 +69,6 @@ function rxRound(): void {
   // Keep only whole segments that fit one datagram.
   groLen = Math.min(groLen, Math.floor(60000 / groSize) * groSize);
 }
-void SUM_MANY;
-void checksumFold;
-void checksumSum;
-void ipv4PseudoHeaderSum;
 
 /** A 100-byte UDP packet (plain vnet header): the raw, one-packet path. */
 function txSmall(i: number): void {
@@ -242,6 +136,6 @@ measure("rx (fromUnderlay)", () => rxRound());
 measure("tx small packet (raw path)", txSmall);
 measure("rx single datagram", () => rxSmall());
 console.log(
-  `sent ${sent}, drops`,
+  `sent ${counted.sent}, drops`,
   Object.entries(stats.snapshot().drops).filter(([, v]) => v > 0),
 );
