@@ -7,7 +7,7 @@ import { addFlannelPeer, addKernelVxlan } from "../lab/kernel-vxlan.js";
 import { NetnsLab, runOk } from "../lab/netns.js";
 import { buildUnderlay, type UnderlayNode } from "../lab/underlay.js";
 import { startVxtun, type VxtunProc } from "../lab/vxtun-process.js";
-import { oneSendGsoMaxSize } from "../tun/gso.js";
+import { podGsoMaxSize } from "../tun/gso.js";
 import type { VegaLiteSpec } from "./chart.js";
 import { cpuSeconds, iperf, median, pingFlood, pingRtt } from "./traffic.js";
 
@@ -87,7 +87,10 @@ async function setupPath(lab: NetnsLab, path: PathName): Promise<Setup> {
   const procs: VxtunProc[] = [];
   // Pods get what the CNI gives them (src/cni/add.ts): the VXLAN modes' pod end a
   // gso_max_size of one UDP_SEGMENT send; flannel's plugins set none for its kernel vxlan.
-  const gso = path === "kernel-vxlan" || path === "vxtun-ipip" ? undefined : oneSendGsoMaxSize(MTU);
+  const gso =
+    path === "kernel-vxlan"
+      ? undefined
+      : podGsoMaxSize(path === "vxtun-ipip" ? "ipip" : "vxlan", MTU);
   if (path === "vxtun-vxlan-l2") {
     const pods: string[] = [];
     for (const [i, n] of nodes.entries()) {

@@ -4,7 +4,7 @@
 // failure after IPAM undoes the links and releases the lease.
 import { existsSync } from "node:fs";
 import { formatIpv4 } from "../encap/addr.js";
-import { oneSendGsoMaxSize } from "../tun/gso.js";
+import { podGsoMaxSize } from "../tun/gso.js";
 import type { NetConf } from "./config.js";
 import type { CniEnv } from "./env.js";
 import { CniCode, CniError } from "./errors.js";
@@ -77,7 +77,8 @@ async function wire(
   // 3.6-3.9 with the limit). The pod end only: the host end carries our coalesced
   // writes to the pod, which must not be cut again. Not on the TUN either: a forwarded
   // GSO packet longer than the TUN's limit is segmented in software before us.
-  const gso = state.mode === "ipip" ? [] : ["gso_max_size", String(oneSendGsoMaxSize(mtu))];
+  const podGso = podGsoMaxSize(state.mode, mtu);
+  const gso = podGso === undefined ? [] : ["gso_max_size", String(podGso)];
   const veth = [
     ...["link", "add", host, "address", macs.host, "mtu", String(mtu), "type", "veth"],
     ...["peer", "name", env.ifname, "address", macs.pod, "mtu", String(mtu), ...gso],

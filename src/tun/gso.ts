@@ -27,6 +27,15 @@ export function oneSendGsoMaxSize(tunnelMtu: number, prefix = 22): number {
   return perSend * (tunnelMtu - TCP_IPV4_TS_HEADERS) + TCP_IPV4_TS_HEADERS;
 }
 
+/**
+ * The gso_max_size the CNI gives a pod's end of its veth in `mode`, or undefined to
+ * leave the kernel's: only the VXLAN modes send with UDP_SEGMENT (ipip's raw socket
+ * sends a batch of packets, where bigger super-packets only mean fewer reads).
+ */
+export function podGsoMaxSize(mode: string, tunnelMtu: number): number | undefined {
+  return mode === "ipip" ? undefined : oneSendGsoMaxSize(tunnelMtu);
+}
+
 export class GsoBatch extends Batch {
   readonly gso: Uint16Array;
   readonly tosTtl: Uint16Array;

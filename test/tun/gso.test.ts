@@ -3,7 +3,12 @@
 // in front of every segment; one more full segment would not. Every MTU the CNI accepts
 // up to jumbo frames, exhaustively.
 import t from "tap";
-import { oneSendGsoMaxSize, UDP_MAX_PAYLOAD, UDP_MAX_SEGMENTS } from "../../src/tun/gso.js";
+import {
+  oneSendGsoMaxSize,
+  podGsoMaxSize,
+  UDP_MAX_PAYLOAD,
+  UDP_MAX_SEGMENTS,
+} from "../../src/tun/gso.js";
 
 const HDRS = 52; // IPv4 + TCP with timestamps
 const PREFIX = 22; // VXLAN + inner Ethernet
@@ -30,4 +35,10 @@ t.test("fits one send, and is the largest whole-segment size that does", async (
   t.equal(oneSendGsoMaxSize(1450), 61564, "MTU 1450: 44 segments of 1398 bytes + headers");
   t.equal(oneSendGsoMaxSize(9000), 7 * 8948 + HDRS, "MTU 9000: 7 jumbo segments");
   t.equal(oneSendGsoMaxSize(576), 64 * 524 + HDRS, "MTU 576: the 64-segment limit");
+});
+
+t.test("pods get it in the VXLAN modes only", async (t) => {
+  t.equal(podGsoMaxSize("vxlan", 1450), 61564);
+  t.equal(podGsoMaxSize("vxlan-l2", 1450), 61564);
+  t.equal(podGsoMaxSize("ipip", 1480), undefined, "ipip: the kernel's default");
 });
