@@ -66,6 +66,10 @@ export class NativeSummer implements Summer {
   sumMany(count: number): void {
     this.c.sumMany(count);
   }
+  /** The addon's portable loop, for tests that hold its vector loop to it. */
+  sumScalar(off: number, len: number): number {
+    return this.c.sumScalar(off, len);
+  }
 }
 
 export interface FastPathInfo {

@@ -65,6 +65,8 @@ export interface NativeCsum {
   sum(off: number, len: number): number;
   /** out[i] = sum(offs[i], lens[i]) for i < count (arrays given to the constructor). */
   sumMany(count: number): void;
+  /** sum() with the portable scalar loop even where the addon uses AVX2 (for tests). */
+  sumScalar(off: number, len: number): number;
 }
 
 export interface NativeIoConstructor {

@@ -1,9 +1,11 @@
 // Csum: the one per-byte loop of the fast path that TypeScript cannot keep up with.
 // TSO segmentation and receive coalescing need an Internet checksum over every byte
 // that crosses the tunnel (~1 µs per 1400 bytes in TypeScript, 10-20x less here: see
-// bench/fastpath-csum.ts). It only sums bytes; which bytes, the pseudo-header and where
+// bench/fastpath-segment.ts). It only sums bytes; which bytes, the pseudo-header and where
 // the result goes are decided in TypeScript (src/dataplane/segment.ts, coalesce.ts).
 #include "csum.h"
+
+#include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
@@ -13,6 +15,13 @@
 namespace vxtun {
 
 namespace {
+// Folds a wide sum of little-endian words to 16 bits and swaps it to network order.
+uint32_t FoldSwap(uint64_t acc) {
+  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+  uint32_t le = static_cast<uint32_t>(acc);
+  return ((le & 0xff) << 8) | (le >> 8);
+}
+
 // One's-complement sum of p[0..len) as big-endian 16-bit words, folded to 16 bits.
 // Sums native (little-endian) words 8 bytes at a time, then swaps: RFC 1071 §2(B).
 uint32_t Sum16(const uint8_t* p, size_t len) {
@@ -45,15 +54,68 @@ uint32_t Sum16(const uint8_t* p, size_t len) {
     acc += w;
   }
   if (i < len) acc += p[i];  // little-endian: the odd byte is the high byte of BE word
-  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
-  uint32_t le = static_cast<uint32_t>(acc);
-  return ((le & 0xff) << 8) | (le >> 8);
+  return FoldSwap(acc);
 }
+
+#if defined(__x86_64__)
+// The same sum with AVX2, ~4x the scalar loop on this machine's EPYC (13.9 vs 59 GB/s
+// on a cached 64 KB buffer; `sumScalar` is the reference the tests compare against).
+// Each 32-byte load is widened to 32-bit lanes (unpack with zero) and added up; a lane
+// gains at most one 16-bit word per turn, so 32 KB per chunk (512 turns) cannot
+// overflow it, and each chunk's lanes are added into a 64-bit total.
+__attribute__((target("avx2"))) uint32_t Sum16Avx2(const uint8_t* p, size_t len) {
+  const __m256i zero = _mm256_setzero_si256();
+  uint64_t acc = 0;
+  size_t i = 0;
+  while (i + 64 <= len) {
+    size_t end = i + std::min<size_t>((len - i) & ~static_cast<size_t>(63), 32768);
+    __m256i s0 = zero, s1 = zero, s2 = zero, s3 = zero;
+    for (; i < end; i += 64) {
+      __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
+      __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 32));
+      s0 = _mm256_add_epi32(s0, _mm256_unpacklo_epi16(v0, zero));
+      s1 = _mm256_add_epi32(s1, _mm256_unpackhi_epi16(v0, zero));
+      s2 = _mm256_add_epi32(s2, _mm256_unpacklo_epi16(v1, zero));
+      s3 = _mm256_add_epi32(s3, _mm256_unpackhi_epi16(v1, zero));
+    }
+    // Widen the 32-bit lanes to 64 bits before adding the four together.
+    __m256i s = zero;
+    for (__m256i v : {s0, s1, s2, s3}) {
+      s = _mm256_add_epi64(s, _mm256_unpacklo_epi32(v, zero));
+      s = _mm256_add_epi64(s, _mm256_unpackhi_epi32(v, zero));
+    }
+    uint64_t w[4];
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(w), s);
+    acc += w[0] + w[1] + w[2] + w[3];
+  }
+  for (; i + 4 <= len; i += 4) {
+    uint32_t w;
+    std::memcpy(&w, p + i, 4);
+    acc += w;
+  }
+  for (; i + 2 <= len; i += 2) {
+    uint16_t w;
+    std::memcpy(&w, p + i, 2);
+    acc += w;
+  }
+  if (i < len) acc += p[i];
+  return FoldSwap(acc);
+}
+#endif
+
+// Chosen once at load: AVX2 where the CPU has it, else the portable loop.
+uint32_t (*const Sum16Best)(const uint8_t*, size_t) =
+#if defined(__x86_64__)
+    __builtin_cpu_supports("avx2") ? Sum16Avx2 : Sum16;
+#else
+    Sum16;
+#endif
 }  // namespace
 
 Napi::Function Csum::Init(Napi::Env env) {
   return DefineClass(env, "Csum",
-                     {InstanceMethod<&Csum::Sum>("sum"), InstanceMethod<&Csum::SumMany>("sumMany")});
+                     {InstanceMethod<&Csum::Sum>("sum"), InstanceMethod<&Csum::SumMany>("sumMany"),
+                      InstanceMethod<&Csum::SumScalar>("sumScalar")});
 }
 
 // new Csum(slab: ArrayBuffer, offs?: Uint32Array, lens?: Uint32Array, out?: Uint32Array)
@@ -90,7 +152,7 @@ Napi::Value Csum::SumMany(const Napi::CallbackInfo& info) {
   if (n > many_) n = static_cast<uint32_t>(many_);
   for (uint32_t i = 0; i < n; i++) {
     uint32_t off = offs_[i], len = lens_[i];
-    out_[i] = static_cast<uint64_t>(off) + len > len_ ? 0 : Sum16(data_ + off, len);
+    out_[i] = static_cast<uint64_t>(off) + len > len_ ? 0 : Sum16Best(data_ + off, len);
   }
   return env.Undefined();
 }
@@ -98,6 +160,16 @@ Napi::Value Csum::SumMany(const Napi::CallbackInfo& info) {
 // sum(off, len) -> folded (not complemented) 16-bit one's-complement sum of
 // slab[off, off+len); 0 for a range outside the slab (callers check lengths first).
 Napi::Value Csum::Sum(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t off = info[0].As<Napi::Number>().Uint32Value();
+  uint32_t len = info[1].As<Napi::Number>().Uint32Value();
+  if (data_ == nullptr || static_cast<uint64_t>(off) + len > len_) return Napi::Number::New(env, 0);
+  return Napi::Number::New(env, Sum16Best(data_ + off, len));
+}
+
+// sumScalar(off, len): sum() with the portable loop, whatever the CPU has; the tests
+// hold the vector loop to it.
+Napi::Value Csum::SumScalar(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t off = info[0].As<Napi::Number>().Uint32Value();
   uint32_t len = info[1].As<Napi::Number>().Uint32Value();

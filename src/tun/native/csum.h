@@ -15,6 +15,7 @@ class Csum : public Napi::ObjectWrap<Csum> {
  private:
   Napi::Value Sum(const Napi::CallbackInfo& info);
   Napi::Value SumMany(const Napi::CallbackInfo& info);
+  Napi::Value SumScalar(const Napi::CallbackInfo& info);
   const uint8_t* data_ = nullptr;
   size_t len_ = 0;
   Napi::ObjectReference keep_;
