@@ -45,6 +45,7 @@ import { ipv4FragmentCount, ipv4WriteFragment } from "../encap/fragment.js";
 import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, icmpWriteError } from "../encap/icmp.js";
 import { DfPolicy, type IpipInfo, ipipDecap, ipipEncap, newIpipInfo } from "../encap/ipip.js";
 import {
+  IPPROTO_TCP,
   IPPROTO_UDP,
   IPV4_DF,
   IPV4_FLAGS_FRAG,
@@ -56,7 +57,13 @@ import {
   ipv4Write,
   newIpv4Info,
 } from "../encap/ipv4.js";
-import { IPV6_HDR_LEN, IPV6_HOP_LIMIT, IPV6_PAYLOAD_LEN, ipv6TrafficClass } from "../encap/ipv6.js";
+import {
+  IPV6_HDR_LEN,
+  IPV6_HOP_LIMIT,
+  IPV6_PAYLOAD_LEN,
+  ipv6TrafficClass,
+  ipv6UpperOffset,
+} from "../encap/ipv6.js";
 import { UDP_HDR_LEN, udpWrite } from "../encap/udp.js";
 import {
   newVxlanInfo,
@@ -491,7 +498,12 @@ export class Forwarder implements VnetSink {
       if (code !== Drop.None) return code;
     }
     const hdr = udp ? usoHeaderLen(u8, off, ip.totalLen) : tsoHeaderLen(u8, off, ip.totalLen);
-    if (hdr === 0) return udp ? Drop.UdpTruncated : Drop.TcpBadOffset;
+    if (hdr === 0) {
+      const v6 = bridged && u8[off] >>> 4 === 6;
+      const l4 = udp ? IPPROTO_UDP : IPPROTO_TCP;
+      if (v6 && ipv6UpperOffset(u8, off, ip.totalLen, l4) === 0) return Drop.Ipv6ExtUnsupported;
+      return udp ? Drop.UdpTruncated : Drop.TcpBadOffset;
+    }
     if (!bridged) {
       const code = this.resolve();
       if (code !== Drop.None) return code;

@@ -30,9 +30,9 @@ import {
 } from "../encap/ipv4.js";
 import {
   IPV6_HDR_LEN,
-  IPV6_NEXT_HEADER,
   IPV6_PAYLOAD_LEN,
   ipv6PseudoHeaderSum,
+  ipv6UpperOffset,
 } from "../encap/ipv6.js";
 import { TCP_CHECKSUM, TCP_DATA_OFF, TCP_FLAGS, TCP_SEQ } from "../encap/tcp.js";
 import { UDP_CHECKSUM, UDP_HDR_LEN, UDP_LENGTH } from "../encap/udp.js";
@@ -156,17 +156,19 @@ export function completeChecksum(
 }
 
 /**
- * IP + L4 header length of an IPv6 super-packet whose next header is `proto` (no
- * extension headers: Linux's TCP and UDP send none of their own), or 0.
+ * IP + L4 header length of an IPv6 super-packet carrying `proto`, with any hop-by-hop
+ * and destination options headers between them (ipv6UpperOffset; every segment gets a
+ * copy, as Linux's GSO gives them), or 0.
  */
 function v6HeaderLen(u8: Uint8Array, off: number, len: number, proto: number): number {
-  if (len < IPV6_HDR_LEN + UDP_HDR_LEN || u8[off + IPV6_NEXT_HEADER] !== proto) return 0;
-  const l4 = off + IPV6_HDR_LEN;
+  if (len < IPV6_HDR_LEN + UDP_HDR_LEN) return 0;
   if (read16(u8, off + IPV6_PAYLOAD_LEN) + IPV6_HDR_LEN > len) return 0;
-  if (proto === IPPROTO_UDP) return IPV6_HDR_LEN + UDP_HDR_LEN;
-  if (len < IPV6_HDR_LEN + 20) return 0;
-  const thl = (u8[l4 + TCP_DATA_OFF] >>> 4) * 4;
-  return thl < 20 || IPV6_HDR_LEN + thl > len ? 0 : IPV6_HDR_LEN + thl;
+  const net = ipv6UpperOffset(u8, off, len, proto);
+  if (net === 0) return 0;
+  if (proto === IPPROTO_UDP) return net + UDP_HDR_LEN > len ? 0 : net + UDP_HDR_LEN;
+  if (net + 20 > len) return 0;
+  const thl = (u8[off + net + TCP_DATA_OFF] >>> 4) * 4;
+  return thl < 20 || net + thl > len ? 0 : net + thl;
 }
 
 /** IP + TCP header length of the super-packet at `off`, or 0 when it is not one. */
@@ -277,7 +279,11 @@ function segmentRun(
   const payload = end - hdrLen;
   if (payload <= 0 || size <= 0) return 0;
   const stop = Math.min(payload, (first + most) * size);
-  const ihl = v6 ? IPV6_HDR_LEN : (u8[inOff] & 0x0f) * 4;
+  // The network header: IPv6's with its options headers (the caller's hdrLen has them).
+  const ihl = v6
+    ? ipv6UpperOffset(u8, inOff, inLen, udp ? IPPROTO_UDP : IPPROTO_TCP)
+    : (u8[inOff] & 0x0f) * 4;
+  if (ihl === 0) return 0;
   const l4h = hdrLen - ihl;
   const hs = prefix + hdrLen;
   const pay0 = inOff + hdrLen;

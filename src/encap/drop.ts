@@ -43,6 +43,8 @@ export enum Drop {
   SendError = 31,
   PeerNotAllowed = 32,
   UnknownVni = 33,
+  /** An IPv6 super-frame whose extension headers the segmenter cannot step over. */
+  Ipv6ExtUnsupported = 34,
 }
 
 /** Stable snake_case counter names, indexed by `Drop` code. */
@@ -81,6 +83,7 @@ export const dropName: readonly string[] = Object.freeze([
   "send_error",
   "peer_not_allowed",
   "unknown_vni",
+  "ipv6_ext_unsupported",
 ]);
 
 /** Number of codes; size counter arrays with it. */

@@ -490,21 +490,35 @@ t.test(
           fc.uint8Array({ minLength: 32, maxLength: 32 }),
           fc.integer({ min: 0, max: 0xfffff }),
           fc.boolean(),
-          (s, addrs, flow, udp) => {
+          // Extension headers in front of TCP/UDP: an optional hop-by-hop options
+          // header, then up to two destination options headers ((len + 1) * 8 bytes).
+          fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }),
+          fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 2 }),
+          (s, addrs, flow, udp, hbh, dst) => {
             u8.fill(0);
-            // IPv6 + TCP (with the spec's options) or UDP, the payload behind.
+            // IPv6, its extension headers, then TCP (with the spec's options) or UDP, the
+            // payload behind.
             const ip = IN;
+            const exts = [...(hbh === undefined ? [] : [[0, hbh]]), ...dst.map((n) => [60, n])];
+            const xl = exts.reduce((a, [, n]) => a + (n + 1) * 8, 0);
             const l4h = udp ? 8 : 20 + s.opts.length;
             const l4len = l4h + s.payload.length;
-            fc.pre(40 + l4len <= 65535);
+            fc.pre(40 + xl + l4len <= 65535);
             u8[ip] = 0x60 | (s.tos >>> 4);
             u8[ip + 1] = ((s.tos & 0x0f) << 4) | (flow >>> 16);
             write16(u8, ip + 2, flow & 0xffff);
-            write16(u8, ip + 4, l4len);
-            u8[ip + 6] = udp ? 17 : 6;
+            write16(u8, ip + 4, xl + l4len);
+            u8[ip + 6] = exts.length > 0 ? exts[0][0] : udp ? 17 : 6;
             u8[ip + 7] = 64;
             u8.set(addrs, ip + 8);
-            const l4 = ip + 40;
+            let x = ip + 40;
+            for (const [i, [, n]] of exts.entries()) {
+              u8[x] = i + 1 < exts.length ? exts[i + 1][0] : udp ? 17 : 6;
+              u8[x + 1] = n;
+              for (let j = 2; j < (n + 1) * 8; j++) u8[x + j] = (j * 7 + i + flow) & 0xff;
+              x += (n + 1) * 8;
+            }
+            const l4 = x;
             write16(u8, l4, s.sport);
             write16(u8, l4 + 2, s.dport);
             if (udp) {
@@ -518,11 +532,15 @@ t.test(
               u8.set(s.opts, l4 + 20);
             }
             u8.set(s.payload, l4 + l4h);
-            const total = 40 + l4len;
+            const total = 40 + xl + l4len;
             const hdr = udp ? usoHeaderLen(u8, IN, total) : tsoHeaderLen(u8, IN, total);
-            if (hdr !== 40 + l4h) return false;
+            if (hdr !== 40 + xl + l4h) return false;
             const size = s.mss;
             const segs = tsoSegmentCount(s.payload.length, size);
+            // The header blocks and the glued segments must fit their regions.
+            fc.pre(
+              HDRS + segs * (PREFIX + hdr) <= OUT && OUT + segs * (PREFIX + hdr + size) <= GLUE,
+            );
             const round = 1 + (s.seq % 7);
             for (let i = 0; i < PREFIX; i++) u8[HDRS + i] = 0xa0 + i;
             let n = 0;
@@ -545,12 +563,15 @@ t.test(
               const chunk = tsoPayloadLen(s.payload.length, size, k);
               const p = tsoPayloadOff(IN, hdr, size, k);
               u8.copyWithin(seg + hdr, p, p + chunk);
-              // The IPv6 header unchanged but for its payload length.
-              if (read16(u8, seg + 4) !== l4h + chunk) return false;
+              // The IPv6 header unchanged but for its payload length; the extension
+              // headers copied as they were.
+              if (read16(u8, seg + 4) !== xl + l4h + chunk) return false;
               for (const i of [0, 1, 2, 3, 6, 7]) if (u8[seg + i] !== u8[ip + i]) return false;
               if (!Buffer.from(u8.subarray(seg + 8, seg + 40)).equals(Buffer.from(addrs)))
                 return false;
-              const sl4 = seg + 40;
+              const sx = Buffer.from(u8.subarray(seg + 40, seg + 40 + xl));
+              if (!sx.equals(Buffer.from(u8.subarray(ip + 40, ip + 40 + xl)))) return false;
+              const sl4 = seg + 40 + xl;
               if (udp) {
                 if (read16(u8, sl4 + 4) !== 8 + chunk || read16(u8, sl4 + 6) === 0) return false;
               } else {
@@ -564,11 +585,13 @@ t.test(
               for (let i = 0; i < chunk; i++) got.push(u8[seg + hdr + i]);
             }
             if (!Buffer.from(got).equals(Buffer.from(s.payload))) return false;
-            if (udp || n > MAX_GROUP_SEGMENTS) return true;
-            // TCP: the frames merge again into one TCPv6 GSO frame with the same stream.
             const ETH = 14;
             const sink = new Collect(u8);
             const co = new TcpCoalescer(u8, summer, sink, ETH);
+            // Segments behind extension headers are not merged: each is written alone.
+            if (!udp && xl > 0) return !co.add(0, OUT + PREFIX, 40 + read16(u8, OUT + PREFIX + 4));
+            if (udp || n > MAX_GROUP_SEGMENTS) return true;
+            // TCP: the frames merge again into one TCPv6 GSO frame with the same stream.
             for (let k = 0; k < n; k++) {
               const seg = OUT + k * stride + PREFIX;
               if (!co.add(0, seg, 40 + read16(u8, seg + 4))) return false;
@@ -601,11 +624,32 @@ t.test(
       );
       t.pass(`${name}: payload lengths, sequence numbers, flags, checksums; stream restored`);
     }
-    // An extension header between IPv6 and TCP is not a super-packet we cut.
-    u8.fill(0);
-    u8[IN] = 0x60;
-    write16(u8, IN + 4, 100);
-    u8[IN + 6] = 0; // hop-by-hop options
-    t.equal(tsoHeaderLen(u8, IN, 140), 0, "next header 0 (hop-by-hop): refused");
+    // Extension headers the segmenter does not step over, or that do not fit.
+    const chain = (...h: [number, number][]) => {
+      u8.fill(0);
+      u8[IN] = 0x60;
+      write16(u8, IN + 4, 100);
+      u8[IN + 6] = h[0][0];
+      let x = IN + 40;
+      for (const [i, [, n]] of h.entries()) {
+        u8[x] = i + 1 < h.length ? h[i + 1][0] : 6;
+        u8[x + 1] = n;
+        x += (n + 1) * 8;
+      }
+      u8[x + 12] = 5 << 4; // TCP data offset 20
+      return tsoHeaderLen(u8, IN, 140);
+    };
+    t.equal(chain([0, 0]), 68, "hop-by-hop, then TCP: cut (40 + 8 + 20 bytes of headers)");
+    t.equal(chain([60, 1], [60, 0]), 84, "two destination options headers: cut");
+    t.equal(chain([43, 0]), 0, "routing header (final destination in the pseudo-header): refused");
+    t.equal(chain([44, 0]), 0, "fragment header: refused");
+    t.equal(chain([60, 0], [0, 0]), 0, "hop-by-hop not first: refused");
+    t.equal(chain([60, 0], [60, 0], [60, 0], [60, 0]), 92, "four options headers: cut");
+    t.equal(
+      chain([60, 0], [60, 0], [60, 0], [60, 0], [60, 0]),
+      0,
+      "five (longer than a valid chain and its slack): refused",
+    );
+    t.equal(chain([60, 10]), 0, "an options header running past the packet: refused");
   },
 );
