@@ -21,11 +21,11 @@ import { checksumFold, checksumSum } from "../encap/checksum.js";
 import {
   IPPROTO_TCP,
   IPPROTO_UDP,
+  IPV4_CHECKSUM,
   IPV4_FLAGS_FRAG,
   IPV4_ID,
   IPV4_PROTOCOL,
   IPV4_TOTAL_LEN,
-  ipv4FillChecksum,
   ipv4PseudoHeaderSum,
 } from "../encap/ipv4.js";
 import {
@@ -292,6 +292,19 @@ function segmentRun(
   const flags0 = udp ? 0 : u8[inOff + ihl + TCP_FLAGS];
   const proto = udp ? IPPROTO_UDP : IPPROTO_TCP;
   const csum = udp ? UDP_CHECKSUM : TCP_CHECKSUM;
+  // IPv4: the header's sum without the three fields each segment changes (total
+  // length, id, checksum), so that a segment's header checksum is two additions.
+  const ipBase = v6
+    ? 0
+    : checksumSum(u8, inOff, ihl) -
+      read16(u8, inOff + IPV4_TOTAL_LEN) -
+      read16(u8, inOff + IPV4_ID) -
+      read16(u8, inOff + IPV4_CHECKSUM);
+  // The L4 pseudo-header's addresses and protocol, the same in every segment (its
+  // length, under 64 KiB, is added per segment).
+  const pseudoBase = v6
+    ? ipv6PseudoHeaderSum(u8, inOff, proto, 0)
+    : ipv4PseudoHeaderSum(u8, inOff, proto, 0);
   const offs = summer.offs;
   const lens = summer.lens;
   const sums = summer.out;
@@ -305,15 +318,18 @@ function segmentRun(
     for (; p < stop && m < SUM_MANY; m += 2, k++) {
       const chunk = Math.min(payload - p, size);
       const at = hdrOut + (k - first) * hs;
-      if (k > first) u8.copyWithin(at, hdrOut, hdrOut + prefix);
       const ip = at + prefix;
-      u8.copyWithin(ip, inOff, inOff + hdrLen);
+      // The first block's headers come from the super-packet; later blocks copy the
+      // first whole (one copy, not two: every field that differs is rewritten below).
+      if (k > first) u8.copyWithin(at, hdrOut, hdrOut + prefix + hdrLen);
+      else u8.copyWithin(ip, inOff, inOff + hdrLen);
       if (v6) {
         write16(u8, ip + IPV6_PAYLOAD_LEN, hdrLen - IPV6_HDR_LEN + chunk);
       } else {
+        const id = (id0 + k) & 0xffff;
         write16(u8, ip + IPV4_TOTAL_LEN, hdrLen + chunk);
-        write16(u8, ip + IPV4_ID, (id0 + k) & 0xffff);
-        ipv4FillChecksum(u8, ip);
+        write16(u8, ip + IPV4_ID, id);
+        write16(u8, ip + IPV4_CHECKSUM, ~checksumFold(ipBase + hdrLen + chunk + id) & 0xffff);
       }
       const l4 = ip + ihl;
       if (udp) {
@@ -337,10 +353,7 @@ function segmentRun(
     for (let j = 0; j < m; j += 2) {
       const l4 = offs[j];
       const len = l4h + lens[j + 1];
-      const pseudo = v6
-        ? ipv6PseudoHeaderSum(u8, l4 - ihl, proto, len)
-        : ipv4PseudoHeaderSum(u8, l4 - ihl, proto, len);
-      const sum = sums[j] + sums[j + 1] + pseudo;
+      const sum = sums[j] + sums[j + 1] + pseudoBase + len;
       const c = ~checksumFold(sum) & 0xffff;
       // UDP: a computed 0 goes out as 0xffff (0 means "no checksum", RFC 768).
       write16(u8, l4 + csum, udp && c === 0 ? 0xffff : c);
