@@ -11,6 +11,7 @@ import { Fdb, Learn, NeighTable, parsePrefix, RouteTable, TableError } from "../
 import { Batch } from "../tun/batch.js";
 import { Device, TUN_F } from "../tun/device.js";
 import * as ipr from "../tun/iproute.js";
+import { native } from "../tun/native.js";
 import { probeOffloads } from "../tun/probe.js";
 import type { RawSocket } from "../tun/raw.js";
 import { Slab } from "../tun/slab.js";
@@ -95,6 +96,7 @@ export class Dataplane {
     udpSegment: false,
     udpGro: false,
     sourcePorts: [],
+    csumLoop: native.csumLoop,
   };
   private pool: UdpSenderPool | undefined;
   private rxGso: Uint16Array | undefined;
@@ -647,6 +649,7 @@ function decideFastPath(cfg: Config): { on: boolean; tunOffloads: number; info: 
     udpSegment: false,
     udpGro: false,
     sourcePorts: [],
+    csumLoop: native.csumLoop,
   };
   const setting = process.env.VXTUN_IO_OFFLOAD || cfg.io.offload;
   if (setting === "off")

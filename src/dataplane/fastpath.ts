@@ -82,6 +82,8 @@ export interface FastPathInfo {
   udpGro: boolean;
   /** Outer source ports of the sender pool. */
   sourcePorts: number[];
+  /** The addon's checksum loop ("avx2" or "scalar"). */
+  csumLoop: string;
 }
 
 export interface UdpPoolOptions {

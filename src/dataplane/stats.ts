@@ -118,6 +118,7 @@ export function formatStats(snap: {
     udpSegment: boolean;
     udpGro: boolean;
     sourcePorts: number[];
+    csumLoop?: string;
   };
   /** Forwarding queues and the packets each one has taken in (device + underlay). */
   queues?: { count: number; why: string; rx: number[] };
@@ -128,7 +129,7 @@ export function formatStats(snap: {
     const yes = (b: boolean) => (b ? "yes" : "no");
     lines.push(
       o.state === "on"
-        ? `offload: on (tun ${o.tunOffloads.join("+")}, udp_segment ${yes(o.udpSegment)}, udp_gro ${yes(o.udpGro)}, ${o.sourcePorts.length} source ports)`
+        ? `offload: on (tun ${o.tunOffloads.join("+")}, udp_segment ${yes(o.udpSegment)}, udp_gro ${yes(o.udpGro)}, ${o.sourcePorts.length} source ports, checksum ${o.csumLoop ?? "?"})`
         : `offload: ${o.state}`,
     );
   }

@@ -104,6 +104,8 @@ export interface NativeAddon {
     lens?: Uint32Array,
     out?: Uint32Array,
   ) => NativeCsum;
+  /** The checksum loop the addon chose at load: "avx2" or "scalar". */
+  csumLoop: string;
   constants: NativeConstants;
 }
 

@@ -1,5 +1,6 @@
 // Acceptance 1 of the forwarding engine: vxtun in `vxlan` mode on node A talks to the
 // Linux kernel's vxlan on node B, programmed the way flanneld programs flannel.1.
+import { readFileSync } from "node:fs";
 import t from "tap";
 import { addFlannelPeer, addKernelVxlan } from "../../src/lab/kernel-vxlan.js";
 import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
@@ -68,4 +69,12 @@ t.test("vxtun vxlan <-> kernel vxlan (flannel-style)", async (t) => {
   t.ok(c.tso_superpackets > 100, `super-packets read from the TUN (${c.tso_superpackets})`);
   const perSp = c.gso_sends / c.tso_superpackets;
   t.ok(perSp < 1.8, `UDP_SEGMENT sends per super-packet: ${perSp.toFixed(2)}`);
+  // The checksum loop the addon chose, on the `offload:` line: AVX2 on a CPU that has it.
+  const avx2 = /^flags\s*:.*\bavx2\b/m.test(readFileSync("/proc/cpuinfo", "utf8"));
+  const text = (await vx.cli(["stats"])).stdout;
+  t.match(
+    text,
+    new RegExp(`^offload: on \\(.*, checksum ${avx2 ? "avx2" : "scalar"}\\)$`, "m"),
+    `stats names the checksum loop (${avx2 ? "the CPU has AVX2" : "no AVX2"})`,
+  );
 });

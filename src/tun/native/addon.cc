@@ -234,6 +234,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setns", Napi::Function::New(env, Setns, "setns"));
   exports.Set("Io", Io::Init(env));
   exports.Set("Csum", Csum::Init(env));
+  exports.Set("csumLoop", Napi::String::New(env, CsumLoopName()));
 
   // Constants come from the system headers so TypeScript never hard-codes ABI numbers.
   Napi::Object c = Napi::Object::New(env);

@@ -103,14 +103,20 @@ __attribute__((target("avx2"))) uint32_t Sum16Avx2(const uint8_t* p, size_t len)
 }
 #endif
 
-// Chosen once at load: AVX2 where the CPU has it, else the portable loop.
-uint32_t (*const Sum16Best)(const uint8_t*, size_t) =
+// Chosen once at load: AVX2 where the CPU has it, else the portable loop. This runs
+// as a constructor, possibly before libgcc's CPU detection: hence __builtin_cpu_init.
+using SumFn = uint32_t (*)(const uint8_t*, size_t);
+SumFn PickSum16() {
 #if defined(__x86_64__)
-    __builtin_cpu_supports("avx2") ? Sum16Avx2 : Sum16;
-#else
-    Sum16;
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2")) return Sum16Avx2;
 #endif
+  return Sum16;
+}
+const SumFn Sum16Best = PickSum16();
 }  // namespace
+
+const char* CsumLoopName() { return Sum16Best == Sum16 ? "scalar" : "avx2"; }
 
 Napi::Function Csum::Init(Napi::Env env) {
   return DefineClass(env, "Csum",

@@ -7,6 +7,9 @@
 
 namespace vxtun {
 
+// Which loop sums: "avx2" or "scalar" (`vxtun stats` shows it on its offload line).
+const char* CsumLoopName();
+
 class Csum : public Napi::ObjectWrap<Csum> {
  public:
   static Napi::Function Init(Napi::Env env);
