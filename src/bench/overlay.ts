@@ -9,7 +9,7 @@ import { buildUnderlay, type UnderlayNode } from "../lab/underlay.js";
 import { startVxtun, type VxtunProc } from "../lab/vxtun-process.js";
 import { podGsoMaxSize } from "../tun/gso.js";
 import type { VegaLiteSpec } from "./chart.js";
-import { cpuSeconds, iperf, median, pingFlood, pingRtt } from "./traffic.js";
+import { cpuSeconds, iperf, machineJiffies, median, pingFlood, pingRtt } from "./traffic.js";
 
 export const PATHS = [
   "underlay",
@@ -34,6 +34,7 @@ export const METRICS = {
   ping_p99_ms: "ping p99 (ms)",
   ping_flood_ms: "ping back to back, avg (ms)",
   cpu_s_per_gbit: "forwarder CPU s per Gbit (TCP 1)",
+  busy_pct: "all vCPUs busy during TCP 1 (%)",
 } as const;
 export type MetricName = keyof typeof METRICS;
 /** Metrics where smaller is better (ratios still read "vs kernel"). */
@@ -194,10 +195,29 @@ async function measure(
   const warm = await pingRtt(lab, s.a.ns, s.a.ip, s.b.ip, 3, 0.1);
   if (!warm.ok) errors.push("no ping reply before measuring");
   const cpu0 = s.procs.reduce((sum, p) => sum + cpuSeconds(p.child.pid), 0);
+  // Whether the path ran out of CPU (every path's, the kernel's included): the
+  // machine's busy share from 1 s into the transfer to 1 s before its end, clear of
+  // iperf3's start and connection.
+  const busy = new Promise<number | undefined>((resolve) => {
+    if (seconds < 3) return resolve(undefined);
+    setTimeout(() => {
+      const j0 = machineJiffies();
+      setTimeout(
+        () => {
+          const j1 = machineJiffies();
+          const total = j1.total - j0.total;
+          resolve(total > 0 ? (100 * (j1.busy - j0.busy)) / total : undefined);
+        },
+        (seconds - 2) * 1000,
+      );
+    }, 1000);
+  });
   const tcp1 = await iperf(lab, link);
+  const busyPct = await busy;
   const cpu1 = s.procs.reduce((sum, p) => sum + cpuSeconds(p.child.pid), 0);
   if (tcp1.ok) {
     m.tcp1_gbps = tcp1.gbps;
+    if (busyPct !== undefined) m.busy_pct = busyPct;
     if (s.procs.length && tcp1.gbps > 0) m.cpu_s_per_gbit = (cpu1 - cpu0) / (tcp1.gbps * seconds);
   } else errors.push(`tcp1: ${tcp1.error}`);
   if (!quick) {

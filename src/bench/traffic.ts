@@ -162,6 +162,26 @@ export function cpuSeconds(pid: number | undefined): number {
   }
 }
 
+/**
+ * The machine's CPU time so far from /proc/stat, in jiffies: `busy` (user, nice,
+ * system, irq, softirq) and `total` (those plus idle, iowait and steal). Two readings
+ * give the share of all vCPUs that was busy in between, whoever used it.
+ */
+export function machineJiffies(): { busy: number; total: number } {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0];
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = line
+      .trim()
+      .split(/\s+/)
+      .slice(1, 9)
+      .map(Number);
+    const busy = user + nice + system + irq + softirq;
+    return { busy, total: busy + idle + iowait + (steal || 0) };
+  } catch {
+    return { busy: 0, total: 0 };
+  }
+}
+
 export function median(xs: readonly number[]): number {
   const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (v.length === 0) return NaN;
