@@ -22,6 +22,23 @@ uint32_t FoldSwap(uint64_t acc) {
   return ((le & 0xff) << 8) | (le >> 8);
 }
 
+// Adds the bytes p[i..len) that a wide loop left over (fewer than one turn) to `acc`,
+// then folds and swaps.
+uint32_t FinishSum(const uint8_t* p, size_t i, size_t len, uint64_t acc) {
+  for (; i + 4 <= len; i += 4) {
+    uint32_t w;
+    std::memcpy(&w, p + i, 4);
+    acc += w;
+  }
+  for (; i + 2 <= len; i += 2) {
+    uint16_t w;
+    std::memcpy(&w, p + i, 2);
+    acc += w;
+  }
+  if (i < len) acc += p[i];  // little-endian: the odd byte is the high byte of BE word
+  return FoldSwap(acc);
+}
+
 // One's-complement sum of p[0..len) as big-endian 16-bit words, folded to 16 bits.
 // Sums native (little-endian) words 8 bytes at a time, then swaps: RFC 1071 §2(B).
 uint32_t Sum16(const uint8_t* p, size_t len) {
@@ -42,19 +59,7 @@ uint32_t Sum16(const uint8_t* p, size_t len) {
   }
   a += b;
   a += (a < b);
-  uint64_t acc = (a & 0xffffffffu) + (a >> 32);
-  for (; i + 4 <= len; i += 4) {
-    uint32_t w;
-    std::memcpy(&w, p + i, 4);
-    acc += w;
-  }
-  for (; i + 2 <= len; i += 2) {
-    uint16_t w;
-    std::memcpy(&w, p + i, 2);
-    acc += w;
-  }
-  if (i < len) acc += p[i];  // little-endian: the odd byte is the high byte of BE word
-  return FoldSwap(acc);
+  return FinishSum(p, i, len, (a & 0xffffffffu) + (a >> 32));
 }
 
 #if defined(__x86_64__)
@@ -88,18 +93,7 @@ __attribute__((target("avx2"))) uint32_t Sum16Avx2(const uint8_t* p, size_t len)
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(w), s);
     acc += w[0] + w[1] + w[2] + w[3];
   }
-  for (; i + 4 <= len; i += 4) {
-    uint32_t w;
-    std::memcpy(&w, p + i, 4);
-    acc += w;
-  }
-  for (; i + 2 <= len; i += 2) {
-    uint16_t w;
-    std::memcpy(&w, p + i, 2);
-    acc += w;
-  }
-  if (i < len) acc += p[i];
-  return FoldSwap(acc);
+  return FinishSum(p, i, len, acc);
 }
 #endif
 
