@@ -5,7 +5,9 @@
 // the result goes are decided in TypeScript (src/dataplane/segment.ts, coalesce.ts).
 #include "csum.h"
 
-#include <immintrin.h>
+#if defined(__x86_64__)
+#include <immintrin.h>  // the AVX2 loop only; other CPUs build the portable one
+#endif
 
 #include <algorithm>
 #include <cstring>
