@@ -1,21 +1,24 @@
-// How low can a user-space hop go? Ping RTT between two pods of a running `vxtun lab`
-// over three overlays that share everything but the hop: the kernel's vxlan, a minimal
-// C relay (bench/floor/relay.c: TUN + UDP socket, blocking epoll, one packet per
-// syscall, no lookups) and vxtun itself. The pods, veths, bridges and underlay switch
-// are the same; only the route for the peer's pod subnet on each node moves between
-// the kernel's vxlan device, the relay's TUN and vxtun's TUN. Rounds alternate the
-// paths so that the machine's drift falls on all of them.
+// What a user-space hop costs at the least, measured between the same two nodes and
+// pods of a running `vxtun lab`: ping RTT over three overlays that share everything but
+// the hop (the kernel's vxlan, a minimal C relay, bench/floor/relay.c: a TUN and a UDP
+// socket, blocking epoll, one packet per syscall, no lookups; and vxtun itself), and
+// node-to-node TCP over the kernel's vxlan and vxtun with how busy the machine's vCPUs
+// were. Only the route for the peer's pod subnet on each node moves, between the
+// kernel's vxlan device, the relay's TUN and vxtun's TUN; rounds alternate the paths so
+// that the machine's drift falls on all of them.
 //   vxtun lab up --nodes 2 --pods 1
-//   node --import tsx bench/ping-floor.ts [--lab lab] [--rounds 3] [--count 200]
-//        [--interval 0.02] [--warm 2000]
+//   node --import tsx bench/floor.ts [--lab lab] [--rounds 3] [--count 200]
+//        [--interval 0.02] [--warm 2000] [--tcp-seconds 5 (0: no TCP)]
 // Root only; everything runs inside the lab's namespaces, and what it adds (the relay's
 // TUN, a vxlan device, routes, neighbour and FDB entries) is removed at the end.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, release, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { parseArgs, promisify } from "node:util";
+import { machineJiffies, median } from "../src/bench/traffic.js";
 import { addFlannelPeer, addKernelVxlan } from "../src/lab/kernel-vxlan.js";
 import { type LabNode, readLab } from "../src/lab/lab.js";
 
@@ -26,6 +29,7 @@ const { values } = parseArgs({
     count: { type: "string", default: "200" },
     interval: { type: "string", default: "0.02" },
     warm: { type: "string", default: "2000" },
+    "tcp-seconds": { type: "string", default: "5" },
   },
 });
 const lab = readLab(values.lab);
@@ -44,6 +48,7 @@ const KVX_PORT = 4790;
 const KVX_VNI = 77;
 const kvxMac = (i: number) => `0e:f1:00:00:00:0${i + 1}`;
 
+const execFileAsync = promisify(execFile);
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: "utf8" });
 const ipn = (ns: string, ...args: string[]) => sh("ip", ["-n", ns, ...args]);
 const ipJson = (ns: string, ...args: string[]) => JSON.parse(ipn(ns, "-j", ...args));
@@ -182,15 +187,53 @@ function pings(count: number, interval: string): number[] {
   return [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((x, y) => x - y);
 }
 const pct = (v: number[], q: number) => v[Math.min(v.length - 1, Math.floor(q * v.length))] ?? NaN;
-const median = (v: number[]) =>
-  pct(
-    [...v].sort((x, y) => x - y),
-    0.5,
-  );
+
+/**
+ * Node-to-node TCP (one stream, between the nodes' own subnet addresses, so no pod
+ * veth or bridge is on the path) and how busy all vCPUs were from 1 s in to 1 s
+ * before the end, as the overlay bench measures it.
+ */
+async function nodeTcp(seconds: number): Promise<{ gbps: number; busy: number }> {
+  const [sa, sb] = [sides[0]!, sides[1]!];
+  const server = spawn("ip", [
+    ...["netns", "exec", sb.node.ns, "iperf3", "-s", "-1", "-B", sb.ownGw, "-p", "5399"],
+  ]);
+  try {
+    await sleep(300);
+    const client = execFileAsync(
+      "ip",
+      [
+        ...["netns", "exec", sa.node.ns, "iperf3", "-c", sb.ownGw, "-B", sa.ownGw, "-p", "5399"],
+        ...["-t", String(seconds), "-J"],
+      ],
+      { encoding: "utf8", timeout: (seconds + 20) * 1000 },
+    );
+    await sleep(1000);
+    const j0 = machineJiffies();
+    await sleep((seconds - 2) * 1000);
+    const j1 = machineJiffies();
+    const j = JSON.parse((await client).stdout) as {
+      end?: { sum_received?: { bits_per_second: number } };
+    };
+    return {
+      gbps: (j.end?.sum_received?.bits_per_second ?? 0) / 1e9,
+      busy: (100 * (j1.busy - j0.busy)) / Math.max(1, j1.total - j0.total),
+    };
+  } finally {
+    server.kill("SIGKILL");
+  }
+}
 
 const p50s = new Map<Path, number[]>(PATHS.map((p) => [p, []]));
 const p90s = new Map<Path, number[]>(PATHS.map((p) => [p, []]));
+const tcp = new Map<Path, { gbps: number; busy: number }[]>(PATHS.map((p) => [p, []]));
 const count = Number(values.count);
+const tcpSeconds = Number(values["tcp-seconds"]);
+// Interrupted: put vxtun's routes back and remove what we added before exiting.
+process.once("SIGINT", () => {
+  cleanup();
+  process.exit(130);
+});
 try {
   await setup();
   for (let round = 1; round <= Number(values.rounds); round++) {
@@ -198,6 +241,8 @@ try {
       for (const s of sides) route(s, path);
       sh("ip", ["netns", "exec", from.ns, "ping", "-f", "-q", "-c", values.warm, "-W", "1", to.ip]);
       const rtts = pings(count, values.interval);
+      // The relay moves one packet per syscall: its TCP says nothing new.
+      const t = path !== "c-relay" && tcpSeconds >= 3 ? await nodeTcp(tcpSeconds) : undefined;
       const moved = sides.filter(
         (s) =>
           routeDev(s) !== (path === "vxtun" ? s.tun : path === "c-relay" ? RELAY_DEV : KVX_DEV),
@@ -207,23 +252,42 @@ try {
         throw new Error(`round ${round} ${path}: ${rtts.length}/${count} replies`);
       p50s.get(path)!.push(pct(rtts, 0.5));
       p90s.get(path)!.push(pct(rtts, 0.9));
-      console.error(`round ${round} ${path}: p50 ${pct(rtts, 0.5)} ms, p90 ${pct(rtts, 0.9)} ms`);
+      if (t) tcp.get(path)!.push(t);
+      console.error(
+        `round ${round} ${path}: ping p50 ${pct(rtts, 0.5)} ms, p90 ${pct(rtts, 0.9)} ms` +
+          (t ? `; TCP ${t.gbps.toFixed(2)} Gbit/s, vCPUs ${t.busy.toFixed(0)} % busy` : ""),
+      );
     }
   }
 } finally {
   cleanup();
 }
 
+const fmt = (v: number[], d: number) => v.map((x) => x.toFixed(d)).join(", ");
 const k = median(p50s.get("kernel-vxlan")!);
-console.log(`| path | ping p50 (ms), per round | median p50 | × kernel | median p90 |`);
-console.log(`|---|---|---:|---:|---:|`);
+const kt = median(tcp.get("kernel-vxlan")!.map((t) => t.gbps));
+console.log(
+  "| path | ping p50 (ms), per round | median | × kernel | p90 | node-to-node TCP (Gbit/s), per round | median | × kernel | vCPUs busy (%) | vCPU per Gbit/s |",
+);
+console.log("|---|---|---:|---:|---:|---|---:|---:|---:|---:|");
 for (const p of PATHS) {
   const v = p50s.get(p)!;
   const m = median(v);
+  const t = tcp.get(p)!;
+  const g = median(t.map((x) => x.gbps));
+  const busy = median(t.map((x) => x.busy));
+  const perGbit = median(t.map((x) => ((x.busy / 100) * cpus().length) / x.gbps));
+  const tcpCols = t.length
+    ? `${fmt(
+        t.map((x) => x.gbps),
+        2,
+      )} | ${g.toFixed(2)} | ${(g / kt).toFixed(2)} | ${busy.toFixed(0)} | ${perGbit.toFixed(3)}`
+    : "– | – | – | – | –";
   console.log(
-    `| ${p} | ${v.map((x) => x.toFixed(3)).join(", ")} | ${m.toFixed(3)} | ${(m / k).toFixed(2)} | ${median(p90s.get(p)!).toFixed(3)} |`,
+    `| ${p} | ${fmt(v, 3)} | ${m.toFixed(3)} | ${(m / k).toFixed(2)} | ${median(p90s.get(p)!).toFixed(3)} | ${tcpCols} |`,
   );
 }
 console.log(
-  `\n${count} pings ${values.interval} s apart per path and round after a ${values.warm}-ping flood; ${from.name} -> ${to.name}.`,
+  `\nPing: ${count} pings ${values.interval} s apart per path and round, after a ${values.warm}-ping flood, ${from.name} -> ${to.name}. ` +
+    `TCP: iperf3, one stream, ${tcpSeconds} s, node ${a.name} -> ${b.name}. ${cpus().length} vCPUs (${cpus()[0]?.model.trim()}), Linux ${release()}, Node ${process.version}.`,
 );
