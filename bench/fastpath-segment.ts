@@ -3,7 +3,7 @@
 // with the addon's checksum loop and with the TypeScript one. Prints µs per
 // super-packet. `node --import tsx bench/fastpath-segment.ts [iterations]`
 
-import { TcpCoalescer, type VnetSink } from "../src/dataplane/coalesce.js";
+import { Coalescer, type VnetSink } from "../src/dataplane/coalesce.js";
 import { NativeSummer } from "../src/dataplane/fastpath.js";
 import {
   type Summer,
@@ -78,7 +78,7 @@ function run(name: string, summer: Summer): void {
   const total = build();
   const hdr = tsoHeaderLen(u8, IN, total);
   const sink = new Null();
-  const co = new TcpCoalescer(u8, summer, sink);
+  const co = new Coalescer(u8, summer, sink);
   const stride = 22 + hdr + MSS;
   const n = Math.ceil(PAYLOAD / MSS);
   let seg = 0;

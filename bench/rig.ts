@@ -83,7 +83,7 @@ export function forwarderRig() {
     stats,
     sink,
     sink,
-    { pool, udpSegment: true, rxGso, summer: new NativeSummer(slab.buffer) },
+    { pool, udpSegment: true, usoWrites: true, rxGso, summer: new NativeSummer(slab.buffer) },
   );
 
   /** An IPv4 header POD_A -> POD_B (DF, TTL 64) at `ip`, checksum filled in. */

@@ -21,10 +21,20 @@
 // of a GRO batch, still waiting to be written. A bridge also carries IPv6: segments
 // of one IPv6 TCP flow (no extension headers) merge the same way, into a TCPv6 write
 // (same traffic class, flow label and hop limit instead of TOS, TTL and DF).
+//
+// UDP, where the device took USO4|USO6 (the kernels that take a UDP_L4 GSO write):
+// datagrams of one IPv4 flow merge the way Linux's UDP GRO merges them, all of the
+// first one's size but a shorter last, into one write with gso_type UDP_L4 and
+// gso_size that size. The kernel forwards it as one packet and cuts it back into the
+// same datagrams where it must (before a device or socket that does not take it
+// whole), so a receiver sees the sender's datagram boundaries; a socket with UDP_GRO
+// on gets the run in one read. Order is kept: any other packet ends the open group
+// first.
 import { read16, read32, write16 } from "../encap/bytes.js";
 import { checksumFold } from "../encap/checksum.js";
 import {
   IPPROTO_TCP,
+  IPPROTO_UDP,
   IPV4_FLAGS_FRAG,
   IPV4_PROTOCOL,
   IPV4_SRC,
@@ -49,6 +59,7 @@ import {
   TCP_SEQ,
   TCP_WINDOW,
 } from "../encap/tcp.js";
+import { UDP_CHECKSUM, UDP_HDR_LEN, UDP_LENGTH } from "../encap/udp.js";
 import {
   type Summer,
   tcpChecksumOk,
@@ -56,6 +67,7 @@ import {
   VNET_F_NEEDS_CSUM,
   VNET_GSO_TCPV4,
   VNET_GSO_TCPV6,
+  VNET_GSO_UDP_L4,
   VNET_LEN,
   vnetWrite,
   vnetWritePlain,
@@ -84,11 +96,14 @@ export interface VnetSink {
   vnetScratch(): number;
 }
 
-export class TcpCoalescer {
-  /** Device writes that carried more than one segment, and the segments in them. */
+export class Coalescer {
+  /** Device writes that carried more than one TCP segment, and the segments in them. */
   mergedWrites = 0;
   mergedSegments = 0;
-  /** Segments refused because their TCP checksum was wrong. */
+  /** The same for UDP (USO writes), and the datagrams in them. */
+  mergedUdpWrites = 0;
+  mergedUdpDatagrams = 0;
+  /** Segments or datagrams refused because their TCP or UDP checksum was wrong. */
   badChecksum = 0;
 
   private open = false;
@@ -110,6 +125,8 @@ export class TcpCoalescer {
   private gSegs = 0;
   private gNextSeq = 0;
   private gDone = false;
+  /** The open group is UDP datagrams (gThl is then the UDP header's 8 bytes). */
+  private gUdp = false;
 
   constructor(
     private readonly u8: Uint8Array,
@@ -117,6 +134,11 @@ export class TcpCoalescer {
     private readonly sink: VnetSink,
     /** Bytes of link-layer header in front of each IPv4 packet: 0 (TUN) or 14 (TAP). */
     private readonly l2 = 0,
+    /**
+     * Merge IPv4 UDP datagrams too, into UDP_L4 GSO writes: only where the device took
+     * USO4|USO6, the same kernels that take such a write.
+     */
+    private readonly udp = false,
   ) {
     this.lead = l2 > 0 ? 2 : 1;
   }
@@ -134,8 +156,10 @@ export class TcpCoalescer {
     const u8 = this.u8;
     let l3 = 20;
     if (u8[ip] === 0x45) {
-      if (u8[ip + IPV4_PROTOCOL] !== IPPROTO_TCP) return false;
       if ((read16(u8, ip + IPV4_FLAGS_FRAG) & 0x3fff) !== 0) return false;
+      const proto = u8[ip + IPV4_PROTOCOL];
+      if (proto !== IPPROTO_TCP)
+        return proto === IPPROTO_UDP && this.udp && this.addUdp(slot, ip, len, pre);
     } else if (u8[ip] >>> 4 === 6 && this.l2 > 0) {
       if (u8[ip + IPV6_NEXT_HEADER] !== IPPROTO_TCP || len < IPV6_HDR_LEN) return false;
       if (read16(u8, ip + IPV6_PAYLOAD_LEN) !== len - IPV6_HDR_LEN) return false;
@@ -158,7 +182,7 @@ export class TcpCoalescer {
     const plen = len - l3 - thl;
     // int32 (not >>> 0): a Smi-range value is never boxed when passed or stored.
     const seq = read32(u8, tcp + TCP_SEQ) | 0;
-    if (this.open && this.continues(ip, l3, thl, seq, plen)) {
+    if (this.open && !this.gUdp && this.continues(ip, l3, thl, seq, plen)) {
       const g = this.gIp + l3;
       const win = read16(u8, tcp + TCP_WINDOW);
       const r = this.gSegs + this.lead - 1;
@@ -173,6 +197,60 @@ export class TcpCoalescer {
       if (this.gDone) this.flush();
       return true;
     }
+    if (!this.start(slot, ip, len, l3, thl, plen, false)) return false;
+    this.gNextSeq = (seq + plen) | 0;
+    this.gDone = (flags & TCP_PSH) !== 0;
+    if (this.gDone) this.flush();
+    return true;
+  }
+
+  /**
+   * An IPv4 UDP datagram (no options, not a fragment): merged the way Linux's UDP GRO
+   * merges (udp_gro_receive_segment): same addresses, ports, TOS, TTL and DF as the
+   * group's first, a payload of the first one's size, a shorter one ending the group;
+   * a datagram without a checksum (0, IPv4 allows it) goes alone, as GRO leaves it
+   * alone, for it has nothing we could verify before the kernel's segmentation writes
+   * a checksum into every datagram.
+   */
+  private addUdp(slot: number, ip: number, len: number, pre: number): boolean {
+    const u8 = this.u8;
+    const udp = ip + 20;
+    if (len <= 20 + UDP_HDR_LEN || read16(u8, udp + UDP_LENGTH) !== len - 20) return false;
+    if (read16(u8, udp + UDP_CHECKSUM) === 0) return false;
+    const l4 = len - 20;
+    const body = pre >= 0 ? pre : this.summer.sum(udp, l4);
+    if (checksumFold(body + ipv4PseudoHeaderSum(u8, ip, IPPROTO_UDP, l4)) !== 0xffff) {
+      this.badChecksum++;
+      return false;
+    }
+    const plen = l4 - UDP_HDR_LEN;
+    if (this.open && this.gUdp && this.continuesUdp(ip, plen)) {
+      const r = this.gSegs + this.lead - 1;
+      this.fOff[r] = udp + UDP_HDR_LEN;
+      this.fLen[r] = plen;
+      this.gLen += plen;
+      this.gSegs++;
+      if (plen < this.gGso) {
+        this.gDone = true;
+        this.flush();
+      }
+      return true;
+    }
+    if (!this.start(slot, ip, len, 20, UDP_HDR_LEN, plen, true)) return false;
+    this.gDone = false;
+    return true;
+  }
+
+  /** Open a group with the packet [ip, ip+len) (after flushing the open one). */
+  private start(
+    slot: number,
+    ip: number,
+    len: number,
+    l3: number,
+    l4hdr: number,
+    plen: number,
+    udp: boolean,
+  ): boolean {
     this.flush();
     if (this.l2 > 0) {
       const h = this.sink.vnetScratch();
@@ -186,16 +264,32 @@ export class TcpCoalescer {
       this.fLen[0] = VNET_LEN + len;
     }
     this.open = true;
+    this.gUdp = udp;
     this.gSlot = slot;
     this.gIp = ip;
-    this.gThl = thl;
+    this.gThl = l4hdr;
     this.gL3 = l3;
     this.gLen = len;
     this.gGso = plen;
     this.gSegs = 1;
-    this.gNextSeq = (seq + plen) | 0;
-    this.gDone = (flags & TCP_PSH) !== 0;
-    if (this.gDone) this.flush();
+    return true;
+  }
+
+  private continuesUdp(ip: number, plen: number): boolean {
+    const u8 = this.u8;
+    const g = this.gIp;
+    if (this.gDone || plen > this.gGso) return false;
+    if (this.gSegs >= MAX_GROUP_SEGMENTS || this.gLen + plen > IP_MAX) return false;
+    if (u8[ip + IPV4_TOS] !== u8[g + IPV4_TOS] || u8[ip + IPV4_TTL] !== u8[g + IPV4_TTL]) {
+      return false;
+    }
+    if (u8[ip + IPV4_FLAGS_FRAG] !== u8[g + IPV4_FLAGS_FRAG]) return false;
+    // Addresses, then ports.
+    if (!same32(u8, ip + IPV4_SRC, g + IPV4_SRC)) return false;
+    if (!same32(u8, ip + IPV4_SRC + 4, g + IPV4_SRC + 4)) return false;
+    if (!same32(u8, ip + 20, g + 20)) return false;
+    const l2 = this.l2;
+    for (let i = l2; i > 2; i -= 4) if (!same32(u8, ip - i, g - i)) return false;
     return true;
   }
 
@@ -250,6 +344,10 @@ export class TcpCoalescer {
     }
     const l3 = this.gL3;
     const l4 = this.gLen - l3;
+    if (this.gUdp) {
+      this.flushUdp(ip, l4, at, ranges);
+      return;
+    }
     let pseudo: number;
     if (l3 === 20) {
       write16(u8, ip + IPV4_TOTAL_LEN, this.gLen);
@@ -274,6 +372,31 @@ export class TcpCoalescer {
     );
     this.mergedWrites++;
     this.mergedSegments += this.gSegs;
+    this.sink.deviceVnetGather(this.gSlot, this.fOff, this.fLen, ranges);
+  }
+
+  /** The UDP half of flush(): one UDP_L4 GSO packet whose gso_size is the first size. */
+  private flushUdp(ip: number, l4: number, at: number, ranges: number): void {
+    const u8 = this.u8;
+    const l2 = this.l2;
+    write16(u8, ip + IPV4_TOTAL_LEN, this.gLen);
+    ipv4FillChecksum(u8, ip);
+    write16(u8, ip + 20 + UDP_LENGTH, l4);
+    // CHECKSUM_PARTIAL, as for TCP: the kernel's segmentation adjusts this pseudo-header
+    // sum to each datagram's length and completes it.
+    write16(u8, ip + 20 + UDP_CHECKSUM, checksumFold(ipv4PseudoHeaderSum(u8, ip, IPPROTO_UDP, l4)));
+    vnetWrite(
+      u8,
+      at,
+      VNET_F_NEEDS_CSUM,
+      VNET_GSO_UDP_L4,
+      l2 + 20 + UDP_HDR_LEN,
+      this.gGso,
+      l2 + 20,
+      UDP_CHECKSUM,
+    );
+    this.mergedUdpWrites++;
+    this.mergedUdpDatagrams += this.gSegs;
     this.sink.deviceVnetGather(this.gSlot, this.fOff, this.fLen, ranges);
   }
 }

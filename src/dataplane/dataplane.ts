@@ -309,6 +309,7 @@ export class Dataplane {
             pool: this.pool,
             raw: cfg.mode === "ipip" ? this.tx : undefined,
             udpSegment: this.fastInfo.udpSegment,
+            usoWrites: this.fastInfo.tunOffloads.includes("uso4"),
             rxGso: this.rxGso,
             summer: new NativeSummer(this.slab.buffer),
           }

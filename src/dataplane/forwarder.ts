@@ -81,7 +81,7 @@ import { type Fdb, Learn, type NeighTable, type Route, type RouteTable } from ".
 import { Batch } from "../tun/batch.js";
 import { GsoBatch, UDP_MAX_PAYLOAD, UDP_MAX_SEGMENTS } from "../tun/gso.js";
 import type { Slab } from "../tun/slab.js";
-import { MAX_GROUP_SEGMENTS, TcpCoalescer, type VnetSink } from "./coalesce.js";
+import { Coalescer, MAX_GROUP_SEGMENTS, type VnetSink } from "./coalesce.js";
 import type { UdpSenderPool } from "./fastpath.js";
 import {
   completeChecksum,
@@ -159,6 +159,8 @@ export interface FastPathIo {
   raw?: GatherSink;
   /** UDP_SEGMENT works: a super-packet's segments go out as one message. */
   udpSegment: boolean;
+  /** The device took USO4|USO6: received UDP datagrams of a flow merge into one write. */
+  usoWrites: boolean;
   /** UDP_GRO segment sizes parallel to the underlay reading batch, when GRO is on. */
   rxGso: Uint16Array | undefined;
   /** The addon's checksum over the slab. */
@@ -195,7 +197,7 @@ export class Forwarder implements VnetSink {
   /** IPIP fast path: segments (header block + payload range) for the raw socket. */
   private readonly ipipOut: GsoBatch | undefined;
   private readonly poolPorts: Uint16Array | undefined;
-  private readonly coal: TcpCoalescer | undefined;
+  private readonly coal: Coalescer | undefined;
   /** Underlay sends (header-including raw socket) and device writes. */
   private readonly toUnderlay: Batch;
   private readonly toDevice: Batch;
@@ -265,7 +267,13 @@ export class Forwarder implements VnetSink {
     this.ipipOut =
       fast?.raw !== undefined ? new GsoBatch(o.batch * 4).withGather(o.batch * 8) : undefined;
     this.coal = fast
-      ? new TcpCoalescer(slab.u8, fast.summer, this, o.mode === MODE_VXLAN_L2 ? ETH_HDR_LEN : 0)
+      ? new Coalescer(
+          slab.u8,
+          fast.summer,
+          this,
+          o.mode === MODE_VXLAN_L2 ? ETH_HDR_LEN : 0,
+          fast.usoWrites,
+        )
       : undefined;
     // Room for one flood copy per remote per packet without reallocating.
     this.toUnderlay = new Batch(Math.min(1024, o.batch * 4));
@@ -1058,6 +1066,8 @@ export class Forwarder implements VnetSink {
       coal.flush();
       c[C.coalesced_writes] = coal.mergedWrites;
       c[C.coalesced_segments] = coal.mergedSegments;
+      c[C.coalesced_udp_writes] = coal.mergedUdpWrites;
+      c[C.coalesced_udp_datagrams] = coal.mergedUdpDatagrams;
       c[C.rx_inner_csum_bad] = coal.badChecksum;
     }
     this.flushDevice();

@@ -3,7 +3,7 @@
 // main thread's network namespace, so the device and addresses are the same ones.
 import { parentPort, workerData } from "node:worker_threads";
 import { Batch } from "../tun/batch.js";
-import { Device } from "../tun/device.js";
+import { Device, TUN_F } from "../tun/device.js";
 import { Slab } from "../tun/slab.js";
 import { NativeSummer } from "./fastpath.js";
 import { Forwarder } from "./forwarder.js";
@@ -59,6 +59,7 @@ try {
           pool: u.pool,
           raw: init.underlay.mode === "ipip" ? u.tx : undefined,
           udpSegment: init.udpSegment,
+          usoWrites: (init.device.offloads & TUN_F.USO4) !== 0,
           rxGso: u.rxGso,
           summer: new NativeSummer(slab.buffer),
         }

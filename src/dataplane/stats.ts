@@ -41,6 +41,9 @@ export const COUNTER_NAMES = [
   "gro_segments",
   "coalesced_writes",
   "coalesced_segments",
+  // The same for UDP: datagrams of a flow merged into one UDP_L4 GSO write (USO).
+  "coalesced_udp_writes",
+  "coalesced_udp_datagrams",
   "rx_inner_csum_bad",
   // UDP super-packets (USO: an application sent with UDP_SEGMENT) and their datagrams.
   "uso_superpackets",

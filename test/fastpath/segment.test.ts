@@ -9,7 +9,7 @@
 // the TypeScript one.
 import fc from "fast-check";
 import t from "tap";
-import { MAX_GROUP_SEGMENTS, TcpCoalescer, type VnetSink } from "../../src/dataplane/coalesce.js";
+import { Coalescer, MAX_GROUP_SEGMENTS, type VnetSink } from "../../src/dataplane/coalesce.js";
 import { NativeSummer } from "../../src/dataplane/fastpath.js";
 import {
   completeChecksum,
@@ -28,6 +28,7 @@ import {
   VNET_F_NEEDS_CSUM,
   VNET_GSO_TCPV4,
   VNET_GSO_TCPV6,
+  VNET_GSO_UDP_L4,
   VNET_LEN,
   vnetCsumOffset,
   vnetCsumStart,
@@ -258,7 +259,7 @@ t.test("segment then coalesce gives back the same byte stream", async (t) => {
 
         // Coalesce them again, in place.
         const sink = new Collect(u8);
-        const co = new TcpCoalescer(u8, summer, sink);
+        const co = new Coalescer(u8, summer, sink);
         for (let k = 0; k < n; k++) {
           const ip = OUT + k * stride + PREFIX;
           if (!co.add(0, ip, read16(u8, ip + 2))) return false;
@@ -311,7 +312,7 @@ t.test("TAP (vxlan-l2): segmented frames coalesce into one frame, same stream", 
       // Each segment is a frame: the last 14 prefix bytes are its Ethernet header.
       if (otherMac && n > 1) u8[OUT + stride + PREFIX - ETH + 3] ^= 1;
       const sink = new Collect(u8);
-      const co = new TcpCoalescer(u8, summer, sink, ETH);
+      const co = new Coalescer(u8, summer, sink, ETH);
       for (let k = 0; k < n; k++) {
         const ip = OUT + k * stride + PREFIX;
         if (!co.add(0, ip, read16(u8, ip + 2))) return false;
@@ -386,7 +387,7 @@ t.test("coalescing refuses what must stay apart", async (t) => {
         write16(u8, seg1 + 36, ~checksumFold(sum) & 0xffff);
       }
       const sink = new Collect(u8);
-      const co = new TcpCoalescer(u8, summer, sink);
+      const co = new Coalescer(u8, summer, sink);
       let refused = 0;
       for (let k = 0; k < n; k++) {
         const ip = OUT + k * stride + PREFIX;
@@ -417,20 +418,7 @@ t.test("USO: a UDP super-packet becomes the sender's datagrams, checksums valid"
       fc.integer({ min: 1, max: 9 }),
       (payload, size, id, round) => {
         u8.fill(0);
-        const total = 28 + payload.length;
-        const ip = IN;
-        u8[ip] = 0x45;
-        write16(u8, ip + 2, total);
-        write16(u8, ip + 4, id);
-        u8[ip + 8] = 64;
-        u8[ip + 9] = 17;
-        write32(u8, ip + 12, 0x0af40101);
-        write32(u8, ip + 16, 0xc0a80102);
-        write16(u8, ip + 10, internetChecksum(u8, ip, 20));
-        write16(u8, ip + 20, 4433);
-        write16(u8, ip + 22, 443);
-        write16(u8, ip + 24, total - 20);
-        u8.set(payload, ip + 28);
+        const total = buildUdp(u8, payload, id);
         const hdr = usoHeaderLen(u8, IN, total);
         if (hdr !== 28) return false;
         for (let i = 0; i < PREFIX; i++) u8[HDRS + i] = 0xa0 + i;
@@ -467,6 +455,177 @@ t.test("USO: a UDP super-packet becomes the sender's datagrams, checksums valid"
     { numRuns: 200 },
   );
   t.pass("datagram sizes, lengths, ids and checksums as the sender's UDP_SEGMENT would give");
+});
+
+/** A UDP super-packet (what a UDP_SEGMENT send puts on the TUN) at IN; its length. */
+function buildUdp(u8: Uint8Array, payload: Uint8Array, id: number): number {
+  const total = 28 + payload.length;
+  const ip = IN;
+  u8[ip] = 0x45;
+  write16(u8, ip + 2, total);
+  write16(u8, ip + 4, id);
+  u8[ip + 8] = 64;
+  u8[ip + 9] = 17;
+  write32(u8, ip + 12, 0x0af40101);
+  write32(u8, ip + 16, 0xc0a80102);
+  write16(u8, ip + 10, internetChecksum(u8, ip, 20));
+  write16(u8, ip + 20, 4433);
+  write16(u8, ip + 22, 443);
+  write16(u8, ip + 24, total - 20);
+  u8.set(payload, ip + 28);
+  return total;
+}
+
+/**
+ * Cut the UDP super-packet at IN into datagrams of `size` (usoSegment) and glue each
+ * back to back at OUT + k * stride (prefix, headers, payload), as the receiver's
+ * datagrams hold them. Returns the count and the stride.
+ */
+function usoSegmentAndGlue(
+  u8: Uint8Array,
+  total: number,
+  size: number,
+  summer: Summer,
+): { n: number; stride: number } {
+  for (let i = 0; i < PREFIX; i++) u8[HDRS + i] = 0xa0 + i;
+  const hdr = 28;
+  const n = usoSegment(u8, IN, total, hdr, size, HDRS, PREFIX, summer);
+  const stride = PREFIX + hdr + size;
+  for (let k = 0; k < n; k++) {
+    u8.copyWithin(OUT + k * stride, HDRS + k * (PREFIX + hdr), HDRS + (k + 1) * (PREFIX + hdr));
+    const p = tsoPayloadOff(IN, hdr, size, k);
+    u8.copyWithin(OUT + k * stride + PREFIX + hdr, p, p + tsoPayloadLen(total - hdr, size, k));
+  }
+  return { n, stride };
+}
+
+/** A sink that keeps a copy of every packet written (a gathered one glued). */
+class Keep implements VnetSink {
+  readonly got: Uint8Array[] = [];
+  constructor(private readonly u8: Uint8Array) {}
+  deviceVnet(_slot: number, off: number, len: number): void {
+    this.got.push(this.u8.slice(off, off + len));
+  }
+  deviceVnetGather(_slot: number, offs: Uint32Array, lens: Uint32Array, count: number): void {
+    const parts: number[] = [];
+    for (let i = 0; i < count; i++) parts.push(...this.u8.subarray(offs[i], offs[i] + lens[i]));
+    this.got.push(Uint8Array.from(parts));
+  }
+  vnetScratch(): number {
+    return SCRATCH;
+  }
+}
+
+t.test("USO: datagrams merge into UDP_L4 writes that hold the same datagrams", async (t) => {
+  const buf = new ArrayBuffer(SIZE);
+  const u8 = new Uint8Array(buf);
+  for (const [name, summer] of bothSummers(buf)) {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 1, maxLength: 30_000, size: "max" }),
+        fc.integer({ min: 40, max: 1472 }),
+        fc.integer({ min: 0, max: 65535 }),
+        (payload, size, id) => {
+          // Header blocks and glued datagrams must fit their regions of the buffer.
+          const segs = Math.ceil(payload.length / size);
+          fc.pre(segs * (PREFIX + 28) <= OUT - HDRS && segs * (PREFIX + 28 + size) <= GLUE - OUT);
+          u8.fill(0);
+          const total = buildUdp(u8, payload, id);
+          const { n, stride } = usoSegmentAndGlue(u8, total, size, summer);
+          const sink = new Keep(u8);
+          const co = new Coalescer(u8, summer, sink, 0, true);
+          for (let k = 0; k < n; k++) {
+            const ip = OUT + k * stride + PREFIX;
+            if (!co.add(0, ip, read16(u8, ip + 2))) return false;
+          }
+          co.flush();
+          // A group holds at most MAX_GROUP_SEGMENTS datagrams; every write but the
+          // last holds that many.
+          if (sink.got.length !== Math.ceil(n / MAX_GROUP_SEGMENTS)) return false;
+          const stream: number[] = [];
+          for (const [w, p] of sink.got.entries()) {
+            const dgrams = Math.min(MAX_GROUP_SEGMENTS, n - w * MAX_GROUP_SEGMENTS);
+            const ip = VNET_LEN;
+            const l4 = p.length - VNET_LEN - 20;
+            if (read16(p, ip + 2) !== 20 + l4 || !ipv4ChecksumOk(p, ip, 20)) return false;
+            if (read16(p, ip + 20) !== 4433 || read16(p, ip + 24) !== l4) return false;
+            const ps = new TsSummer(p);
+            if (dgrams === 1) {
+              // Alone: written as it came, checksum verified, DATA_VALID.
+              if (vnetFlags(p, 0) !== VNET_F_DATA_VALID || vnetGsoType(p, 0) !== 0) return false;
+              const sum = ps.sum(ip + 20, l4) + ipv4PseudoHeaderSum(p, ip, 17, l4);
+              if (checksumFold(sum) !== 0xffff) return false;
+            } else {
+              if (vnetFlags(p, 0) !== VNET_F_NEEDS_CSUM) return false;
+              if (vnetGsoType(p, 0) !== VNET_GSO_UDP_L4 || vnetGsoSize(p, 0) !== size) return false;
+              if (p[2] + (p[3] << 8) !== 28) return false;
+              if (vnetCsumStart(p, 0) !== 20 || vnetCsumOffset(p, 0) !== 6) return false;
+              // The datagrams it holds: all `size` bytes but a shorter last.
+              if (Math.ceil((l4 - 8) / size) !== dgrams) return false;
+              // What the kernel does with CHECKSUM_PARTIAL: complete it; it must verify.
+              if (!completeChecksum(p, ip, 20 + l4, 20, 6, ps)) return false;
+              const sum = ps.sum(ip + 20, l4) + ipv4PseudoHeaderSum(p, ip, 17, l4);
+              if (checksumFold(sum) !== 0xffff) return false;
+            }
+            for (let i = 28; i < 20 + l4; i++) stream.push(p[ip + i]);
+          }
+          return Buffer.from(stream).equals(Buffer.from(payload));
+        },
+      ),
+      { numRuns: name === "ts" ? 100 : 200, endOnFailure: true },
+    );
+    t.pass(`${name}: one write per ${MAX_GROUP_SEGMENTS} datagrams, sizes and payload kept`);
+  }
+});
+
+t.test("USO merging refuses what must stay apart", async (t) => {
+  const buf = new ArrayBuffer(SIZE);
+  const u8 = new Uint8Array(buf);
+  const summer = new TsSummer(u8);
+  const payload = new Uint8Array(5 * 1000).map((_, i) => i * 7);
+  const cases: [string, (ip: number) => void, number, number][] = [
+    // [what, change to datagram 1, datagrams refused, writes]
+    ["a corrupt payload", (ip) => (u8[ip + 40] ^= 0xff), 1, 2],
+    ["no checksum (0)", (ip) => write16(u8, ip + 26, 0), 1, 2],
+    ["another source port", (ip) => write16(u8, ip + 20, 4434), 0, 3],
+    ["another TTL", (ip) => (u8[ip + 8] = 63), 0, 3],
+  ];
+  for (const [what, change, refused, writes] of cases) {
+    u8.fill(0);
+    const total = buildUdp(u8, payload, 1);
+    const { n, stride } = usoSegmentAndGlue(u8, total, 1000, summer);
+    const seg1 = OUT + stride + PREFIX;
+    change(seg1);
+    if (what !== "a corrupt payload" && what !== "no checksum (0)") {
+      // Keep both checksums valid, so that only the tested property differs.
+      write16(u8, seg1 + 10, 0);
+      write16(u8, seg1 + 10, internetChecksum(u8, seg1, 20));
+      write16(u8, seg1 + 26, 0);
+      const sum = checksumSum(u8, seg1 + 20, 1008) + ipv4PseudoHeaderSum(u8, seg1, 17, 1008);
+      write16(u8, seg1 + 26, ~checksumFold(sum) & 0xffff);
+    }
+    const sink = new Keep(u8);
+    const co = new Coalescer(u8, summer, sink, 0, true);
+    let no = 0;
+    for (let k = 0; k < n; k++) {
+      const ip = OUT + k * stride + PREFIX;
+      if (!co.add(0, ip, read16(u8, ip + 2))) {
+        co.flush();
+        no++;
+      }
+    }
+    co.flush();
+    t.equal(no, refused, `${what}: ${refused} refused`);
+    t.equal(sink.got.length, writes, `${what}: ${writes} writes around it`);
+    if (what === "a corrupt payload") t.equal(co.badChecksum, 1, "counted as a bad checksum");
+  }
+  // Without USO on the device nothing UDP is taken.
+  u8.fill(0);
+  const total = buildUdp(u8, payload, 1);
+  const { stride } = usoSegmentAndGlue(u8, total, 1000, summer);
+  const co = new Coalescer(u8, summer, new Keep(u8), 0, false);
+  t.notOk(co.add(0, OUT + PREFIX, read16(u8, OUT + PREFIX + 2)), "udp off: refused");
+  t.ok(stride > 0);
 });
 
 /** The RFC 8200 §8.1 pseudo-header of the IPv6 packet at `ip`, as bytes, then summed. */
@@ -587,7 +746,7 @@ t.test(
             if (!Buffer.from(got).equals(Buffer.from(s.payload))) return false;
             const ETH = 14;
             const sink = new Collect(u8);
-            const co = new TcpCoalescer(u8, summer, sink, ETH);
+            const co = new Coalescer(u8, summer, sink, ETH);
             // Segments behind extension headers are not merged: each is written alone.
             if (!udp && xl > 0) return !co.add(0, OUT + PREFIX, 40 + read16(u8, OUT + PREFIX + 4));
             if (udp || n > MAX_GROUP_SEGMENTS) return true;

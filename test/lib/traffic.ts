@@ -28,8 +28,8 @@ export async function tcpBothWays(t: Asserts, lab: NetnsLab, link: IperfOptions)
 /**
  * An application's UDP_SEGMENT send: `sends` sendmsg calls of `perSend` datagrams of
  * `size` bytes each (each datagram one repeated byte) from clientIp to serverIp, and a
- * receiver that counts the datagrams and those intact and in size. IPv4 or IPv6 by the
- * address. Returns [received, intact].
+ * receiver that counts the datagrams, those intact and in size, and those in the order
+ * sent. IPv4 or IPv6 by the address.
  */
 export async function udpSegmentRun(
   lab: NetnsLab,
@@ -37,7 +37,7 @@ export async function udpSegmentRun(
   size = 1000,
   perSend = 40,
   sends = 5,
-): Promise<{ sent: boolean; stderr: string; received: number; intact: number }> {
+): Promise<{ sent: boolean; stderr: string; received: number; intact: number; inOrder: number }> {
   const PY = "/usr/bin/python3";
   const fam = o.serverIp.includes(":") ? "AF_INET6" : "AF_INET";
   const total = perSend * sends;
@@ -49,15 +49,16 @@ s = socket.socket(socket.${fam}, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
 s.bind(("${o.serverIp}", 5555))
 s.settimeout(3)
-n = ok = 0
+n = ok = order = 0
 try:
     while n < ${total}:
         d = s.recv(65535)
+        order += len(d) > 0 and d[0] == n % 251
         n += 1
         ok += len(d) == ${size} and d == bytes([d[0]]) * ${size}
 except socket.timeout:
     pass
-print(n, ok)`,
+print(n, ok, order)`,
   ]);
   let out = "";
   receiver.stdout?.on("data", (d: Buffer) => {
@@ -78,11 +79,12 @@ for k in range(${sends}):
     time.sleep(0.05)`,
   ]);
   await exited;
-  const [received, intact] = out.trim().split(/\s+/).map(Number);
+  const [received, intact, inOrder] = out.trim().split(/\s+/).map(Number);
   return {
     sent: send.code === 0,
     stderr: send.stderr,
     received: received || 0,
     intact: intact || 0,
+    inOrder: inOrder || 0,
   };
 }
