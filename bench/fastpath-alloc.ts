@@ -1,6 +1,7 @@
 // Heap bytes the fast path allocates per super-packet, without namespaces: the real
-// Forwarder (fromDevice: TSO super-packet -> segments -> UDP_SEGMENT messages; and
-// fromUnderlay: UDP_GRO datagram -> segments -> one coalesced TUN write) with sinks
+// Forwarder (fromDevice: TSO or USO super-packet -> segments -> UDP_SEGMENT messages;
+// and fromUnderlay: UDP_GRO datagram of TCP segments or UDP datagrams -> one coalesced
+// TUN write) with sinks
 // that only count. Run with a young generation big enough that no GC happens during
 // the measurement. What a packet would allocate (a boxed number, an object, a closure)
 // lands in the young generation, so that is what counts; old and code space grow when
@@ -18,7 +19,8 @@ const N = Number(process.argv[2] ?? 20000);
 const WARM = Number(process.argv[3] ?? 20000);
 const PAYLOAD = 60 * 1024 - 52;
 
-const { slab, u8, stats, fwd, sockets, rxGso, counted, ipv4Header, superPacket } = forwarderRig();
+const { slab, u8, stats, fwd, sockets, rxGso, counted, ipv4Header, superPacket, udpSuperPacket } =
+  forwarderRig();
 
 const dev = new Batch(64);
 function txRound(i: number): void {
@@ -30,45 +32,61 @@ function txRound(i: number): void {
   fwd.fromDevice(dev);
 }
 
+/** A USO super-packet (UDP_SEGMENT run of 1200-byte datagrams) from the device. */
+const USO_PAYLOAD = 48 * 1200;
+function txUso(_i: number): void {
+  const slot = slab.alloc();
+  const len = udpSuperPacket(slot, USO_PAYLOAD, 1200);
+  dev.clear();
+  dev.push(slot, slab.dataOffset(slot), len);
+  dev.count = 1;
+  fwd.fromDevice(dev);
+}
+
 // RX: one GRO datagram of VXLAN segments, as UDP_GRO delivers them: the TX path's
 // messages for one super-packet, glued (captured by sockets that copy instead of send).
 const rx = new Batch(64);
-const seg0 = slab.alloc();
-let groLen = 0;
-let groSize = 0;
-function capture(b: GsoBatch, from: number, count: number): number {
-  const g = b.gather!;
-  const at0 = slab.dataOffset(seg0);
-  for (let m = from; m < from + count; m++) {
-    for (let r = 0; r < g.count[m]; r++) {
-      const o = g.off[g.start[m] + r];
-      const l = g.len[g.start[m] + r];
-      if (groLen + l <= 65000) u8.copyWithin(at0 + groLen, o, o + l);
-      groLen += l;
+interface Gro {
+  slot: number;
+  len: number;
+  size: number;
+}
+function captureGro(txOnce: () => void): Gro {
+  const g: Gro = { slot: slab.alloc(), len: 0, size: 0 };
+  const at0 = slab.dataOffset(g.slot);
+  const capture = (b: GsoBatch, from: number, count: number): number => {
+    const ga = b.gather!;
+    for (let m = from; m < from + count; m++) {
+      for (let r = 0; r < ga.count[m]; r++) {
+        const o = ga.off[ga.start[m] + r];
+        const l = ga.len[ga.start[m] + r];
+        if (g.len + l <= 65000) u8.copyWithin(at0 + g.len, o, o + l);
+        g.len += l;
+      }
+      if (b.gso[m] > 0) g.size = b.gso[m];
     }
-    if (b.gso[m] > 0) groSize = b.gso[m];
-  }
-  return count;
-}
-function rxRound(): void {
-  const slot = slab.alloc();
-  const off = slab.dataOffset(slot);
-  u8.copyWithin(off, slab.dataOffset(seg0), slab.dataOffset(seg0) + groLen);
-  rx.clear();
-  rx.push(slot, off, groLen, NODE_B, 8472);
-  rx.count = 1;
-  rxGso[0] = groSize;
-  fwd.fromUnderlay(rx);
-}
-
-{
+    return count;
+  };
   const keep = sockets.map((x) => x.sendGso);
   for (const x of sockets) x.sendGso = capture;
-  txRound(0);
+  txOnce();
   for (const [k, x] of sockets.entries()) x.sendGso = keep[k];
   // Keep only whole segments that fit one datagram.
-  groLen = Math.min(groLen, Math.floor(60000 / groSize) * groSize);
+  g.len = Math.min(g.len, Math.floor(60000 / g.size) * g.size);
+  return g;
 }
+function rxRound(g: Gro): void {
+  const slot = slab.alloc();
+  const off = slab.dataOffset(slot);
+  u8.copyWithin(off, slab.dataOffset(g.slot), slab.dataOffset(g.slot) + g.len);
+  rx.clear();
+  rx.push(slot, off, g.len, NODE_B, 8472);
+  rx.count = 1;
+  rxGso[0] = g.size;
+  fwd.fromUnderlay(rx);
+}
+const tcpGro = captureGro(() => txRound(0));
+const udpGro = captureGro(() => txUso(0));
 
 /** A 100-byte UDP packet (plain vnet header): the raw, one-packet path. */
 function txSmall(i: number): void {
@@ -89,9 +107,9 @@ function txSmall(i: number): void {
 function rxSmall(): void {
   const slot = slab.alloc();
   const off = slab.dataOffset(slot);
-  u8.copyWithin(off, slab.dataOffset(seg0), slab.dataOffset(seg0) + groSize);
+  u8.copyWithin(off, slab.dataOffset(tcpGro.slot), slab.dataOffset(tcpGro.slot) + tcpGro.size);
   rx.clear();
-  rx.push(slot, off, groSize, NODE_B, 8472);
+  rx.push(slot, off, tcpGro.size, NODE_B, 8472);
   rxGso[0] = 0;
   fwd.fromUnderlay(rx);
 }
@@ -131,10 +149,19 @@ function heapUsed(): [number, number] {
   return [young, other];
 }
 measure("tx (fromDevice)", txRound);
-console.log(`rx datagram: ${groLen} bytes, gso ${groSize}`);
-measure("rx (fromUnderlay)", () => rxRound());
+console.log(`rx datagram: ${tcpGro.len} bytes, gso ${tcpGro.size}`);
+measure("rx (fromUnderlay)", () => rxRound(tcpGro));
+measure("tx USO super-packet (fromDevice)", txUso);
+console.log(`rx UDP datagram: ${udpGro.len} bytes, gso ${udpGro.size}`);
+measure("rx UDP GRO datagram, merged (fromUnderlay)", () => rxRound(udpGro));
 measure("tx small packet (raw path)", txSmall);
 measure("rx single datagram", () => rxSmall());
+{
+  const c = stats.snapshot().counters;
+  console.log(
+    `merged writes: tcp ${c.coalesced_writes}, udp ${c.coalesced_udp_writes} (${c.coalesced_udp_datagrams} datagrams); bad inner checksums ${c.rx_inner_csum_bad}`,
+  );
+}
 console.log(
   `sent ${counted.sent}, drops`,
   Object.entries(stats.snapshot().drops).filter(([, v]) => v > 0),

@@ -4,7 +4,7 @@
 // (test/fastpath/sends.test.ts); swap `sockets[k].sendGso` to capture what would be sent.
 import { NativeSummer, type UdpSenderPool } from "../src/dataplane/fastpath.js";
 import { Forwarder, INHERIT, MODE_VXLAN } from "../src/dataplane/forwarder.js";
-import { VNET_GSO_TCPV4, VNET_LEN, vnetWrite } from "../src/dataplane/segment.js";
+import { VNET_GSO_TCPV4, VNET_GSO_UDP_L4, VNET_LEN, vnetWrite } from "../src/dataplane/segment.js";
 import { Stats } from "../src/dataplane/stats.js";
 import { write16, write32 } from "../src/encap/bytes.js";
 import { internetChecksum } from "../src/encap/checksum.js";
@@ -126,5 +126,33 @@ export function forwarderRig() {
     return total;
   }
 
-  return { slab, u8, stats, fwd, sockets, pool, rxGso, counted, ipv4Header, superPacket };
+  /**
+   * A USO super-packet (an application's UDP_SEGMENT run: `payload` bytes in datagrams
+   * of `size`) in `slot`, its virtio_net_hdr in front. Returns its length.
+   */
+  function udpSuperPacket(slot: number, payload: number, size: number): number {
+    const ip = slab.dataOffset(slot);
+    const total = 28 + payload;
+    ipv4Header(ip, total, 17, 0);
+    write16(u8, ip + 20, 40000);
+    write16(u8, ip + 22, 4433);
+    write16(u8, ip + 24, 8 + payload);
+    write16(u8, ip + 26, 0);
+    vnetWrite(u8, ip - VNET_LEN, 1, VNET_GSO_UDP_L4, 28, size, 20, 6);
+    return total;
+  }
+
+  return {
+    slab,
+    u8,
+    stats,
+    fwd,
+    sockets,
+    pool,
+    rxGso,
+    counted,
+    ipv4Header,
+    superPacket,
+    udpSuperPacket,
+  };
 }

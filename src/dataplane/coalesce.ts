@@ -23,13 +23,13 @@
 // (same traffic class, flow label and hop limit instead of TOS, TTL and DF).
 //
 // UDP, where the device took USO4|USO6 (the kernels that take a UDP_L4 GSO write):
-// datagrams of one IPv4 flow merge the way Linux's UDP GRO merges them, all of the
-// first one's size but a shorter last, into one write with gso_type UDP_L4 and
-// gso_size that size. The kernel forwards it as one packet and cuts it back into the
-// same datagrams where it must (before a device or socket that does not take it
-// whole), so a receiver sees the sender's datagram boundaries; a socket with UDP_GRO
-// on gets the run in one read. Order is kept: any other packet ends the open group
-// first.
+// datagrams of one flow (IPv4; on a TAP IPv6 too) merge the way Linux's UDP GRO
+// merges them, all of the first one's size but a shorter last, into one write with
+// gso_type UDP_L4 and gso_size that size. The kernel forwards it as one packet and
+// cuts it back into the same datagrams where it must (before a device or socket that
+// does not take it whole), so a receiver sees the sender's datagram boundaries; a
+// socket with UDP_GRO on gets the run in one read. Order is kept: any other packet
+// ends the open group first.
 import { read16, read32, write16 } from "../encap/bytes.js";
 import { checksumFold } from "../encap/checksum.js";
 import {
@@ -161,7 +161,10 @@ export class Coalescer {
       if (proto !== IPPROTO_TCP)
         return proto === IPPROTO_UDP && this.udp && this.addUdp(slot, ip, len, pre);
     } else if (u8[ip] >>> 4 === 6 && this.l2 > 0) {
-      if (u8[ip + IPV6_NEXT_HEADER] !== IPPROTO_TCP || len < IPV6_HDR_LEN) return false;
+      if (len < IPV6_HDR_LEN) return false;
+      const next = u8[ip + IPV6_NEXT_HEADER];
+      if (next !== IPPROTO_TCP)
+        return next === IPPROTO_UDP && this.udp && this.addUdp(slot, ip, len, -1);
       if (read16(u8, ip + IPV6_PAYLOAD_LEN) !== len - IPV6_HDR_LEN) return false;
       l3 = IPV6_HDR_LEN;
       pre = -1; // summed from where a 20-byte IPv4 header would end
@@ -205,26 +208,33 @@ export class Coalescer {
   }
 
   /**
-   * An IPv4 UDP datagram (no options, not a fragment): merged the way Linux's UDP GRO
-   * merges (udp_gro_receive_segment): same addresses, ports, TOS, TTL and DF as the
-   * group's first, a payload of the first one's size, a shorter one ending the group;
-   * a datagram without a checksum (0, IPv4 allows it) goes alone, as GRO leaves it
-   * alone, for it has nothing we could verify before the kernel's segmentation writes
-   * a checksum into every datagram.
+   * A UDP datagram: IPv4 (no options, not a fragment) or, on a TAP, IPv6 (no extension
+   * headers). Merged the way Linux's UDP GRO merges (udp_gro_receive_segment): same
+   * addresses, ports and TOS, TTL and DF (IPv6: traffic class, flow label and hop
+   * limit) as the group's first, a payload of the first one's size, a shorter one
+   * ending the group. A datagram without a checksum (0, IPv4 allows it) goes alone, as
+   * GRO leaves it alone, for it has nothing we could verify before the kernel's
+   * segmentation writes a checksum into every datagram.
    */
   private addUdp(slot: number, ip: number, len: number, pre: number): boolean {
     const u8 = this.u8;
-    const udp = ip + 20;
-    if (len <= 20 + UDP_HDR_LEN || read16(u8, udp + UDP_LENGTH) !== len - 20) return false;
+    const l3 = u8[ip] === 0x45 ? 20 : IPV6_HDR_LEN;
+    const udp = ip + l3;
+    const l4 = len - l3;
+    if (l4 <= UDP_HDR_LEN || read16(u8, udp + UDP_LENGTH) !== l4) return false;
+    if (l3 === IPV6_HDR_LEN && read16(u8, ip + IPV6_PAYLOAD_LEN) !== l4) return false;
     if (read16(u8, udp + UDP_CHECKSUM) === 0) return false;
-    const l4 = len - 20;
     const body = pre >= 0 ? pre : this.summer.sum(udp, l4);
-    if (checksumFold(body + ipv4PseudoHeaderSum(u8, ip, IPPROTO_UDP, l4)) !== 0xffff) {
+    const pseudo =
+      l3 === 20
+        ? ipv4PseudoHeaderSum(u8, ip, IPPROTO_UDP, l4)
+        : ipv6PseudoHeaderSum(u8, ip, IPPROTO_UDP, l4);
+    if (checksumFold(body + pseudo) !== 0xffff) {
       this.badChecksum++;
       return false;
     }
     const plen = l4 - UDP_HDR_LEN;
-    if (this.open && this.gUdp && this.continuesUdp(ip, plen)) {
+    if (this.open && this.gUdp && this.continuesUdp(ip, l3, plen)) {
       const r = this.gSegs + this.lead - 1;
       this.fOff[r] = udp + UDP_HDR_LEN;
       this.fLen[r] = plen;
@@ -236,7 +246,7 @@ export class Coalescer {
       }
       return true;
     }
-    if (!this.start(slot, ip, len, 20, UDP_HDR_LEN, plen, true)) return false;
+    if (!this.start(slot, ip, len, l3, UDP_HDR_LEN, plen, true)) return false;
     this.gDone = false;
     return true;
   }
@@ -275,19 +285,25 @@ export class Coalescer {
     return true;
   }
 
-  private continuesUdp(ip: number, plen: number): boolean {
+  private continuesUdp(ip: number, l3: number, plen: number): boolean {
     const u8 = this.u8;
     const g = this.gIp;
-    if (this.gDone || plen > this.gGso) return false;
+    if (this.gDone || plen > this.gGso || l3 !== this.gL3) return false;
     if (this.gSegs >= MAX_GROUP_SEGMENTS || this.gLen + plen > IP_MAX) return false;
-    if (u8[ip + IPV4_TOS] !== u8[g + IPV4_TOS] || u8[ip + IPV4_TTL] !== u8[g + IPV4_TTL]) {
-      return false;
+    if (l3 === 20) {
+      if (u8[ip + IPV4_TOS] !== u8[g + IPV4_TOS] || u8[ip + IPV4_TTL] !== u8[g + IPV4_TTL]) {
+        return false;
+      }
+      if (u8[ip + IPV4_FLAGS_FRAG] !== u8[g + IPV4_FLAGS_FRAG]) return false;
+      if (!same32(u8, ip + IPV4_SRC, g + IPV4_SRC)) return false;
+      if (!same32(u8, ip + IPV4_SRC + 4, g + IPV4_SRC + 4)) return false;
+    } else {
+      // Version, traffic class and flow label (bytes 0-3), hop limit, addresses (8-39).
+      if (!same32(u8, ip, g) || u8[ip + IPV6_HOP_LIMIT] !== u8[g + IPV6_HOP_LIMIT]) return false;
+      for (let i = 8; i < IPV6_HDR_LEN; i += 4) if (!same32(u8, ip + i, g + i)) return false;
     }
-    if (u8[ip + IPV4_FLAGS_FRAG] !== u8[g + IPV4_FLAGS_FRAG]) return false;
-    // Addresses, then ports.
-    if (!same32(u8, ip + IPV4_SRC, g + IPV4_SRC)) return false;
-    if (!same32(u8, ip + IPV4_SRC + 4, g + IPV4_SRC + 4)) return false;
-    if (!same32(u8, ip + 20, g + 20)) return false;
+    // Ports.
+    if (!same32(u8, ip + l3, g + l3)) return false;
     const l2 = this.l2;
     for (let i = l2; i > 2; i -= 4) if (!same32(u8, ip - i, g - i)) return false;
     return true;
@@ -345,7 +361,7 @@ export class Coalescer {
     const l3 = this.gL3;
     const l4 = this.gLen - l3;
     if (this.gUdp) {
-      this.flushUdp(ip, l4, at, ranges);
+      this.flushUdp(ip, l3, l4, at, ranges);
       return;
     }
     let pseudo: number;
@@ -376,23 +392,30 @@ export class Coalescer {
   }
 
   /** The UDP half of flush(): one UDP_L4 GSO packet whose gso_size is the first size. */
-  private flushUdp(ip: number, l4: number, at: number, ranges: number): void {
+  private flushUdp(ip: number, l3: number, l4: number, at: number, ranges: number): void {
     const u8 = this.u8;
     const l2 = this.l2;
-    write16(u8, ip + IPV4_TOTAL_LEN, this.gLen);
-    ipv4FillChecksum(u8, ip);
-    write16(u8, ip + 20 + UDP_LENGTH, l4);
+    let pseudo: number;
+    if (l3 === 20) {
+      write16(u8, ip + IPV4_TOTAL_LEN, this.gLen);
+      ipv4FillChecksum(u8, ip);
+      pseudo = ipv4PseudoHeaderSum(u8, ip, IPPROTO_UDP, l4);
+    } else {
+      write16(u8, ip + IPV6_PAYLOAD_LEN, l4);
+      pseudo = ipv6PseudoHeaderSum(u8, ip, IPPROTO_UDP, l4);
+    }
+    write16(u8, ip + l3 + UDP_LENGTH, l4);
     // CHECKSUM_PARTIAL, as for TCP: the kernel's segmentation adjusts this pseudo-header
     // sum to each datagram's length and completes it.
-    write16(u8, ip + 20 + UDP_CHECKSUM, checksumFold(ipv4PseudoHeaderSum(u8, ip, IPPROTO_UDP, l4)));
+    write16(u8, ip + l3 + UDP_CHECKSUM, checksumFold(pseudo));
     vnetWrite(
       u8,
       at,
       VNET_F_NEEDS_CSUM,
       VNET_GSO_UDP_L4,
-      l2 + 20 + UDP_HDR_LEN,
+      l2 + l3 + UDP_HDR_LEN,
       this.gGso,
-      l2 + 20,
+      l2 + l3,
       UDP_CHECKSUM,
     );
     this.mergedUdpWrites++;

@@ -255,7 +255,7 @@ t.test("vxlan-l2 fast path: IPv6 TCP with extension headers crosses intact", asy
 });
 
 t.test(
-  "vxlan-l2: UDP_SEGMENT runs from the bridge, IPv4 and IPv6, reach a kernel peer as the sender's datagrams",
+  "vxlan-l2: UDP_SEGMENT runs, IPv4 and IPv6, reach a kernel peer as the sender's datagrams, and the peer's come back merged",
   async (t) => {
     if (skipUnlessRoot(t)) return;
     const { lab, a, b } = await kernelBridgePeer(t);
@@ -267,7 +267,12 @@ t.test(
       return;
     }
     await enableV6(lab, a, b);
-    let before = { uso_superpackets: 0, uso_segments: 0 };
+    let before = {
+      uso_superpackets: 0,
+      uso_segments: 0,
+      coalesced_udp_writes: 0,
+      coalesced_udp_datagrams: 0,
+    };
     for (const [c, s] of [
       ["10.244.0.1", "10.244.0.2"],
       ["fd00:244::1", "fd00:244::2"],
@@ -286,7 +291,22 @@ t.test(
       const runs = now.uso_superpackets - before.uso_superpackets;
       t.ok(runs >= 1, `${s}: vxtun took UDP super-frames from the TAP (${runs})`);
       t.equal(now.uso_segments - before.uso_segments, runs * 40, `${s}: cut at the sender's size`);
-      before = now;
+      // And back: the kernel peer's datagrams are merged into UDP_L4 writes to the TAP,
+      // which the bridge delivers as the sender's datagrams again.
+      const back = await udpSegmentRun(lab, {
+        clientNs: b.ns,
+        clientIp: s,
+        serverNs: a.ns,
+        serverIp: c,
+      });
+      t.equal(back.received, 200, `${c}: ${back.received} datagrams received back`);
+      t.equal(back.intact, 200, `${c}: each 1000 bytes and intact`);
+      t.equal(back.inOrder, 200, `${c}: in order`);
+      const after = ((await vx.call("stats")) as { counters: typeof before }).counters;
+      const w = after.coalesced_udp_writes - now.coalesced_udp_writes;
+      const d = after.coalesced_udp_datagrams - now.coalesced_udp_datagrams;
+      t.ok(w >= 1 && d > w, `${c}: vxtun merged ${d} of them into ${w} UDP_L4 writes`);
+      before = after;
     }
   },
 );

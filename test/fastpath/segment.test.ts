@@ -638,7 +638,7 @@ function v6PseudoSum(u8: Uint8Array, ip: number, proto: number, l4len: number): 
 }
 
 t.test(
-  "TSO6/USO6: IPv6 super-frames become segments with valid checksums (TCP: and coalesce back into one frame)",
+  "TSO6/USO6: IPv6 super-frames become segments with valid checksums, and coalesce back into one frame",
   async (t) => {
     const buf = new ArrayBuffer(SIZE);
     const u8 = new Uint8Array(buf);
@@ -746,11 +746,11 @@ t.test(
             if (!Buffer.from(got).equals(Buffer.from(s.payload))) return false;
             const ETH = 14;
             const sink = new Collect(u8);
-            const co = new Coalescer(u8, summer, sink, ETH);
+            const co = new Coalescer(u8, summer, sink, ETH, true);
             // Segments behind extension headers are not merged: each is written alone.
-            if (!udp && xl > 0) return !co.add(0, OUT + PREFIX, 40 + read16(u8, OUT + PREFIX + 4));
-            if (udp || n > MAX_GROUP_SEGMENTS) return true;
-            // TCP: the frames merge again into one TCPv6 GSO frame with the same stream.
+            if (xl > 0) return !co.add(0, OUT + PREFIX, 40 + read16(u8, OUT + PREFIX + 4));
+            if (n > MAX_GROUP_SEGMENTS) return true;
+            // The frames merge again into one TCPv6 or UDP_L4 GSO frame, the same stream.
             for (let k = 0; k < n; k++) {
               const seg = OUT + k * stride + PREFIX;
               if (!co.add(0, seg, 40 + read16(u8, seg + 4))) return false;
@@ -765,7 +765,8 @@ t.test(
             if (!Buffer.from(u8.subarray(mip + hdr, mip + total)).equals(Buffer.from(s.payload)))
               return false;
             if (n === 1) return vnetFlags(u8, off) === VNET_F_DATA_VALID;
-            if (vnetFlags(u8, off) !== VNET_F_NEEDS_CSUM || vnetGsoType(u8, off) !== VNET_GSO_TCPV6)
+            const type = udp ? VNET_GSO_UDP_L4 : VNET_GSO_TCPV6;
+            if (vnetFlags(u8, off) !== VNET_F_NEEDS_CSUM || vnetGsoType(u8, off) !== type)
               return false;
             if (u8[off + 2] + (u8[off + 3] << 8) !== ETH + hdr || vnetGsoSize(u8, off) !== size)
               return false;
@@ -773,9 +774,12 @@ t.test(
             const cs = vnetCsumStart(u8, off);
             if (!completeChecksum(u8, frame, ETH + total, cs, vnetCsumOffset(u8, off), summer))
               return false;
+            const proto = udp ? 17 : 6;
+            if (udp && read16(u8, mip + 44) !== l4len) return false;
             return (
-              checksumFold(checksumSum(u8, mip + 40, l4len) + v6PseudoSum(u8, mip, 6, l4len)) ===
-              0xffff
+              checksumFold(
+                checksumSum(u8, mip + 40, l4len) + v6PseudoSum(u8, mip, proto, l4len),
+              ) === 0xffff
             );
           },
         ),
