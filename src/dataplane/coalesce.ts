@@ -234,7 +234,7 @@ export class Coalescer {
       return false;
     }
     const plen = l4 - UDP_HDR_LEN;
-    if (this.open && this.gUdp && this.continuesUdp(ip, l3, plen)) {
+    if (this.open && this.gUdp && this.sameFlow(ip, l3, plen)) {
       const r = this.gSegs + this.lead - 1;
       this.fOff[r] = udp + UDP_HDR_LEN;
       this.fLen[r] = plen;
@@ -285,35 +285,16 @@ export class Coalescer {
     return true;
   }
 
-  private continuesUdp(ip: number, l3: number, plen: number): boolean {
+  /**
+   * Whether a packet may join the open group as far as TCP and UDP agree: room left,
+   * no larger than the first, the same IP header fields (IPv4: TOS, TTL, DF and
+   * addresses; IPv6: version, traffic class, flow label, hop limit and addresses), the
+   * same ports and, on a TAP, the same MAC addresses.
+   */
+  private sameFlow(ip: number, l3: number, plen: number): boolean {
     const u8 = this.u8;
     const g = this.gIp;
     if (this.gDone || plen > this.gGso || l3 !== this.gL3) return false;
-    if (this.gSegs >= MAX_GROUP_SEGMENTS || this.gLen + plen > IP_MAX) return false;
-    if (l3 === 20) {
-      if (u8[ip + IPV4_TOS] !== u8[g + IPV4_TOS] || u8[ip + IPV4_TTL] !== u8[g + IPV4_TTL]) {
-        return false;
-      }
-      if (u8[ip + IPV4_FLAGS_FRAG] !== u8[g + IPV4_FLAGS_FRAG]) return false;
-      if (!same32(u8, ip + IPV4_SRC, g + IPV4_SRC)) return false;
-      if (!same32(u8, ip + IPV4_SRC + 4, g + IPV4_SRC + 4)) return false;
-    } else {
-      // Version, traffic class and flow label (bytes 0-3), hop limit, addresses (8-39).
-      if (!same32(u8, ip, g) || u8[ip + IPV6_HOP_LIMIT] !== u8[g + IPV6_HOP_LIMIT]) return false;
-      for (let i = 8; i < IPV6_HDR_LEN; i += 4) if (!same32(u8, ip + i, g + i)) return false;
-    }
-    // Ports.
-    if (!same32(u8, ip + l3, g + l3)) return false;
-    const l2 = this.l2;
-    for (let i = l2; i > 2; i -= 4) if (!same32(u8, ip - i, g - i)) return false;
-    return true;
-  }
-
-  private continues(ip: number, l3: number, thl: number, seq: number, plen: number): boolean {
-    const u8 = this.u8;
-    const g = this.gIp;
-    if (this.gDone || seq !== this.gNextSeq || thl !== this.gThl || plen > this.gGso) return false;
-    if (l3 !== this.gL3) return false;
     if (this.gSegs >= MAX_GROUP_SEGMENTS || this.gLen + plen > IP_MAX) return false;
     if (l3 === 20) {
       if (u8[ip + IPV4_TOS] !== u8[g + IPV4_TOS] || u8[ip + IPV4_TTL] !== u8[g + IPV4_TTL]) {
@@ -328,17 +309,25 @@ export class Coalescer {
       if (!same32(u8, ip, g) || u8[ip + IPV6_HOP_LIMIT] !== u8[g + IPV6_HOP_LIMIT]) return false;
       for (let i = 8; i < IPV6_HDR_LEN; i += 4) if (!same32(u8, ip + i, g + i)) return false;
     }
-    // Ports, the ACK number (TCP bytes 8-11) and the TCP options (20..thl), 4 bytes at a
-    // time.
-    const t = ip + l3;
-    const gt = g + l3;
-    if (!same32(u8, t, gt)) return false;
-    if (!same32(u8, t + TCP_ACK, gt + TCP_ACK)) return false;
-    for (let i = 20; i < thl; i += 4) if (!same32(u8, t + i, gt + i)) return false;
+    // Ports (the first 4 bytes of TCP and UDP alike).
+    if (!same32(u8, ip + l3, g + l3)) return false;
     // L2: the same destination and source MACs (12 bytes; the EtherType follows from
     // the IP version, compared above).
     const l2 = this.l2;
     for (let i = l2; i > 2; i -= 4) if (!same32(u8, ip - i, g - i)) return false;
+    return true;
+  }
+
+  private continues(ip: number, l3: number, thl: number, seq: number, plen: number): boolean {
+    if (seq !== this.gNextSeq || thl !== this.gThl) return false;
+    if (!this.sameFlow(ip, l3, plen)) return false;
+    const u8 = this.u8;
+    const g = this.gIp;
+    // The ACK number (TCP bytes 8-11) and the TCP options (20..thl), 4 bytes at a time.
+    const t = ip + l3;
+    const gt = g + l3;
+    if (!same32(u8, t + TCP_ACK, gt + TCP_ACK)) return false;
+    for (let i = 20; i < thl; i += 4) if (!same32(u8, t + i, gt + i)) return false;
     return true;
   }
 
