@@ -29,7 +29,8 @@ export async function tcpBothWays(t: Asserts, lab: NetnsLab, link: IperfOptions)
  * An application's UDP_SEGMENT send: `sends` sendmsg calls of `perSend` datagrams of
  * `size` bytes each (each datagram one repeated byte) from clientIp to serverIp, and a
  * receiver that counts the datagrams, those intact and in size, and those in the order
- * sent. IPv4 or IPv6 by the address.
+ * sent. IPv4 or IPv6 by the address. With `gro`, the receiver sets UDP_GRO and splits
+ * each read at the gso_size the kernel reports; `reads` tells how many reads it took.
  */
 export async function udpSegmentRun(
   lab: NetnsLab,
@@ -37,7 +38,15 @@ export async function udpSegmentRun(
   size = 1000,
   perSend = 40,
   sends = 5,
-): Promise<{ sent: boolean; stderr: string; received: number; intact: number; inOrder: number }> {
+  gro = false,
+): Promise<{
+  sent: boolean;
+  stderr: string;
+  received: number;
+  intact: number;
+  inOrder: number;
+  reads: number;
+}> {
   const PY = "/usr/bin/python3";
   const fam = o.serverIp.includes(":") ? "AF_INET6" : "AF_INET";
   const total = perSend * sends;
@@ -49,16 +58,26 @@ s = socket.socket(socket.${fam}, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
 s.bind(("${o.serverIp}", 5555))
 s.settimeout(3)
-n = ok = order = 0
+gro = ${gro ? "True" : "False"}
+if gro:
+    s.setsockopt(socket.SOL_UDP, 104, 1)  # UDP_GRO
+n = ok = order = reads = 0
 try:
     while n < ${total}:
-        d = s.recv(65535)
-        order += len(d) > 0 and d[0] == n % 251
-        n += 1
-        ok += len(d) == ${size} and d == bytes([d[0]]) * ${size}
+        data, anc, _, _ = s.recvmsg(65535, 64)
+        reads += 1
+        gso = len(data)
+        for level, typ, v in anc:
+            if level == socket.SOL_UDP and typ == 104:
+                gso = int.from_bytes(v[:2], "little")
+        for at in range(0, len(data), max(gso, 1)):
+            d = data[at:at + gso]
+            order += len(d) > 0 and d[0] == n % 251
+            n += 1
+            ok += len(d) == ${size} and d == bytes([d[0]]) * ${size}
 except socket.timeout:
     pass
-print(n, ok, order)`,
+print(n, ok, order, reads)`,
   ]);
   let out = "";
   receiver.stdout?.on("data", (d: Buffer) => {
@@ -79,12 +98,13 @@ for k in range(${sends}):
     time.sleep(0.05)`,
   ]);
   await exited;
-  const [received, intact, inOrder] = out.trim().split(/\s+/).map(Number);
+  const [received, intact, inOrder, reads] = out.trim().split(/\s+/).map(Number);
   return {
     sent: send.code === 0,
     stderr: send.stderr,
     received: received || 0,
     intact: intact || 0,
     inOrder: inOrder || 0,
+    reads: reads || 0,
   };
 }
