@@ -24,18 +24,13 @@ for (const mode of ["vxlan", "ipip"]) {
         t.plan(0, "this kernel's TUN does not take USO4|USO6");
         return;
       }
-      const r = await udpSegmentRun(
-        lab,
-        {
-          clientNs: nodes[0].ns,
-          clientIp: "10.244.1.1",
-          serverNs: nodes[1].ns,
-          serverIp: "10.244.2.1",
-        },
-        SIZE,
-        PER_SEND,
-        SENDS,
-      );
+      const ends = {
+        clientNs: nodes[0].ns,
+        clientIp: "10.244.1.1",
+        serverNs: nodes[1].ns,
+        serverIp: "10.244.2.1",
+      };
+      const r = await udpSegmentRun(lab, ends, SIZE, PER_SEND, SENDS);
       t.ok(r.sent, `sent with UDP_SEGMENT ${r.stderr}`);
       t.equal(r.received, PER_SEND * SENDS, `node 2 received ${r.received} datagrams`);
       t.equal(r.intact, PER_SEND * SENDS, `each ${SIZE} bytes and intact`);
@@ -62,19 +57,7 @@ for (const mode of ["vxlan", "ipip"]) {
       t.equal(r2.counters.rx_inner_csum_bad, 0, "no checksum refused");
       // A receiver with UDP_GRO on gets each merged write whole: fewer reads than
       // datagrams, split back at the gso_size its kernel reports.
-      const g = await udpSegmentRun(
-        lab,
-        {
-          clientNs: nodes[0].ns,
-          clientIp: "10.244.1.1",
-          serverNs: nodes[1].ns,
-          serverIp: "10.244.2.1",
-        },
-        SIZE,
-        PER_SEND,
-        SENDS,
-        true,
-      );
+      const g = await udpSegmentRun(lab, ends, SIZE, PER_SEND, SENDS, true);
       t.equal(g.intact, PER_SEND * SENDS, "UDP_GRO receiver: every datagram intact");
       t.equal(g.inOrder, PER_SEND * SENDS, "UDP_GRO receiver: in order");
       t.ok(
