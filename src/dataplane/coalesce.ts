@@ -135,8 +135,8 @@ export class Coalescer {
     /** Bytes of link-layer header in front of each IPv4 packet: 0 (TUN) or 14 (TAP). */
     private readonly l2 = 0,
     /**
-     * Merge IPv4 UDP datagrams too, into UDP_L4 GSO writes: only where the device took
-     * USO4|USO6, the same kernels that take such a write.
+     * Merge UDP datagrams too (IPv4; on a TAP IPv6 too) into UDP_L4 GSO writes: only
+     * where the device took USO4|USO6, the same kernels that take such a write.
      */
     private readonly udp = false,
   ) {
