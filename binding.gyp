@@ -3,10 +3,10 @@
     {
       "target_name": "vxtun_native",
       "sources": [
-        "src/tun/native/addon.cc",
-        "src/tun/native/csum.cc",
-        "src/tun/native/io.cc",
-        "src/tun/native/util.cc"
+        "src/io/native/addon.cc",
+        "src/io/native/csum.cc",
+        "src/io/native/io.cc",
+        "src/io/native/util.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -3,8 +3,8 @@
 // with the addon's checksum loop and with the TypeScript one. Prints µs per
 // super-packet. `node --import tsx bench/fastpath-segment.ts [iterations]`
 
-import { Coalescer, type VnetSink } from "../src/dataplane/coalesce.js";
-import { NativeSummer } from "../src/dataplane/fastpath.js";
+import { Coalescer, type VnetSink } from "../src/dataplane/offload/coalesce.js";
+import { NativeSummer } from "../src/dataplane/offload/fastpath.js";
 import {
   type Summer,
   TsSummer,
@@ -12,7 +12,7 @@ import {
   tsoPayloadLen,
   tsoPayloadOff,
   tsoSegment,
-} from "../src/dataplane/segment.js";
+} from "../src/dataplane/offload/segment.js";
 import { read16, write16, write32 } from "../src/encap/bytes.js";
 import { checksumFold, checksumSum, internetChecksum } from "../src/encap/checksum.js";
 import { ipv4PseudoHeaderSum } from "../src/encap/ipv4.js";

@@ -1,18 +1,24 @@
 // The real Forwarder in vxlan mode over a private slab, with sinks instead of devices
 // and sockets: node A (POD_A's node) sends to POD_B behind NODE_B. Shared by the
 // allocation benchmark (bench/fastpath-alloc.ts) and the send-layout test
-// (test/fastpath/sends.test.ts); swap `sockets[k].sendGso` to capture what would be sent.
-import { NativeSummer, type UdpSenderPool } from "../src/dataplane/fastpath.js";
+// (test/offload/sends.test.ts); swap `sockets[k].sendGso` to capture what would be sent.
+
 import { Forwarder, INHERIT, MODE_VXLAN } from "../src/dataplane/forwarder.js";
-import { VNET_GSO_TCPV4, VNET_GSO_UDP_L4, VNET_LEN, vnetWrite } from "../src/dataplane/segment.js";
+import { NativeSummer, type UdpSenderPool } from "../src/dataplane/offload/fastpath.js";
+import {
+  VNET_GSO_TCPV4,
+  VNET_GSO_UDP_L4,
+  VNET_LEN,
+  vnetWrite,
+} from "../src/dataplane/offload/segment.js";
 import { Stats } from "../src/dataplane/stats.js";
 import { write16, write32 } from "../src/encap/bytes.js";
 import { internetChecksum } from "../src/encap/checksum.js";
 import { DfPolicy } from "../src/encap/ipip.js";
 import { Fdb, NeighTable, RouteTable } from "../src/fdb/index.js";
-import type { Batch } from "../src/tun/batch.js";
-import { GsoBatch } from "../src/tun/gso.js";
-import { Slab } from "../src/tun/slab.js";
+import type { Batch } from "../src/io/batch.js";
+import { GsoBatch } from "../src/io/gso-batch.js";
+import { Slab } from "../src/io/slab.js";
 
 export const POD_A = 0x0af40101;
 export const POD_B = 0x0af40201;

@@ -3,11 +3,11 @@
 // with the paths interleaved (so drift hits all alike), reported as medians and as
 // ratios to the kernel's vxlan measured in the same run.
 import { cpus, release } from "node:os";
+import { podGsoMaxSize } from "../io/gso-batch.js";
 import { addFlannelPeer, addKernelVxlan } from "../lab/kernel-vxlan.js";
 import { NetnsLab, runOk } from "../lab/netns.js";
 import { buildUnderlay, type UnderlayNode } from "../lab/underlay.js";
 import { startVxtun, type VxtunProc } from "../lab/vxtun-process.js";
-import { podGsoMaxSize } from "../tun/gso.js";
 import type { VegaLiteSpec } from "./chart.js";
 import { cpuSeconds, iperf, machineJiffies, median, pingFlood, pingRtt } from "./traffic.js";
 

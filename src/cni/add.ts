@@ -4,7 +4,7 @@
 // failure after IPAM undoes the links and releases the lease.
 import { existsSync } from "node:fs";
 import { formatIpv4 } from "../encap/addr.js";
-import { podGsoMaxSize } from "../tun/gso.js";
+import { podGsoMaxSize } from "../io/gso-batch.js";
 import type { NetConf } from "./config.js";
 import type { CniEnv } from "./env.js";
 import { CniCode, CniError } from "./errors.js";

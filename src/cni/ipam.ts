@@ -4,10 +4,10 @@
 import { accessSync, constants, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { formatIpv4 } from "../encap/addr.js";
+import { execArgv } from "../system/exec.js";
 import type { NetConf } from "./config.js";
 import type { CniEnv } from "./env.js";
 import { CniCode, CniError } from "./errors.js";
-import { execArgv } from "./exec.js";
 import type { NodeState } from "./node-state.js";
 import { type CniResult, cmpVersion, parseResult } from "./version.js";
 

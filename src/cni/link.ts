@@ -5,8 +5,8 @@
 // nsenter is used rather than `ip netns attach` or a bind mount because it leaves nothing
 // behind when the plugin dies, and accepts /run/netns/x and /proc/PID/ns/net alike.
 import { createHash } from "node:crypto";
+import { execArgv } from "../system/exec.js";
 import { CniCode, CniError } from "./errors.js";
-import { execArgv } from "./exec.js";
 
 /** Host-side veth: "vx" + 11 hex of sha256(containerID + ifname) — 13 of 15 characters. */
 export function hostVethName(containerId: string, ifname: string): string {

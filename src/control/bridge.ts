@@ -1,7 +1,7 @@
 // The node bridge pods attach to, configured in the agent's own namespace (iproute2 with
 // ns "" = here). Idempotent: a restarted agent finds it in place and only fixes it.
 import { parseCidr, prefixMask } from "../encap/addr.js";
-import * as ipr from "../tun/iproute.js";
+import * as ipr from "../system/iproute.js";
 
 const HERE = "";
 

@@ -8,14 +8,14 @@ import type { Logger } from "pino";
 import { formatIpv4, formatMac, parseCidr, parseIpv4, parseMac } from "../encap/addr.js";
 import { DfPolicy } from "../encap/ipip.js";
 import { Fdb, Learn, NeighTable, parsePrefix, RouteTable, TableError } from "../fdb/index.js";
-import { Batch } from "../tun/batch.js";
+import { Batch } from "../io/batch.js";
+import { native } from "../io/native.js";
+import { Slab } from "../io/slab.js";
+import * as ipr from "../system/iproute.js";
 import { Device, TUN_F } from "../tun/device.js";
-import * as ipr from "../tun/iproute.js";
-import { native } from "../tun/native.js";
 import { probeOffloads } from "../tun/probe.js";
-import type { RawSocket } from "../tun/raw.js";
-import { Slab } from "../tun/slab.js";
-import type { UdpSocket } from "../tun/udp.js";
+import type { RawSocket } from "../underlay/raw.js";
+import type { UdpSocket } from "../underlay/udp.js";
 import {
   type Config,
   deviceMtu,
@@ -25,7 +25,6 @@ import {
   vtepMac,
 } from "./config.js";
 import { type ControlHandler, ControlServer, UserError } from "./control-socket.js";
-import { type FastPathInfo, NativeSummer, type UdpSenderPool } from "./fastpath.js";
 import {
   Forwarder,
   type ForwarderOptions,
@@ -37,6 +36,7 @@ import {
   MODE_VXLAN_L2,
 } from "./forwarder.js";
 import { serveMetrics } from "./metrics.js";
+import { type FastPathInfo, NativeSummer, type UdpSenderPool } from "./offload/fastpath.js";
 import { IO_ERROR_FIELDS, QueueSet } from "./queues.js";
 import { openUnderlay, sumIoErrors, type Underlay, type UnderlaySpec } from "./sockets.js";
 import { C, Stats } from "./stats.js";
@@ -56,7 +56,7 @@ import { C, Stats } from "./stats.js";
 export const DATAPLANE_NODE_FLAGS = ["--no-memory-reducer", "--min-semi-space-size=16"];
 const NO_MEMORY_REDUCER = DATAPLANE_NODE_FLAGS[0];
 
-/** The current network namespace, for src/tun/iproute. */
+/** The current network namespace, for src/system/iproute. */
 const HERE = "";
 
 export interface PeerSpec {

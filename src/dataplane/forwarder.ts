@@ -78,11 +78,11 @@ import {
   vxlanWriteL3Template,
 } from "../encap/vxlan.js";
 import { type Fdb, Learn, type NeighTable, type Route, type RouteTable } from "../fdb/index.js";
-import { Batch } from "../tun/batch.js";
-import { GsoBatch, UDP_MAX_PAYLOAD, UDP_MAX_SEGMENTS } from "../tun/gso.js";
-import type { Slab } from "../tun/slab.js";
-import { Coalescer, MAX_GROUP_SEGMENTS, type VnetSink } from "./coalesce.js";
-import type { UdpSenderPool } from "./fastpath.js";
+import { Batch } from "../io/batch.js";
+import { GsoBatch, UDP_MAX_PAYLOAD, UDP_MAX_SEGMENTS } from "../io/gso-batch.js";
+import type { Slab } from "../io/slab.js";
+import { Coalescer, MAX_GROUP_SEGMENTS, type VnetSink } from "./offload/coalesce.js";
+import type { UdpSenderPool } from "./offload/fastpath.js";
 import {
   completeChecksum,
   SUM_MANY,
@@ -103,7 +103,7 @@ import {
   vnetCsumStart,
   vnetGsoSize,
   vnetWritePlain,
-} from "./segment.js";
+} from "./offload/segment.js";
 import { C, type Stats } from "./stats.js";
 
 export const MODE_VXLAN = 0;

@@ -2,11 +2,11 @@
 // underlay sockets and Forwarder over a copy of the tables. The thread inherits the
 // main thread's network namespace, so the device and addresses are the same ones.
 import { parentPort, workerData } from "node:worker_threads";
-import { Batch } from "../tun/batch.js";
+import { Batch } from "../io/batch.js";
+import { Slab } from "../io/slab.js";
 import { Device, TUN_F } from "../tun/device.js";
-import { Slab } from "../tun/slab.js";
-import { NativeSummer } from "./fastpath.js";
 import { Forwarder } from "./forwarder.js";
+import { NativeSummer } from "./offload/fastpath.js";
 import { IO_ERROR_FIELDS, type QueueInit, type QueueMessage } from "./queues.js";
 import { closeUnderlay, openUnderlay, sumIoErrors, type Underlay } from "./sockets.js";
 import { Stats } from "./stats.js";

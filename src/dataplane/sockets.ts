@@ -4,12 +4,12 @@
 // Opened the same way by the main thread (queue 0) and by every queue worker; with
 // several queues the VXLAN port and the pool's source ports are shared (SO_REUSEPORT),
 // so the kernel spreads received flows over the queues by their outer 4-tuple.
-import { type IoEndpoint, STAT } from "../tun/io.js";
-import { RawSocket } from "../tun/raw.js";
-import type { Slab } from "../tun/slab.js";
-import type { PmtuDiscMode } from "../tun/sockopt.js";
-import { UdpSocket } from "../tun/udp.js";
-import { UdpSenderPool } from "./fastpath.js";
+import { type IoEndpoint, STAT } from "../io/endpoint.js";
+import type { Slab } from "../io/slab.js";
+import { RawSocket } from "../underlay/raw.js";
+import type { PmtuDiscMode } from "../underlay/sockopt.js";
+import { UdpSocket } from "../underlay/udp.js";
+import { UdpSenderPool } from "./offload/fastpath.js";
 import { ipipQueueFilter } from "./steer.js";
 
 /** IPPROTO_RAW: a send-only raw socket whose packets carry their own IPv4 header. */

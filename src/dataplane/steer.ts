@@ -6,7 +6,7 @@
 // inner L4 header, i.e. TCP/UDP ports) mod queues == its index. One inner flow always
 // lands on one queue (its order kept); exactly one filter accepts any packet.
 // Packets too short to carry those bytes go to queue 0, whose decoder counts the drop.
-import { BPF, BpfProgram } from "../tun/bpf.js";
+import { BPF, BpfProgram } from "../underlay/bpf.js";
 
 /** A filter return value that keeps the whole packet (longer than any IPv4 packet). */
 const KEEP = 0x40000;

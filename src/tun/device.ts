@@ -1,9 +1,9 @@
 // TUN (L3) and TAP (L2) devices: open /dev/net/tun, TUNSETIFF, optional vnet header,
 // persistence and offloads; batched reads/writes through the shared slab.
-import type { Batch } from "./batch.js";
-import { IoEndpoint } from "./io.js";
-import { C, type ErrnoError, errnoError, native } from "./native.js";
-import type { Slab } from "./slab.js";
+import type { Batch } from "../io/batch.js";
+import { IoEndpoint } from "../io/endpoint.js";
+import { C, type ErrnoError, errnoError, native } from "../io/native.js";
+import type { Slab } from "../io/slab.js";
 
 export type DeviceKind = "tun" | "tap";
 

@@ -1,8 +1,9 @@
 // Run-time offload probe (after wireguard-go conn/features_linux.go and
 // tun/tun_linux.go): ask the kernel what it accepts instead of guessing from versions.
+
+import { C, native } from "../io/native.js";
+import { probeUdpGso } from "../underlay/udp.js";
 import { TUN_F } from "./device.js";
-import { C, native } from "./native.js";
-import { probeUdpGso } from "./udp.js";
 
 export interface OffloadProbe {
   /** TUNSETOFFLOAD accepted for each combination (TSO needs CSUM; USO = USO4|USO6). */

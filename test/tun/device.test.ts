@@ -2,13 +2,13 @@
 // read back byte-exact, in batches, straight out of the slab slot the addon filled.
 import t from "tap";
 import { parseIpv4, parseMac, readIpv4, readMac } from "../../src/encap/addr.js";
+import { Batch } from "../../src/io/batch.js";
+import { Slab } from "../../src/io/slab.js";
 import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
-import { Batch } from "../../src/tun/batch.js";
+import { addrAdd, linkSetUp, neighReplace } from "../../src/system/iproute.js";
+import { withNetns } from "../../src/system/netns.js";
 import { Device } from "../../src/tun/device.js";
-import { addrAdd, linkSetUp, neighReplace } from "../../src/tun/iproute.js";
-import { withNetns } from "../../src/tun/netns.js";
-import { Slab } from "../../src/tun/slab.js";
-import { UdpSocket } from "../../src/tun/udp.js";
+import { UdpSocket } from "../../src/underlay/udp.js";
 import { bytesEqual, fillBatch, payload, waitFor } from "./helpers.js";
 
 const N = 32;

@@ -2,15 +2,15 @@
 // ECONNREFUSED on send, and the offload probe.
 import t from "tap";
 import { parseIpv4 } from "../../src/encap/addr.js";
+import { Batch } from "../../src/io/batch.js";
+import type { ErrnoError } from "../../src/io/native.js";
+import { Slab } from "../../src/io/slab.js";
 import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
-import { Batch } from "../../src/tun/batch.js";
+import { addrAdd, ip, linkDel, linkSetUp, linkShow } from "../../src/system/iproute.js";
+import { withNetns } from "../../src/system/netns.js";
 import { Device, TUN_F, validateIfName } from "../../src/tun/device.js";
-import { addrAdd, ip, linkDel, linkSetUp, linkShow } from "../../src/tun/iproute.js";
-import type { ErrnoError } from "../../src/tun/native.js";
-import { withNetns } from "../../src/tun/netns.js";
 import { probeOffloads } from "../../src/tun/probe.js";
-import { Slab } from "../../src/tun/slab.js";
-import { UdpSocket } from "../../src/tun/udp.js";
+import { UdpSocket } from "../../src/underlay/udp.js";
 import { fillBatch, sleep, waitFor } from "./helpers.js";
 
 const A = parseIpv4("198.18.0.1")!;

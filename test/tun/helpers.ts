@@ -1,6 +1,6 @@
 // Shared bits for the namespace tests of src/tun.
-import type { Batch } from "../../src/tun/batch.js";
-import type { Slab } from "../../src/tun/slab.js";
+import type { Batch } from "../../src/io/batch.js";
+import type { Slab } from "../../src/io/slab.js";
 
 /** Poll `pred` every 5 ms until true or `ms` elapsed (bounded: tests never hang). */
 export async function waitFor(pred: () => boolean, ms = 2000): Promise<boolean> {

@@ -2,7 +2,7 @@
 // enough to assemble a program in TypeScript: opcodes, an instruction list with named
 // forward jump targets, and the 8-byte struct sock_filter encoding the addon passes to
 // the kernel. What a program decides is the caller's (see src/dataplane/steer.ts).
-import { native } from "./native.js";
+import { native } from "../io/native.js";
 
 // Instruction classes, sizes, modes, ALU ops and jumps (linux/bpf_common.h).
 export const BPF = {

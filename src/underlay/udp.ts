@@ -12,11 +12,11 @@
 // namespace (a probe created later on the main thread might be in another one).
 
 import { formatIpv4 } from "../encap/addr.js";
-import type { Batch } from "./batch.js";
-import type { GsoBatch } from "./gso.js";
-import { IoEndpoint } from "./io.js";
-import { C, native } from "./native.js";
-import type { Slab } from "./slab.js";
+import type { Batch } from "../io/batch.js";
+import { IoEndpoint } from "../io/endpoint.js";
+import type { GsoBatch } from "../io/gso-batch.js";
+import { C, native } from "../io/native.js";
+import type { Slab } from "../io/slab.js";
 import { type PmtuDiscMode, setIntOpt, setPmtuDisc, sizeBuffer, withNewSocket } from "./sockopt.js";
 
 export interface UdpOptions {

@@ -1,5 +1,5 @@
 // Loads the vxtun_native addon (built by `node-gyp rebuild` into build/Release) and
-// declares its shape. The addon is a thin driver: see src/tun/native/addon.cc.
+// declares its shape. The addon is a thin driver: see src/io/native/addon.cc.
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { constants as osConstants } from "node:os";
@@ -59,7 +59,7 @@ export interface NativeIo {
   ): number;
 }
 
-/** The addon's checksum loop over one slab (see src/tun/native/csum.cc). */
+/** The addon's checksum loop over one slab (see src/io/native/csum.cc). */
 export interface NativeCsum {
   /** Folded, not complemented, one's-complement sum of slab[off, off+len). */
   sum(off: number, len: number): number;
@@ -90,7 +90,7 @@ export interface NativeAddon {
   tunIoctl(fd: number, which: 0 | 1 | 2, value: number): number;
   socket(domain: number, type: number, protocol: number): number;
   setsockoptInt(fd: number, level: number, name: number, value: number): number;
-  /** SO_ATTACH_FILTER: a classic BPF program (src/tun/bpf.ts); 0 or -errno. */
+  /** SO_ATTACH_FILTER: a classic BPF program (src/underlay/bpf.ts); 0 or -errno. */
   attachFilter(fd: number, program: Uint8Array): number;
   getsockoptInt(fd: number, level: number, name: number): number;
   bind4(fd: number, addr: number, port: number): void;
@@ -117,8 +117,8 @@ export interface ErrnoError extends Error {
 
 function findAddon(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  // src/tun (tsx) and dist/tun (compiled) are both two levels below the repo root;
-  // dist/src/tun (tsc with rootDir ".") is three.
+  // src/io (tsx) and dist/io (compiled) are both two levels below the repo root;
+  // dist/src/io (tsc with rootDir ".") is three.
   for (const up of ["../..", "../../.."]) {
     const p = join(here, up, "build", "Release", "vxtun_native.node");
     if (existsSync(p)) return p;

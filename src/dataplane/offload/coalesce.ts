@@ -30,8 +30,8 @@
 // does not take it whole), so a receiver sees the sender's datagram boundaries; a
 // socket with UDP_GRO on gets the run in one read. Order is kept: any other packet
 // ends the open group first.
-import { read16, read32, write16 } from "../encap/bytes.js";
-import { checksumFold } from "../encap/checksum.js";
+import { read16, read32, write16 } from "../../encap/bytes.js";
+import { checksumFold } from "../../encap/checksum.js";
 import {
   IPPROTO_TCP,
   IPPROTO_UDP,
@@ -43,14 +43,14 @@ import {
   IPV4_TTL,
   ipv4FillChecksum,
   ipv4PseudoHeaderSum,
-} from "../encap/ipv4.js";
+} from "../../encap/ipv4.js";
 import {
   IPV6_HDR_LEN,
   IPV6_HOP_LIMIT,
   IPV6_NEXT_HEADER,
   IPV6_PAYLOAD_LEN,
   ipv6PseudoHeaderSum,
-} from "../encap/ipv6.js";
+} from "../../encap/ipv6.js";
 import {
   TCP_ACK,
   TCP_CHECKSUM,
@@ -58,8 +58,8 @@ import {
   TCP_FLAGS,
   TCP_SEQ,
   TCP_WINDOW,
-} from "../encap/tcp.js";
-import { UDP_CHECKSUM, UDP_HDR_LEN, UDP_LENGTH } from "../encap/udp.js";
+} from "../../encap/tcp.js";
+import { UDP_CHECKSUM, UDP_HDR_LEN, UDP_LENGTH } from "../../encap/udp.js";
 import {
   type Summer,
   tcpChecksumOk,

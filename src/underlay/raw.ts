@@ -6,12 +6,12 @@
 // unreachable".
 
 import { formatIpv4 } from "../encap/addr.js";
-import type { Batch } from "./batch.js";
+import type { Batch } from "../io/batch.js";
+import { IoEndpoint } from "../io/endpoint.js";
+import type { GsoBatch } from "../io/gso-batch.js";
+import { C, native } from "../io/native.js";
+import type { Slab } from "../io/slab.js";
 import { attachFilter, type BpfProgram } from "./bpf.js";
-import type { GsoBatch } from "./gso.js";
-import { IoEndpoint } from "./io.js";
-import { C, native } from "./native.js";
-import type { Slab } from "./slab.js";
 import { setIntOpt, sizeBuffer, withNewSocket } from "./sockopt.js";
 
 export interface RawOptions {

@@ -12,7 +12,7 @@ export interface SlabOptions {
   headroom?: number;
 }
 
-/** Indices into Slab.meta, shared with src/tun/native/io.h. */
+/** Indices into Slab.meta, shared with src/io/native/io.h. */
 export const META_FREE = 0;
 export const META_EXHAUSTED = 1;
 export const META_STARVED = 2;

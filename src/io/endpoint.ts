@@ -1,7 +1,7 @@
 // Shared plumbing for everything that moves batches through the addon: TUN/TAP queues,
 // UDP sockets and raw sockets. One native Io per fd; one JS callback per batch.
 import type { Batch } from "./batch.js";
-import type { GsoBatch } from "./gso.js";
+import type { GsoBatch } from "./gso-batch.js";
 import { C, type ErrnoError, type NativeIo, native } from "./native.js";
 import type { Slab, SlabWaiter } from "./slab.js";
 

@@ -2,7 +2,7 @@
 // devices created by `fn` stay in that namespace for their whole life, which is how one
 // process plays several "hosts" in tests and labs.
 import { closeSync, constants, openSync } from "node:fs";
-import { C, native } from "./native.js";
+import { C, native } from "../io/native.js";
 
 const NS_NAME = /^[A-Za-z0-9_.-]+$/;
 

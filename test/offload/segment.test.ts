@@ -1,5 +1,5 @@
 // Property tests for the offload fast path's byte work: TSO segmentation
-// (src/dataplane/segment.ts) and receive coalescing (src/dataplane/coalesce.ts).
+// (src/dataplane/offload/segment.ts) and receive coalescing (src/dataplane/offload/coalesce.ts).
 // Segmenting any valid super-packet (header blocks + payload left in place, in one pass
 // or in rounds) gives segments with valid IPv4 and TCP checksums whose payloads
 // concatenate to the original; coalescing those segments again gives
@@ -9,8 +9,12 @@
 // the TypeScript one.
 import fc from "fast-check";
 import t from "tap";
-import { Coalescer, MAX_GROUP_SEGMENTS, type VnetSink } from "../../src/dataplane/coalesce.js";
-import { NativeSummer } from "../../src/dataplane/fastpath.js";
+import {
+  Coalescer,
+  MAX_GROUP_SEGMENTS,
+  type VnetSink,
+} from "../../src/dataplane/offload/coalesce.js";
+import { NativeSummer } from "../../src/dataplane/offload/fastpath.js";
 import {
   completeChecksum,
   SUM_MANY,
@@ -35,7 +39,7 @@ import {
   vnetFlags,
   vnetGsoSize,
   vnetGsoType,
-} from "../../src/dataplane/segment.js";
+} from "../../src/dataplane/offload/segment.js";
 import { read16, read32, write16, write32 } from "../../src/encap/bytes.js";
 import { checksumFold, checksumSum, internetChecksum } from "../../src/encap/checksum.js";
 import { ipv4ChecksumOk, ipv4PseudoHeaderSum } from "../../src/encap/ipv4.js";

@@ -1,5 +1,5 @@
 // Socket option helpers shared by udp.ts and raw.ts.
-import { C, errnoError, native } from "./native.js";
+import { C, errnoError, native } from "../io/native.js";
 
 export type PmtuDiscMode = "do" | "dont" | "want" | "probe";
 

@@ -2,13 +2,13 @@
 import { existsSync } from "node:fs";
 import t from "tap";
 import { parseIpv4, readIpv4, writeIpv4 } from "../../src/encap/addr.js";
+import { Batch } from "../../src/io/batch.js";
+import { Slab } from "../../src/io/slab.js";
 import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
-import { Batch } from "../../src/tun/batch.js";
-import { withNetns } from "../../src/tun/netns.js";
-import { RawSocket } from "../../src/tun/raw.js";
-import { Slab } from "../../src/tun/slab.js";
-import { UdpSocket } from "../../src/tun/udp.js";
-import { bytesEqual, fillBatch, inetChecksum, payload, waitFor } from "./helpers.js";
+import { withNetns } from "../../src/system/netns.js";
+import { RawSocket } from "../../src/underlay/raw.js";
+import { UdpSocket } from "../../src/underlay/udp.js";
+import { bytesEqual, fillBatch, inetChecksum, payload, waitFor } from "../tun/helpers.js";
 
 const A = parseIpv4("198.18.0.1")!;
 const B = parseIpv4("198.18.0.2")!;

@@ -15,9 +15,9 @@
 //
 // TS/C++ split: headers are written here; the per-byte work is the checksum sum over
 // each segment's header and payload, which the addon does (`Summer`,
-// src/tun/native/csum.cc). Tests use the TypeScript Summer below.
-import { read16, read32, write16, write32 } from "../encap/bytes.js";
-import { checksumFold, checksumSum } from "../encap/checksum.js";
+// src/io/native/csum.cc). Tests use the TypeScript Summer below.
+import { read16, read32, write16, write32 } from "../../encap/bytes.js";
+import { checksumFold, checksumSum } from "../../encap/checksum.js";
 import {
   IPPROTO_TCP,
   IPPROTO_UDP,
@@ -27,15 +27,15 @@ import {
   IPV4_PROTOCOL,
   IPV4_TOTAL_LEN,
   ipv4PseudoHeaderSum,
-} from "../encap/ipv4.js";
+} from "../../encap/ipv4.js";
 import {
   IPV6_HDR_LEN,
   IPV6_PAYLOAD_LEN,
   ipv6PseudoHeaderSum,
   ipv6UpperOffset,
-} from "../encap/ipv6.js";
-import { TCP_CHECKSUM, TCP_DATA_OFF, TCP_FLAGS, TCP_SEQ } from "../encap/tcp.js";
-import { UDP_CHECKSUM, UDP_HDR_LEN, UDP_LENGTH } from "../encap/udp.js";
+} from "../../encap/ipv6.js";
+import { TCP_CHECKSUM, TCP_DATA_OFF, TCP_FLAGS, TCP_SEQ } from "../../encap/tcp.js";
+import { UDP_CHECKSUM, UDP_HDR_LEN, UDP_LENGTH } from "../../encap/udp.js";
 
 /** sizeof(struct virtio_net_hdr). */
 export const VNET_LEN = 10;

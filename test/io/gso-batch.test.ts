@@ -8,7 +8,7 @@ import {
   podGsoMaxSize,
   UDP_MAX_PAYLOAD,
   UDP_MAX_SEGMENTS,
-} from "../../src/tun/gso.js";
+} from "../../src/io/gso-batch.js";
 
 const HDRS = 52; // IPv4 + TCP with timestamps
 const PREFIX = 22; // VXLAN + inner Ethernet

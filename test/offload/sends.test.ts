@@ -10,7 +10,7 @@ import { forwarderRig, MSS, NODE_B, POD_B } from "../../bench/rig.js";
 import { read16, read32 } from "../../src/encap/bytes.js";
 import { checksumFold, checksumSum, internetChecksum } from "../../src/encap/checksum.js";
 import { ipv4PseudoHeaderSum } from "../../src/encap/ipv4.js";
-import { Batch } from "../../src/tun/batch.js";
+import { Batch } from "../../src/io/batch.js";
 
 const SEG = 8 + 14 + 20 + 32 + MSS; // one full datagram: VXLAN, Ethernet, IPv4, TCP
 

@@ -63,12 +63,12 @@ class Io : public Napi::ObjectWrap<Io> {
   Napi::Value Send(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Unref(const Napi::CallbackInfo& info);
-  // Fast path (src/tun/gso.ts): vnet header bytes in front of TUN reads, UDP_GRO
+  // Fast path (src/io/gso-batch.ts): vnet header bytes in front of TUN reads, UDP_GRO
   // segment sizes on socket reads, and sendmmsg with UDP_SEGMENT/IP_TOS/IP_TTL cmsgs.
   Napi::Value SetVnet(const Napi::CallbackInfo& info);
   Napi::Value SetGro(const Napi::CallbackInfo& info);
   Napi::Value SendGso(const Napi::CallbackInfo& info);
-  // Gather (src/tun/batch.ts `Gather`): message i of a batch may be a list of slab
+  // Gather (src/io/batch.ts `Gather`): message i of a batch may be a list of slab
   // ranges instead of one (a segment's headers here, its payload still inside the
   // super-packet it came from), so neither direction has to move payload bytes to glue
   // a message together. Registered once per endpoint.

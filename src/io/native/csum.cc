@@ -2,7 +2,7 @@
 // TSO segmentation and receive coalescing need an Internet checksum over every byte
 // that crosses the tunnel (~1 µs per 1400 bytes in TypeScript, 10-20x less here: see
 // bench/fastpath-segment.ts). It only sums bytes; which bytes, the pseudo-header and where
-// the result goes are decided in TypeScript (src/dataplane/segment.ts, coalesce.ts).
+// the result goes are decided in TypeScript (src/dataplane/offload/segment.ts, coalesce.ts).
 #include "csum.h"
 
 #if defined(__x86_64__)

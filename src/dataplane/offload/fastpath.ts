@@ -23,7 +23,7 @@
 // TS/C++ split: every header is parsed and written in TypeScript; the addon does the
 // syscalls (sendmmsg + cmsgs, recvmmsg + UDP_GRO cmsg, vnet-aware TUN reads) and the one
 // per-byte loop TypeScript could not keep up with, the Internet checksum sum
-// (src/tun/native/csum.cc, batched with sumMany: one call per super-packet or GRO
+// (src/io/native/csum.cc, batched with sumMany: one call per super-packet or GRO
 // datagram, since an addon call costs ~0.3 µs, as much as summing 1 KB).
 // bench/fastpath-segment.ts: 60 KB super-packet, 42 segments: segmentation ~16 µs
 // with the addon's sum vs ~56 µs with the TypeScript one.
@@ -41,17 +41,17 @@
 // port, different flows spread over `pool` ports. The raw (header-including) path maps
 // its packets onto the same ports (sourcePorts), so small packets and super-packets of
 // one flow share an outer 5-tuple and cannot be reordered by ECMP.
-import { formatIpv4 } from "../encap/addr.js";
-import { GsoBatch } from "../tun/gso.js";
-import type { PmtuHandler } from "../tun/io.js";
-import { C, native } from "../tun/native.js";
-import type { OffloadProbe } from "../tun/probe.js";
-import type { Slab } from "../tun/slab.js";
-import type { PmtuDiscMode } from "../tun/sockopt.js";
-import { UdpSocket } from "../tun/udp.js";
+import { formatIpv4 } from "../../encap/addr.js";
+import type { PmtuHandler } from "../../io/endpoint.js";
+import { GsoBatch } from "../../io/gso-batch.js";
+import { C, native } from "../../io/native.js";
+import type { Slab } from "../../io/slab.js";
+import type { OffloadProbe } from "../../tun/probe.js";
+import type { PmtuDiscMode } from "../../underlay/sockopt.js";
+import { UdpSocket } from "../../underlay/udp.js";
 import { SUM_MANY, type Summer } from "./segment.js";
 
-/** The addon's checksum loop over a slab (src/tun/native/csum.cc). */
+/** The addon's checksum loop over a slab (src/io/native/csum.cc). */
 export class NativeSummer implements Summer {
   readonly offs = new Uint32Array(new ArrayBuffer(SUM_MANY * 4));
   readonly lens = new Uint32Array(new ArrayBuffer(SUM_MANY * 4));

@@ -126,7 +126,7 @@ Napi::Value SetsockoptInt(const Napi::CallbackInfo& info) {
 }
 
 // attachFilter(fd, program) -> 0 | -errno: SO_ATTACH_FILTER with a classic BPF program
-// that TypeScript assembled (src/tun/bpf.ts): `program` holds struct sock_filter
+// that TypeScript assembled (src/underlay/bpf.ts): `program` holds struct sock_filter
 // entries (8 bytes each, host byte order). The kernel copies it; nothing is kept here.
 Napi::Value AttachFilter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
