@@ -14,7 +14,7 @@ import {
   startCniServerIn,
   writeConflist,
   writeState,
-} from "../test/cni/lib.js";
+} from "../test/fixtures/cni.js";
 
 const WARMUP = 5;
 

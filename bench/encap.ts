@@ -26,7 +26,7 @@ import {
   vxlanSourcePort,
   vxlanWriteL3Template,
 } from "../src/encap/vxlan.js";
-import { HEADROOM, innerIp, NODE_A, NODE_B, VTEP_A, VTEP_B } from "../test/encap/packets.js";
+import { HEADROOM, innerIp, NODE_A, NODE_B, VTEP_A, VTEP_B } from "../test/fixtures/packets.js";
 
 const BATCH = 1000;
 const eth = newEthernetInfo();

@@ -13,7 +13,7 @@ import { VNET_LEN } from "../src/dataplane/offload/segment.js";
 import { write16 } from "../src/encap/bytes.js";
 import { Batch } from "../src/io/batch.js";
 import type { GsoBatch } from "../src/io/gso-batch.js";
-import { forwarderRig, NODE_B } from "./rig.js";
+import { forwarderRig, NODE_B } from "../test/fixtures/forwarder-rig.js";
 
 const N = Number(process.argv[2] ?? 20000);
 const WARM = Number(process.argv[3] ?? 20000);

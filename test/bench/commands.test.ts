@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
 import { listLabNamespaces, run, skipUnlessRoot } from "../../src/lab/netns.js";
-import { CLI } from "../lib/vxtun.js";
+import { CLI } from "../fixtures/vxtun.js";
 
 const PNG = [0x89, 0x50, 0x4e, 0x47];
 

@@ -10,7 +10,7 @@ import { parseEnvFile, readNodeState } from "../../src/cni/node-state.js";
 import { handleCni } from "../../src/cni/plugin.js";
 import { startCniServer } from "../../src/cni/server.js";
 import { encodeResult } from "../../src/cni/version.js";
-import { ensureCniBuilt, SHIM, writeState } from "./lib.js";
+import { ensureCniBuilt, SHIM, writeState } from "../fixtures/cni.js";
 
 const dir = mkdtempSync(join(tmpdir(), "vxtun-cni-bad-"));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -7,7 +7,13 @@ import { join } from "node:path";
 import t from "tap";
 import { ControlServer } from "../../src/dataplane/control-socket.js";
 import { NetnsLab, runOk } from "../../src/lab/netns.js";
-import { cniTestEnv, driver, startCniServerIn, writeConflist, writeState } from "./lib.js";
+import {
+  cniTestEnv,
+  driver,
+  startCniServerIn,
+  writeConflist,
+  writeState,
+} from "../fixtures/cni.js";
 
 interface Result {
   cniVersion: string;

@@ -6,8 +6,14 @@ import { join } from "node:path";
 import t from "tap";
 import { NetnsLab, runOk } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
-import { startVxtun } from "../lib/vxtun.js";
-import { cniTestEnv, driver, startCniServerIn, writeConflist, writeState } from "./lib.js";
+import {
+  cniTestEnv,
+  driver,
+  startCniServerIn,
+  writeConflist,
+  writeState,
+} from "../fixtures/cni.js";
+import { startVxtun } from "../fixtures/vxtun.js";
 
 const MAC = (i: number) => `02:00:00:00:0${i}:01`;
 

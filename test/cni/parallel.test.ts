@@ -5,7 +5,13 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
 import { NetnsLab, runOk } from "../../src/lab/netns.js";
-import { cniTestEnv, driver, startCniServerIn, writeConflist, writeState } from "./lib.js";
+import {
+  cniTestEnv,
+  driver,
+  startCniServerIn,
+  writeConflist,
+  writeState,
+} from "../fixtures/cni.js";
 
 const N = 20;
 

@@ -13,8 +13,8 @@ import {
   startAgent,
   tempDir,
   waitFor,
-} from "./agents.js";
-import { ETCD_URL, etcdMissing, LabEtcd } from "./etcd.js";
+} from "../fixtures/agents.js";
+import { ETCD_URL, etcdMissing, LabEtcd } from "../fixtures/etcd.js";
 
 const PREFIX = "/coreos.com/network";
 

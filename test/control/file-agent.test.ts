@@ -11,7 +11,7 @@ import {
   startAgent,
   tempDir,
   waitFor,
-} from "./agents.js";
+} from "../fixtures/agents.js";
 
 t.test(
   "file store: join, programme peers, leave by expiry, rejoin with the same subnet",

@@ -6,7 +6,7 @@ import t from "tap";
 import { readNodeState } from "../../src/control/node-state.js";
 import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
-import { pingBridges, startAgent, tempDir, waitFor } from "./agents.js";
+import { pingBridges, startAgent, tempDir, waitFor } from "../fixtures/agents.js";
 
 for (const mode of ["vxlan-l2", "ipip"] as const) {
   t.test(`file store, ${mode}: two agents, pod ping`, async (t) => {

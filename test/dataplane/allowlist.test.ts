@@ -2,7 +2,7 @@
 // other underlay address are dropped and counted (peer_not_allowed), not decapsulated.
 import t from "tap";
 import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
-import { vxtunPair } from "../lib/pair.js";
+import { vxtunPair } from "../fixtures/pair.js";
 
 t.test("allowPeers drops and counts packets from other sources", async (t) => {
   if (skipUnlessRoot(t)) return;

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import t from "tap";
 import { NetnsLab, run, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
-import { CLI, startVxtun } from "../lib/vxtun.js";
+import { CLI, startVxtun } from "../fixtures/vxtun.js";
 
 const MAC_B = "02:00:00:00:02:01";
 

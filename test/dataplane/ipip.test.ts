@@ -7,8 +7,8 @@ import { join } from "node:path";
 import t from "tap";
 import { NetnsLab, run, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
-import { tcpBothWays } from "../lib/traffic.js";
-import { startVxtun } from "../lib/vxtun.js";
+import { tcpBothWays } from "../fixtures/traffic.js";
+import { startVxtun } from "../fixtures/vxtun.js";
 
 /** tshark verifies IP and TCP checksums (off by default). */
 const CHECKSUMS = ["-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE"];

@@ -5,8 +5,8 @@ import t from "tap";
 import { addFlannelPeer, addKernelVxlan } from "../../src/lab/kernel-vxlan.js";
 import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
-import { tcpBothWays } from "../lib/traffic.js";
-import { startVxtun } from "../lib/vxtun.js";
+import { tcpBothWays } from "../fixtures/traffic.js";
+import { startVxtun } from "../fixtures/vxtun.js";
 
 const MAC_A = "02:00:00:00:01:01";
 const MAC_B = "02:00:00:00:02:01";

@@ -6,8 +6,8 @@ import t from "tap";
 import { addKernelVxlan } from "../../src/lab/kernel-vxlan.js";
 import { NetnsLab as Lab, type NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay, type UnderlayNode } from "../../src/lab/underlay.js";
-import { csumErrors, iperfTcp, tcpBothWays, udpSegmentRun } from "../lib/traffic.js";
-import { startVxtun } from "../lib/vxtun.js";
+import { csumErrors, iperfTcp, tcpBothWays, udpSegmentRun } from "../fixtures/traffic.js";
+import { startVxtun } from "../fixtures/vxtun.js";
 
 /** A bridge br0 with the node's overlay address 10.244.0.<i>/24: the "pod side". */
 async function bridge(n: UnderlayNode, i: number): Promise<void> {

@@ -7,7 +7,7 @@ import t from "tap";
 import type { NetnsLab } from "../../src/lab/netns.js";
 import { NetnsLab as Lab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
 import type { UnderlayNode } from "../../src/lab/underlay.js";
-import { vxtunPair } from "../lib/pair.js";
+import { vxtunPair } from "../fixtures/pair.js";
 
 type Counters = { counters: Record<string, number>; drops: Record<string, number> };
 

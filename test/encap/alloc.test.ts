@@ -26,7 +26,16 @@ import {
   vxlanSourcePort,
   vxlanWriteL3Template,
 } from "../../src/encap/vxlan.js";
-import { HEADROOM, innerIp, NODE_A, NODE_B, POD_A, POD_B, VTEP_A, VTEP_B } from "./packets.js";
+import {
+  HEADROOM,
+  innerIp,
+  NODE_A,
+  NODE_B,
+  POD_A,
+  POD_B,
+  VTEP_A,
+  VTEP_B,
+} from "../fixtures/packets.js";
 
 const eth = newEthernetInfo();
 const ip = newIpv4Info();

@@ -11,7 +11,7 @@ import {
   newArpInfo,
 } from "../../src/encap/arp.js";
 import { Drop } from "../../src/encap/drop.js";
-import { hex, toHex } from "./helpers.js";
+import { hex, toHex } from "../fixtures/hex.js";
 
 // scapy: ARP(op=1, hwsrc=02:00:00:00:00:01, psrc=10.244.1.2, pdst=10.244.1.1)
 const REQUEST = hex(`

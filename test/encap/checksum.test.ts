@@ -7,7 +7,7 @@ import {
   internetChecksum,
   pseudoHeaderSum,
 } from "../../src/encap/checksum.js";
-import { hex } from "./helpers.js";
+import { hex } from "../fixtures/hex.js";
 
 t.test("RFC 1071 section 3 example", (t) => {
   // 00 01 f2 03 f4 f5 f6 f7 sums to 0xddf2 (folded).

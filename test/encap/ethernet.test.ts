@@ -10,7 +10,7 @@ import {
   ethernetWriteVlan,
   newEthernetInfo,
 } from "../../src/encap/ethernet.js";
-import { hex, toHex } from "./helpers.js";
+import { hex, toHex } from "../fixtures/hex.js";
 
 // Built with scapy: Ether(dst=bcast, src=02:..:01)/Dot1Q(vlan=100, prio=5)/ARP(...)
 const VLAN_FRAME = hex(`

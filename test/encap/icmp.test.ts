@@ -16,7 +16,7 @@ import {
   newIcmpInfo,
 } from "../../src/encap/icmp.js";
 import { ipv4Parse, newIpv4Info } from "../../src/encap/ipv4.js";
-import { hex, toHex } from "./helpers.js";
+import { hex, toHex } from "../fixtures/hex.js";
 
 // scapy: IP(src=10.244.1.2, dst=10.244.2.3, id=7)/ICMP(type=8, id=0x1234, seq=1)/"abcdefgh"
 const ECHO = hex(`

@@ -3,7 +3,7 @@ import { parseIpv4 } from "../../src/encap/addr.js";
 import { Drop } from "../../src/encap/drop.js";
 import { DfPolicy, IPIP_INHERIT, ipipDecap, ipipEncap, newIpipInfo } from "../../src/encap/ipip.js";
 import { ipv4ChecksumOk, ipv4FillChecksum } from "../../src/encap/ipv4.js";
-import { hex, place, toHex } from "./helpers.js";
+import { hex, place, toHex } from "../fixtures/hex.js";
 
 // scapy: IP(198.18.0.1 -> 198.18.0.2, id 9, DF)/IP(10.244.1.2 -> 10.244.2.3, id 7,
 //        ttl 63, DF)/ICMP(id=1, seq=1)

@@ -13,7 +13,7 @@ import {
   ipv4Write,
   newIpv4Info,
 } from "../../src/encap/ipv4.js";
-import { hex, toHex } from "./helpers.js";
+import { hex, toHex } from "../fixtures/hex.js";
 
 // scapy: IP(src=10.0.0.1, dst=10.0.0.2, id=1, ttl=64)/UDP(sport=1234, dport=5678)/"hello"
 const UDP_PKT = hex(`

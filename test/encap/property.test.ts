@@ -59,7 +59,7 @@ import {
   DfPolicy as P,
   vxlanArpFrame,
   vxlanL3Frame,
-} from "./packets.js";
+} from "../fixtures/packets.js";
 
 const RUNS = 1000;
 

@@ -17,7 +17,7 @@ import {
   udpParse,
   udpWrite,
 } from "../../src/encap/udp.js";
-import { hex, toHex } from "./helpers.js";
+import { hex, toHex } from "../fixtures/hex.js";
 
 const A = parseIpv4("10.0.0.1")!;
 const B = parseIpv4("10.0.0.2")!;

@@ -16,7 +16,7 @@ import {
   outer,
   vxlanArpFrame,
   vxlanL3Frame,
-} from "./packets.js";
+} from "../fixtures/packets.js";
 
 const hasTshark = spawnSync("tshark", ["--version"], { stdio: "ignore" }).status === 0;
 const SKIP = hasTshark ? false : "tshark is not installed (apt-get install tshark); skipping";

@@ -23,7 +23,7 @@ import {
   vxlanSourcePort,
   vxlanWriteL3Template,
 } from "../../src/encap/vxlan.js";
-import { hex, place, toHex } from "./helpers.js";
+import { hex, place, toHex } from "../fixtures/hex.js";
 
 // scapy: Ether(02:..:aa -> 02:..:bb)/IP(198.18.0.1 -> 198.18.0.2, DF, id 0)/
 //   UDP(40000 -> 8472)/VXLAN(flags=8, vni=1)/Ether(0e:..:01 -> 0e:..:02)/

@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import t from "tap";
 import { LABS_DIR } from "../../src/lab/lab.js";
 import { listLabNamespaces, run, skipUnlessRoot } from "../../src/lab/netns.js";
-import { CLI } from "../lib/vxtun.js";
+import { CLI } from "../fixtures/vxtun.js";
 
 for (const mode of ["vxlan", "vxlan-l2", "ipip"]) {
   t.test(`vxtun lab up --nodes 3 --pods 2 --mode ${mode}`, async (t) => {

@@ -8,7 +8,7 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import t from "tap";
-import { REPO } from "../lib/vxtun.js";
+import { REPO } from "../fixtures/vxtun.js";
 
 t.test("no heap allocation per packet on the fast path (steady state)", async (t) => {
   const r = spawnSync(

@@ -1,16 +1,16 @@
 // How the fast path lays out its sends (txSuper in src/dataplane/forwarder.ts): the real
-// Forwarder with capturing sockets (bench/rig.ts). One read batch of a flow's TSO
+// Forwarder with capturing sockets (test/fixtures/forwarder-rig.ts). One read batch of a flow's TSO
 // super-packets leaves as UDP_SEGMENT messages of at most 44 datagrams (what fits
 // 65,507 bytes at MTU 1450); a super-packet's first segments top up the message the
 // previous one left short, but nothing follows a short segment (the kernel cuts a
 // message into equal datagrams). Every datagram is checked as a receiver would: VXLAN
 // to node B, inner IPv4 and TCP checksums, sequence numbers in order, every payload byte.
 import t from "tap";
-import { forwarderRig, MSS, NODE_B, POD_B } from "../../bench/rig.js";
 import { read16, read32 } from "../../src/encap/bytes.js";
 import { checksumFold, checksumSum, internetChecksum } from "../../src/encap/checksum.js";
 import { ipv4PseudoHeaderSum } from "../../src/encap/ipv4.js";
 import { Batch } from "../../src/io/batch.js";
+import { forwarderRig, MSS, NODE_B, POD_B } from "../fixtures/forwarder-rig.js";
 
 const SEG = 8 + 14 + 20 + 32 + MSS; // one full datagram: VXLAN, Ethernet, IPv4, TCP
 

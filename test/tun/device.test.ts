@@ -9,7 +9,7 @@ import { addrAdd, linkSetUp, neighReplace } from "../../src/system/iproute.js";
 import { withNetns } from "../../src/system/netns.js";
 import { Device } from "../../src/tun/device.js";
 import { UdpSocket } from "../../src/underlay/udp.js";
-import { bytesEqual, fillBatch, payload, waitFor } from "./helpers.js";
+import { bytesEqual, fillBatch, payload, waitFor } from "../fixtures/tun.js";
 
 const N = 32;
 const LEN = 200;

@@ -11,7 +11,7 @@ import { withNetns } from "../../src/system/netns.js";
 import { Device, TUN_F, validateIfName } from "../../src/tun/device.js";
 import { probeOffloads } from "../../src/tun/probe.js";
 import { UdpSocket } from "../../src/underlay/udp.js";
-import { fillBatch, sleep, waitFor } from "./helpers.js";
+import { fillBatch, sleep, waitFor } from "../fixtures/tun.js";
 
 const A = parseIpv4("198.18.0.1")!;
 const B = parseIpv4("198.18.0.2")!;

@@ -8,7 +8,7 @@ import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 import { withNetns } from "../../src/system/netns.js";
 import { RawSocket } from "../../src/underlay/raw.js";
 import { UdpSocket } from "../../src/underlay/udp.js";
-import { bytesEqual, fillBatch, inetChecksum, payload, waitFor } from "../tun/helpers.js";
+import { bytesEqual, fillBatch, inetChecksum, payload, waitFor } from "../fixtures/tun.js";
 
 const A = parseIpv4("198.18.0.1")!;
 const B = parseIpv4("198.18.0.2")!;
