@@ -1,6 +1,6 @@
 // `vxtun bench` and `vxtun mtu-sweep`: validate the options, run with a progress
 // display, write JSON + Markdown + chart, print the table.
-import { UserError } from "../dataplane/control-socket.js";
+import { UserError } from "../api/errors.js";
 import { netnsUnavailableReason } from "../lab/netns.js";
 import {
   runMtuSweep,
