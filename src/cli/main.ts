@@ -135,57 +135,42 @@ export function buildProgram(): Command {
   const lab = program
     .command("lab")
     .description("a multi-node overlay in network namespaces on this machine (root)");
-  // Not --name: that is the global option naming a dataplane instance.
-  const labName = ["--lab <name>", "lab name (several labs may run side by side)", "lab"] as const;
-  lab
-    .command("up")
-    .description(
-      "build nodes on an underlay switch, an agent per node, pods through the CNI plugin",
-    )
+  /** A `vxtun lab` verb: the --lab option, and its handler from src/lab/commands.ts. */
+  const labVerb = (
+    usage: string,
+    description: string,
+    run: (m: typeof import("../lab/commands.js"), ...params: unknown[]) => void | Promise<void>,
+  ) =>
+    lab
+      .command(usage)
+      .description(description)
+      // Not --name: that is the global option naming a dataplane instance.
+      .option("--lab <name>", "lab name (several labs may run side by side)", "lab")
+      .action(async (...params: unknown[]) => run(await import("../lab/commands.js"), ...params));
+  type LabOpts = { lab: string };
+  labVerb(
+    "up",
+    "build nodes on an underlay switch, an agent per node, pods through the CNI plugin",
+    (m, o) => m.labUpCommand(o as Parameters<typeof m.labUpCommand>[0]),
+  )
     .option("--nodes <n>", "number of nodes", "2")
     .option("--pods <m>", "pods per node", "2")
     .option("--mode <mode>", "vxlan | vxlan-l2 | ipip", "vxlan")
-    .option("--store <store>", "file (embedded) | etcd", "file")
-    .option(...labName)
-    .action(
-      async (o: { lab: string; nodes: string; pods: string; mode: string; store: string }) => {
-        const { labUpCommand } = await import("../lab/commands.js");
-        await labUpCommand(o);
-      },
-    );
-  lab
-    .command("status")
-    .description("nodes, agents and pods of a running lab")
-    .option(...labName)
-    .action(async (o: { lab: string }) => {
-      const { labStatusCommand } = await import("../lab/commands.js");
-      await labStatusCommand(o);
-    });
-  lab
-    .command("ping")
-    .description("all-pairs ping matrix between the lab's pods")
-    .option(...labName)
-    .action(async (o: { lab: string }) => {
-      const { labPingCommand } = await import("../lab/commands.js");
-      await labPingCommand(o);
-    });
-  lab
-    .command("exec <pod> [command...]")
-    .description("run a command inside a pod's network namespace: vxtun lab exec n1-p1 -- ip addr")
-    .option(...labName)
-    .action(async (pod: string, command: string[], o: { lab: string }) => {
-      const { labExecCommand } = await import("../lab/commands.js");
-      labExecCommand(o, pod, command);
-    });
-  lab
-    .command("down")
-    .description("stop the lab's processes and remove its namespaces")
-    .option(...labName)
-    .option("--all", "remove every vxtun lab and every vxt-* namespace (leftovers of crashed runs)")
-    .action(async (o: { lab: string; all?: boolean }) => {
-      const { labDownCommand } = await import("../lab/commands.js");
-      await labDownCommand(o);
-    });
+    .option("--store <store>", "file (embedded) | etcd", "file");
+  labVerb("status", "nodes, agents and pods of a running lab", (m, o) =>
+    m.labStatusCommand(o as LabOpts),
+  );
+  labVerb("ping", "all-pairs ping matrix between the lab's pods", (m, o) =>
+    m.labPingCommand(o as LabOpts),
+  );
+  labVerb(
+    "exec <pod> [command...]",
+    "run a command inside a pod's network namespace: vxtun lab exec n1-p1 -- ip addr",
+    (m, pod, command, o) => m.labExecCommand(o as LabOpts, pod as string, command as string[]),
+  );
+  labVerb("down", "stop the lab's processes and remove its namespaces", (m, o) =>
+    m.labDownCommand(o as Parameters<typeof m.labDownCommand>[0]),
+  ).option("--all", "remove every vxtun lab and every vxt-* namespace (leftovers of crashed runs)");
 
   program
     .command("bench")
