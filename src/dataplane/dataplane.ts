@@ -1,6 +1,7 @@
 // One vxtun instance: opens the device and the underlay sockets in the current network
-// namespace, programs the kernel side (MTU, addresses, routes into the TUN), owns the
-// tables and serves the control socket. The per-packet work is the Forwarder's.
+// namespace, programs the kernel side (MTU, addresses, routes into the TUN) and owns the
+// tables, with the operations the control verbs call (src/api/handlers.ts; the socket
+// is served by whoever runs the instance). The per-packet work is the Forwarder's.
 import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { availableParallelism } from "node:os";
