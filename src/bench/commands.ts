@@ -1,7 +1,8 @@
 // `vxtun bench` and `vxtun mtu-sweep`: validate the options, run with a progress
 // display, write JSON + Markdown + chart, print the table.
-import { UserError } from "../dataplane/control-socket.js";
+import { UserError } from "../api/errors.js";
 import { netnsUnavailableReason } from "../lab/netns.js";
+import type { VegaLiteSpec } from "./chart.js";
 import {
   runMtuSweep,
   SWEEP_PATHS,
@@ -10,12 +11,39 @@ import {
   sweepMarkdown,
 } from "./mtu-sweep.js";
 import { overlayChart, overlayMarkdown, PATHS, type PathName, runOverlayBench } from "./overlay.js";
-import { progressDisplay } from "./progress.js";
+import { type ProgressFn, progressDisplay } from "./progress.js";
 import { writeReport } from "./report.js";
 
 function requireLab(): void {
   const why = netnsUnavailableReason();
   if (why) throw new UserError(`this builds a lab of network namespaces and ${why}`);
+}
+
+/**
+ * Run in a lab with a progress display, write `<out>/<name>.{json,md,png}` and print
+ * the table (and any runs' errors as warnings).
+ */
+async function runAndReport<R>(
+  name: string,
+  out: string,
+  run: (onProgress: ProgressFn) => Promise<R>,
+  markdown: (r: R) => string,
+  chart: (r: R) => VegaLiteSpec,
+  warnings: (r: R) => string[] = () => [],
+): Promise<void> {
+  requireLab();
+  const progress = progressDisplay(name);
+  let result: R;
+  try {
+    result = await run(progress.update);
+  } finally {
+    progress.stop();
+  }
+  const md = markdown(result);
+  const files = await writeReport(out, name, result, md, chart(result));
+  console.log(md);
+  for (const w of warnings(result)) console.error(`warning: ${w}`);
+  console.log(`\nwrote ${files.json}, ${files.markdown}, ${files.png}`);
 }
 
 function pickList<T extends string>(
@@ -47,26 +75,17 @@ export async function runBenchCommand(o: {
   const paths = pickList<PathName>(o.paths, PATHS, "path");
   const reps = o.quick ? 1 : positiveInt(o.reps, "--reps", 20);
   const seconds = o.quick ? 1 : positiveInt(o.seconds, "--seconds", 60);
-  requireLab();
-  const progress = progressDisplay("bench");
-  let result: Awaited<ReturnType<typeof runOverlayBench>>;
-  try {
-    result = await runOverlayBench({
-      paths,
-      reps,
-      seconds,
-      quick: !!o.quick,
-      onProgress: progress.update,
-    });
-  } finally {
-    progress.stop();
-  }
-  const md = overlayMarkdown(result);
-  const files = await writeReport(o.out, "bench", result, md, overlayChart(result));
-  console.log(md);
-  for (const r of result.runs)
-    if (r.errors.length) console.error(`warning: ${r.path} run ${r.rep}: ${r.errors.join("; ")}`);
-  console.log(`\nwrote ${files.json}, ${files.markdown}, ${files.png}`);
+  await runAndReport(
+    "bench",
+    o.out,
+    (onProgress) => runOverlayBench({ paths, reps, seconds, quick: !!o.quick, onProgress }),
+    overlayMarkdown,
+    overlayChart,
+    (r) =>
+      r.runs
+        .filter((x) => x.errors.length)
+        .map((x) => `${x.path} run ${x.rep}: ${x.errors.join("; ")}`),
+  );
 }
 
 export async function runSweepCommand(o: {
@@ -82,21 +101,11 @@ export async function runSweepCommand(o: {
       : o.mtus.split(",").map((m) => positiveInt(m.trim(), "an MTU", 65_535));
   if (mtus.some((m) => m < 576))
     throw new UserError("underlay MTUs below 576 leave no room for a tunnel");
-  requireLab();
-  const progress = progressDisplay("mtu-sweep");
-  let result: Awaited<ReturnType<typeof runMtuSweep>>;
-  try {
-    result = await runMtuSweep({
-      paths,
-      underlayMtus: mtus,
-      quick: !!o.quick,
-      onProgress: progress.update,
-    });
-  } finally {
-    progress.stop();
-  }
-  const md = sweepMarkdown(result);
-  const files = await writeReport(o.out, "mtu-sweep", result, md, sweepChart(result));
-  console.log(md);
-  console.log(`wrote ${files.json}, ${files.markdown}, ${files.png}`);
+  await runAndReport(
+    "mtu-sweep",
+    o.out,
+    (onProgress) => runMtuSweep({ paths, underlayMtus: mtus, quick: !!o.quick, onProgress }),
+    sweepMarkdown,
+    sweepChart,
+  );
 }

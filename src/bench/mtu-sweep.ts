@@ -7,11 +7,11 @@
 // vxtun's device is given the underlay's MTU (not the tunnel's) so that too-big packets
 // reach vxtun and its PMTU policy is what is measured; the kernel vxlan reference keeps
 // the usual device MTU (underlay - 50), so there the sending kernel does the work.
-import { addFlannelPeer, addKernelVxlan } from "../lab/kernel-vxlan.js";
 import { NetnsLab, runOk } from "../lab/netns.js";
 import { buildUnderlay } from "../lab/underlay.js";
 import { startVxtun, type VxtunProc } from "../lab/vxtun-process.js";
 import type { VegaLiteSpec } from "./chart.js";
+import { kernelVxlanNode, otherPeer, vtepMacOf } from "./two-nodes.js";
 
 export const SWEEP_PATHS = [
   "kernel-vxlan",
@@ -92,24 +92,9 @@ async function setup(
   const nodes = (await buildUnderlay(lab, 2, mtu)).nodes;
   const procs: VxtunProc[] = [];
   for (const [i, n] of nodes.entries()) {
-    const j = 1 - i;
     await runOk(["ip", "-n", n.ns, "addr", "add", `10.244.${i + 1}.1/32`, "dev", "lo"]);
-    const mac = (k: number) => `02:00:00:00:0${k + 1}:01`;
     if (path === "kernel-vxlan") {
-      const dev = await addKernelVxlan({
-        ns: n.ns,
-        local: n.address,
-        underlayDev: n.dev,
-        vtepIp: `10.244.${i + 1}.0`,
-        vtepMac: mac(i),
-        mtu: mtu - 50,
-      });
-      await addFlannelPeer(n.ns, dev, {
-        subnet: `10.244.${j + 1}.0/24`,
-        vtepIp: `10.244.${j + 1}.0`,
-        vtepMac: mac(j),
-        publicIp: nodes[j].address,
-      });
+      await kernelVxlanNode(nodes, i, { mtu: mtu - 50 });
       continue;
     }
     procs.push(
@@ -117,8 +102,8 @@ async function setup(
         name: n.name,
         mode: path === "vxtun-ipip" ? "ipip" : "vxlan",
         local: { address: n.address },
-        device: { name: "vxtun0", mtu, vtepMac: mac(i) },
-        peers: [{ address: nodes[j].address, subnet: `10.244.${j + 1}.0/24`, vtepMac: mac(j) }],
+        device: { name: "vxtun0", mtu, vtepMac: vtepMacOf(i) },
+        peers: [otherPeer(nodes, i)],
         policy: { fragment: path === "vxtun-vxlan-outer" ? "outer" : "inner", df: "unset" },
       }),
     );

@@ -4,12 +4,12 @@
 // ratios to the kernel's vxlan measured in the same run.
 import { cpus, release } from "node:os";
 import { podGsoMaxSize } from "../io/gso-batch.js";
-import { addFlannelPeer, addKernelVxlan } from "../lab/kernel-vxlan.js";
 import { NetnsLab, runOk } from "../lab/netns.js";
 import { buildUnderlay, type UnderlayNode } from "../lab/underlay.js";
 import { startVxtun, type VxtunProc } from "../lab/vxtun-process.js";
 import type { VegaLiteSpec } from "./chart.js";
 import { cpuSeconds, iperf, machineJiffies, median, pingFlood, pingRtt } from "./traffic.js";
+import { kernelVxlanNode, otherPeer, vtepMacOf } from "./two-nodes.js";
 
 export const PATHS = [
   "underlay",
@@ -76,8 +76,6 @@ interface Setup {
   procs: VxtunProc[];
 }
 
-const MAC = (i: number) => `02:00:00:00:0${i}:01`;
-
 async function setupPath(lab: NetnsLab, path: PathName): Promise<Setup> {
   const nodes = (await buildUnderlay(lab, 2)).nodes;
   const [a, b] = nodes;
@@ -117,22 +115,8 @@ async function setupPath(lab: NetnsLab, path: PathName): Promise<Setup> {
   const pods: string[] = [];
   for (const [i, n] of nodes.entries()) {
     pods.push(await addPod(lab, n, `${podIp(i)}/32`, { gateway: `10.244.${i + 1}.1`, gso }));
-    const j = 1 - i;
     if (path === "kernel-vxlan") {
-      const dev = await addKernelVxlan({
-        ns: n.ns,
-        local: n.address,
-        underlayDev: n.dev,
-        vtepIp: `10.244.${i + 1}.0`,
-        vtepMac: MAC(i + 1),
-        finishChecksums: false,
-      });
-      await addFlannelPeer(n.ns, dev, {
-        subnet: `10.244.${j + 1}.0/24`,
-        vtepIp: `10.244.${j + 1}.0`,
-        vtepMac: MAC(j + 1),
-        publicIp: nodes[j].address,
-      });
+      await kernelVxlanNode(nodes, i, { finishChecksums: false });
     } else {
       procs.push(
         await startVxtun(lab, n.ns, {
@@ -140,10 +124,8 @@ async function setupPath(lab: NetnsLab, path: PathName): Promise<Setup> {
           mode: path === "vxtun-ipip" ? "ipip" : "vxlan",
           ...(path === "vxtun-vxlan-nooffload" ? { io: { offload: "off" } } : {}),
           local: { address: n.address },
-          device: { name: "vxtun0", address: `10.244.${i + 1}.0/32`, vtepMac: MAC(i + 1) },
-          peers: [
-            { address: nodes[j].address, subnet: `10.244.${j + 1}.0/24`, vtepMac: MAC(j + 1) },
-          ],
+          device: { name: "vxtun0", address: `10.244.${i + 1}.0/32`, vtepMac: vtepMacOf(i) },
+          peers: [otherPeer(nodes, i)],
         }),
       );
     }

@@ -1,41 +1,70 @@
-// `vxtun`: one CLI for the dataplane, its tables and counters. Table verbs speak
-// iproute2's word order (`fdb add MAC dst IP`, `neigh add IP lladdr MAC`,
-// `route add PREFIX via GW onlink`) so people who know `ip` and `bridge` need no manual.
+// `vxtun`: one CLI for the dataplane, its tables and counters, the node agent, labs and
+// benchmarks. The commands that talk to a running instance are built from the control
+// verbs' table (src/api/verbs.ts), so a verb, its help and its usage are written once.
 import { Command, CommanderError } from "commander";
-import { controlCall, UserError } from "../dataplane/control-socket.js";
+import { parseWords } from "../api/args.js";
+import { controlCall } from "../api/client.js";
+import {
+  argsUsage,
+  commandWords,
+  GROUPS,
+  VERBS,
+  type VerbName,
+  type VerbSpec,
+} from "../api/verbs.js";
 import { formatStats } from "../dataplane/stats.js";
-import { parseWords, type WordSpec } from "./words.js";
 
 function socketPath(opts: { socket?: string; name?: string }): string {
   return opts.socket ?? `/run/vxtun/${opts.name ?? "vxtun"}.sock`;
 }
 
-/** Table sub-commands share one shape: show / add / del against the control socket. */
-function tableCommand(
-  program: Command,
-  table: string,
-  summary: string,
-  specs: { add: WordSpec; del: WordSpec },
-): void {
-  const cmd = program.command(table).description(summary);
-  cmd
-    .command("show")
-    .description(`print the ${table} table`)
-    .option("--json", "JSON output")
-    .action(async (o: { json?: boolean }, c: Command) => {
-      const result = (await controlCall(socketPath(c.optsWithGlobals()), `${table}.show`, {
-        json: !!o.json,
-      })) as string | unknown[];
-      console.log(typeof result === "string" ? result : JSON.stringify(result, null, 2));
+/** How a verb's result is printed when --json is not asked for (default: JSON). */
+const FORMATS: Partial<Record<VerbName, (result: never) => string>> = {
+  stats: formatStats,
+};
+
+function print(name: VerbName, result: unknown, json: boolean): void {
+  if (result === undefined) return;
+  const format = FORMATS[name] as ((r: unknown) => string) | undefined;
+  if (typeof result === "string") console.log(result);
+  else if (format && !json) console.log(format(result));
+  else console.log(JSON.stringify(result, null, 2));
+}
+
+/** One command per control verb; table verbs grouped under `fdb`, `neigh`, `route`, `peer`. */
+function verbCommands(program: Command): void {
+  for (const name of Object.keys(VERBS) as VerbName[]) {
+    const spec: VerbSpec = VERBS[name];
+    const words = commandWords(name);
+    let parent = program;
+    for (const word of words.slice(0, -1)) {
+      parent =
+        parent.commands.find((c) => c.name() === word) ??
+        parent
+          .command(word)
+          .description(GROUPS[word] ?? "")
+          // List `add MAC dst IP`, not `add [words...]`.
+          .configureHelp({ subcommandTerm: (c) => `${c.name()} ${c.usage()}` });
+    }
+    const takesWords = spec.positional.length > 0 || Object.keys(spec.keywords).length > 0;
+    const cmd = parent
+      .command(words[words.length - 1])
+      .description(spec.summary)
+      .usage(argsUsage(name));
+    // Optional even when the verb needs words: parseWords names what is missing.
+    if (takesWords) cmd.argument("[words...]");
+    if (spec.json) cmd.option("--json", "JSON output");
+    cmd.action(async (...params: unknown[]) => {
+      const c = params[params.length - 1] as Command;
+      const json = !!c.opts().json;
+      const args = parseWords(name, c.args);
+      const result = await controlCall(
+        socketPath(c.optsWithGlobals()),
+        name,
+        json ? { ...args, json } : args,
+      );
+      print(name, result, json);
     });
-  for (const verb of ["add", "del"] as const) {
-    cmd
-      .command(`${verb} <words...>`)
-      .description(`${verb} an entry: ${specs[verb].usage}`)
-      .action(async (words: string[], _o: unknown, c: Command) => {
-        const args = parseWords(words, specs[verb]);
-        await controlCall(socketPath(c.optsWithGlobals()), `${table}.${verb}`, args);
-      });
   }
 }
 
@@ -53,8 +82,8 @@ export function buildProgram(): Command {
     .requiredOption("-c, --config <file>", "YAML config file")
     .option("--log-level <level>", "trace|debug|info|warn|error", "info")
     .action(async (o: { config: string; logLevel: string }) => {
-      const { runFromConfig } = await import("../dataplane/run.js");
-      await runFromConfig(o.config, o.logLevel);
+      const { runDataplane } = await import("./foreground.js");
+      await runDataplane(o.config, o.logLevel);
     });
 
   program
@@ -94,92 +123,54 @@ export function buildProgram(): Command {
   program
     .command("agent")
     .description("run the node agent: subnet lease, peer discovery, dataplane and CNI server")
-    .requiredOption("-c, --config <file>", "YAML config file (the dataplane's, plus network/store)")
+    // Not requiredOption: commander would ask it of `vxtun agent status` too.
+    .option("-c, --config <file>", "YAML config file (the dataplane's, plus network/store)")
     .option("--log-level <level>", "trace|debug|info|warn|error", "info")
-    .action(async (o: { config: string; logLevel: string }) => {
-      const { runAgentFromConfig } = await import("../control/run.js");
-      await runAgentFromConfig(o.config, o.logLevel);
+    .action(async (o: { config?: string; logLevel: string }, c: Command) => {
+      if (!o.config) c.error("error: required option '-c, --config <file>' not specified");
+      const { runAgent } = await import("./foreground.js");
+      await runAgent(o.config, o.logLevel);
     });
-
-  tableCommand(program, "fdb", "VXLAN forwarding database (like 'bridge fdb')", {
-    add: { usage: "MAC dst IP", positional: ["mac"], keywords: { dst: "string" } },
-    del: { usage: "MAC [dst IP]", positional: ["mac"], keywords: { dst: "string" } },
-  });
-  tableCommand(program, "neigh", "neighbour table (like 'ip neigh')", {
-    add: { usage: "IP lladdr MAC", positional: ["ip"], keywords: { lladdr: "string" } },
-    del: { usage: "IP", positional: ["ip"], keywords: {} },
-  });
-  tableCommand(program, "route", "overlay routes (like 'ip route')", {
-    add: {
-      usage: "PREFIX [via GW] [onlink] [mtu N]",
-      positional: ["prefix"],
-      keywords: { via: "string", mtu: "number", onlink: "flag", remote: "string" },
-    },
-    del: { usage: "PREFIX", positional: ["prefix"], keywords: {} },
-  });
-  tableCommand(program, "peer", "remote nodes: route + neighbour + FDB entry in one step", {
-    add: {
-      usage: "NODE-IP subnet PREFIX [vtep-mac MAC]",
-      positional: ["address"],
-      keywords: { subnet: "string", "vtep-mac": "string" },
-    },
-    del: { usage: "NODE-IP", positional: ["address"], keywords: {} },
-  });
 
   const lab = program
     .command("lab")
     .description("a multi-node overlay in network namespaces on this machine (root)");
-  // Not --name: that is the global option naming a dataplane instance.
-  const labName = ["--lab <name>", "lab name (several labs may run side by side)", "lab"] as const;
-  lab
-    .command("up")
-    .description(
-      "build nodes on an underlay switch, an agent per node, pods through the CNI plugin",
-    )
+  /** A `vxtun lab` verb: the --lab option, and its handler from src/lab/commands.ts. */
+  const labVerb = (
+    usage: string,
+    description: string,
+    run: (m: typeof import("../lab/commands.js"), ...params: unknown[]) => void | Promise<void>,
+  ) =>
+    lab
+      .command(usage)
+      .description(description)
+      // Not --name: that is the global option naming a dataplane instance.
+      .option("--lab <name>", "lab name (several labs may run side by side)", "lab")
+      .action(async (...params: unknown[]) => run(await import("../lab/commands.js"), ...params));
+  type LabOpts = { lab: string };
+  labVerb(
+    "up",
+    "build nodes on an underlay switch, an agent per node, pods through the CNI plugin",
+    (m, o) => m.labUpCommand(o as Parameters<typeof m.labUpCommand>[0]),
+  )
     .option("--nodes <n>", "number of nodes", "2")
     .option("--pods <m>", "pods per node", "2")
     .option("--mode <mode>", "vxlan | vxlan-l2 | ipip", "vxlan")
-    .option("--store <store>", "file (embedded) | etcd", "file")
-    .option(...labName)
-    .action(
-      async (o: { lab: string; nodes: string; pods: string; mode: string; store: string }) => {
-        const { labUpCommand } = await import("../lab/commands.js");
-        await labUpCommand(o);
-      },
-    );
-  lab
-    .command("status")
-    .description("nodes, agents and pods of a running lab")
-    .option(...labName)
-    .action(async (o: { lab: string }) => {
-      const { labStatusCommand } = await import("../lab/commands.js");
-      await labStatusCommand(o);
-    });
-  lab
-    .command("ping")
-    .description("all-pairs ping matrix between the lab's pods")
-    .option(...labName)
-    .action(async (o: { lab: string }) => {
-      const { labPingCommand } = await import("../lab/commands.js");
-      await labPingCommand(o);
-    });
-  lab
-    .command("exec <pod> [command...]")
-    .description("run a command inside a pod's network namespace: vxtun lab exec n1-p1 -- ip addr")
-    .option(...labName)
-    .action(async (pod: string, command: string[], o: { lab: string }) => {
-      const { labExecCommand } = await import("../lab/commands.js");
-      labExecCommand(o, pod, command);
-    });
-  lab
-    .command("down")
-    .description("stop the lab's processes and remove its namespaces")
-    .option(...labName)
-    .option("--all", "remove every vxtun lab and every vxt-* namespace (leftovers of crashed runs)")
-    .action(async (o: { lab: string; all?: boolean }) => {
-      const { labDownCommand } = await import("../lab/commands.js");
-      await labDownCommand(o);
-    });
+    .option("--store <store>", "file (embedded) | etcd", "file");
+  labVerb("status", "nodes, agents and pods of a running lab", (m, o) =>
+    m.labStatusCommand(o as LabOpts),
+  );
+  labVerb("ping", "all-pairs ping matrix between the lab's pods", (m, o) =>
+    m.labPingCommand(o as LabOpts),
+  );
+  labVerb(
+    "exec <pod> [command...]",
+    "run a command inside a pod's network namespace: vxtun lab exec n1-p1 -- ip addr",
+    (m, pod, command, o) => m.labExecCommand(o as LabOpts, pod as string, command as string[]),
+  );
+  labVerb("down", "stop the lab's processes and remove its namespaces", (m, o) =>
+    m.labDownCommand(o as Parameters<typeof m.labDownCommand>[0]),
+  ).option("--all", "remove every vxtun lab and every vxt-* namespace (leftovers of crashed runs)");
 
   program
     .command("bench")
@@ -224,17 +215,7 @@ export function buildProgram(): Command {
       await runSweepCommand(o);
     });
 
-  program
-    .command("stats")
-    .description("packet, byte and batch counters, and drops by reason")
-    .option("--json", "JSON output")
-    .action(async (o: { json?: boolean }, c: Command) => {
-      const snap = (await controlCall(socketPath(c.optsWithGlobals()), "stats", {})) as Parameters<
-        typeof formatStats
-      >[0];
-      console.log(o.json ? JSON.stringify(snap, null, 2) : formatStats(snap));
-    });
-
+  verbCommands(program);
   return program;
 }
 
@@ -248,7 +229,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = e.exitCode;
       return;
     }
-    const msg = e instanceof UserError || e instanceof Error ? e.message : String(e);
+    const msg = e instanceof Error ? e.message : String(e);
     console.error(`vxtun: ${msg}`);
     process.exitCode = 1;
   }

@@ -18,7 +18,7 @@ export async function cmdStatus(conf: NetConf): Promise<void> {
     );
   }
   // Imported lazily: ADD and DEL on the slow path never need the control-socket client.
-  const { controlCall } = await import("../dataplane/control-socket.js");
+  const { controlCall } = await import("../api/client.js");
   try {
     await controlCall(state.dataplaneSocket, "info", {}, 2000);
   } catch (e) {

@@ -1,10 +1,12 @@
 // `vxtun agent`: one process per node running the control plane and the dataplane.
 // Order matters: store config check → subnet claim → node bridge → dataplane (its TUN
-// gets the subnet's /32, or in vxlan-l2 its TAP joins the bridge) → node state file →
-// CNI server → peer sync and lease renewal. Stopping never deletes the lease, so a
-// restarted agent keeps its subnet.
+// gets the subnet's /32, or in vxlan-l2 its TAP joins the bridge) → control socket →
+// node state file → CNI server → peer sync and lease renewal. Stopping never deletes
+// the lease, so a restarted agent keeps its subnet.
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { dataplaneHandlers } from "../api/handlers.js";
+import { ControlServer } from "../api/server.js";
 import { startCniServer } from "../cni/server.js";
 import { ConfigError, deviceMtu, instancePaths, vtepMac } from "../dataplane/config.js";
 import { Dataplane, findUnderlayMtu } from "../dataplane/dataplane.js";
@@ -62,6 +64,7 @@ export class Agent {
   private expiresAt = 0;
   private stopping = false;
   private cni: { close(): Promise<void> } | undefined;
+  private control: ControlServer | undefined;
   dp: Dataplane | undefined;
   sync: PeerSync | undefined;
   subnet = "";
@@ -155,8 +158,13 @@ export class Agent {
         peers: [],
       },
       log,
-      { controlHandlers: { agent: () => this.report() } },
     );
+    // The dataplane's verbs and the agent's own report, on the dataplane's socket.
+    this.control = new ControlServer(dpPaths.socket, {
+      ...dataplaneHandlers(this.dp),
+      agent: () => this.report(),
+    });
+    await this.control.listen();
 
     writeNodeState(stateFile, {
       network,
@@ -237,6 +245,7 @@ export class Agent {
     if (this.renewTimer) clearTimeout(this.renewTimer);
     await this.sync?.stop();
     await this.cni?.close().catch(() => undefined);
+    await this.control?.close();
     await this.dp?.stop();
     await this.store.close();
   }

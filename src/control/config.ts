@@ -2,15 +2,8 @@
 // network, store, lease TTL, node bridge, state file, CNI socket). device.address and
 // peers are the agent's to fill in: the subnet comes from the store, peers from leases.
 import { z } from "zod";
-import { configSchema, loadYaml, parseWith } from "../dataplane/config.js";
+import { cidr, configSchema, ifname, loadYaml, parseWith } from "../dataplane/config.js";
 import { parseCidr } from "../encap/addr.js";
-
-const cidr = z.string().refine((s) => parseCidr(s) !== undefined, {
-  message: "expected an IPv4 prefix such as 10.244.0.0/16",
-});
-const ifname = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/, "an interface name of at most 15 characters");
 
 const fileStore = z
   .object({ type: z.literal("file"), dir: z.string().default("/var/lib/vxtun/store") })

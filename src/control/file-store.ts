@@ -139,34 +139,30 @@ export class FileStore implements Store {
     return parseJsonValue(leaseFileSchema, text, `lease file ${file}`);
   }
 
-  private writeLease(subnet: string, value: LeaseValue, ttlSeconds: number): number {
-    const expiresAt = Date.now() + ttlSeconds * 1000;
-    writeFileAtomic(this.leaseFile(subnet), `${JSON.stringify({ value, expiresAt })}\n`);
-    return expiresAt;
-  }
-
   createLease(subnet: string, value: LeaseValue, ttlSeconds: number) {
-    return this.tracker.run(() =>
-      this.locked(() => {
-        const have = this.readLease(subnet);
-        if (have && have.expiresAt > Date.now() && have.value.PublicIP !== value.PublicIP) {
-          throw new LeaseTakenError(subnet, have.value.PublicIP);
-        }
-        return { expiresAt: this.writeLease(subnet, value, ttlSeconds) };
-      }),
-    );
+    return this.tracker.run(() => this.claim(subnet, value, ttlSeconds, LeaseTakenError));
   }
 
   renewLease(subnet: string, value: LeaseValue, ttlSeconds: number) {
-    return this.tracker.run(() =>
-      this.locked(() => {
-        const have = this.readLease(subnet);
-        if (have && have.expiresAt > Date.now() && have.value.PublicIP !== value.PublicIP) {
-          throw new LeaseLostError(subnet, have.value.PublicIP);
-        }
-        return { expiresAt: this.writeLease(subnet, value, ttlSeconds) };
-      }),
-    );
+    return this.tracker.run(() => this.claim(subnet, value, ttlSeconds, LeaseLostError));
+  }
+
+  /** Write our lease unless another node holds a live one (then throw `Taken`). */
+  private claim(
+    subnet: string,
+    value: LeaseValue,
+    ttlSeconds: number,
+    Taken: typeof LeaseTakenError,
+  ): Promise<{ expiresAt: number }> {
+    return this.locked(() => {
+      const have = this.readLease(subnet);
+      if (have && have.expiresAt > Date.now() && have.value.PublicIP !== value.PublicIP) {
+        throw new Taken(subnet, have.value.PublicIP);
+      }
+      const expiresAt = Date.now() + ttlSeconds * 1000;
+      writeFileAtomic(this.leaseFile(subnet), `${JSON.stringify({ value, expiresAt })}\n`);
+      return { expiresAt };
+    });
   }
 
   listLeases(): Promise<LeaseSnapshot> {

@@ -15,7 +15,7 @@ export const TUNNEL_OVERHEAD: Record<Mode, number> = { vxlan: 50, "vxlan-l2": 50
 const ipv4 = z.string().refine((s) => parseIpv4(s) !== undefined, {
   message: "expected a dotted-quad IPv4 address such as 198.18.0.1",
 });
-const cidr = z.string().refine((s) => parseCidr(s) !== undefined, {
+export const cidr = z.string().refine((s) => parseCidr(s) !== undefined, {
   message: "expected an IPv4 prefix such as 10.244.1.0/24",
 });
 const mac = z.string().refine((s) => parseMac(s) !== undefined, {
@@ -24,7 +24,7 @@ const mac = z.string().refine((s) => parseMac(s) !== undefined, {
 const name = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "use letters, digits, '-', '_' or '.'");
-const ifname = z
+export const ifname = z
   .string()
   .regex(
     /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/,

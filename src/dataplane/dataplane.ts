@@ -1,13 +1,16 @@
 // One vxtun instance: opens the device and the underlay sockets in the current network
-// namespace, programs the kernel side (MTU, addresses, routes into the TUN), owns the
-// tables and serves the control socket. The per-packet work is the Forwarder's.
+// namespace, programs the kernel side (MTU, addresses, routes into the TUN) and owns the
+// tables, with the operations the control verbs call (src/api/handlers.ts; the socket
+// is served by whoever runs the instance). The per-packet work is the Forwarder's.
 import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { availableParallelism } from "node:os";
 import type { Logger } from "pino";
+import { UserError } from "../api/errors.js";
+import type { ControlTarget } from "../api/handlers.js";
 import { formatIpv4, formatMac, parseCidr, parseIpv4, parseMac } from "../encap/addr.js";
 import { DfPolicy } from "../encap/ipip.js";
-import { Fdb, Learn, NeighTable, parsePrefix, RouteTable, TableError } from "../fdb/index.js";
+import { Fdb, Learn, NeighTable, parsePrefix, type RouteSpec, RouteTable } from "../fdb/index.js";
 import { Batch } from "../io/batch.js";
 import { native } from "../io/native.js";
 import { Slab } from "../io/slab.js";
@@ -16,15 +19,7 @@ import { Device, TUN_F } from "../tun/device.js";
 import { probeOffloads } from "../tun/probe.js";
 import type { RawSocket } from "../underlay/raw.js";
 import type { UdpSocket } from "../underlay/udp.js";
-import {
-  type Config,
-  deviceMtu,
-  dfPolicy,
-  instancePaths,
-  TUNNEL_OVERHEAD,
-  vtepMac,
-} from "./config.js";
-import { type ControlHandler, ControlServer, UserError } from "./control-socket.js";
+import { type Config, deviceMtu, dfPolicy, TUNNEL_OVERHEAD, vtepMac } from "./config.js";
 import {
   Forwarder,
   type ForwarderOptions,
@@ -68,12 +63,7 @@ export interface PeerSpec {
   vtepMac?: string;
 }
 
-export interface StartOptions {
-  /** Extra control-socket ops served beside the dataplane's (e.g. the node agent's "agent"). */
-  controlHandlers?: Record<string, ControlHandler>;
-}
-
-export class Dataplane {
+export class Dataplane implements ControlTarget {
   readonly stats = new Stats();
   readonly fdb: Fdb;
   readonly neigh: NeighTable;
@@ -84,20 +74,11 @@ export class Dataplane {
   readonly underlayMtu: number;
   readonly tunnelMtu: number;
   readonly peers = new Map<string, PeerSpec>();
-  private control: ControlServer | undefined;
   private metrics: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
   /** Offload fast path: what was probed and chosen, its sender pool and GRO sizes. */
-  fastInfo: FastPathInfo = {
-    state: "off",
-    probe: undefined,
-    tunOffloads: [],
-    udpSegment: false,
-    udpGro: false,
-    sourcePorts: [],
-    csumLoop: native.csumLoop,
-  };
+  fastInfo: FastPathInfo = fastPathOff("off");
   private pool: UdpSenderPool | undefined;
   private rxGso: Uint16Array | undefined;
   private underlay: Underlay | undefined;
@@ -130,8 +111,8 @@ export class Dataplane {
     this.routes = new RouteTable({ dev });
   }
 
-  /** Open everything, program the kernel, start forwarding and serving. */
-  static async start(cfg: Config, log: Logger, opts: StartOptions = {}): Promise<Dataplane> {
+  /** Open everything, program the kernel, start forwarding (and serving metrics). */
+  static async start(cfg: Config, log: Logger): Promise<Dataplane> {
     if (!process.execArgv.includes(NO_MEMORY_REDUCER)) {
       log.warn(
         `node runs without ${NO_MEMORY_REDUCER}: expect 10-30 ms GC pauses in traffic ~8 s after start (start vxtun through bin/vxtun.js or the lab)`,
@@ -221,7 +202,6 @@ export class Dataplane {
           },
         );
       }
-      await dp.serveControl(opts.controlHandlers ?? {});
       if (cfg.metrics) {
         dp.metrics = await serveMetrics(cfg.metrics.address, () => dp.statsSnapshot());
       }
@@ -355,7 +335,7 @@ export class Dataplane {
   }
 
   /** The tables changed on this thread: queue workers get the new copy. */
-  private tablesChanged(): void {
+  tablesChanged(): void {
     this.queues?.syncTables();
   }
 
@@ -384,7 +364,22 @@ export class Dataplane {
     if (changed) this.tablesChanged();
   }
 
-  // ---------------------------------------------------------------- peers
+  // ---------------------------------------------------------------- routes and peers
+
+  /** A route in our table, and the kernel's route for its prefix into our device. */
+  async addRoute(prefix: string, spec: RouteSpec): Promise<void> {
+    const p = parsePrefix(prefix);
+    this.routes.add(p.addr, p.len, spec);
+    this.tablesChanged();
+    await ipr.routeReplace(HERE, { dst: prefix, dev: this.device.name });
+  }
+
+  async delRoute(prefix: string): Promise<void> {
+    const p = parsePrefix(prefix);
+    this.routes.del(p.addr, p.len);
+    this.tablesChanged();
+    await ipr.routeDel(HERE, { dst: prefix, dev: this.device.name }).catch(() => undefined);
+  }
 
   /**
    * What flanneld does for a remote node, in one step: in vxlan mode a route for its
@@ -448,112 +443,22 @@ export class Dataplane {
     this.peers.delete(address);
   }
 
-  // ---------------------------------------------------------------- control socket
-
-  private async serveControl(extra: Record<string, ControlHandler>): Promise<void> {
-    const str = (a: Record<string, unknown>, k: string, usage: string): string => {
-      const v = a[k];
-      if (typeof v !== "string" || !v) throw new UserError(`missing ${k}; usage: ${usage}`);
-      return v;
+  /** What the instance runs with, for the `info` verb (labs and the CNI plugin ask it). */
+  info() {
+    return {
+      name: this.cfg.name,
+      mode: this.cfg.mode,
+      device: this.device.name,
+      mtu: this.mtu,
+      underlayMtu: this.underlayMtu,
+      tunnelMtu: this.tunnelMtu,
+      vtepMac: formatMac(this.mac),
+      local: this.cfg.local.address,
+      vni: this.cfg.vni,
+      port: this.cfg.port,
+      offload: this.fastInfo,
+      queues: this.queueInfo,
     };
-    const table = <T>(fn: () => T): T => {
-      try {
-        return fn();
-      } catch (e) {
-        if (e instanceof TableError) throw new UserError(e.message);
-        throw e;
-      }
-    };
-    const handlers: Record<string, ControlHandler> = {
-      ...extra,
-      "fdb.show": (a) => (a.json ? this.fdb.showJson() : this.fdb.show({ dev: true })),
-      "fdb.add": (a) =>
-        table(() => {
-          const mac = str(a, "mac", "fdb add MAC dst IP");
-          const dst = str(a, "dst", "fdb add MAC dst IP");
-          if (parseMac(mac) === 0) this.fdb.append(0, dst);
-          else this.fdb.add(mac, dst);
-        }),
-      "fdb.del": (a) =>
-        table(() =>
-          this.fdb.del(str(a, "mac", "fdb del MAC [dst IP]"), a.dst as string | undefined),
-        ),
-      "neigh.show": (a) => (a.json ? this.neigh.showJson() : this.neigh.show({ dev: true })),
-      "neigh.add": (a) =>
-        table(() =>
-          this.neigh.add(
-            str(a, "ip", "neigh add IP lladdr MAC"),
-            str(a, "lladdr", "neigh add IP lladdr MAC"),
-          ),
-        ),
-      "neigh.del": (a) => table(() => this.neigh.del(str(a, "ip", "neigh del IP"))),
-      "route.show": (a) => (a.json ? this.routes.showJson() : this.routes.show()),
-      "route.add": async (a) => {
-        const prefix = str(a, "prefix", "route add PREFIX [via GW] [onlink] [mtu N]");
-        const p = table(() => parsePrefix(prefix));
-        table(() =>
-          this.routes.add(p.addr, p.len, {
-            gateway: a.via as string | undefined,
-            onlink: !!a.onlink,
-            remote: a.remote as string | undefined,
-            mtu: a.mtu as number | undefined,
-          }),
-        );
-        await ipr.routeReplace(HERE, { dst: prefix, dev: this.device.name });
-      },
-      "route.del": async (a) => {
-        const prefix = str(a, "prefix", "route del PREFIX");
-        const p = table(() => parsePrefix(prefix));
-        table(() => this.routes.del(p.addr, p.len));
-        await ipr.routeDel(HERE, { dst: prefix, dev: this.device.name }).catch(() => undefined);
-      },
-      "peer.show": (a) => {
-        const list = [...this.peers.values()];
-        if (a.json) return list;
-        return list
-          .map((p) =>
-            [p.address, p.subnet && `subnet ${p.subnet}`, p.vtepMac && `vtep-mac ${p.vtepMac}`]
-              .filter(Boolean)
-              .join(" "),
-          )
-          .join("\n");
-      },
-      "peer.add": (a) =>
-        this.addPeer({
-          address: str(a, "address", "peer add NODE-IP subnet PREFIX [vtep-mac MAC]"),
-          subnet: a.subnet as string | undefined,
-          vtepMac: a.vtepMac as string | undefined,
-        }),
-      "peer.del": (a) => this.delPeer(str(a, "address", "peer del NODE-IP")),
-      stats: () => this.statsSnapshot(),
-      info: () => ({
-        name: this.cfg.name,
-        mode: this.cfg.mode,
-        device: this.device.name,
-        mtu: this.mtu,
-        underlayMtu: this.underlayMtu,
-        tunnelMtu: this.tunnelMtu,
-        vtepMac: formatMac(this.mac),
-        local: this.cfg.local.address,
-        vni: this.cfg.vni,
-        port: this.cfg.port,
-        offload: this.fastInfo,
-        queues: this.queueInfo,
-      }),
-    };
-    // Table edits reach the queue workers' copies after every successful change.
-    for (const op of Object.keys(handlers)) {
-      if (!/^(fdb|neigh|route)\.(add|del)$/.test(op)) continue;
-      const h = handlers[op];
-      handlers[op] = async (a) => {
-        const r = await h(a);
-        this.tablesChanged();
-        return r;
-      };
-    }
-    const control = new ControlServer(instancePaths(this.cfg).socket, handlers);
-    await control.listen();
-    this.control = control;
   }
 
   /** Counters plus the I/O layer's own (EAGAIN, ENOBUFS, pool exhaustion...). */
@@ -599,7 +504,6 @@ export class Dataplane {
     if (this.stopping) return;
     this.stopping = true;
     if (this.timer) clearInterval(this.timer);
-    await this.control?.close();
     this.metrics?.close();
     await this.queues?.stop();
     this.rx.close();
@@ -633,6 +537,19 @@ export async function findUnderlayMtu(cfg: Config): Promise<number> {
   return owner.mtu;
 }
 
+/** The fast path's report before (or without) it: `state` says why. */
+function fastPathOff(state: string): FastPathInfo {
+  return {
+    state,
+    probe: undefined,
+    tunOffloads: [],
+    udpSegment: false,
+    udpGro: false,
+    sourcePorts: [],
+    csumLoop: native.csumLoop,
+  };
+}
+
 /**
  * Whether the offload fast path runs, from the config (`io.offload`, overridable with
  * VXTUN_IO_OFFLOAD=off|auto for benchmarks) and a probe of this kernel, in every mode
@@ -643,36 +560,22 @@ export async function findUnderlayMtu(cfg: Config): Promise<number> {
  * out as one sendmmsg batch instead.
  */
 function decideFastPath(cfg: Config): { on: boolean; tunOffloads: number; info: FastPathInfo } {
-  const info: FastPathInfo = {
-    state: "off",
-    probe: undefined,
-    tunOffloads: [],
-    udpSegment: false,
-    udpGro: false,
-    sourcePorts: [],
-    csumLoop: native.csumLoop,
-  };
+  const off = (why: string, probe?: FastPathInfo["probe"]) => ({
+    on: false,
+    tunOffloads: 0,
+    info: { ...fastPathOff(`off (${why})`), probe },
+  });
   const setting = process.env.VXTUN_IO_OFFLOAD || cfg.io.offload;
-  if (setting === "off")
-    return { on: false, tunOffloads: 0, info: { ...info, state: "off (config)" } };
+  if (setting === "off") return off("config");
   let probe: ReturnType<typeof probeOffloads>;
   try {
     probe = probeOffloads();
   } catch (e) {
-    return {
-      on: false,
-      tunOffloads: 0,
-      info: { ...info, state: `off (probe failed: ${(e as Error).message})` },
-    };
+    return off(`probe failed: ${(e as Error).message}`);
   }
+  if (!probe.csumTso4) return off("device refuses CSUM|TSO4", probe);
+  const info = fastPathOff("on");
   info.probe = probe;
-  if (!probe.csumTso4)
-    return {
-      on: false,
-      tunOffloads: 0,
-      info: { ...info, state: "off (device refuses CSUM|TSO4)" },
-    };
-  info.state = "on";
   info.tunOffloads = ["csum", "tso4"];
   let flags = TUN_F.CSUM | TUN_F.TSO4;
   // TSO6 only on a TAP (vxlan-l2): a bridge carries IPv6 frames, which the segmenter

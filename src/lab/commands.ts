@@ -1,7 +1,7 @@
 // `vxtun lab …` verbs: thin wrappers that print what the lab module did.
 import { spawnSync } from "node:child_process";
+import { UserError } from "../api/errors.js";
 import { progressDisplay } from "../bench/progress.js";
-import { UserError } from "../dataplane/control-socket.js";
 import {
   formatLab,
   formatMatrix,

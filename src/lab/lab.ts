@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } 
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import { controlCall, UserError } from "../dataplane/control-socket.js";
+import { controlCall } from "../api/client.js";
+import { UserError } from "../api/errors.js";
 import { listLabNamespaces, NetnsLab, removeAllLabNamespaces, run, runOk } from "./netns.js";
 import { buildUnderlay } from "./underlay.js";
 import { vxtunCommand } from "./vxtun-process.js";

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import { controlCall } from "../dataplane/control-socket.js";
+import { controlCall } from "../api/client.js";
 import { DATAPLANE_NODE_FLAGS } from "../dataplane/dataplane.js";
 import type { NetnsLab } from "./netns.js";
 

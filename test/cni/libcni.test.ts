@@ -5,7 +5,7 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
-import { ControlServer } from "../../src/dataplane/control-socket.js";
+import { ControlServer } from "../../src/api/server.js";
 import { NetnsLab, runOk } from "../../src/lab/netns.js";
 import {
   cniTestEnv,

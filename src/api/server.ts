@@ -1,21 +1,14 @@
-// The control socket: newline-delimited JSON over a Unix stream socket (mode 0600,
-// root only), one request and one reply per line. Kept deliberately small: the CLI and
-// the node agent are its only clients, and anything they can ask for is a named op.
+// The control socket's server: newline-delimited JSON over a Unix stream socket (mode
+// 0600, root only), one request and one reply per line (wire format: client.ts). Kept
+// deliberately small: anything a client can ask for is a verb of verbs.ts, and its
+// arguments are checked against that verb before the handler sees them.
 import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
-
-export interface ControlRequest {
-  op: string;
-  args?: Record<string, unknown>;
-}
-
-export type ControlReply = { ok: true; result: unknown } | { ok: false; error: string };
-
-export type ControlHandler = (args: Record<string, unknown>) => unknown | Promise<unknown>;
-
-/** Errors whose message is meant for the user as is (bad arguments, absent entries). */
-export class UserError extends Error {}
+import { checkArgs } from "./args.js";
+import type { ControlReply, ControlRequest } from "./client.js";
+import { UserError } from "./errors.js";
+import { type Handlers, isVerb } from "./verbs.js";
 
 export class ControlServer {
   private server: Server | undefined;
@@ -23,7 +16,7 @@ export class ControlServer {
 
   constructor(
     readonly path: string,
-    private readonly handlers: Record<string, ControlHandler>,
+    private readonly handlers: Handlers,
   ) {}
 
   async listen(): Promise<void> {
@@ -87,10 +80,12 @@ export class ControlServer {
     } catch {
       return { ok: false, error: "request is not valid JSON" };
     }
-    const handler = typeof req?.op === "string" ? this.handlers[req.op] : undefined;
-    if (!handler) return { ok: false, error: `unknown operation "${String(req?.op)}"` };
+    const op = req?.op;
+    if (!isVerb(op)) return { ok: false, error: `unknown operation "${String(op)}"` };
+    const handler = this.handlers[op];
+    if (!handler) return { ok: false, error: `this instance does not serve "${op}"` };
     try {
-      return { ok: true, result: await handler(req.args ?? {}) };
+      return { ok: true, result: await handler(checkArgs(op, req.args)) };
     } catch (e) {
       return { ok: false, error: (e as Error).message };
     }
@@ -103,41 +98,4 @@ export class ControlServer {
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
     rmSync(this.path, { force: true });
   }
-}
-
-/** One request to a running instance; rejects with a one-line message. */
-export function controlCall(
-  path: string,
-  op: string,
-  args: Record<string, unknown> = {},
-  timeoutMs = 5000,
-): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(path);
-    let buf = "";
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error(`no answer from ${path} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    sock.setEncoding("utf8");
-    sock.once("connect", () => sock.write(`${JSON.stringify({ op, args })}\n`));
-    sock.on("data", (chunk: string) => {
-      buf += chunk;
-      const nl = buf.indexOf("\n");
-      if (nl < 0) return;
-      clearTimeout(timer);
-      sock.destroy();
-      const reply = JSON.parse(buf.slice(0, nl)) as ControlReply;
-      if (reply.ok) resolve(reply.result);
-      else reject(new UserError(reply.error));
-    });
-    sock.once("error", (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      const hint =
-        e.code === "ENOENT" || e.code === "ECONNREFUSED"
-          ? `no vxtun instance at ${path}: start one with 'vxtun run --config FILE' or pass --socket`
-          : `cannot reach ${path}: ${e.message}`;
-      reject(new UserError(hint));
-    });
-  });
 }
