@@ -1,9 +1,8 @@
 // TCP (RFC 9293), only as far as flow hashing and checksum checks need.
 
 import { read16, write16, write32 } from "./bytes.js";
-import { checksumFold, checksumSum, internetChecksum, pseudoHeaderSum } from "./checksum.js";
+import { checksumOk, internetChecksum } from "./checksum.js";
 import { Drop } from "./drop.js";
-import { IPPROTO_TCP, ipv4PseudoHeaderSum } from "./ipv4.js";
 
 export const TCP_SRC_PORT = 0;
 export const TCP_DST_PORT = 2;
@@ -74,48 +73,18 @@ export function tcpWrite(
   return off + TCP_HDR_LEN;
 }
 
-export function tcpFillChecksum(
-  buf: Uint8Array,
-  off: number,
-  segLen: number,
-  src: number,
-  dst: number,
-): void {
+/**
+ * The checksum functions cover the `len`-byte segment at `off` (the IP payload) and take
+ * `pseudo`, its unfolded pseudo-header sum: ipv4PseudoHeaderSum or ipv6PseudoHeaderSum
+ * read from the IP header in front (no 32-bit address passes through a call, where it
+ * would be boxed), or pseudoHeaderSum from addresses in hand. So one function serves
+ * either IP version.
+ */
+export function tcpFillChecksum(buf: Uint8Array, off: number, len: number, pseudo: number): void {
   write16(buf, off + TCP_CHECKSUM, 0);
-  const c = internetChecksum(buf, off, segLen, pseudoHeaderSum(src, dst, IPPROTO_TCP, segLen));
-  write16(buf, off + TCP_CHECKSUM, c);
+  write16(buf, off + TCP_CHECKSUM, internetChecksum(buf, off, len, pseudo));
 }
 
-export function tcpChecksumOk(
-  buf: Uint8Array,
-  off: number,
-  segLen: number,
-  src: number,
-  dst: number,
-): boolean {
-  const sum = checksumSum(buf, off, segLen, pseudoHeaderSum(src, dst, IPPROTO_TCP, segLen));
-  return checksumFold(sum) === 0xffff;
-}
-
-/** tcpChecksumOk with the addresses taken from the IPv4 header at `ipOff` (hot path). */
-export function tcpChecksumOkIp(
-  buf: Uint8Array,
-  off: number,
-  segLen: number,
-  ipOff: number,
-): boolean {
-  const sum = checksumSum(buf, off, segLen, ipv4PseudoHeaderSum(buf, ipOff, IPPROTO_TCP, segLen));
-  return checksumFold(sum) === 0xffff;
-}
-
-/** tcpFillChecksum with the addresses taken from the IPv4 header at `ipOff`. */
-export function tcpFillChecksumIp(
-  buf: Uint8Array,
-  off: number,
-  segLen: number,
-  ipOff: number,
-): void {
-  write16(buf, off + TCP_CHECKSUM, 0);
-  const sum = checksumSum(buf, off, segLen, ipv4PseudoHeaderSum(buf, ipOff, IPPROTO_TCP, segLen));
-  write16(buf, off + TCP_CHECKSUM, ~checksumFold(sum) & 0xffff);
+export function tcpChecksumOk(buf: Uint8Array, off: number, len: number, pseudo: number): boolean {
+  return checksumOk(buf, off, len, pseudo);
 }

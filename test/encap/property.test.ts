@@ -5,7 +5,7 @@
 import fc from "fast-check";
 import t from "tap";
 import { arpParse, arpWrite, newArpInfo } from "../../src/encap/arp.js";
-import { checksumUpdate16, internetChecksum } from "../../src/encap/checksum.js";
+import { checksumUpdate16, internetChecksum, pseudoHeaderSum } from "../../src/encap/checksum.js";
 import { Drop, isDropCode } from "../../src/encap/drop.js";
 import {
   ethernetParse,
@@ -19,6 +19,7 @@ import {
   ipv4ChecksumOk,
   ipv4DecrementTtl,
   ipv4Parse,
+  ipv4PseudoHeaderSum,
   ipv4Write,
   newIpv4Info,
 } from "../../src/encap/ipv4.js";
@@ -32,7 +33,6 @@ import {
 import {
   newTcpInfo,
   tcpChecksumOk,
-  tcpChecksumOkIp,
   tcpFillChecksum,
   tcpParse,
   tcpWrite,
@@ -40,7 +40,6 @@ import {
 import {
   newUdpInfo,
   udpChecksumOk,
-  udpChecksumOkIp,
   udpFillChecksum,
   udpParse,
   udpWrite,
@@ -144,19 +143,21 @@ function l4(b: Uint8Array): number {
   if (ip.protocol === 17) {
     const c = udpParse(b, ip.payloadOff, ip.payloadLen, udp);
     if (c) return c;
-    const ok = udpChecksumOk(b, ip.payloadOff, udp.length, ip.src, ip.dst);
-    if (ok !== udpChecksumOkIp(b, ip.payloadOff, udp.length, ip.payloadOff - ip.hdrLen)) {
-      throw new Error("udpChecksumOkIp disagrees");
+    const pseudo = ipv4PseudoHeaderSum(b, ip.payloadOff - ip.hdrLen, 17, udp.length);
+    if (pseudo !== pseudoHeaderSum(ip.src, ip.dst, 17, udp.length)) {
+      throw new Error("ipv4PseudoHeaderSum disagrees");
     }
+    const ok = udpChecksumOk(b, ip.payloadOff, udp.length, pseudo);
     return ok ? 0 : Drop.UdpBadChecksum;
   }
   if (ip.protocol === 6) {
     const c = tcpParse(b, ip.payloadOff, ip.payloadLen, tcp);
     if (c) return c;
-    const ok = tcpChecksumOk(b, ip.payloadOff, ip.payloadLen, ip.src, ip.dst);
-    if (ok !== tcpChecksumOkIp(b, ip.payloadOff, ip.payloadLen, ip.payloadOff - ip.hdrLen)) {
-      throw new Error("tcpChecksumOkIp disagrees");
+    const pseudo = ipv4PseudoHeaderSum(b, ip.payloadOff - ip.hdrLen, 6, ip.payloadLen);
+    if (pseudo !== pseudoHeaderSum(ip.src, ip.dst, 6, ip.payloadLen)) {
+      throw new Error("ipv4PseudoHeaderSum disagrees");
     }
+    const ok = tcpChecksumOk(b, ip.payloadOff, ip.payloadLen, pseudo);
     return ok ? 0 : Drop.TcpBadChecksum;
   }
   if (ip.protocol === 1) return icmpParse(b, ip.payloadOff, ip.payloadLen, icmp);
@@ -328,14 +329,15 @@ t.test("round trips", (t) => {
       const b = new Uint8Array(80);
       b.set(data, 10);
       udpWrite(b, 2, sp, dp, 8 + data.length);
-      if (csum) udpFillChecksum(b, 2, 8 + data.length, src, dst);
+      if (csum)
+        udpFillChecksum(b, 2, 8 + data.length, pseudoHeaderSum(src, dst, 17, 8 + data.length));
       return (
         udpParse(b, 2, 8 + data.length, udp) === 0 &&
         udp.srcPort === sp &&
         udp.dstPort === dp &&
         udp.payloadLen === data.length &&
         (udp.checksum !== 0) === csum &&
-        udpChecksumOk(b, 2, udp.length, src, dst)
+        udpChecksumOk(b, 2, udp.length, pseudoHeaderSum(src, dst, 17, udp.length))
       );
     }),
     { numRuns: RUNS },
@@ -354,14 +356,14 @@ t.test("round trips", (t) => {
         const b = new Uint8Array(90);
         b.set(data, 21);
         tcpWrite(b, 1, sp, dp, src, dst, flags, 1000);
-        tcpFillChecksum(b, 1, 20 + data.length, src, dst);
+        tcpFillChecksum(b, 1, 20 + data.length, pseudoHeaderSum(src, dst, 6, 20 + data.length));
         return (
           tcpParse(b, 1, 20 + data.length, tcp) === 0 &&
           tcp.srcPort === sp &&
           tcp.dstPort === dp &&
           tcp.flags === flags &&
           tcp.payloadLen === data.length &&
-          tcpChecksumOk(b, 1, 20 + data.length, src, dst)
+          tcpChecksumOk(b, 1, 20 + data.length, pseudoHeaderSum(src, dst, 6, 20 + data.length))
         );
       },
     ),

@@ -9,7 +9,16 @@ import { Drop } from "../../src/encap/drop.js";
 import { ETHERTYPE_ARP, ethernetParse, newEthernetInfo } from "../../src/encap/ethernet.js";
 import { icmpParse, newIcmpInfo } from "../../src/encap/icmp.js";
 import { ipipDecap, newIpipInfo } from "../../src/encap/ipip.js";
-import { ipv4Dst, ipv4Parse, ipv4Src, ipv4TotalLen, newIpv4Info } from "../../src/encap/ipv4.js";
+import {
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  ipv4Dst,
+  ipv4Parse,
+  ipv4PseudoHeaderSum,
+  ipv4Src,
+  ipv4TotalLen,
+  newIpv4Info,
+} from "../../src/encap/ipv4.js";
 import { newOuterInfo, outerDecapUdp } from "../../src/encap/outer.js";
 import { newTcpInfo, tcpChecksumOk, tcpParse } from "../../src/encap/tcp.js";
 import { newUdpInfo, udpChecksumOk, udpParse } from "../../src/encap/udp.js";
@@ -91,7 +100,9 @@ t.test("IPIP built by scapy", { skip: SKIP }, (t) => {
   const s = newTcpInfo();
   t.equal(tcpParse(b, r.inner.payloadOff, r.inner.payloadLen, s), Drop.None);
   t.same([s.srcPort, s.dstPort, s.flags], [33000, 443, 0x12]);
-  t.ok(tcpChecksumOk(b, r.inner.payloadOff, r.inner.payloadLen, r.inner.src, r.inner.dst));
+  const tcpLen = r.inner.payloadLen;
+  const pseudo = ipv4PseudoHeaderSum(b, r.innerOff, IPPROTO_TCP, tcpLen);
+  t.ok(tcpChecksumOk(b, r.inner.payloadOff, tcpLen, pseudo));
   t.end();
 });
 
@@ -144,7 +155,8 @@ t.test("IPv4 details built by scapy", { skip: SKIP }, (t) => {
   t.equal(udpParse(b, ip.payloadOff, ip.payloadLen, u), Drop.None);
   t.same([u.srcPort, u.dstPort, u.payloadLen], [7, 9, 3]);
   t.not(u.checksum, 0);
-  t.ok(udpChecksumOk(b, ip.payloadOff, u.length, ip.src, ip.dst), "odd-length checksum");
+  const pseudo = ipv4PseudoHeaderSum(b, 0, IPPROTO_UDP, u.length);
+  t.ok(udpChecksumOk(b, ip.payloadOff, u.length, pseudo), "odd-length checksum");
   b = pk.ip_options;
   t.equal(ipv4Parse(b, 0, b.length, ip), Drop.None);
   t.ok(ip.hdrLen > 20, `options: IHL ${ip.hdrLen}`);
