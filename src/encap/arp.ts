@@ -45,21 +45,14 @@ export function arpParse(buf: Uint8Array, off: number, len: number, out: ArpInfo
   const op = read16(buf, off + ARP_OP);
   if (op !== ARP_OP_REQUEST && op !== ARP_OP_REPLY) return Drop.ArpBadOp;
   out.op = op;
-  // Inlined reads: see ethernetParse (no boxed doubles returned from calls).
+  // Addresses are assembled here, not returned by readMac()/readIpv4(): see ethernetParse
+  // (no call may return a value that would be boxed).
   let o = off + ARP_SHA;
-  out.sha =
-    buf[o] * 0x10000000000 +
-    buf[o + 1] * 0x100000000 +
-    buf[o + 2] * 0x1000000 +
-    ((buf[o + 3] << 16) | (buf[o + 4] << 8) | buf[o + 5]);
+  out.sha = read16(buf, o) * 0x100000000 + read16(buf, o + 2) * 0x10000 + read16(buf, o + 4);
   o = off + ARP_SPA;
   out.spa = ((buf[o] << 24) | (buf[o + 1] << 16) | (buf[o + 2] << 8) | buf[o + 3]) >>> 0;
   o = off + ARP_THA;
-  out.tha =
-    buf[o] * 0x10000000000 +
-    buf[o + 1] * 0x100000000 +
-    buf[o + 2] * 0x1000000 +
-    ((buf[o + 3] << 16) | (buf[o + 4] << 8) | buf[o + 5]);
+  out.tha = read16(buf, o) * 0x100000000 + read16(buf, o + 2) * 0x10000 + read16(buf, o + 4);
   o = off + ARP_TPA;
   out.tpa = ((buf[o] << 24) | (buf[o + 1] << 16) | (buf[o + 2] << 8) | buf[o + 3]) >>> 0;
   return Drop.None;

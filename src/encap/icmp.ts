@@ -4,7 +4,7 @@
 
 import { readIpv4 } from "./addr.js";
 import { read16, write16 } from "./bytes.js";
-import { checksumFold, checksumSum, checksumUpdate16, internetChecksum } from "./checksum.js";
+import { checksumOk, checksumUpdate16, internetChecksum } from "./checksum.js";
 import { Drop } from "./drop.js";
 import {
   IPPROTO_ICMP,
@@ -75,7 +75,7 @@ export function icmpParse(
   verifyChecksum = true,
 ): Drop {
   if (len < ICMP_HDR_LEN) return Drop.IcmpTruncated;
-  if (verifyChecksum && checksumFold(checksumSum(buf, off, len)) !== 0xffff) {
+  if (verifyChecksum && !checksumOk(buf, off, len)) {
     return Drop.IcmpBadChecksum;
   }
   const type = buf[off + ICMP_TYPE];

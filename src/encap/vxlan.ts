@@ -5,6 +5,7 @@
 // Reserved bits are written zero and ignored on receive, as the RFC says. (Linux's
 // vxlan driver is stricter and drops frames with unknown flag bits; we don't.)
 
+import { writeMac } from "./addr.js";
 import { read16, write16 } from "./bytes.js";
 import { Drop } from "./drop.js";
 import {
@@ -19,6 +20,7 @@ import {
   ETHERTYPE_VLAN,
   ethernetWrite,
 } from "./ethernet.js";
+import { IPPROTO_TCP, IPPROTO_UDP } from "./ipv4.js";
 
 export const VXLAN_FLAGS = 0;
 export const VXLAN_VNI = 4;
@@ -80,6 +82,22 @@ export function vxlanEncapL2(buf: Uint8Array, innerOff: number, vni: number): nu
 }
 
 /**
+ * The common step of the L3 encaps: check the IP packet at buf[ipOff..+ipLen) and the
+ * headroom before it, and write the inner ethertype (from the IP version nibble) in
+ * front of it. Returns where the VXLAN header goes (ipOff - 22), or a negative Drop.
+ */
+function l3Start(buf: Uint8Array, ipOff: number, ipLen: number): number {
+  if (ipLen < 1 || ipOff + ipLen > buf.length) return -Drop.Ipv4Truncated;
+  const ver = buf[ipOff] >>> 4;
+  const type = ver === 4 ? ETHERTYPE_IPV4 : ver === 6 ? ETHERTYPE_IPV6 : 0;
+  if (type === 0) return -Drop.Ipv4BadVersion;
+  const off = ipOff - VXLAN_L3_HEADROOM;
+  if (off < 0) return -Drop.NoHeadroom;
+  write16(buf, ipOff - 2, type);
+  return off;
+}
+
+/**
  * Prepend a synthesized inner Ethernet header (ethertype from the IP version nibble)
  * and a VXLAN header to the IP packet at `ipOff`, as the kernel does for flannel.1.
  * Returns the new start (ipOff - 22), or a negative Drop code.
@@ -92,14 +110,11 @@ export function vxlanEncapL3(
   srcMac: number,
   dstMac: number,
 ): number {
-  if (ipLen < 1 || ipOff + ipLen > buf.length) return -Drop.Ipv4Truncated;
-  const ver = buf[ipOff] >>> 4;
-  const type = ver === 4 ? ETHERTYPE_IPV4 : ver === 6 ? ETHERTYPE_IPV6 : 0;
-  if (type === 0) return -Drop.Ipv4BadVersion;
-  const off = ipOff - VXLAN_L3_HEADROOM;
-  if (off < 0) return -Drop.NoHeadroom;
-  ethernetWrite(buf, off + VXLAN_HDR_LEN, dstMac, srcMac, type);
+  const off = l3Start(buf, ipOff, ipLen);
+  if (off < 0) return off;
   vxlanWrite(buf, off, vni);
+  writeMac(buf, off + VXLAN_HDR_LEN + ETH_DST, dstMac);
+  writeMac(buf, off + VXLAN_HDR_LEN + ETH_SRC, srcMac);
   return off;
 }
 
@@ -115,14 +130,10 @@ export function vxlanEncapL3Template(
   tpl: Uint8Array,
   tplOff: number,
 ): number {
-  if (ipLen < 1 || ipOff + ipLen > buf.length) return -Drop.Ipv4Truncated;
-  const ver = buf[ipOff] >>> 4;
-  const type = ver === 4 ? ETHERTYPE_IPV4 : ver === 6 ? ETHERTYPE_IPV6 : 0;
-  if (type === 0) return -Drop.Ipv4BadVersion;
-  const off = ipOff - VXLAN_L3_HEADROOM;
-  if (off < 0) return -Drop.NoHeadroom;
+  const off = l3Start(buf, ipOff, ipLen);
+  if (off < 0) return off;
+  // All but the ethertype, which l3Start wrote.
   for (let i = 0; i < VXLAN_L3_HEADROOM - 2; i++) buf[off + i] = tpl[tplOff + i];
-  write16(buf, ipOff - 2, type);
   return off;
 }
 
@@ -165,8 +176,6 @@ export function vxlanSetVni(buf: Uint8Array, off: number, vni: number): void {
 // effect). The kernel's hash is seeded at random per boot, so the port values are
 // not comparable with it, only the properties.
 
-const IPPROTO_TCP = 6;
-const IPPROTO_UDP = 17;
 const IPPROTO_SCTP = 132;
 const IPPROTO_UDPLITE = 136;
 
