@@ -9,7 +9,7 @@ export const ETH_SRC = 6;
 export const ETH_TYPE = 12;
 export const ETH_HDR_LEN = 14;
 /** With a tag, TCI sits where the ethertype was and the real ethertype follows. */
-export const ETH_VLAN_TCI = 14;
+const ETH_VLAN_TCI = 14;
 export const ETH_VLAN_TYPE = 16;
 export const ETH_VLAN_HDR_LEN = 18;
 
@@ -18,7 +18,7 @@ export const ETHERTYPE_ARP = 0x0806;
 export const ETHERTYPE_VLAN = 0x8100;
 export const ETHERTYPE_IPV6 = 0x86dd;
 /** Values below this are 802.3 lengths (LLC frames, e.g. STP), not ethertypes. */
-export const ETHERTYPE_MIN = 0x0600;
+const ETHERTYPE_MIN = 0x0600;
 
 export interface EthernetInfo {
   dst: number;

@@ -1,6 +1,6 @@
 // IPv4 header (RFC 791). Options are carried but not interpreted: IHL skips them.
 
-import { readIpv4, writeIpv4 } from "./addr.js";
+import { writeIpv4 } from "./addr.js";
 import { read16, write16 } from "./bytes.js";
 import { checksumOk, checksumUpdate16, internetChecksum } from "./checksum.js";
 import { Drop } from "./drop.js";
@@ -202,18 +202,6 @@ export function ipv4SetTos(buf: Uint8Array, off: number, tos: number): void {
   const csum = read16(buf, off + IPV4_CHECKSUM);
   buf[off + IPV4_TOS] = tos & 0xff;
   write16(buf, off + IPV4_CHECKSUM, checksumUpdate16(csum, old, read16(buf, off)));
-}
-
-export function ipv4TotalLen(buf: Uint8Array, off: number): number {
-  return read16(buf, off + IPV4_TOTAL_LEN);
-}
-
-export function ipv4Src(buf: Uint8Array, off: number): number {
-  return readIpv4(buf, off + IPV4_SRC);
-}
-
-export function ipv4Dst(buf: Uint8Array, off: number): number {
-  return readIpv4(buf, off + IPV4_DST);
 }
 
 /** True when the packet is any fragment (MF set or non-zero offset). */

@@ -4,8 +4,8 @@ import { read16, write16 } from "./bytes.js";
 import { checksumFold, checksumOk, checksumSum } from "./checksum.js";
 import { Drop } from "./drop.js";
 
-export const UDP_SRC_PORT = 0;
-export const UDP_DST_PORT = 2;
+const UDP_SRC_PORT = 0;
+const UDP_DST_PORT = 2;
 export const UDP_LENGTH = 4;
 export const UDP_CHECKSUM = 6;
 export const UDP_HDR_LEN = 8;

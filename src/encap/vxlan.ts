@@ -22,11 +22,10 @@ import {
 } from "./ethernet.js";
 import { IPPROTO_TCP, IPPROTO_UDP } from "./ipv4.js";
 
-export const VXLAN_FLAGS = 0;
-export const VXLAN_VNI = 4;
+const VXLAN_FLAGS = 0;
+const VXLAN_VNI = 4;
 export const VXLAN_HDR_LEN = 8;
-export const VXLAN_FLAG_I = 0x08;
-export const VXLAN_VNI_MAX = 0xffffff;
+const VXLAN_FLAG_I = 0x08;
 
 /** IANA-assigned port (RFC 7348). */
 export const VXLAN_PORT_IANA = 4789;
@@ -60,13 +59,12 @@ export function newVxlanInfo(): VxlanInfo {
 
 /** Write the VXLAN header at `off`. */
 export function vxlanWrite(buf: Uint8Array, off: number, vni: number): void {
-  buf[off] = VXLAN_FLAG_I;
+  buf[off + VXLAN_FLAGS] = VXLAN_FLAG_I;
   buf[off + 1] = 0;
   buf[off + 2] = 0;
   buf[off + 3] = 0;
-  buf[off + 4] = (vni >>> 16) & 0xff;
-  buf[off + 5] = (vni >>> 8) & 0xff;
-  buf[off + 6] = vni & 0xff;
+  buf[off + VXLAN_VNI] = (vni >>> 16) & 0xff;
+  write16(buf, off + VXLAN_VNI + 1, vni & 0xffff);
   buf[off + 7] = 0;
 }
 
@@ -155,16 +153,10 @@ export function vxlanDecap(buf: Uint8Array, off: number, len: number, out: Vxlan
   const flags = buf[off + VXLAN_FLAGS];
   if ((flags & VXLAN_FLAG_I) === 0) return Drop.VxlanBadFlags;
   out.flags = flags;
-  out.vni = (buf[off + 4] << 16) | (buf[off + 5] << 8) | buf[off + 6];
+  out.vni = (buf[off + VXLAN_VNI] << 16) | read16(buf, off + VXLAN_VNI + 1);
   out.innerOff = off + VXLAN_HDR_LEN;
   out.innerLen = len - VXLAN_HDR_LEN;
   return Drop.None;
-}
-
-/** Set the VNI of a header already in place (e.g. a cached template). */
-export function vxlanSetVni(buf: Uint8Array, off: number, vni: number): void {
-  buf[off + 4] = (vni >>> 16) & 0xff;
-  write16(buf, off + 5, vni & 0xffff);
 }
 
 // Flow hash for the outer source port, so that ECMP/RSS in the underlay keeps one

@@ -278,7 +278,7 @@ t.test("round trips", (t) => {
   fc.assert(
     fc.property(fc.constantFrom(1, 2), mac, u32, mac, u32, (op, sha, spa, tha, tpa) => {
       const b = new Uint8Array(30);
-      arpWrite(b, 2, op, sha, spa, tha, tpa);
+      arpWrite(b, 2, { op, sha, spa, tha, tpa });
       return (
         arpParse(b, 2, 28, arp) === 0 &&
         arp.op === op &&
@@ -355,13 +355,17 @@ t.test("round trips", (t) => {
       (sp, dp, src, dst, data, flags) => {
         const b = new Uint8Array(90);
         b.set(data, 21);
-        tcpWrite(b, 1, sp, dp, src, dst, flags, 1000);
+        const want = { srcPort: sp, dstPort: dp, seq: src, ack: dst, flags, window: 1000 };
+        tcpWrite(b, 1, { ...newTcpInfo(), ...want });
         tcpFillChecksum(b, 1, 20 + data.length, pseudoHeaderSum(src, dst, 6, 20 + data.length));
         return (
           tcpParse(b, 1, 20 + data.length, tcp) === 0 &&
           tcp.srcPort === sp &&
           tcp.dstPort === dp &&
+          tcp.seq === src &&
+          tcp.ack === dst &&
           tcp.flags === flags &&
+          tcp.window === 1000 &&
           tcp.payloadLen === data.length &&
           tcpChecksumOk(b, 1, 20 + data.length, pseudoHeaderSum(src, dst, 6, 20 + data.length))
         );
@@ -375,7 +379,7 @@ t.test("round trips", (t) => {
     fc.property(fc.constantFrom(0, 8), u16, u16, payload, (type, id, seq, data) => {
       const b = new Uint8Array(80);
       b.set(data, 8);
-      icmpWriteEcho(b, 0, type, id, seq, data.length);
+      icmpWriteEcho(b, 0, { ...newIcmpInfo(), type, id, seq, dataLen: data.length });
       return (
         icmpParse(b, 0, 8 + data.length, icmp) === 0 &&
         icmp.type === type &&

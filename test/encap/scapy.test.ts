@@ -3,8 +3,9 @@
 
 import { spawnSync } from "node:child_process";
 import t from "tap";
-import { formatIpv4, formatMac } from "../../src/encap/addr.js";
+import { formatIpv4, formatMac, readIpv4 } from "../../src/encap/addr.js";
 import { arpParse, newArpInfo } from "../../src/encap/arp.js";
+import { read16 } from "../../src/encap/bytes.js";
 import { Drop } from "../../src/encap/drop.js";
 import { ETHERTYPE_ARP, ethernetParse, newEthernetInfo } from "../../src/encap/ethernet.js";
 import { icmpParse, newIcmpInfo } from "../../src/encap/icmp.js";
@@ -12,11 +13,11 @@ import { ipipDecap, newIpipInfo } from "../../src/encap/ipip.js";
 import {
   IPPROTO_TCP,
   IPPROTO_UDP,
-  ipv4Dst,
+  IPV4_DST,
+  IPV4_SRC,
+  IPV4_TOTAL_LEN,
   ipv4Parse,
   ipv4PseudoHeaderSum,
-  ipv4Src,
-  ipv4TotalLen,
   newIpv4Info,
 } from "../../src/encap/ipv4.js";
 import { newOuterInfo, outerDecapUdp } from "../../src/encap/outer.js";
@@ -118,9 +119,9 @@ t.test("ICMP errors built by scapy", { skip: SKIP }, (t) => {
     t.equal(icmpParse(b, ip.payloadOff, ip.payloadLen, m), Drop.None, name);
     t.same([m.type, m.code, m.mtu, m.dataLen], [type, code, mtu, 28]);
     // The quote: the offender's header, which says 1500 bytes though 28 are here.
-    t.equal(ipv4TotalLen(b, m.dataOff), 1500);
-    t.equal(formatIpv4(ipv4Src(b, m.dataOff)), "10.244.1.2");
-    t.equal(formatIpv4(ipv4Dst(b, m.dataOff)), "10.244.2.3");
+    t.equal(read16(b, m.dataOff + IPV4_TOTAL_LEN), 1500);
+    t.equal(formatIpv4(readIpv4(b, m.dataOff + IPV4_SRC)), "10.244.1.2");
+    t.equal(formatIpv4(readIpv4(b, m.dataOff + IPV4_DST)), "10.244.2.3");
     t.equal(ipv4Parse(b, m.dataOff, m.dataLen, newIpv4Info()), Drop.Ipv4Truncated);
   }
   t.end();

@@ -84,15 +84,18 @@ t.test("TCP deconstruct / construct / checksum", (t) => {
   t.same(s, {
     srcPort: 40000,
     dstPort: 80,
+    seq: 1,
+    ack: 0,
     hdrLen: 20,
     flags: TCP_SYN,
+    window: 65535,
     checksum: 0xff4e,
     payloadOff: 20,
     payloadLen: 0,
   });
   t.ok(tcpChecksumOk(TCP, 0, 20, TCP20));
   const b = Buffer.alloc(20);
-  tcpWrite(b, 0, 40000, 80, 1, 0, TCP_SYN, 65535);
+  tcpWrite(b, 0, s);
   tcpFillChecksum(b, 0, 20, TCP20);
   t.equal(toHex(b), toHex(TCP));
   t.end();
