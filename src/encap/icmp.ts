@@ -65,15 +65,9 @@ export function newIcmpInfo(): IcmpInfo {
 }
 
 /** `len` is the ICMP message length (IP payload length). */
-export function icmpParse(
-  buf: Uint8Array,
-  off: number,
-  len: number,
-  out: IcmpInfo,
-  verifyChecksum = true,
-): Drop {
+export function icmpParse(buf: Uint8Array, off: number, len: number, out: IcmpInfo): Drop {
   if (len < ICMP_HDR_LEN) return Drop.IcmpTruncated;
-  if (verifyChecksum && !checksumOk(buf, off, len)) {
+  if (!checksumOk(buf, off, len)) {
     return Drop.IcmpBadChecksum;
   }
   const type = buf[off + ICMP_TYPE];

@@ -72,13 +72,7 @@ export function newIpv4Info(): Ipv4Info {
  * (Ethernet padding) are allowed and ignored. Fragments are reported, not dropped:
  * whether one can be handled is the caller's decision.
  */
-export function ipv4Parse(
-  buf: Uint8Array,
-  off: number,
-  len: number,
-  out: Ipv4Info,
-  verifyChecksum = true,
-): Drop {
+export function ipv4Parse(buf: Uint8Array, off: number, len: number, out: Ipv4Info): Drop {
   if (len < IPV4_HDR_LEN) return Drop.Ipv4Truncated;
   const vihl = buf[off + IPV4_VER_IHL];
   if (vihl >>> 4 !== 4) return Drop.Ipv4BadVersion;
@@ -88,7 +82,7 @@ export function ipv4Parse(
   const totalLen = read16(buf, off + IPV4_TOTAL_LEN);
   if (totalLen < hdrLen) return Drop.Ipv4BadTotalLength;
   if (totalLen > len) return Drop.Ipv4Truncated;
-  if (verifyChecksum && !checksumOk(buf, off, hdrLen)) {
+  if (!checksumOk(buf, off, hdrLen)) {
     return Drop.Ipv4BadChecksum;
   }
   const ff = read16(buf, off + IPV4_FLAGS_FRAG);

@@ -20,7 +20,8 @@ import {
   ETHERTYPE_VLAN,
   ethernetWrite,
 } from "./ethernet.js";
-import { IPPROTO_TCP, IPPROTO_UDP } from "./ipv4.js";
+import { IPPROTO_TCP, IPPROTO_UDP, IPV4_HDR_LEN } from "./ipv4.js";
+import { UDP_HDR_LEN } from "./udp.js";
 
 const VXLAN_FLAGS = 0;
 const VXLAN_VNI = 4;
@@ -41,7 +42,7 @@ export const VXLAN_SPORT_MIN = 32768;
 export const VXLAN_SPORT_MAX = 60998;
 
 /** Outer Ethernet + IPv4 + UDP + VXLAN: what the tunnel costs per packet. */
-export const VXLAN_OVERHEAD = 50;
+export const VXLAN_OVERHEAD = ETH_HDR_LEN + IPV4_HDR_LEN + UDP_HDR_LEN + VXLAN_HDR_LEN;
 /** Headroom in front of an IP packet from the TUN: inner Ethernet + VXLAN header. */
 export const VXLAN_L3_HEADROOM = ETH_HDR_LEN + VXLAN_HDR_LEN;
 

@@ -152,6 +152,5 @@ t.test("drops", (t) => {
   const b = Buffer.from(ECHO);
   b[35] ^= 1;
   t.equal(icmpParse(b, 20, 16, m), Drop.IcmpBadChecksum);
-  t.equal(icmpParse(b, 20, 16, m, false), Drop.None);
   t.end();
 });
