@@ -65,7 +65,8 @@ export function vxlanWrite(buf: Uint8Array, off: number, vni: number): void {
   buf[off + 2] = 0;
   buf[off + 3] = 0;
   buf[off + VXLAN_VNI] = (vni >>> 16) & 0xff;
-  write16(buf, off + VXLAN_VNI + 1, vni & 0xffff);
+  buf[off + VXLAN_VNI + 1] = (vni >>> 8) & 0xff;
+  buf[off + VXLAN_VNI + 2] = vni & 0xff;
   buf[off + 7] = 0;
 }
 
@@ -154,7 +155,8 @@ export function vxlanDecap(buf: Uint8Array, off: number, len: number, out: Vxlan
   const flags = buf[off + VXLAN_FLAGS];
   if ((flags & VXLAN_FLAG_I) === 0) return Drop.VxlanBadFlags;
   out.flags = flags;
-  out.vni = (buf[off + VXLAN_VNI] << 16) | read16(buf, off + VXLAN_VNI + 1);
+  const v = off + VXLAN_VNI;
+  out.vni = (buf[v] << 16) | (buf[v + 1] << 8) | buf[v + 2];
   out.innerOff = off + VXLAN_HDR_LEN;
   out.innerLen = len - VXLAN_HDR_LEN;
   return Drop.None;
