@@ -31,7 +31,6 @@ export function isMulticastMac(mac: number): boolean {
   return Math.floor(mac / 0x10000000000) % 2 === 1;
 }
 
-export const BROADCAST_MAC = 0xffffffffffff;
 export const ZERO_MAC = 0;
 
 const MAC_RE = /^([0-9a-f]{2})(?::([0-9a-f]{2})){5}$/i;
@@ -49,17 +48,8 @@ export function formatMac(mac: number): string {
     .replace(/(..)(?!$)/g, "$1:");
 }
 
-/** Read an IPv4 address as an unsigned 32-bit integer. */
-export function readIpv4(buf: Uint8Array, off: number): number {
-  return ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
-}
-
-export function writeIpv4(buf: Uint8Array, off: number, ip: number): void {
-  buf[off] = ip >>> 24;
-  buf[off + 1] = (ip >>> 16) & 0xff;
-  buf[off + 2] = (ip >>> 8) & 0xff;
-  buf[off + 3] = ip & 0xff;
-}
+/** An IPv4 address on the wire is its 32-bit big-endian word. */
+export { read32 as readIpv4, write32 as writeIpv4 } from "./bytes.js";
 
 const IPV4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 

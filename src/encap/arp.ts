@@ -4,19 +4,19 @@ import { writeIpv4, writeMac } from "./addr.js";
 import { read16, write16 } from "./bytes.js";
 import { Drop } from "./drop.js";
 
-export const ARP_HTYPE = 0;
-export const ARP_PTYPE = 2;
-export const ARP_HLEN = 4;
-export const ARP_PLEN = 5;
-export const ARP_OP = 6;
-export const ARP_SHA = 8;
-export const ARP_SPA = 14;
-export const ARP_THA = 18;
-export const ARP_TPA = 24;
+const ARP_HTYPE = 0;
+const ARP_PTYPE = 2;
+const ARP_HLEN = 4;
+const ARP_PLEN = 5;
+const ARP_OP = 6;
+const ARP_SHA = 8;
+const ARP_SPA = 14;
+const ARP_THA = 18;
+const ARP_TPA = 24;
 export const ARP_LEN = 28;
 
-export const ARP_HTYPE_ETHERNET = 1;
-export const ARP_PTYPE_IPV4 = 0x0800;
+const ARP_HTYPE_ETHERNET = 1;
+const ARP_PTYPE_IPV4 = 0x0800;
 export const ARP_OP_REQUEST = 1;
 export const ARP_OP_REPLY = 2;
 
@@ -45,47 +45,34 @@ export function arpParse(buf: Uint8Array, off: number, len: number, out: ArpInfo
   const op = read16(buf, off + ARP_OP);
   if (op !== ARP_OP_REQUEST && op !== ARP_OP_REPLY) return Drop.ArpBadOp;
   out.op = op;
-  // Inlined reads: see ethernetParse (no boxed doubles returned from calls).
+  // Addresses are assembled here, not returned by readMac()/readIpv4(): see ethernetParse
+  // (no call may return a value that would be boxed).
   let o = off + ARP_SHA;
-  out.sha =
-    buf[o] * 0x10000000000 +
-    buf[o + 1] * 0x100000000 +
-    buf[o + 2] * 0x1000000 +
-    ((buf[o + 3] << 16) | (buf[o + 4] << 8) | buf[o + 5]);
+  out.sha = read16(buf, o) * 0x100000000 + read16(buf, o + 2) * 0x10000 + read16(buf, o + 4);
   o = off + ARP_SPA;
   out.spa = ((buf[o] << 24) | (buf[o + 1] << 16) | (buf[o + 2] << 8) | buf[o + 3]) >>> 0;
   o = off + ARP_THA;
-  out.tha =
-    buf[o] * 0x10000000000 +
-    buf[o + 1] * 0x100000000 +
-    buf[o + 2] * 0x1000000 +
-    ((buf[o + 3] << 16) | (buf[o + 4] << 8) | buf[o + 5]);
+  out.tha = read16(buf, o) * 0x100000000 + read16(buf, o + 2) * 0x10000 + read16(buf, o + 4);
   o = off + ARP_TPA;
   out.tpa = ((buf[o] << 24) | (buf[o + 1] << 16) | (buf[o + 2] << 8) | buf[o + 3]) >>> 0;
   return Drop.None;
 }
 
-/** Write a complete ARP body; returns the end offset. */
-export function arpWrite(
-  buf: Uint8Array,
-  off: number,
-  op: number,
-  sha: number,
-  spa: number,
-  tha: number,
-  tpa: number,
-): number {
+/** Write a complete ARP body from `arp`; returns the end offset. */
+export function arpWrite(buf: Uint8Array, off: number, arp: ArpInfo): number {
   write16(buf, off + ARP_HTYPE, ARP_HTYPE_ETHERNET);
   write16(buf, off + ARP_PTYPE, ARP_PTYPE_IPV4);
   buf[off + ARP_HLEN] = 6;
   buf[off + ARP_PLEN] = 4;
-  write16(buf, off + ARP_OP, op);
-  writeMac(buf, off + ARP_SHA, sha);
-  writeIpv4(buf, off + ARP_SPA, spa);
-  writeMac(buf, off + ARP_THA, tha);
-  writeIpv4(buf, off + ARP_TPA, tpa);
+  write16(buf, off + ARP_OP, arp.op);
+  writeMac(buf, off + ARP_SHA, arp.sha);
+  writeIpv4(buf, off + ARP_SPA, arp.spa);
+  writeMac(buf, off + ARP_THA, arp.tha);
+  writeIpv4(buf, off + ARP_TPA, arp.tpa);
   return off + ARP_LEN;
 }
+
+const request = newArpInfo();
 
 /** Who-has `tpa`? The target hardware address is unknown, so zero. */
 export function arpWriteRequest(
@@ -95,7 +82,11 @@ export function arpWriteRequest(
   spa: number,
   tpa: number,
 ): number {
-  return arpWrite(buf, off, ARP_OP_REQUEST, sha, spa, 0, tpa);
+  request.op = ARP_OP_REQUEST;
+  request.sha = sha;
+  request.spa = spa;
+  request.tpa = tpa;
+  return arpWrite(buf, off, request);
 }
 
 /**

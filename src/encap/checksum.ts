@@ -32,12 +32,20 @@ export function checksumFold(sum: number): number {
   return sum;
 }
 
+/** True when buf[off..off+len), checksum field included, sums to all ones. */
+export function checksumOk(buf: Uint8Array, off: number, len: number, initial = 0): boolean {
+  return checksumFold(checksumSum(buf, off, len, initial)) === 0xffff;
+}
+
 /** The checksum field value: complement of the folded sum. */
 export function internetChecksum(buf: Uint8Array, off: number, len: number, initial = 0): number {
   return ~checksumFold(checksumSum(buf, off, len, initial)) & 0xffff;
 }
 
-/** Unfolded sum of the IPv4 pseudo-header used by UDP and TCP. */
+/**
+ * Unfolded sum of the IPv4 pseudo-header used by UDP and TCP, from addresses in hand.
+ * The data path reads them from the header instead (ipv4PseudoHeaderSum).
+ */
 export function pseudoHeaderSum(
   src: number,
   dst: number,
@@ -53,16 +61,5 @@ export function pseudoHeaderSum(
  */
 export function checksumUpdate16(csum: number, oldWord: number, newWord: number): number {
   const sum = (~csum & 0xffff) + (~oldWord & 0xffff) + (newWord & 0xffff);
-  return ~checksumFold(sum) & 0xffff;
-}
-
-/** RFC 1624 update for a 32-bit field (an address) changing from `oldVal` to `newVal`. */
-export function checksumUpdate32(csum: number, oldVal: number, newVal: number): number {
-  const sum =
-    (~csum & 0xffff) +
-    (~(oldVal >>> 16) & 0xffff) +
-    (~oldVal & 0xffff) +
-    (newVal >>> 16) +
-    (newVal & 0xffff);
   return ~checksumFold(sum) & 0xffff;
 }

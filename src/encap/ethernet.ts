@@ -9,7 +9,7 @@ export const ETH_SRC = 6;
 export const ETH_TYPE = 12;
 export const ETH_HDR_LEN = 14;
 /** With a tag, TCI sits where the ethertype was and the real ethertype follows. */
-export const ETH_VLAN_TCI = 14;
+const ETH_VLAN_TCI = 14;
 export const ETH_VLAN_TYPE = 16;
 export const ETH_VLAN_HDR_LEN = 18;
 
@@ -18,7 +18,7 @@ export const ETHERTYPE_ARP = 0x0806;
 export const ETHERTYPE_VLAN = 0x8100;
 export const ETHERTYPE_IPV6 = 0x86dd;
 /** Values below this are 802.3 lengths (LLC frames, e.g. STP), not ethertypes. */
-export const ETHERTYPE_MIN = 0x0600;
+const ETHERTYPE_MIN = 0x0600;
 
 export interface EthernetInfo {
   dst: number;
@@ -52,21 +52,14 @@ export function ethernetParse(buf: Uint8Array, off: number, len: number, out: Et
   }
   // A second tag (QinQ) or an 802.3 length field: nothing here knows what follows.
   if (type < ETHERTYPE_MIN || type === ETHERTYPE_VLAN) return Drop.UnsupportedEthertype;
-  // Inlined rather than readMac(): a 48-bit double returned from a call that the
-  // optimizer did not inline is boxed in a fresh HeapNumber, i.e. one allocation per
-  // packet. Stored straight into a double field it is written in place.
+  // MACs are summed here from 16-bit words rather than returned by readMac(): a 48-bit
+  // double returned from a call the optimizer did not inline is boxed in a fresh
+  // HeapNumber (one allocation per packet), where read16's result is always a small
+  // integer. Stored straight into a double field, the sum is written in place.
   const d = off + ETH_DST;
-  out.dst =
-    buf[d] * 0x10000000000 +
-    buf[d + 1] * 0x100000000 +
-    buf[d + 2] * 0x1000000 +
-    ((buf[d + 3] << 16) | (buf[d + 4] << 8) | buf[d + 5]);
   const s = off + ETH_SRC;
-  out.src =
-    buf[s] * 0x10000000000 +
-    buf[s + 1] * 0x100000000 +
-    buf[s + 2] * 0x1000000 +
-    ((buf[s + 3] << 16) | (buf[s + 4] << 8) | buf[s + 5]);
+  out.dst = read16(buf, d) * 0x100000000 + read16(buf, d + 2) * 0x10000 + read16(buf, d + 4);
+  out.src = read16(buf, s) * 0x100000000 + read16(buf, s + 2) * 0x10000 + read16(buf, s + 4);
   out.ethertype = type;
   out.payloadOff = off + hdr;
   out.payloadLen = len - hdr;
@@ -97,9 +90,7 @@ export function ethernetWriteVlan(
   pcp: number,
   ethertype: number,
 ): number {
-  writeMac(buf, off + ETH_DST, dst);
-  writeMac(buf, off + ETH_SRC, src);
-  write16(buf, off + ETH_TYPE, ETHERTYPE_VLAN);
+  ethernetWrite(buf, off, dst, src, ETHERTYPE_VLAN);
   write16(buf, off + ETH_VLAN_TCI, ((pcp & 7) << 13) | (vlan & 0x0fff));
   write16(buf, off + ETH_VLAN_TYPE, ethertype);
   return off + ETH_VLAN_HDR_LEN;
@@ -109,8 +100,4 @@ export function ethernetWriteVlan(
 export function ethernetReplyHeader(buf: Uint8Array, off: number, src: number): void {
   for (let i = 0; i < 6; i++) buf[off + ETH_DST + i] = buf[off + ETH_SRC + i];
   writeMac(buf, off + ETH_SRC, src);
-}
-
-export function ethernetEthertype(buf: Uint8Array, off: number): number {
-  return read16(buf, off + ETH_TYPE);
 }

@@ -4,7 +4,7 @@
 
 import { readIpv4 } from "./addr.js";
 import { read16, write16 } from "./bytes.js";
-import { checksumFold, checksumSum, checksumUpdate16, internetChecksum } from "./checksum.js";
+import { checksumOk, checksumUpdate16, internetChecksum } from "./checksum.js";
 import { Drop } from "./drop.js";
 import {
   IPPROTO_ICMP,
@@ -33,9 +33,7 @@ export const ICMP_DEST_UNREACH = 3;
 export const ICMP_ECHO_REQUEST = 8;
 export const ICMP_TIME_EXCEEDED = 11;
 
-export const ICMP_NET_UNREACH = 0;
-export const ICMP_HOST_UNREACH = 1;
-export const ICMP_PORT_UNREACH = 3;
+/** Codes: fragmentation needed (type 3), TTL exceeded in transit (type 11). */
 export const ICMP_FRAG_NEEDED = 4;
 export const ICMP_TTL_EXCEEDED = 0;
 
@@ -67,15 +65,9 @@ export function newIcmpInfo(): IcmpInfo {
 }
 
 /** `len` is the ICMP message length (IP payload length). */
-export function icmpParse(
-  buf: Uint8Array,
-  off: number,
-  len: number,
-  out: IcmpInfo,
-  verifyChecksum = true,
-): Drop {
+export function icmpParse(buf: Uint8Array, off: number, len: number, out: IcmpInfo): Drop {
   if (len < ICMP_HDR_LEN) return Drop.IcmpTruncated;
-  if (verifyChecksum && checksumFold(checksumSum(buf, off, len)) !== 0xffff) {
+  if (!checksumOk(buf, off, len)) {
     return Drop.IcmpBadChecksum;
   }
   const type = buf[off + ICMP_TYPE];
@@ -93,22 +85,19 @@ export function icmpParse(
   return Drop.None;
 }
 
-/** Write an echo header over `dataLen` bytes of data already in place after it. */
-export function icmpWriteEcho(
-  buf: Uint8Array,
-  off: number,
-  type: number,
-  id: number,
-  seq: number,
-  dataLen: number,
-): number {
-  buf[off + ICMP_TYPE] = type;
+/**
+ * Write an echo header (type, id and seq of `echo`) over the echo.dataLen bytes of data
+ * already in place after it; returns the end offset.
+ */
+export function icmpWriteEcho(buf: Uint8Array, off: number, echo: IcmpInfo): number {
+  const len = ICMP_HDR_LEN + echo.dataLen;
+  buf[off + ICMP_TYPE] = echo.type;
   buf[off + ICMP_CODE] = 0;
   write16(buf, off + ICMP_CHECKSUM, 0);
-  write16(buf, off + ICMP_ID, id);
-  write16(buf, off + ICMP_SEQ, seq);
-  write16(buf, off + ICMP_CHECKSUM, internetChecksum(buf, off, ICMP_HDR_LEN + dataLen));
-  return off + ICMP_HDR_LEN + dataLen;
+  write16(buf, off + ICMP_ID, echo.id);
+  write16(buf, off + ICMP_SEQ, echo.seq);
+  write16(buf, off + ICMP_CHECKSUM, internetChecksum(buf, off, len));
+  return off + len;
 }
 
 /** Echo request -> reply in place; only the type word changes, so update incrementally. */

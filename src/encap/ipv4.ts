@@ -1,8 +1,8 @@
 // IPv4 header (RFC 791). Options are carried but not interpreted: IHL skips them.
 
-import { readIpv4, writeIpv4 } from "./addr.js";
+import { writeIpv4 } from "./addr.js";
 import { read16, write16 } from "./bytes.js";
-import { checksumFold, checksumSum, checksumUpdate16, internetChecksum } from "./checksum.js";
+import { checksumOk, checksumUpdate16, internetChecksum } from "./checksum.js";
 import { Drop } from "./drop.js";
 
 export const IPV4_VER_IHL = 0;
@@ -72,13 +72,7 @@ export function newIpv4Info(): Ipv4Info {
  * (Ethernet padding) are allowed and ignored. Fragments are reported, not dropped:
  * whether one can be handled is the caller's decision.
  */
-export function ipv4Parse(
-  buf: Uint8Array,
-  off: number,
-  len: number,
-  out: Ipv4Info,
-  verifyChecksum = true,
-): Drop {
+export function ipv4Parse(buf: Uint8Array, off: number, len: number, out: Ipv4Info): Drop {
   if (len < IPV4_HDR_LEN) return Drop.Ipv4Truncated;
   const vihl = buf[off + IPV4_VER_IHL];
   if (vihl >>> 4 !== 4) return Drop.Ipv4BadVersion;
@@ -88,7 +82,7 @@ export function ipv4Parse(
   const totalLen = read16(buf, off + IPV4_TOTAL_LEN);
   if (totalLen < hdrLen) return Drop.Ipv4BadTotalLength;
   if (totalLen > len) return Drop.Ipv4Truncated;
-  if (verifyChecksum && checksumFold(checksumSum(buf, off, hdrLen)) !== 0xffff) {
+  if (!checksumOk(buf, off, hdrLen)) {
     return Drop.Ipv4BadChecksum;
   }
   const ff = read16(buf, off + IPV4_FLAGS_FRAG);
@@ -173,7 +167,7 @@ export function ipv4FillChecksum(buf: Uint8Array, off: number): void {
 }
 
 export function ipv4ChecksumOk(buf: Uint8Array, off: number, hdrLen: number): boolean {
-  return checksumFold(checksumSum(buf, off, hdrLen)) === 0xffff;
+  return checksumOk(buf, off, hdrLen);
 }
 
 /**
@@ -202,34 +196,6 @@ export function ipv4SetTos(buf: Uint8Array, off: number, tos: number): void {
   const csum = read16(buf, off + IPV4_CHECKSUM);
   buf[off + IPV4_TOS] = tos & 0xff;
   write16(buf, off + IPV4_CHECKSUM, checksumUpdate16(csum, old, read16(buf, off)));
-}
-
-export function ipv4Version(buf: Uint8Array, off: number): number {
-  return buf[off] >>> 4;
-}
-
-export function ipv4TotalLen(buf: Uint8Array, off: number): number {
-  return read16(buf, off + IPV4_TOTAL_LEN);
-}
-
-export function ipv4Ttl(buf: Uint8Array, off: number): number {
-  return buf[off + IPV4_TTL];
-}
-
-export function ipv4Protocol(buf: Uint8Array, off: number): number {
-  return buf[off + IPV4_PROTOCOL];
-}
-
-export function ipv4Src(buf: Uint8Array, off: number): number {
-  return readIpv4(buf, off + IPV4_SRC);
-}
-
-export function ipv4Dst(buf: Uint8Array, off: number): number {
-  return readIpv4(buf, off + IPV4_DST);
-}
-
-export function ipv4Df(buf: Uint8Array, off: number): boolean {
-  return (buf[off + IPV4_FLAGS_FRAG] & 0x40) !== 0;
 }
 
 /** True when the packet is any fragment (MF set or non-zero offset). */

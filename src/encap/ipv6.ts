@@ -5,16 +5,15 @@
 // sender may put in front of TCP or UDP.
 import { read16 } from "./bytes.js";
 
-export const IPV6_VER_TC_FLOW = 0;
 export const IPV6_PAYLOAD_LEN = 4;
 export const IPV6_NEXT_HEADER = 6;
 export const IPV6_HOP_LIMIT = 7;
-export const IPV6_SRC = 8;
-export const IPV6_DST = 24;
+const IPV6_SRC = 8;
+const IPV6_DST = 24;
 export const IPV6_HDR_LEN = 40;
 /** Next-header values of the extension headers that may precede TCP or UDP here. */
-export const IPPROTO_HOPOPTS = 0;
-export const IPPROTO_DSTOPTS = 60;
+const IPPROTO_HOPOPTS = 0;
+const IPPROTO_DSTOPTS = 60;
 
 /** Traffic class: the 8 bits after the version nibble. */
 export function ipv6TrafficClass(buf: Uint8Array, off: number): number {

@@ -23,6 +23,7 @@ import {
   IPV4_SRC,
   type Ipv4Info,
   ipv4Parse,
+  ipv4PseudoHeaderSum,
   ipv4Write,
   newIpv4Info,
 } from "./ipv4.js";
@@ -31,7 +32,7 @@ import {
   UDP_CHECKSUM,
   UDP_HDR_LEN,
   type UdpInfo,
-  udpChecksumOkIp,
+  udpChecksumOk,
   udpParse,
   udpWrite,
 } from "./udp.js";
@@ -168,9 +169,9 @@ export function outerDecapUdpIp(buf: Uint8Array, off: number, len: number, out: 
   if (ip.protocol !== IPPROTO_UDP) return Drop.Ipv4BadProtocol;
   code = udpParse(buf, ip.payloadOff, ip.payloadLen, out.udp);
   if (code !== Drop.None) return code;
-  if (!udpChecksumOkIp(buf, ip.payloadOff, out.udp.length, off)) {
-    return Drop.UdpBadChecksum;
-  }
+  const udpLen = out.udp.length;
+  const pseudo = ipv4PseudoHeaderSum(buf, off, IPPROTO_UDP, udpLen);
+  if (!udpChecksumOk(buf, ip.payloadOff, udpLen, pseudo)) return Drop.UdpBadChecksum;
   out.payloadOff = out.udp.payloadOff;
   out.payloadLen = out.udp.payloadLen;
   return Drop.None;

@@ -1,12 +1,11 @@
-// UDP (RFC 768) over IPv4. A zero checksum means "none" and is accepted.
+// UDP (RFC 768). A zero checksum means "none" (IPv4) and is accepted.
 
 import { read16, write16 } from "./bytes.js";
-import { checksumFold, checksumSum, pseudoHeaderSum } from "./checksum.js";
+import { checksumFold, checksumOk, checksumSum } from "./checksum.js";
 import { Drop } from "./drop.js";
-import { IPPROTO_UDP, ipv4PseudoHeaderSum } from "./ipv4.js";
 
-export const UDP_SRC_PORT = 0;
-export const UDP_DST_PORT = 2;
+const UDP_SRC_PORT = 0;
+const UDP_DST_PORT = 2;
 export const UDP_LENGTH = 4;
 export const UDP_CHECKSUM = 6;
 export const UDP_HDR_LEN = 8;
@@ -57,67 +56,24 @@ export function udpWrite(
   return off + UDP_HDR_LEN;
 }
 
-/** Checksum over pseudo-header + datagram; a computed 0 goes out as 0xffff. */
-export function udpChecksum(
-  buf: Uint8Array,
-  off: number,
-  length: number,
-  src: number,
-  dst: number,
-): number {
+/**
+ * Checksum over pseudo-header + the `len`-byte datagram (its length field's value) at
+ * `off`; a computed 0 goes out as 0xffff. `pseudo` is the unfolded pseudo-header sum,
+ * as for the TCP checksum functions (see tcp.ts).
+ */
+export function udpChecksum(buf: Uint8Array, off: number, len: number, pseudo: number): number {
   // The unfolded sum is a plain integer sum of words, so the field's current value can
   // be subtracted instead of zeroing it first (the buffer stays untouched).
-  const sum = checksumSum(buf, off, length, pseudoHeaderSum(src, dst, IPPROTO_UDP, length));
-  const c = ~checksumFold(sum - read16(buf, off + UDP_CHECKSUM)) & 0xffff;
+  const sum = checksumSum(buf, off, len, pseudo) - read16(buf, off + UDP_CHECKSUM);
+  const c = ~checksumFold(sum) & 0xffff;
   return c === 0 ? 0xffff : c;
 }
 
-export function udpFillChecksum(
-  buf: Uint8Array,
-  off: number,
-  length: number,
-  src: number,
-  dst: number,
-): void {
-  write16(buf, off + UDP_CHECKSUM, udpChecksum(buf, off, length, src, dst));
+export function udpFillChecksum(buf: Uint8Array, off: number, len: number, pseudo: number): void {
+  write16(buf, off + UDP_CHECKSUM, udpChecksum(buf, off, len, pseudo));
 }
 
 /** True when the checksum is absent (0) or verifies. */
-export function udpChecksumOk(
-  buf: Uint8Array,
-  off: number,
-  length: number,
-  src: number,
-  dst: number,
-): boolean {
-  if (read16(buf, off + UDP_CHECKSUM) === 0) return true;
-  const sum = checksumSum(buf, off, length, pseudoHeaderSum(src, dst, IPPROTO_UDP, length));
-  return checksumFold(sum) === 0xffff;
-}
-
-/**
- * udpChecksumOk with the addresses taken from the IPv4 header at `ipOff` (hot path:
- * nothing is boxed).
- */
-export function udpChecksumOkIp(
-  buf: Uint8Array,
-  off: number,
-  length: number,
-  ipOff: number,
-): boolean {
-  if (read16(buf, off + UDP_CHECKSUM) === 0) return true;
-  const sum = checksumSum(buf, off, length, ipv4PseudoHeaderSum(buf, ipOff, IPPROTO_UDP, length));
-  return checksumFold(sum) === 0xffff;
-}
-
-/** udpFillChecksum with the addresses taken from the IPv4 header at `ipOff`. */
-export function udpFillChecksumIp(
-  buf: Uint8Array,
-  off: number,
-  length: number,
-  ipOff: number,
-): void {
-  const sum = checksumSum(buf, off, length, ipv4PseudoHeaderSum(buf, ipOff, IPPROTO_UDP, length));
-  const c = ~checksumFold(sum - read16(buf, off + UDP_CHECKSUM)) & 0xffff;
-  write16(buf, off + UDP_CHECKSUM, c === 0 ? 0xffff : c);
+export function udpChecksumOk(buf: Uint8Array, off: number, len: number, pseudo: number): boolean {
+  return read16(buf, off + UDP_CHECKSUM) === 0 || checksumOk(buf, off, len, pseudo);
 }

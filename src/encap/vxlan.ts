@@ -5,6 +5,7 @@
 // Reserved bits are written zero and ignored on receive, as the RFC says. (Linux's
 // vxlan driver is stricter and drops frames with unknown flag bits; we don't.)
 
+import { writeMac } from "./addr.js";
 import { read16, write16 } from "./bytes.js";
 import { Drop } from "./drop.js";
 import {
@@ -19,12 +20,13 @@ import {
   ETHERTYPE_VLAN,
   ethernetWrite,
 } from "./ethernet.js";
+import { IPPROTO_TCP, IPPROTO_UDP, IPV4_HDR_LEN } from "./ipv4.js";
+import { UDP_HDR_LEN } from "./udp.js";
 
-export const VXLAN_FLAGS = 0;
-export const VXLAN_VNI = 4;
+const VXLAN_FLAGS = 0;
+const VXLAN_VNI = 4;
 export const VXLAN_HDR_LEN = 8;
-export const VXLAN_FLAG_I = 0x08;
-export const VXLAN_VNI_MAX = 0xffffff;
+const VXLAN_FLAG_I = 0x08;
 
 /** IANA-assigned port (RFC 7348). */
 export const VXLAN_PORT_IANA = 4789;
@@ -40,7 +42,7 @@ export const VXLAN_SPORT_MIN = 32768;
 export const VXLAN_SPORT_MAX = 60998;
 
 /** Outer Ethernet + IPv4 + UDP + VXLAN: what the tunnel costs per packet. */
-export const VXLAN_OVERHEAD = 50;
+export const VXLAN_OVERHEAD = ETH_HDR_LEN + IPV4_HDR_LEN + UDP_HDR_LEN + VXLAN_HDR_LEN;
 /** Headroom in front of an IP packet from the TUN: inner Ethernet + VXLAN header. */
 export const VXLAN_L3_HEADROOM = ETH_HDR_LEN + VXLAN_HDR_LEN;
 
@@ -58,13 +60,13 @@ export function newVxlanInfo(): VxlanInfo {
 
 /** Write the VXLAN header at `off`. */
 export function vxlanWrite(buf: Uint8Array, off: number, vni: number): void {
-  buf[off] = VXLAN_FLAG_I;
+  buf[off + VXLAN_FLAGS] = VXLAN_FLAG_I;
   buf[off + 1] = 0;
   buf[off + 2] = 0;
   buf[off + 3] = 0;
-  buf[off + 4] = (vni >>> 16) & 0xff;
-  buf[off + 5] = (vni >>> 8) & 0xff;
-  buf[off + 6] = vni & 0xff;
+  buf[off + VXLAN_VNI] = (vni >>> 16) & 0xff;
+  buf[off + VXLAN_VNI + 1] = (vni >>> 8) & 0xff;
+  buf[off + VXLAN_VNI + 2] = vni & 0xff;
   buf[off + 7] = 0;
 }
 
@@ -76,6 +78,22 @@ export function vxlanEncapL2(buf: Uint8Array, innerOff: number, vni: number): nu
   const off = innerOff - VXLAN_HDR_LEN;
   if (off < 0) return -Drop.NoHeadroom;
   vxlanWrite(buf, off, vni);
+  return off;
+}
+
+/**
+ * The common step of the L3 encaps: check the IP packet at buf[ipOff..+ipLen) and the
+ * headroom before it, and write the inner ethertype (from the IP version nibble) in
+ * front of it. Returns where the VXLAN header goes (ipOff - 22), or a negative Drop.
+ */
+function l3Start(buf: Uint8Array, ipOff: number, ipLen: number): number {
+  if (ipLen < 1 || ipOff + ipLen > buf.length) return -Drop.Ipv4Truncated;
+  const ver = buf[ipOff] >>> 4;
+  const type = ver === 4 ? ETHERTYPE_IPV4 : ver === 6 ? ETHERTYPE_IPV6 : 0;
+  if (type === 0) return -Drop.Ipv4BadVersion;
+  const off = ipOff - VXLAN_L3_HEADROOM;
+  if (off < 0) return -Drop.NoHeadroom;
+  write16(buf, ipOff - 2, type);
   return off;
 }
 
@@ -92,14 +110,11 @@ export function vxlanEncapL3(
   srcMac: number,
   dstMac: number,
 ): number {
-  if (ipLen < 1 || ipOff + ipLen > buf.length) return -Drop.Ipv4Truncated;
-  const ver = buf[ipOff] >>> 4;
-  const type = ver === 4 ? ETHERTYPE_IPV4 : ver === 6 ? ETHERTYPE_IPV6 : 0;
-  if (type === 0) return -Drop.Ipv4BadVersion;
-  const off = ipOff - VXLAN_L3_HEADROOM;
-  if (off < 0) return -Drop.NoHeadroom;
-  ethernetWrite(buf, off + VXLAN_HDR_LEN, dstMac, srcMac, type);
+  const off = l3Start(buf, ipOff, ipLen);
+  if (off < 0) return off;
   vxlanWrite(buf, off, vni);
+  writeMac(buf, off + VXLAN_HDR_LEN + ETH_DST, dstMac);
+  writeMac(buf, off + VXLAN_HDR_LEN + ETH_SRC, srcMac);
   return off;
 }
 
@@ -115,14 +130,10 @@ export function vxlanEncapL3Template(
   tpl: Uint8Array,
   tplOff: number,
 ): number {
-  if (ipLen < 1 || ipOff + ipLen > buf.length) return -Drop.Ipv4Truncated;
-  const ver = buf[ipOff] >>> 4;
-  const type = ver === 4 ? ETHERTYPE_IPV4 : ver === 6 ? ETHERTYPE_IPV6 : 0;
-  if (type === 0) return -Drop.Ipv4BadVersion;
-  const off = ipOff - VXLAN_L3_HEADROOM;
-  if (off < 0) return -Drop.NoHeadroom;
+  const off = l3Start(buf, ipOff, ipLen);
+  if (off < 0) return off;
+  // All but the ethertype, which l3Start wrote.
   for (let i = 0; i < VXLAN_L3_HEADROOM - 2; i++) buf[off + i] = tpl[tplOff + i];
-  write16(buf, ipOff - 2, type);
   return off;
 }
 
@@ -144,16 +155,11 @@ export function vxlanDecap(buf: Uint8Array, off: number, len: number, out: Vxlan
   const flags = buf[off + VXLAN_FLAGS];
   if ((flags & VXLAN_FLAG_I) === 0) return Drop.VxlanBadFlags;
   out.flags = flags;
-  out.vni = (buf[off + 4] << 16) | (buf[off + 5] << 8) | buf[off + 6];
+  const v = off + VXLAN_VNI;
+  out.vni = (buf[v] << 16) | (buf[v + 1] << 8) | buf[v + 2];
   out.innerOff = off + VXLAN_HDR_LEN;
   out.innerLen = len - VXLAN_HDR_LEN;
   return Drop.None;
-}
-
-/** Set the VNI of a header already in place (e.g. a cached template). */
-export function vxlanSetVni(buf: Uint8Array, off: number, vni: number): void {
-  buf[off + 4] = (vni >>> 16) & 0xff;
-  write16(buf, off + 5, vni & 0xffff);
 }
 
 // Flow hash for the outer source port, so that ECMP/RSS in the underlay keeps one
@@ -165,8 +171,6 @@ export function vxlanSetVni(buf: Uint8Array, off: number, vni: number): void {
 // effect). The kernel's hash is seeded at random per boot, so the port values are
 // not comparable with it, only the properties.
 
-const IPPROTO_TCP = 6;
-const IPPROTO_UDP = 17;
 const IPPROTO_SCTP = 132;
 const IPPROTO_UDPLITE = 136;
 

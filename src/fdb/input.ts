@@ -11,44 +11,41 @@ export type Ipv4Input = number | string;
 
 export function toMac(value: MacInput, what = "MAC address"): number {
   if (typeof value === "string") {
-    const mac = parseMac(value.trim());
-    if (mac === undefined) {
-      throw new TableError(
-        "EINVAL",
-        `bad ${what} "${value}": write six colon-separated hex pairs, e.g. aa:bb:cc:dd:ee:ff`,
-      );
-    }
-    return mac;
+    const how = "write six colon-separated hex pairs, e.g. aa:bb:cc:dd:ee:ff";
+    return parsed(parseMac(value.trim()), value, what, how);
   }
-  if (!Number.isInteger(value) || value < 0 || value > 0xffffffffffff) {
-    throw new TableError("EINVAL", `bad ${what} ${value}: expected an integer in 0..2^48-1`);
-  }
-  return value;
+  return toUint(value, 0, 0xffffffffffff, what, "0..2^48-1");
 }
 
 export function toIpv4(value: Ipv4Input, what = "IPv4 address"): number {
   if (typeof value === "string") {
-    const ip = parseIpv4(value.trim());
-    if (ip === undefined) {
-      throw new TableError(
-        "EINVAL",
-        `bad ${what} "${value}": write a dotted quad without leading zeros, e.g. 198.18.0.2`,
-      );
-    }
-    return ip;
+    const how = "write a dotted quad without leading zeros, e.g. 198.18.0.2";
+    return parsed(parseIpv4(value.trim()), value, what, how);
   }
   // Accept the signed int32 form too (ip | 0): some callers keep addresses that way.
-  if (!Number.isInteger(value) || value < -0x80000000 || value > 0xffffffff) {
-    throw new TableError("EINVAL", `bad ${what} ${value}: expected an integer in 0..2^32-1`);
-  }
-  return value >>> 0;
+  return toUint(value, -0x80000000, 0xffffffff, what, "0..2^32-1") >>> 0;
 }
 
-/** An integer option in [min, max]; `what` names it in the message. */
-export function toUint(value: number, min: number, max: number, what: string): number {
+/**
+ * An integer option in [min, max]; `what` names it in the message, `range` (if the
+ * bounds read better another way) describes them.
+ */
+export function toUint(
+  value: number,
+  min: number,
+  max: number,
+  what: string,
+  range = `${min}..${max}`,
+): number {
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new TableError("EINVAL", `bad ${what} ${value}: expected an integer in ${min}..${max}`);
+    throw new TableError("EINVAL", `bad ${what} ${value}: expected an integer in ${range}`);
   }
+  return value;
+}
+
+/** `value` parsed from `text`, or the error that says how to write it. */
+function parsed(value: number | undefined, text: string, what: string, how: string): number {
+  if (value === undefined) throw new TableError("EINVAL", `bad ${what} "${text}": ${how}`);
   return value;
 }
 

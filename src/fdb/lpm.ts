@@ -21,23 +21,19 @@ const L0_SLOTS = 65536;
 const NODE = 256;
 
 export class Lpm {
-  private val: Int32Array;
+  private val = new Int32Array(0);
   /** Prefix length that painted each leaf slot; -1 when empty. */
-  private plen: Int8Array;
+  private plen = new Int8Array(0);
   /** Per node: number of stored prefixes longer than the node's level boundary. */
-  private refs: Int32Array;
+  private refs = new Int32Array(0);
   /** Per node: the slot that points at it, to collapse it back into a leaf. */
-  private parent: Int32Array;
-  private nodeCap: number;
+  private parent = new Int32Array(0);
+  private nodeCap = 0;
   private nodesUsed = 0;
   private readonly freeNodes: number[] = [];
 
   constructor(initialNodes = 16) {
-    this.nodeCap = initialNodes;
-    this.val = new Int32Array(L0_SLOTS + initialNodes * NODE);
-    this.plen = new Int8Array(L0_SLOTS + initialNodes * NODE).fill(-1);
-    this.refs = new Int32Array(initialNodes);
-    this.parent = new Int32Array(initialNodes);
+    this.resize(initialNodes);
   }
 
   /** Route id of the longest prefix covering ip, or 0. Accepts uint32 or int32 form. */
@@ -149,26 +145,25 @@ export class Lpm {
       this.refs[nodeIndex(reused)] = 0;
       return reused;
     }
-    if (this.nodesUsed === this.nodeCap) this.growNodes();
+    if (this.nodesUsed === this.nodeCap) this.resize(this.nodeCap * 2);
     return L0_SLOTS + this.nodesUsed++ * NODE;
   }
 
-  private growNodes(): void {
-    const cap = this.nodeCap * 2;
-    const val = new Int32Array(L0_SLOTS + cap * NODE);
-    val.set(this.val);
-    const plen = new Int8Array(L0_SLOTS + cap * NODE).fill(-1);
-    plen.set(this.plen);
-    const refs = new Int32Array(cap);
-    refs.set(this.refs);
-    const parent = new Int32Array(cap);
-    parent.set(this.parent);
-    this.val = val;
-    this.plen = plen;
-    this.refs = refs;
-    this.parent = parent;
+  /** Make room for `cap` child nodes, keeping everything stored. */
+  private resize(cap: number): void {
+    const slots = L0_SLOTS + cap * NODE;
+    this.val = copyInto(new Int32Array(slots), this.val);
+    this.plen = copyInto(new Int8Array(slots).fill(-1), this.plen);
+    this.refs = copyInto(new Int32Array(cap), this.refs);
+    this.parent = copyInto(new Int32Array(cap), this.parent);
     this.nodeCap = cap;
   }
+}
+
+/** `to` with `from` copied to its start. */
+function copyInto<T extends Int32Array | Int8Array>(to: T, from: T): T {
+  to.set(from);
+  return to;
 }
 
 function nodeIndex(base: number): number {

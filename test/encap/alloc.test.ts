@@ -8,15 +8,22 @@ import { internetChecksum } from "../../src/encap/checksum.js";
 import { ethernetParse, newEthernetInfo } from "../../src/encap/ethernet.js";
 import { icmpParse, icmpWriteError, newIcmpInfo } from "../../src/encap/icmp.js";
 import { DfPolicy, ipipDecap, ipipEncap, newIpipInfo } from "../../src/encap/ipip.js";
-import { ipv4DecrementTtl, ipv4Parse, newIpv4Info } from "../../src/encap/ipv4.js";
+import {
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  ipv4DecrementTtl,
+  ipv4Parse,
+  ipv4PseudoHeaderSum,
+  newIpv4Info,
+} from "../../src/encap/ipv4.js";
 import {
   newOuterInfo,
   newOuterParams,
   outerDecapUdp,
   outerEncapUdp,
 } from "../../src/encap/outer.js";
-import { newTcpInfo, tcpChecksumOkIp, tcpParse } from "../../src/encap/tcp.js";
-import { newUdpInfo, udpChecksumOkIp, udpParse } from "../../src/encap/udp.js";
+import { newTcpInfo, tcpChecksumOk, tcpParse } from "../../src/encap/tcp.js";
+import { newUdpInfo, udpChecksumOk, udpParse } from "../../src/encap/udp.js";
 import {
   newVxlanInfo,
   vxlanDecap,
@@ -72,7 +79,8 @@ function round(): void {
   acc ^= ethernetParse(u.buf, vx.innerOff, vx.innerLen, eth);
   acc ^= ipv4Parse(u.buf, eth.payloadOff, eth.payloadLen, ip);
   acc ^= udpParse(u.buf, ip.payloadOff, ip.payloadLen, udp);
-  acc ^= udpChecksumOkIp(u.buf, ip.payloadOff, udp.length, eth.payloadOff) ? 1 : 0;
+  const udpSum = ipv4PseudoHeaderSum(u.buf, eth.payloadOff, IPPROTO_UDP, udp.length);
+  acc ^= udpChecksumOk(u.buf, ip.payloadOff, udp.length, udpSum) ? 1 : 0;
   // VXLAN L2 on the same inner frame.
   off = vxlanEncapL2(u.buf, vx.innerOff, 9);
   acc ^= vxlanDecap(u.buf, off, u.len + 22, vx);
@@ -80,9 +88,9 @@ function round(): void {
   off = ipipEncap(tc.buf, HEADROOM, tc.len, NODE_A, NODE_B, -1, -1, DfPolicy.Copy, 5);
   acc ^= ipipDecap(tc.buf, off, tc.len + 20, ipip);
   acc ^= tcpParse(tc.buf, ipip.inner.payloadOff, ipip.inner.payloadLen, tcp);
-  acc ^= tcpChecksumOkIp(tc.buf, ipip.inner.payloadOff, ipip.inner.payloadLen, ipip.innerOff)
-    ? 1
-    : 0;
+  const tcpLen = ipip.inner.payloadLen;
+  const tcpSum = ipv4PseudoHeaderSum(tc.buf, ipip.innerOff, IPPROTO_TCP, tcpLen);
+  acc ^= tcpChecksumOk(tc.buf, ipip.inner.payloadOff, tcpLen, tcpSum) ? 1 : 0;
   // ICMP frag-needed answer and its parse; TTL decrement; ARP proxy reply.
   const n = icmpWriteError(err, 0, ii.buf, HEADROOM, ii.len, 3, 4, 1400, NODE_A, 64, 0);
   acc ^= ipv4Parse(err, 0, n, ip) ^ icmpParse(err, 20, n - 20, icmp);

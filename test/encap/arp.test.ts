@@ -42,7 +42,7 @@ t.test("proxy reply in place", (t) => {
   const b = Buffer.from(REQUEST);
   arpRequestToReply(b, 0, MAC9);
   const expect = Buffer.alloc(ARP_LEN);
-  arpWrite(expect, 0, ARP_OP_REPLY, MAC9, IP1, MAC1, IP2);
+  arpWrite(expect, 0, { op: ARP_OP_REPLY, sha: MAC9, spa: IP1, tha: MAC1, tpa: IP2 });
   t.equal(toHex(b), toHex(expect));
   const a = newArpInfo();
   t.equal(arpParse(b, 0, b.length, a), Drop.None);

@@ -3,7 +3,6 @@ import {
   checksumFold,
   checksumSum,
   checksumUpdate16,
-  checksumUpdate32,
   internetChecksum,
   pseudoHeaderSum,
 } from "../../src/encap/checksum.js";
@@ -64,10 +63,6 @@ t.test("RFC 1624 incremental update equals a full recompute", (t) => {
   b[10] = 0;
   b[11] = 0;
   t.equal(c, internetChecksum(b, 0, 20));
-  // Source address change.
-  const c2 = checksumUpdate32(c, 0xc0a80001, 0x0a000001);
-  b.writeUInt32BE(0x0a000001, 12);
-  t.equal(c2, internetChecksum(b, 0, 20));
   t.end();
 });
 

@@ -50,7 +50,13 @@ t.test("deconstruct echo", (t) => {
 t.test("construct echo and reply in place", (t) => {
   const b = Buffer.from(ECHO);
   b.fill(0, 20, 28);
-  icmpWriteEcho(b, 20, ICMP_ECHO_REQUEST, 0x1234, 1, 8);
+  icmpWriteEcho(b, 20, {
+    ...newIcmpInfo(),
+    type: ICMP_ECHO_REQUEST,
+    id: 0x1234,
+    seq: 1,
+    dataLen: 8,
+  });
   t.equal(toHex(b), toHex(ECHO));
   icmpEchoToReply(b, 20);
   const m = newIcmpInfo();
@@ -146,6 +152,5 @@ t.test("drops", (t) => {
   const b = Buffer.from(ECHO);
   b[35] ^= 1;
   t.equal(icmpParse(b, 20, 16, m), Drop.IcmpBadChecksum);
-  t.equal(icmpParse(b, 20, 16, m, false), Drop.None);
   t.end();
 });

@@ -5,7 +5,7 @@
 import fc from "fast-check";
 import t from "tap";
 import { arpParse, arpWrite, newArpInfo } from "../../src/encap/arp.js";
-import { checksumUpdate16, internetChecksum } from "../../src/encap/checksum.js";
+import { checksumUpdate16, internetChecksum, pseudoHeaderSum } from "../../src/encap/checksum.js";
 import { Drop, isDropCode } from "../../src/encap/drop.js";
 import {
   ethernetParse,
@@ -19,6 +19,7 @@ import {
   ipv4ChecksumOk,
   ipv4DecrementTtl,
   ipv4Parse,
+  ipv4PseudoHeaderSum,
   ipv4Write,
   newIpv4Info,
 } from "../../src/encap/ipv4.js";
@@ -32,7 +33,6 @@ import {
 import {
   newTcpInfo,
   tcpChecksumOk,
-  tcpChecksumOkIp,
   tcpFillChecksum,
   tcpParse,
   tcpWrite,
@@ -40,7 +40,6 @@ import {
 import {
   newUdpInfo,
   udpChecksumOk,
-  udpChecksumOkIp,
   udpFillChecksum,
   udpParse,
   udpWrite,
@@ -144,19 +143,21 @@ function l4(b: Uint8Array): number {
   if (ip.protocol === 17) {
     const c = udpParse(b, ip.payloadOff, ip.payloadLen, udp);
     if (c) return c;
-    const ok = udpChecksumOk(b, ip.payloadOff, udp.length, ip.src, ip.dst);
-    if (ok !== udpChecksumOkIp(b, ip.payloadOff, udp.length, ip.payloadOff - ip.hdrLen)) {
-      throw new Error("udpChecksumOkIp disagrees");
+    const pseudo = ipv4PseudoHeaderSum(b, ip.payloadOff - ip.hdrLen, 17, udp.length);
+    if (pseudo !== pseudoHeaderSum(ip.src, ip.dst, 17, udp.length)) {
+      throw new Error("ipv4PseudoHeaderSum disagrees");
     }
+    const ok = udpChecksumOk(b, ip.payloadOff, udp.length, pseudo);
     return ok ? 0 : Drop.UdpBadChecksum;
   }
   if (ip.protocol === 6) {
     const c = tcpParse(b, ip.payloadOff, ip.payloadLen, tcp);
     if (c) return c;
-    const ok = tcpChecksumOk(b, ip.payloadOff, ip.payloadLen, ip.src, ip.dst);
-    if (ok !== tcpChecksumOkIp(b, ip.payloadOff, ip.payloadLen, ip.payloadOff - ip.hdrLen)) {
-      throw new Error("tcpChecksumOkIp disagrees");
+    const pseudo = ipv4PseudoHeaderSum(b, ip.payloadOff - ip.hdrLen, 6, ip.payloadLen);
+    if (pseudo !== pseudoHeaderSum(ip.src, ip.dst, 6, ip.payloadLen)) {
+      throw new Error("ipv4PseudoHeaderSum disagrees");
     }
+    const ok = tcpChecksumOk(b, ip.payloadOff, ip.payloadLen, pseudo);
     return ok ? 0 : Drop.TcpBadChecksum;
   }
   if (ip.protocol === 1) return icmpParse(b, ip.payloadOff, ip.payloadLen, icmp);
@@ -277,7 +278,7 @@ t.test("round trips", (t) => {
   fc.assert(
     fc.property(fc.constantFrom(1, 2), mac, u32, mac, u32, (op, sha, spa, tha, tpa) => {
       const b = new Uint8Array(30);
-      arpWrite(b, 2, op, sha, spa, tha, tpa);
+      arpWrite(b, 2, { op, sha, spa, tha, tpa });
       return (
         arpParse(b, 2, 28, arp) === 0 &&
         arp.op === op &&
@@ -328,14 +329,15 @@ t.test("round trips", (t) => {
       const b = new Uint8Array(80);
       b.set(data, 10);
       udpWrite(b, 2, sp, dp, 8 + data.length);
-      if (csum) udpFillChecksum(b, 2, 8 + data.length, src, dst);
+      const pseudo = pseudoHeaderSum(src, dst, 17, 8 + data.length);
+      if (csum) udpFillChecksum(b, 2, 8 + data.length, pseudo);
       return (
         udpParse(b, 2, 8 + data.length, udp) === 0 &&
         udp.srcPort === sp &&
         udp.dstPort === dp &&
         udp.payloadLen === data.length &&
         (udp.checksum !== 0) === csum &&
-        udpChecksumOk(b, 2, udp.length, src, dst)
+        udpChecksumOk(b, 2, udp.length, pseudo)
       );
     }),
     { numRuns: RUNS },
@@ -353,15 +355,20 @@ t.test("round trips", (t) => {
       (sp, dp, src, dst, data, flags) => {
         const b = new Uint8Array(90);
         b.set(data, 21);
-        tcpWrite(b, 1, sp, dp, src, dst, flags, 1000);
-        tcpFillChecksum(b, 1, 20 + data.length, src, dst);
+        const want = { srcPort: sp, dstPort: dp, seq: src, ack: dst, flags, window: 1000 };
+        tcpWrite(b, 1, { ...newTcpInfo(), ...want });
+        const pseudo = pseudoHeaderSum(src, dst, 6, 20 + data.length);
+        tcpFillChecksum(b, 1, 20 + data.length, pseudo);
         return (
           tcpParse(b, 1, 20 + data.length, tcp) === 0 &&
           tcp.srcPort === sp &&
           tcp.dstPort === dp &&
+          tcp.seq === src &&
+          tcp.ack === dst &&
           tcp.flags === flags &&
+          tcp.window === 1000 &&
           tcp.payloadLen === data.length &&
-          tcpChecksumOk(b, 1, 20 + data.length, src, dst)
+          tcpChecksumOk(b, 1, 20 + data.length, pseudo)
         );
       },
     ),
@@ -373,7 +380,7 @@ t.test("round trips", (t) => {
     fc.property(fc.constantFrom(0, 8), u16, u16, payload, (type, id, seq, data) => {
       const b = new Uint8Array(80);
       b.set(data, 8);
-      icmpWriteEcho(b, 0, type, id, seq, data.length);
+      icmpWriteEcho(b, 0, { ...newIcmpInfo(), type, id, seq, dataLen: data.length });
       return (
         icmpParse(b, 0, 8 + data.length, icmp) === 0 &&
         icmp.type === type &&

@@ -1,5 +1,6 @@
 import t from "tap";
 import { parseIpv4 } from "../../src/encap/addr.js";
+import { pseudoHeaderSum } from "../../src/encap/checksum.js";
 import { Drop } from "../../src/encap/drop.js";
 import {
   newTcpInfo,
@@ -21,6 +22,10 @@ import { hex, toHex } from "../fixtures/hex.js";
 
 const A = parseIpv4("10.0.0.1")!;
 const B = parseIpv4("10.0.0.2")!;
+/** Pseudo-header sums for A -> B: a 13- and a 10-byte UDP datagram, a 20-byte TCP segment. */
+const UDP13 = pseudoHeaderSum(A, B, 17, 13);
+const UDP10 = pseudoHeaderSum(A, B, 17, 10);
+const TCP20 = pseudoHeaderSum(A, B, 6, 20);
 
 // scapy: .../UDP(sport=1234, dport=5678)/"hello" (the 13 UDP bytes of the IPv4 test)
 const UDP = hex("04d2 162e 000d 8cff 68656c6c6f");
@@ -38,17 +43,17 @@ t.test("UDP deconstruct / construct / checksum", (t) => {
     payloadOff: 8,
     payloadLen: 5,
   });
-  t.ok(udpChecksumOk(UDP, 0, 13, A, B));
-  t.equal(udpChecksum(UDP, 0, 13, A, B), 0x8cff, "compute ignores the field's current value");
+  t.ok(udpChecksumOk(UDP, 0, 13, UDP13));
+  t.equal(udpChecksum(UDP, 0, 13, UDP13), 0x8cff, "compute ignores the field's current value");
   const b = Buffer.from(UDP);
   b.fill(0, 0, 8);
   udpWrite(b, 0, 1234, 5678, 13);
   t.equal(b.readUInt16BE(6), 0, "written without checksum");
-  t.ok(udpChecksumOk(b, 0, 13, A, B), "zero checksum means none");
-  udpFillChecksum(b, 0, 13, A, B);
+  t.ok(udpChecksumOk(b, 0, 13, UDP13), "zero checksum means none");
+  udpFillChecksum(b, 0, 13, UDP13);
   t.equal(toHex(b), toHex(UDP));
   b[9] ^= 0x20;
-  t.notOk(udpChecksumOk(b, 0, 13, A, B));
+  t.notOk(udpChecksumOk(b, 0, 13, UDP13));
   t.end();
 });
 
@@ -56,10 +61,10 @@ t.test("UDP computed zero is sent as 0xffff", (t) => {
   // Find a payload word that makes the sum all ones.
   const b = Buffer.alloc(10);
   udpWrite(b, 0, 1, 2, 10);
-  const c = udpChecksum(b, 0, 10, A, B);
+  const c = udpChecksum(b, 0, 10, UDP10);
   // Adding the checksum value to the payload makes the complement 0.
   b.writeUInt16BE(c, 8);
-  t.equal(udpChecksum(b, 0, 10, A, B), 0xffff);
+  t.equal(udpChecksum(b, 0, 10, UDP10), 0xffff);
   t.end();
 });
 
@@ -79,16 +84,19 @@ t.test("TCP deconstruct / construct / checksum", (t) => {
   t.same(s, {
     srcPort: 40000,
     dstPort: 80,
+    seq: 1,
+    ack: 0,
     hdrLen: 20,
     flags: TCP_SYN,
+    window: 65535,
     checksum: 0xff4e,
     payloadOff: 20,
     payloadLen: 0,
   });
-  t.ok(tcpChecksumOk(TCP, 0, 20, A, B));
+  t.ok(tcpChecksumOk(TCP, 0, 20, TCP20));
   const b = Buffer.alloc(20);
-  tcpWrite(b, 0, 40000, 80, 1, 0, TCP_SYN, 65535);
-  tcpFillChecksum(b, 0, 20, A, B);
+  tcpWrite(b, 0, s);
+  tcpFillChecksum(b, 0, 20, TCP20);
   t.equal(toHex(b), toHex(TCP));
   t.end();
 });
@@ -103,6 +111,6 @@ t.test("TCP drops", (t) => {
   t.equal(tcpParse(b, 0, b.length, s), Drop.TcpBadOffset);
   b[12] = 0x50;
   b[17] ^= 1;
-  t.notOk(tcpChecksumOk(b, 0, 20, A, B));
+  t.notOk(tcpChecksumOk(b, 0, 20, TCP20));
   t.end();
 });
