@@ -5,4 +5,4 @@ export { TableError } from "./errors.js";
 export { Fdb, Learn } from "./fdb.js";
 export { parsePrefix } from "./input.js";
 export { NeighTable } from "./neigh.js";
-export { type Route, RouteTable } from "./route.js";
+export { type Route, type RouteSpec, RouteTable } from "./route.js";
