@@ -81,6 +81,18 @@ import { type Fdb, Learn, type NeighTable, type Route, type RouteTable } from ".
 import { Batch } from "../io/batch.js";
 import { GsoBatch, UDP_MAX_PAYLOAD, UDP_MAX_SEGMENTS } from "../io/gso-batch.js";
 import type { Slab } from "../io/slab.js";
+import {
+  VNET_F_NEEDS_CSUM,
+  VNET_GSO_NONE,
+  VNET_GSO_TCPV4,
+  VNET_GSO_TCPV6,
+  VNET_GSO_UDP_L4,
+  VNET_LEN,
+  vnetCsumOffset,
+  vnetCsumStart,
+  vnetGsoSize,
+  vnetWritePlain,
+} from "../tun/vnet.js";
 import { Coalescer, MAX_GROUP_SEGMENTS, type VnetSink } from "./offload/coalesce.js";
 import type { UdpSenderPool } from "./offload/fastpath.js";
 import {
@@ -93,16 +105,6 @@ import {
   tsoSegment,
   usoHeaderLen,
   usoSegment,
-  VNET_F_NEEDS_CSUM,
-  VNET_GSO_NONE,
-  VNET_GSO_TCPV4,
-  VNET_GSO_TCPV6,
-  VNET_GSO_UDP_L4,
-  VNET_LEN,
-  vnetCsumOffset,
-  vnetCsumStart,
-  vnetGsoSize,
-  vnetWritePlain,
 } from "./offload/segment.js";
 import { C, type Stats } from "./stats.js";
 

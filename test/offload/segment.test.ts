@@ -28,6 +28,11 @@ import {
   tsoSegmentCount,
   usoHeaderLen,
   usoSegment,
+} from "../../src/dataplane/offload/segment.js";
+import { read16, read32, write16, write32 } from "../../src/encap/bytes.js";
+import { checksumFold, checksumSum, internetChecksum } from "../../src/encap/checksum.js";
+import { ipv4ChecksumOk, ipv4PseudoHeaderSum } from "../../src/encap/ipv4.js";
+import {
   VNET_F_DATA_VALID,
   VNET_F_NEEDS_CSUM,
   VNET_GSO_TCPV4,
@@ -39,10 +44,7 @@ import {
   vnetFlags,
   vnetGsoSize,
   vnetGsoType,
-} from "../../src/dataplane/offload/segment.js";
-import { read16, read32, write16, write32 } from "../../src/encap/bytes.js";
-import { checksumFold, checksumSum, internetChecksum } from "../../src/encap/checksum.js";
-import { ipv4ChecksumOk, ipv4PseudoHeaderSum } from "../../src/encap/ipv4.js";
+} from "../../src/tun/vnet.js";
 
 const PREFIX = 22;
 const IN = 256;

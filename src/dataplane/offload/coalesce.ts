@@ -61,8 +61,6 @@ import {
 } from "../../encap/tcp.js";
 import { UDP_CHECKSUM, UDP_HDR_LEN, UDP_LENGTH } from "../../encap/udp.js";
 import {
-  type Summer,
-  tcpChecksumOk,
   VNET_F_DATA_VALID,
   VNET_F_NEEDS_CSUM,
   VNET_GSO_TCPV4,
@@ -71,7 +69,8 @@ import {
   VNET_LEN,
   vnetWrite,
   vnetWritePlain,
-} from "./segment.js";
+} from "../../tun/vnet.js";
+import { type Summer, tcpChecksumOk } from "./segment.js";
 
 const TCP_ACK_FLAG = 0x10;
 const TCP_PSH = 0x08;

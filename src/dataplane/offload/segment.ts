@@ -1,5 +1,5 @@
-// TCP segmentation of TUN TSO super-packets (the software half of TSO), and the
-// virtio_net_hdr that travels with every packet on a TUN opened with IFF_VNET_HDR.
+// TCP segmentation of TUN TSO super-packets (the software half of TSO); the
+// virtio_net_hdr that carries gso_size is the TUN's own (src/tun/vnet.ts).
 //
 // A super-packet is one IPv4 (TSO4) or IPv6 (TSO6, a bridged frame in vxlan-l2) header
 // + one TCP header + up to 64 KB of payload, with gso_size (the MSS) in its
@@ -37,23 +37,6 @@ import {
 import { TCP_CHECKSUM, TCP_DATA_OFF, TCP_FLAGS, TCP_SEQ } from "../../encap/tcp.js";
 import { UDP_CHECKSUM, UDP_HDR_LEN, UDP_LENGTH } from "../../encap/udp.js";
 
-/** sizeof(struct virtio_net_hdr). */
-export const VNET_LEN = 10;
-export const VNET_FLAGS = 0;
-export const VNET_GSO_TYPE = 1;
-export const VNET_HDR_LEN = 2;
-export const VNET_GSO_SIZE = 4;
-export const VNET_CSUM_START = 6;
-export const VNET_CSUM_OFFSET = 8;
-export const VNET_F_NEEDS_CSUM = 1;
-export const VNET_F_DATA_VALID = 2;
-export const VNET_GSO_NONE = 0;
-export const VNET_GSO_TCPV4 = 1;
-export const VNET_GSO_UDP = 3;
-export const VNET_GSO_TCPV6 = 4;
-export const VNET_GSO_UDP_L4 = 5;
-export const VNET_GSO_ECN = 0x80;
-
 const TCP_CWR = 0x80;
 const TCP_FIN_PSH = 0x09;
 
@@ -84,56 +67,6 @@ export class TsSummer implements Summer {
   sumMany(count: number): void {
     for (let i = 0; i < count; i++) this.out[i] = this.sum(this.offs[i], this.lens[i]);
   }
-}
-
-function le16(u8: Uint8Array, off: number): number {
-  return u8[off] | (u8[off + 1] << 8);
-}
-
-function setLe16(u8: Uint8Array, off: number, v: number): void {
-  u8[off] = v & 0xff;
-  u8[off + 1] = (v >>> 8) & 0xff;
-}
-
-export function vnetFlags(u8: Uint8Array, at: number): number {
-  return u8[at + VNET_FLAGS];
-}
-export function vnetGsoType(u8: Uint8Array, at: number): number {
-  return u8[at + VNET_GSO_TYPE];
-}
-export function vnetGsoSize(u8: Uint8Array, at: number): number {
-  return le16(u8, at + VNET_GSO_SIZE);
-}
-export function vnetCsumStart(u8: Uint8Array, at: number): number {
-  return le16(u8, at + VNET_CSUM_START);
-}
-export function vnetCsumOffset(u8: Uint8Array, at: number): number {
-  return le16(u8, at + VNET_CSUM_OFFSET);
-}
-
-/** Write a virtio_net_hdr (little-endian fields) at `at`. */
-export function vnetWrite(
-  u8: Uint8Array,
-  at: number,
-  flags: number,
-  gsoType: number,
-  hdrLen: number,
-  gsoSize: number,
-  csumStart: number,
-  csumOffset: number,
-): void {
-  u8[at + VNET_FLAGS] = flags;
-  u8[at + VNET_GSO_TYPE] = gsoType;
-  setLe16(u8, at + VNET_HDR_LEN, hdrLen);
-  setLe16(u8, at + VNET_GSO_SIZE, gsoSize);
-  setLe16(u8, at + VNET_CSUM_START, csumStart);
-  setLe16(u8, at + VNET_CSUM_OFFSET, csumOffset);
-}
-
-/** A zero header: "nothing to do, verify checksums yourself" (or DATA_VALID in flags). */
-export function vnetWritePlain(u8: Uint8Array, at: number, flags: number): void {
-  for (let i = 0; i < VNET_LEN; i++) u8[at + i] = 0;
-  u8[at] = flags;
 }
 
 /**
