@@ -42,8 +42,16 @@ import {
   newEthernetInfo,
 } from "../encap/ethernet.js";
 import { ipv4FragmentCount, ipv4WriteFragment } from "../encap/fragment.js";
-import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, icmpWriteError } from "../encap/icmp.js";
-import { DfPolicy, type IpipInfo, ipipDecap, ipipEncap, newIpipInfo } from "../encap/ipip.js";
+import { type IcmpErrorParams, icmpWriteError, newIcmpErrorParams } from "../encap/icmp.js";
+import {
+  DfPolicy,
+  type IpipInfo,
+  type IpipParams,
+  ipipDecap,
+  ipipEncap,
+  newIpipInfo,
+  newIpipParams,
+} from "../encap/ipip.js";
 import {
   IPPROTO_TCP,
   IPPROTO_UDP,
@@ -52,9 +60,11 @@ import {
   IPV4_HDR_LEN,
   IPV4_TOS,
   IPV4_TTL,
+  type Ipv4Fields,
   type Ipv4Info,
   ipv4Parse,
   ipv4Write,
+  newIpv4Fields,
   newIpv4Info,
 } from "../encap/ipv4.js";
 import {
@@ -249,6 +259,10 @@ export class Forwarder implements VnetSink {
   /** A vnet header range + a frame (devPush on a TAP). */
   private readonly frameRanges = { off: new Uint32Array(2), len: new Uint32Array(2) };
   private readonly ipip: IpipInfo = newIpipInfo();
+  // The header writers' parameters: filled per packet, never reallocated.
+  private readonly ipipHdr: IpipParams = newIpipParams();
+  private readonly outerIp: Ipv4Fields = { ...newIpv4Fields(), protocol: IPPROTO_UDP };
+  private readonly icmpErr: IcmpErrorParams = newIcmpErrorParams();
 
   constructor(
     readonly o: ForwarderOptions,
@@ -263,6 +277,11 @@ export class Forwarder implements VnetSink {
   ) {
     this.u8 = slab.u8;
     this.localIp32 = o.localIp | 0;
+    this.ipipHdr.src = this.localIp32;
+    this.ipipHdr.ttl = o.ttl;
+    this.ipipHdr.tos = o.tos;
+    this.ipipHdr.df = o.df;
+    this.outerIp.src = this.localIp32;
     this.vnet = fast !== undefined;
     this.pool = fast?.pool;
     this.poolPorts = fast?.pool?.ports;
@@ -605,20 +624,13 @@ export class Forwarder implements VnetSink {
    */
   private txSuperIpip(off: number, total: number, hdr: number, mss: number, udp: boolean): number {
     const u8 = this.u8;
-    const o = this.o;
+    const _o = this.o;
     const out = this.ipipOut!;
     const summer = this.fast!.summer;
-    const outer = ipipEncap(
-      u8,
-      off,
-      hdr + mss,
-      this.localIp32,
-      this.curRemote,
-      o.ttl,
-      o.tos,
-      o.df,
-      0,
-    );
+    const ph = this.ipipHdr;
+    ph.dst = this.curRemote;
+    ph.id = 0;
+    const outer = ipipEncap(u8, off, hdr + mss, ph);
     if (outer < 0) return -outer;
     const payload = total - hdr;
     const segs = Math.ceil(payload / mss);
@@ -762,17 +774,10 @@ export class Forwarder implements VnetSink {
   /** Encapsulate the L3 packet at [off, off+len) towards the resolved destination. */
   private encapL3(slot: number, off: number, len: number): number {
     if (this.o.mode === MODE_IPIP) {
-      const start = ipipEncap(
-        this.u8,
-        off,
-        len,
-        this.localIp32,
-        this.curRemote,
-        this.o.ttl,
-        this.o.tos,
-        this.o.df,
-        this.nextId(),
-      );
+      const ph = this.ipipHdr;
+      ph.dst = this.curRemote;
+      ph.id = this.nextId();
+      const start = ipipEncap(this.u8, off, len, ph);
       if (start < 0) return -start;
       this.stats.counters[C.encap_packets]++;
       return this.pushOuter(slot, start, len + IPV4_HDR_LEN, this.curRemote);
@@ -803,19 +808,11 @@ export class Forwarder implements VnetSink {
     const reply = this.takeSlot();
     if (reply < 0) return;
     const at = this.slab.dataOffset(reply);
-    const n = icmpWriteError(
-      this.u8,
-      at,
-      this.u8,
-      off,
-      total,
-      ICMP_DEST_UNREACH,
-      ICMP_FRAG_NEEDED,
-      mtu,
-      from,
-      64,
-      this.nextId(),
-    );
+    const e = this.icmpErr;
+    e.mtu = mtu;
+    e.from = from;
+    e.id = this.nextId();
+    const n = icmpWriteError(this.u8, at, this.u8, off, total, e);
     if (n === 0) return;
     this.devPush(reply, at, n);
     this.stats.counters[C.icmp_frag_needed_sent]++;
@@ -924,18 +921,14 @@ export class Forwarder implements VnetSink {
     const innerDf = innerIp >= 0 && ((u8[innerIp + IPV4_FLAGS_FRAG] << 8) & IPV4_DF) !== 0;
     const df = o.df === DfPolicy.Set || (o.df === DfPolicy.Copy && innerDf);
     const total = len + UDP_HDR_LEN + IPV4_HDR_LEN;
-    ipv4Write(
-      u8,
-      ipOff,
-      tos,
-      total,
-      this.nextId(),
-      df ? IPV4_DF : 0,
-      ttl,
-      IPPROTO_UDP,
-      this.localIp32,
-      remote,
-    );
+    const h = this.outerIp;
+    h.tos = tos;
+    h.totalLen = total;
+    h.id = this.nextId();
+    h.flags = df ? IPV4_DF : 0;
+    h.ttl = ttl;
+    h.dst = remote;
+    ipv4Write(u8, ipOff, h);
     udpWrite(u8, udpOff, sport, port, len + UDP_HDR_LEN);
     this.stats.counters[C.encap_packets]++;
     return this.pushOuter(slot, ipOff, total, remote);
