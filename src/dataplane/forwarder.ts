@@ -438,7 +438,7 @@ export class Forwarder implements VnetSink {
           this.fast!.summer,
         )
       ) {
-        return Drop.Ipv4Truncated;
+        return Drop.VnetBadCsumOffset;
       }
       return this.o.mode === MODE_VXLAN_L2
         ? this.txFrame(slot, off, len)
@@ -447,10 +447,10 @@ export class Forwarder implements VnetSink {
     const udp = gso === VNET_GSO_UDP_L4;
     // TCPv6 super-frames come only from a TAP (TSO6 is asked for in vxlan-l2 mode).
     if (this.o.mode === MODE_VXLAN_L2) {
-      if (gso !== VNET_GSO_TCPV4 && gso !== VNET_GSO_TCPV6 && !udp) return Drop.Ipv4BadProtocol;
+      if (gso !== VNET_GSO_TCPV4 && gso !== VNET_GSO_TCPV6 && !udp) return Drop.VnetBadGsoType;
       return this.txSuperFrame(off, len, vnetGsoSize(u8, h), udp);
     }
-    if (gso !== VNET_GSO_TCPV4 && !udp) return Drop.Ipv4BadProtocol;
+    if (gso !== VNET_GSO_TCPV4 && !udp) return Drop.VnetBadGsoType;
     return this.txSuper(off, len, vnetGsoSize(u8, h), udp, false);
   }
 
@@ -518,7 +518,7 @@ export class Forwarder implements VnetSink {
     if (bridged && len >= IPV6_HDR_LEN && u8[off] >>> 4 === 6) {
       // The fields txSuper reads, from the IPv6 header (no DF: a bridge cuts smaller).
       ip.totalLen = IPV6_HDR_LEN + read16(u8, off + IPV6_PAYLOAD_LEN);
-      if (ip.totalLen > len) return Drop.Ipv4Truncated;
+      if (ip.totalLen > len) return Drop.Ipv6Truncated;
       ip.tos = ipv6TrafficClass(u8, off);
       ip.ttl = u8[off + IPV6_HOP_LIMIT];
       ip.df = false;
@@ -538,7 +538,7 @@ export class Forwarder implements VnetSink {
       if (code !== Drop.None) return code;
     }
     let mss = gsoSize;
-    if (mss <= 0) return udp ? Drop.UdpBadLength : Drop.TcpBadOffset;
+    if (mss <= 0) return Drop.VnetBadGsoSize;
     // PMTU applies per segment: each is hdr + mss bytes of inner IPv4.
     if (hdr + mss > this.curMtu) {
       if (ip.df && !bridged) {
@@ -1169,7 +1169,7 @@ export class Forwarder implements VnetSink {
       const from = this.rxBatch!.addr[idx];
       const mac = readMac(this.u8, vx.innerOff + ETH_SRC);
       const learned = this.fdb.learn(mac, from);
-      if (learned === Learn.StaticConflict) return Drop.PeerNotAllowed;
+      if (learned === Learn.StaticConflict) return Drop.FdbStaticConflict;
       if (learned === Learn.Created || learned === Learn.Moved) {
         if (this.onLearn !== undefined) this.onLearn(mac, from, learned === Learn.Created);
         else if (learned === Learn.Created) this.stats.counters[C.fdb_learned]++;

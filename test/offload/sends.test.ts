@@ -6,10 +6,19 @@
 // message into equal datagrams). Every datagram is checked as a receiver would: VXLAN
 // to node B, inner IPv4 and TCP checksums, sequence numbers in order, every payload byte.
 import t from "tap";
+import { formatStats } from "../../src/dataplane/stats.js";
 import { read16, read32 } from "../../src/encap/bytes.js";
 import { checksumFold, checksumSum, internetChecksum } from "../../src/encap/checksum.js";
 import { ipv4PseudoHeaderSum } from "../../src/encap/ipv4.js";
 import { Batch } from "../../src/io/batch.js";
+import {
+  VNET_F_NEEDS_CSUM,
+  VNET_GSO_NONE,
+  VNET_GSO_TCPV4,
+  VNET_GSO_TCPV6,
+  VNET_LEN,
+  vnetWrite,
+} from "../../src/tun/vnet.js";
 import { forwarderRig, MSS, NODE_B, POD_B } from "../fixtures/forwarder-rig.js";
 
 const SEG = 8 + 14 + 20 + 32 + MSS; // one full datagram: VXLAN, Ethernet, IPv4, TCP
@@ -93,4 +102,33 @@ t.test("a smaller super-packet tops up and continues", async (t) => {
   const r = sendOneBatch([45 * MSS, 10 * MSS, 3 * MSS]);
   t.same(r.problems, [], "every datagram is the next segment, intact");
   t.same(r.msgs, [44, 14], "1 + 10 + 3 segments in the second send");
+});
+
+t.test("a malformed virtio_net_hdr is dropped under its own name", async (t) => {
+  const rig = forwarderRig();
+  const dev = new Batch(64);
+  const bad = (edit: (h: number) => void) => {
+    const slot = rig.slab.alloc();
+    const len = rig.superPacket(slot, 1, 10 * MSS);
+    edit(rig.slab.dataOffset(slot) - VNET_LEN);
+    dev.push(slot, rig.slab.dataOffset(slot), len);
+  };
+  // A plain packet whose checksum would land past its end.
+  bad((h) => vnetWrite(rig.u8, h, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, 0, 0, 60000, 16));
+  // TSO6 on a TUN (only a TAP in vxlan-l2 mode is offered it), twice.
+  bad((h) => vnetWrite(rig.u8, h, 1, VNET_GSO_TCPV6, 52, MSS, 20, 16));
+  bad((h) => vnetWrite(rig.u8, h, 1, VNET_GSO_TCPV6, 52, MSS, 20, 16));
+  // A super-packet without a segment size, three times.
+  for (let i = 0; i < 3; i++) bad((h) => vnetWrite(rig.u8, h, 1, VNET_GSO_TCPV4, 52, 0, 20, 16));
+  rig.fwd.fromDevice(dev);
+  const snap = rig.stats.snapshot();
+  t.equal(snap.drops.vnet_bad_csum_offset, 1, "checksum offset outside the packet");
+  t.equal(snap.drops.vnet_bad_gso_type, 2, "GSO type not offered");
+  t.equal(snap.drops.vnet_bad_gso_size, 3, "gso_size 0");
+  t.equal(snap.drops.ipv4_truncated, 0, "none of them counted as a truncated IPv4 header");
+  t.equal(rig.stats.totalDrops(), 6, "nothing else dropped");
+  const text = formatStats(snap);
+  t.match(text, /vnet_bad_csum_offset\s+1\n/, "`vxtun stats` names them");
+  t.match(text, /vnet_bad_gso_type\s+2\n/);
+  t.match(text, /vnet_bad_gso_size\s+3/);
 });
