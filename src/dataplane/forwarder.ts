@@ -23,12 +23,16 @@ import type { Fdb, NeighTable, RouteTable } from "../fdb/index.js";
 import type { Batch } from "../io/batch.js";
 import type { Slab } from "../io/slab.js";
 import {
+  newVnetHeader,
+  VNET_F_NEEDS_CSUM,
+  VNET_GSO_ECN,
   VNET_GSO_NONE,
   VNET_GSO_TCPV4,
   VNET_GSO_TCPV6,
   VNET_GSO_UDP_L4,
   VNET_LEN,
-  vnetGsoSize,
+  type VnetHeader,
+  vnetRead,
 } from "../tun/vnet.js";
 import { BridgePort } from "./bridge.js";
 import { DeviceOut } from "./device-out.js";
@@ -66,6 +70,8 @@ export class Forwarder {
   private readonly offload: OffloadSender;
   private readonly bridge: BridgePort;
   private readonly rx: Receiver;
+  /** The virtio_net_hdr of the packet being read (fast path). */
+  private readonly vh: VnetHeader = newVnetHeader();
 
   constructor(
     o: ForwarderOptions,
@@ -129,22 +135,23 @@ export class Forwarder {
   /** A packet (or frame) from a TUN/TAP with a virtio_net_hdr (fast path). */
   private txVnet(slot: number, off: number, len: number): number {
     const s = this.s;
-    const u8 = s.u8;
-    const h = off - VNET_LEN;
-    const gso = u8[h + 1] & 0x7f;
+    const h = this.vh;
+    vnetRead(s.u8, off - VNET_LEN, h);
+    const gso = h.gsoType & ~VNET_GSO_ECN;
     if (gso === VNET_GSO_NONE) {
-      const code = this.offload.completeChecksum(off, len);
-      if (code !== Drop.None) return code;
+      if (h.flags & VNET_F_NEEDS_CSUM && !this.offload.completeChecksum(off, len, h)) {
+        return Drop.VnetBadCsumOffset;
+      }
       return s.l2 ? this.bridge.txFrame(slot, off, len) : this.send.txPacket(slot, off, len);
     }
     const udp = gso === VNET_GSO_UDP_L4;
     // TCPv6 super-frames come only from a TAP (TSO6 is asked for in vxlan-l2 mode).
     if (s.l2) {
       if (gso !== VNET_GSO_TCPV4 && gso !== VNET_GSO_TCPV6 && !udp) return Drop.VnetBadGsoType;
-      return this.bridge.txSuperFrame(off, len, vnetGsoSize(u8, h), udp);
+      return this.bridge.txSuperFrame(off, len, h.gsoSize, udp);
     }
     if (gso !== VNET_GSO_TCPV4 && !udp) return Drop.VnetBadGsoType;
-    return this.offload.txSuper(off, len, vnetGsoSize(u8, h), udp, false);
+    return this.offload.txSuper(off, len, h.gsoSize, udp, false);
   }
 
   /** A batch received from the underlay socket. Bound once, handed to the reader. */

@@ -18,7 +18,7 @@ import {
 import { VXLAN_HDR_LEN, VXLAN_L3_HEADROOM, vxlanSourcePort } from "../encap/vxlan.js";
 import type { Batch } from "../io/batch.js";
 import { type GsoBatch, UDP_MAX_PAYLOAD, UDP_MAX_SEGMENTS } from "../io/gso-batch.js";
-import { VNET_F_NEEDS_CSUM, VNET_LEN, vnetCsumOffset, vnetCsumStart } from "../tun/vnet.js";
+import type { VnetHeader } from "../tun/vnet.js";
 import {
   completeChecksum,
   tsoHeaderLen,
@@ -58,19 +58,11 @@ export class OffloadSender {
   }
 
   /**
-   * A packet that is not a super-packet: finish the checksum its virtio_net_hdr left
-   * to us (NEEDS_CSUM). Drop.None, or why not.
+   * A packet that is not a super-packet whose virtio_net_hdr asks for its checksum
+   * (NEEDS_CSUM): finish it. False when the header points outside the packet.
    */
-  completeChecksum(off: number, len: number): number {
-    const u8 = this.u8;
-    const h = off - VNET_LEN;
-    if ((u8[h] & VNET_F_NEEDS_CSUM) === 0) return Drop.None;
-    const start = vnetCsumStart(u8, h);
-    const at = vnetCsumOffset(u8, h);
-    if (!completeChecksum(u8, off, len, start, at, this.s.fast!.summer)) {
-      return Drop.VnetBadCsumOffset;
-    }
-    return Drop.None;
+  completeChecksum(off: number, len: number, h: VnetHeader): boolean {
+    return completeChecksum(this.u8, off, len, h.csumStart, h.csumOffset, this.s.fast!.summer);
   }
 
   /**

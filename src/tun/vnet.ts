@@ -20,6 +20,21 @@ export const VNET_GSO_TCPV6 = 4;
 export const VNET_GSO_UDP_L4 = 5;
 export const VNET_GSO_ECN = 0x80;
 
+/** A virtio_net_hdr's fields (one reusable object per reader or writer). */
+export interface VnetHeader {
+  flags: number;
+  gsoType: number;
+  /** Bytes of headers in front of the payload (a hint for the kernel). */
+  hdrLen: number;
+  gsoSize: number;
+  csumStart: number;
+  csumOffset: number;
+}
+
+export function newVnetHeader(): VnetHeader {
+  return { flags: 0, gsoType: VNET_GSO_NONE, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 };
+}
+
 function le16(u8: Uint8Array, off: number): number {
   return u8[off] | (u8[off + 1] << 8);
 }
@@ -29,39 +44,24 @@ function setLe16(u8: Uint8Array, off: number, v: number): void {
   u8[off + 1] = (v >>> 8) & 0xff;
 }
 
-export function vnetFlags(u8: Uint8Array, at: number): number {
-  return u8[at + VNET_FLAGS];
-}
-export function vnetGsoType(u8: Uint8Array, at: number): number {
-  return u8[at + VNET_GSO_TYPE];
-}
-export function vnetGsoSize(u8: Uint8Array, at: number): number {
-  return le16(u8, at + VNET_GSO_SIZE);
-}
-export function vnetCsumStart(u8: Uint8Array, at: number): number {
-  return le16(u8, at + VNET_CSUM_START);
-}
-export function vnetCsumOffset(u8: Uint8Array, at: number): number {
-  return le16(u8, at + VNET_CSUM_OFFSET);
+/** Read the header at `at` into `h`. */
+export function vnetRead(u8: Uint8Array, at: number, h: VnetHeader): void {
+  h.flags = u8[at + VNET_FLAGS];
+  h.gsoType = u8[at + VNET_GSO_TYPE];
+  h.hdrLen = le16(u8, at + VNET_HDR_LEN);
+  h.gsoSize = le16(u8, at + VNET_GSO_SIZE);
+  h.csumStart = le16(u8, at + VNET_CSUM_START);
+  h.csumOffset = le16(u8, at + VNET_CSUM_OFFSET);
 }
 
-/** Write a virtio_net_hdr (little-endian fields) at `at`. */
-export function vnetWrite(
-  u8: Uint8Array,
-  at: number,
-  flags: number,
-  gsoType: number,
-  hdrLen: number,
-  gsoSize: number,
-  csumStart: number,
-  csumOffset: number,
-): void {
-  u8[at + VNET_FLAGS] = flags;
-  u8[at + VNET_GSO_TYPE] = gsoType;
-  setLe16(u8, at + VNET_HDR_LEN, hdrLen);
-  setLe16(u8, at + VNET_GSO_SIZE, gsoSize);
-  setLe16(u8, at + VNET_CSUM_START, csumStart);
-  setLe16(u8, at + VNET_CSUM_OFFSET, csumOffset);
+/** Write `h` at `at`. */
+export function vnetWrite(u8: Uint8Array, at: number, h: VnetHeader): void {
+  u8[at + VNET_FLAGS] = h.flags;
+  u8[at + VNET_GSO_TYPE] = h.gsoType;
+  setLe16(u8, at + VNET_HDR_LEN, h.hdrLen);
+  setLe16(u8, at + VNET_GSO_SIZE, h.gsoSize);
+  setLe16(u8, at + VNET_CSUM_START, h.csumStart);
+  setLe16(u8, at + VNET_CSUM_OFFSET, h.csumOffset);
 }
 
 /** A zero header: "nothing to do, verify checksums yourself" (or DATA_VALID in flags). */

@@ -114,12 +114,49 @@ t.test("a malformed virtio_net_hdr is dropped under its own name", async (t) => 
     dev.push(slot, rig.slab.dataOffset(slot), len);
   };
   // A plain packet whose checksum would land past its end.
-  bad((h) => vnetWrite(rig.u8, h, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, 0, 0, 60000, 16));
+  bad((h) =>
+    vnetWrite(rig.u8, h, {
+      flags: VNET_F_NEEDS_CSUM,
+      gsoType: VNET_GSO_NONE,
+      hdrLen: 0,
+      gsoSize: 0,
+      csumStart: 60000,
+      csumOffset: 16,
+    }),
+  );
   // TSO6 on a TUN (only a TAP in vxlan-l2 mode is offered it), twice.
-  bad((h) => vnetWrite(rig.u8, h, 1, VNET_GSO_TCPV6, 52, MSS, 20, 16));
-  bad((h) => vnetWrite(rig.u8, h, 1, VNET_GSO_TCPV6, 52, MSS, 20, 16));
+  bad((h) =>
+    vnetWrite(rig.u8, h, {
+      flags: VNET_F_NEEDS_CSUM,
+      gsoType: VNET_GSO_TCPV6,
+      hdrLen: 52,
+      gsoSize: MSS,
+      csumStart: 20,
+      csumOffset: 16,
+    }),
+  );
+  bad((h) =>
+    vnetWrite(rig.u8, h, {
+      flags: VNET_F_NEEDS_CSUM,
+      gsoType: VNET_GSO_TCPV6,
+      hdrLen: 52,
+      gsoSize: MSS,
+      csumStart: 20,
+      csumOffset: 16,
+    }),
+  );
   // A super-packet without a segment size, three times.
-  for (let i = 0; i < 3; i++) bad((h) => vnetWrite(rig.u8, h, 1, VNET_GSO_TCPV4, 52, 0, 20, 16));
+  for (let i = 0; i < 3; i++)
+    bad((h) =>
+      vnetWrite(rig.u8, h, {
+        flags: VNET_F_NEEDS_CSUM,
+        gsoType: VNET_GSO_TCPV4,
+        hdrLen: 52,
+        gsoSize: 0,
+        csumStart: 20,
+        csumOffset: 16,
+      }),
+    );
   rig.fwd.fromDevice(dev);
   const snap = rig.stats.snapshot();
   t.equal(snap.drops.vnet_bad_csum_offset, 1, "checksum offset outside the packet");
