@@ -62,7 +62,9 @@ export class BridgePort {
     if (fe === undefined) return this.flood(slot, off, len, eth);
     const start = vxlanEncapL2(this.u8, off, fe.vni);
     if (start < 0) return -start;
-    return this.send.pushVxlan(slot, start, len + 8, innerIpOff(eth), fe.remote, fe.port);
+    s.curRemote = fe.remote | 0;
+    s.curPort = fe.port;
+    return this.send.pushVxlan(slot, start, len + 8, innerIpOff(eth));
   }
 
   /**
@@ -94,6 +96,7 @@ export class BridgePort {
     if (n === 0) return Drop.NoFdb;
     const innerIp = innerIpOff(eth);
     const slotSize = s.slab.slotSize;
+    s.curPort = o.port;
     for (let r = 1; r < n; r++) {
       this.out.room(2);
       const copy = s.takeSlot();
@@ -102,11 +105,13 @@ export class BridgePort {
       this.u8.copyWithin(copyOff, off, off + len);
       const start = vxlanEncapL2(this.u8, copyOff, o.vni);
       const ipOff = innerIp < 0 ? -1 : copyOff + (innerIp - off);
-      this.send.pushVxlan(copy, start, len + 8, ipOff, remotes[r], o.port);
+      s.curRemote = remotes[r] | 0;
+      this.send.pushVxlan(copy, start, len + 8, ipOff);
       s.stats.counters[C.flood_copies]++;
     }
     const start = vxlanEncapL2(this.u8, off, o.vni);
-    return this.send.pushVxlan(slot, start, len + 8, innerIp, remotes[0], o.port);
+    s.curRemote = remotes[0] | 0;
+    return this.send.pushVxlan(slot, start, len + 8, innerIp);
   }
 
   /**
@@ -159,8 +164,9 @@ export class BridgePort {
    * for learning: an address above 2^31 passed per call would be boxed). `pre`: the
    * inner TCP sum when known (see receive.ts), else -1.
    */
-  rxFrame(slot: number, off: number, len: number, b: Batch, idx: number, pre: number): number {
+  rxFrame(b: Batch, idx: number, off: number, len: number, pre: number): number {
     const s = this.s;
+    const slot = b.slot[idx];
     const vx = s.vx;
     const eth = s.eth;
     const c = s.stats.counters;

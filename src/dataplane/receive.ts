@@ -60,7 +60,7 @@ export class Receiver {
       }
       const code = s.ipip
         ? this.rxIpip(b.slot[i], b.off[i], b.len[i], i < npre ? pre[i] : -1)
-        : this.rxVxlan(b.slot[i], b.off[i], b.len[i], b, i, i < npre ? pre[i] : -1);
+        : this.rxVxlan(b, i, b.off[i], b.len[i], i < npre ? pre[i] : -1);
       if (code !== Drop.None) s.drop(code);
       if (dev.count === dev.capacity) this.dev.flush();
     }
@@ -111,7 +111,7 @@ export class Receiver {
       c[C.gro_segments]++;
       const segLen = Math.min(end - at, gso);
       const pre = j < m && segLen > RX_TCP_AT ? summer.out[j] : -1;
-      const code = this.rxVxlan(b.slot[i], at, segLen, b, i, pre);
+      const code = this.rxVxlan(b, i, at, segLen, pre);
       if (code !== Drop.None) s.drop(code);
     }
   }
@@ -120,15 +120,9 @@ export class Receiver {
    * A VXLAN datagram at [off, off+len): datagram `idx` of `b` (or a GRO segment of it).
    * `pre`: sum of [off + RX_TCP_AT, off + len) when known, else -1.
    */
-  private rxVxlan(
-    slot: number,
-    off: number,
-    len: number,
-    b: Batch,
-    idx: number,
-    pre: number,
-  ): number {
+  private rxVxlan(b: Batch, idx: number, off: number, len: number, pre: number): number {
     const s = this.s;
+    const slot = b.slot[idx];
     const vx = s.vx;
     let code = vxlanDecap(this.u8, off, len, vx);
     if (code !== Drop.None) return code;
@@ -139,7 +133,7 @@ export class Receiver {
     // vxlan-l2 in a method of its own, so that this one stays small for the L3 path: V8
     // inlines by bytecode size, and with the L2 branch (grown by IPv6 and queue learning)
     // inline here, L3 TCP measured ~7 % slower.
-    if (s.l2) return this.bridge.rxFrame(slot, off, len, b, idx, pre);
+    if (s.l2) return this.bridge.rxFrame(b, idx, off, len, pre);
     // flannel mode carries IP only; the TUN takes the packet without its Ethernet header.
     if (eth.ethertype === ETHERTYPE_IPV4) {
       const ip = s.ip;

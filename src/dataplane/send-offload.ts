@@ -36,18 +36,22 @@ import type { UnderlayOut } from "./underlay-out.js";
 /** Inner Ethernet + VXLAN in front of each segment. */
 const SEG_PREFIX = VXLAN_L3_HEADROOM;
 
-/** What segmenting needs from a super-packet's IPv4 or IPv6 header. */
-class InnerHead {
+/** The super-packet being segmented: what its IPv4 or IPv6 header says, and the cut. */
+class Super {
   totalLen = 0;
   tos = 0;
   ttl = 0;
   /** IPv4 DF (IPv6: false, a bridge cuts smaller). */
   df = false;
+  /** IP + L4 header bytes, copied into every segment. */
+  hdr = 0;
+  /** Payload bytes per segment (the last may be shorter). */
+  mss = 0;
 }
 
 export class OffloadSender {
   private readonly u8: Uint8Array;
-  private readonly head = new InnerHead();
+  private readonly head = new Super();
 
   constructor(
     private readonly s: FwdState,
@@ -124,19 +128,14 @@ export class OffloadSender {
       mss = s.curMtu - hdr;
       if (mss < 8) return Drop.TooBig;
     }
-    if (this.out.ipipOut !== undefined) return this.txSuperIpip(off, total, hdr, mss, udp);
-    return this.txSuperVxlan(off, total, hdr, mss, udp, copy);
+    head.hdr = hdr;
+    head.mss = mss;
+    if (this.out.ipipOut !== undefined) return this.txSuperIpip(off, udp);
+    return this.txSuperVxlan(off, udp, copy);
   }
 
   /** vxlan modes: the segments as UDP_SEGMENT messages on the flow's pool socket. */
-  private txSuperVxlan(
-    off: number,
-    total: number,
-    hdr: number,
-    mss: number,
-    udp: boolean,
-    copy: boolean,
-  ): number {
+  private txSuperVxlan(off: number, udp: boolean, copy: boolean): number {
     const s = this.s;
     const o = s.o;
     const u8 = this.u8;
@@ -144,6 +143,9 @@ export class OffloadSender {
     const pool = out.pool!;
     const summer = s.fast!.summer;
     const head = this.head;
+    const total = head.totalLen;
+    const hdr = head.hdr;
+    const mss = head.mss;
     const payload = total - hdr;
     const segs = Math.ceil(payload / mss);
     const hs = SEG_PREFIX + hdr;
@@ -210,9 +212,10 @@ export class OffloadSender {
    * two ranges each (outer IPv4 + inner headers from the header arena, payload in
    * place). A raw socket has no UDP_SEGMENT: one sendmmsg carries a batch of them.
    */
-  private txSuperIpip(off: number, total: number, hdr: number, mss: number, udp: boolean): number {
+  private txSuperIpip(off: number, udp: boolean): number {
     const s = this.s;
     const u8 = this.u8;
+    const { totalLen: total, hdr, mss } = this.head;
     const summer = s.fast!.summer;
     const outer = this.send.ipipSegmentHeader(off, hdr + mss);
     if (outer < 0) return -outer;

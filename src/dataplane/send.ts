@@ -164,11 +164,11 @@ export class Sender {
       const start = ipipEncap(this.u8, off, len, ph);
       if (start < 0) return -start;
       s.stats.counters[C.encap_packets]++;
-      return this.pushOuter(slot, start, len + IPV4_HDR_LEN, s.curRemote);
+      return this.pushOuter(slot, start, len + IPV4_HDR_LEN);
     }
     const start = vxlanEncapL3Template(this.u8, off, len, s.curTpl, 0);
     if (start < 0) return -start;
-    return this.pushVxlan(slot, start, len + VXLAN_L3_HEADROOM, off, s.curRemote, s.curPort);
+    return this.pushVxlan(slot, start, len + VXLAN_L3_HEADROOM, off);
   }
 
   /**
@@ -185,17 +185,10 @@ export class Sender {
   }
 
   /**
-   * Outer IPv4 + UDP in front of a VXLAN packet at [start, start+len); `innerIp` is the
-   * inner IPv4 header (for inherited TTL/TOS/DF) or -1.
+   * Outer IPv4 + UDP in front of a VXLAN packet at [start, start+len), to s.curRemote
+   * and s.curPort; `innerIp` is the inner IPv4 header (for inherited TTL/TOS/DF) or -1.
    */
-  pushVxlan(
-    slot: number,
-    start: number,
-    len: number,
-    innerIp: number,
-    remote: number,
-    port: number,
-  ): number {
+  pushVxlan(slot: number, start: number, len: number, innerIp: number): number {
     const s = this.s;
     const o = s.o;
     const u8 = this.u8;
@@ -217,17 +210,18 @@ export class Sender {
     h.id = s.nextId();
     h.flags = df ? IPV4_DF : 0;
     h.ttl = o.ttl === INHERIT ? (innerIp >= 0 ? u8[innerIp + IPV4_TTL] : 64) : o.ttl;
-    h.dst = remote;
+    h.dst = s.curRemote;
     ipv4Write(u8, ipOff, h);
-    udpWrite(u8, udpOff, sport, port, len + UDP_HDR_LEN);
+    udpWrite(u8, udpOff, sport, s.curPort, len + UDP_HDR_LEN);
     s.stats.counters[C.encap_packets]++;
-    return this.pushOuter(slot, ipOff, total, remote);
+    return this.pushOuter(slot, ipOff, total);
   }
 
   /** Queue a finished outer packet; one over the underlay MTU is cut (too-big.ts). */
-  private pushOuter(slot: number, ipOff: number, total: number, remote: number): number {
-    if (total > this.s.o.underlayMtu) return this.tooBig.fragmentOuter(ipOff, total, remote);
-    this.out.push(slot, ipOff, total, remote);
+  private pushOuter(slot: number, ipOff: number, total: number): number {
+    const s = this.s;
+    if (total > s.o.underlayMtu) return this.tooBig.fragmentOuter(ipOff, total);
+    this.out.push(slot, ipOff, total, s.curRemote);
     return Drop.None;
   }
 }

@@ -58,9 +58,10 @@ export class TooBig {
 
   /**
    * An outer packet larger than the underlay MTU can only have come from the
-   * fragment-outer policy (DF clear): cut it into outer fragments for the raw socket.
+   * fragment-outer policy (DF clear): cut it into outer fragments for the raw socket,
+   * to s.curRemote.
    */
-  fragmentOuter(ipOff: number, total: number, remote: number): number {
+  fragmentOuter(ipOff: number, total: number): number {
     const s = this.s;
     const mtu = s.o.underlayMtu;
     if ((s.u8[ipOff + IPV4_FLAGS_FRAG] << 8) & IPV4_DF) return Drop.TooBig;
@@ -72,7 +73,7 @@ export class TooBig {
       if (frag < 0) return Drop.PoolExhausted;
       const at = s.slab.dataOffset(frag);
       const len = ipv4WriteFragment(s.u8, ipOff, total, mtu, k, s.u8, at);
-      this.out.push(frag, at, len, remote);
+      this.out.push(frag, at, len, s.curRemote);
     }
     s.stats.counters[C.fragmented_outer]++;
     return Drop.None;

@@ -18,7 +18,6 @@ import {
   IPV4_DF,
   IPV4_HDR_LEN,
   IPV4_MAX_LEN,
-  type Ipv4Fields,
   type Ipv4Info,
   ipv4Parse,
   ipv4Write,
@@ -70,7 +69,7 @@ export function newOuterParams(): OuterParams {
 }
 
 /** The IPv4 header outerEncapUdp fills (one per thread: the writer does not re-enter). */
-const outerHdr: Ipv4Fields = { ...newIpv4Fields(), protocol: IPPROTO_UDP };
+const outerHdr = { ...newIpv4Fields(), protocol: IPPROTO_UDP };
 
 /**
  * Prepend Ethernet + IPv4 + UDP to the payload at buf[payloadOff..+payloadLen).

@@ -12,11 +12,12 @@ import { checksumFold, checksumSum, internetChecksum } from "../../src/encap/che
 import { ipv4PseudoHeaderSum } from "../../src/encap/ipv4.js";
 import { Batch } from "../../src/io/batch.js";
 import {
-  VNET_F_NEEDS_CSUM,
+  newVnetHeader,
   VNET_GSO_NONE,
-  VNET_GSO_TCPV4,
   VNET_GSO_TCPV6,
   VNET_LEN,
+  type VnetHeader,
+  vnetRead,
   vnetWrite,
 } from "../../src/tun/vnet.js";
 import { forwarderRig, MSS, NODE_B, POD_B } from "../fixtures/forwarder-rig.js";
@@ -107,56 +108,24 @@ t.test("a smaller super-packet tops up and continues", async (t) => {
 t.test("a malformed virtio_net_hdr is dropped under its own name", async (t) => {
   const rig = forwarderRig();
   const dev = new Batch(64);
-  const bad = (edit: (h: number) => void) => {
-    const slot = rig.slab.alloc();
-    const len = rig.superPacket(slot, 1, 10 * MSS);
-    edit(rig.slab.dataOffset(slot) - VNET_LEN);
-    dev.push(slot, rig.slab.dataOffset(slot), len);
+  /** The rig's TSO super-packet, its virtio_net_hdr changed by `edit`, `times` times. */
+  const bad = (edit: Partial<VnetHeader>, times: number) => {
+    for (let i = 0; i < times; i++) {
+      const slot = rig.slab.alloc();
+      const len = rig.superPacket(slot, 1, 10 * MSS);
+      const at = rig.slab.dataOffset(slot);
+      const h = newVnetHeader();
+      vnetRead(rig.u8, at - VNET_LEN, h);
+      vnetWrite(rig.u8, at - VNET_LEN, { ...h, ...edit });
+      dev.push(slot, at, len);
+    }
   };
   // A plain packet whose checksum would land past its end.
-  bad((h) =>
-    vnetWrite(rig.u8, h, {
-      flags: VNET_F_NEEDS_CSUM,
-      gsoType: VNET_GSO_NONE,
-      hdrLen: 0,
-      gsoSize: 0,
-      csumStart: 60000,
-      csumOffset: 16,
-    }),
-  );
-  // TSO6 on a TUN (only a TAP in vxlan-l2 mode is offered it), twice.
-  bad((h) =>
-    vnetWrite(rig.u8, h, {
-      flags: VNET_F_NEEDS_CSUM,
-      gsoType: VNET_GSO_TCPV6,
-      hdrLen: 52,
-      gsoSize: MSS,
-      csumStart: 20,
-      csumOffset: 16,
-    }),
-  );
-  bad((h) =>
-    vnetWrite(rig.u8, h, {
-      flags: VNET_F_NEEDS_CSUM,
-      gsoType: VNET_GSO_TCPV6,
-      hdrLen: 52,
-      gsoSize: MSS,
-      csumStart: 20,
-      csumOffset: 16,
-    }),
-  );
-  // A super-packet without a segment size, three times.
-  for (let i = 0; i < 3; i++)
-    bad((h) =>
-      vnetWrite(rig.u8, h, {
-        flags: VNET_F_NEEDS_CSUM,
-        gsoType: VNET_GSO_TCPV4,
-        hdrLen: 52,
-        gsoSize: 0,
-        csumStart: 20,
-        csumOffset: 16,
-      }),
-    );
+  bad({ gsoType: VNET_GSO_NONE, gsoSize: 0, csumStart: 60000 }, 1);
+  // TSO6 on a TUN (only a TAP in vxlan-l2 mode is offered it).
+  bad({ gsoType: VNET_GSO_TCPV6 }, 2);
+  // A super-packet without a segment size.
+  bad({ gsoSize: 0 }, 3);
   rig.fwd.fromDevice(dev);
   const snap = rig.stats.snapshot();
   t.equal(snap.drops.vnet_bad_csum_offset, 1, "checksum offset outside the packet");

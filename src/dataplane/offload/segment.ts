@@ -23,6 +23,7 @@ import {
   IPPROTO_UDP,
   IPV4_CHECKSUM,
   IPV4_FLAGS_FRAG,
+  IPV4_HDR_LEN,
   IPV4_ID,
   IPV4_PROTOCOL,
   IPV4_TOTAL_LEN,
@@ -89,32 +90,36 @@ export function completeChecksum(
 }
 
 /**
- * IP + L4 header length of an IPv6 super-packet carrying `proto`, with any hop-by-hop
- * and destination options headers between them (ipv6UpperOffset; every segment gets a
- * copy, as Linux's GSO gives them), or 0.
+ * IP + L4 header length of the super-packet at `off` carrying `proto` (TCP or UDP), or
+ * 0 when it is not one: IPv4 (unfragmented), or IPv6 with any hop-by-hop and
+ * destination options headers between them (ipv6UpperOffset; every segment gets a
+ * copy, as Linux's GSO gives them).
  */
-function v6HeaderLen(u8: Uint8Array, off: number, len: number, proto: number): number {
-  if (len < IPV6_HDR_LEN + UDP_HDR_LEN) return 0;
-  if (read16(u8, off + IPV6_PAYLOAD_LEN) + IPV6_HDR_LEN > len) return 0;
-  const net = ipv6UpperOffset(u8, off, len, proto);
-  if (net === 0) return 0;
+function superHeaderLen(u8: Uint8Array, off: number, len: number, proto: number): number {
+  if (len < IPV4_HDR_LEN + UDP_HDR_LEN) return 0;
+  const version = u8[off] >>> 4;
+  let net: number;
+  if (version === 6) {
+    if (len < IPV6_HDR_LEN + UDP_HDR_LEN) return 0;
+    if (read16(u8, off + IPV6_PAYLOAD_LEN) + IPV6_HDR_LEN > len) return 0;
+    net = ipv6UpperOffset(u8, off, len, proto);
+    if (net === 0) return 0;
+  } else if (version === 4) {
+    net = (u8[off] & 0x0f) * 4;
+    if (net < IPV4_HDR_LEN || u8[off + IPV4_PROTOCOL] !== proto) return 0;
+    if ((read16(u8, off + IPV4_FLAGS_FRAG) & 0x3fff) !== 0) return 0;
+  } else {
+    return 0;
+  }
   if (proto === IPPROTO_UDP) return net + UDP_HDR_LEN > len ? 0 : net + UDP_HDR_LEN;
   if (net + 20 > len) return 0;
   const thl = (u8[off + net + TCP_DATA_OFF] >>> 4) * 4;
   return thl < 20 || net + thl > len ? 0 : net + thl;
 }
 
-/** IP + TCP header length of the super-packet at `off`, or 0 when it is not one. */
+/** IP + TCP header length of the TCP super-packet (TSO) at `off`, or 0. */
 export function tsoHeaderLen(u8: Uint8Array, off: number, len: number): number {
-  if (len > 0 && u8[off] >>> 4 === 6) return v6HeaderLen(u8, off, len, IPPROTO_TCP);
-  if (len < 40 || u8[off] >>> 4 !== 4) return 0;
-  const ihl = (u8[off] & 0x0f) * 4;
-  if (ihl < 20 || u8[off + IPV4_PROTOCOL] !== IPPROTO_TCP) return 0;
-  if ((read16(u8, off + IPV4_FLAGS_FRAG) & 0x3fff) !== 0) return 0;
-  if (len < ihl + 20) return 0;
-  const thl = (u8[off + ihl + TCP_DATA_OFF] >>> 4) * 4;
-  if (thl < 20 || ihl + thl > len) return 0;
-  return ihl + thl;
+  return superHeaderLen(u8, off, len, IPPROTO_TCP);
 }
 
 /** Segments tsoSegment() will write. */
@@ -151,12 +156,7 @@ export function tsoSegment(
 
 /** IP + UDP header length of the UDP super-packet (USO) at `off`, or 0. */
 export function usoHeaderLen(u8: Uint8Array, off: number, len: number): number {
-  if (len > 0 && u8[off] >>> 4 === 6) return v6HeaderLen(u8, off, len, IPPROTO_UDP);
-  if (len < 28 || u8[off] >>> 4 !== 4) return 0;
-  const ihl = (u8[off] & 0x0f) * 4;
-  if (ihl < 20 || u8[off + IPV4_PROTOCOL] !== IPPROTO_UDP) return 0;
-  if ((read16(u8, off + IPV4_FLAGS_FRAG) & 0x3fff) !== 0) return 0;
-  return len < ihl + UDP_HDR_LEN ? 0 : ihl + UDP_HDR_LEN;
+  return superHeaderLen(u8, off, len, IPPROTO_UDP);
 }
 
 /**
