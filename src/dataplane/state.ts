@@ -5,8 +5,7 @@
 import { type ArpInfo, newArpInfo } from "../encap/arp.js";
 import { Drop } from "../encap/drop.js";
 import { type EthernetInfo, newEthernetInfo } from "../encap/ethernet.js";
-import type { DfPolicy, IpipInfo } from "../encap/ipip.js";
-import { newIpipInfo } from "../encap/ipip.js";
+import { type DfPolicy, type IpipInfo, newIpipInfo } from "../encap/ipip.js";
 import { type Ipv4Info, newIpv4Info } from "../encap/ipv4.js";
 import { newVxlanInfo, VXLAN_L3_HEADROOM, type VxlanInfo } from "../encap/vxlan.js";
 import type { Fdb, NeighTable, RouteTable } from "../fdb/index.js";

@@ -35,11 +35,24 @@ export class UnderlayOut {
       fast?.raw !== undefined ? new GsoBatch(o.batch * 4).withGather(o.batch * 8) : undefined;
     // Room for one flood copy per remote per packet without reallocating.
     this.raw = new Batch(Math.min(1024, o.batch * 4));
+    // Raw sends and pool messages count alike, but a pool message also counts as a
+    // gso_send and stands for as many packets as its segment size cuts it into.
     const c = s.stats.counters;
     const drops = s.stats.drops;
-    const [b, p, by] = [C.underlay_tx_batches, C.underlay_tx_packets, C.underlay_tx_bytes];
-    this.rawCounts = new FlushCounters(c, b, -1, p, by, drops, Drop.SendError, 0);
-    this.gsoCounts = new FlushCounters(c, b, C.gso_sends, p, by, drops, Drop.SendError, 0);
+    const batches = C.underlay_tx_batches;
+    const packets = C.underlay_tx_packets;
+    const bytes = C.underlay_tx_bytes;
+    this.rawCounts = new FlushCounters(c, batches, -1, packets, bytes, drops, Drop.SendError, 0);
+    this.gsoCounts = new FlushCounters(
+      c,
+      batches,
+      C.gso_sends,
+      packets,
+      bytes,
+      drops,
+      Drop.SendError,
+      0,
+    );
   }
 
   /** Queue a finished outer packet for the raw socket (room checked by the caller). */

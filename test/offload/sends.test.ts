@@ -6,20 +6,10 @@
 // message into equal datagrams). Every datagram is checked as a receiver would: VXLAN
 // to node B, inner IPv4 and TCP checksums, sequence numbers in order, every payload byte.
 import t from "tap";
-import { formatStats } from "../../src/dataplane/stats.js";
 import { read16, read32 } from "../../src/encap/bytes.js";
 import { checksumFold, checksumSum, internetChecksum } from "../../src/encap/checksum.js";
 import { ipv4PseudoHeaderSum } from "../../src/encap/ipv4.js";
 import { Batch } from "../../src/io/batch.js";
-import {
-  newVnetHeader,
-  VNET_GSO_NONE,
-  VNET_GSO_TCPV6,
-  VNET_LEN,
-  type VnetHeader,
-  vnetRead,
-  vnetWrite,
-} from "../../src/tun/vnet.js";
 import { forwarderRig, MSS, NODE_B, POD_B } from "../fixtures/forwarder-rig.js";
 
 const SEG = 8 + 14 + 20 + 32 + MSS; // one full datagram: VXLAN, Ethernet, IPv4, TCP
@@ -103,38 +93,4 @@ t.test("a smaller super-packet tops up and continues", async (t) => {
   const r = sendOneBatch([45 * MSS, 10 * MSS, 3 * MSS]);
   t.same(r.problems, [], "every datagram is the next segment, intact");
   t.same(r.msgs, [44, 14], "1 + 10 + 3 segments in the second send");
-});
-
-t.test("a malformed virtio_net_hdr is dropped under its own name", async (t) => {
-  const rig = forwarderRig();
-  const dev = new Batch(64);
-  /** The rig's TSO super-packet, its virtio_net_hdr changed by `edit`, `times` times. */
-  const bad = (edit: Partial<VnetHeader>, times: number) => {
-    for (let i = 0; i < times; i++) {
-      const slot = rig.slab.alloc();
-      const len = rig.superPacket(slot, 1, 10 * MSS);
-      const at = rig.slab.dataOffset(slot);
-      const h = newVnetHeader();
-      vnetRead(rig.u8, at - VNET_LEN, h);
-      vnetWrite(rig.u8, at - VNET_LEN, { ...h, ...edit });
-      dev.push(slot, at, len);
-    }
-  };
-  // A plain packet whose checksum would land past its end.
-  bad({ gsoType: VNET_GSO_NONE, gsoSize: 0, csumStart: 60000 }, 1);
-  // TSO6 on a TUN (only a TAP in vxlan-l2 mode is offered it).
-  bad({ gsoType: VNET_GSO_TCPV6 }, 2);
-  // A super-packet without a segment size.
-  bad({ gsoSize: 0 }, 3);
-  rig.fwd.fromDevice(dev);
-  const snap = rig.stats.snapshot();
-  t.equal(snap.drops.vnet_bad_csum_offset, 1, "checksum offset outside the packet");
-  t.equal(snap.drops.vnet_bad_gso_type, 2, "GSO type not offered");
-  t.equal(snap.drops.vnet_bad_gso_size, 3, "gso_size 0");
-  t.equal(snap.drops.ipv4_truncated, 0, "none of them counted as a truncated IPv4 header");
-  t.equal(rig.stats.totalDrops(), 6, "nothing else dropped");
-  const text = formatStats(snap);
-  t.match(text, /vnet_bad_csum_offset\s+1\n/, "`vxtun stats` names them");
-  t.match(text, /vnet_bad_gso_type\s+2\n/);
-  t.match(text, /vnet_bad_gso_size\s+3/);
 });
