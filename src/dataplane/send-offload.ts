@@ -21,12 +21,11 @@ import { type GsoBatch, UDP_MAX_PAYLOAD, UDP_MAX_SEGMENTS } from "../io/gso-batc
 import type { VnetHeader } from "../tun/vnet.js";
 import {
   completeChecksum,
+  superSegment,
   tsoHeaderLen,
   tsoPayloadLen,
   tsoPayloadOff,
-  tsoSegment,
   usoHeaderLen,
-  usoSegment,
 } from "./offload/segment.js";
 import type { Sender } from "./send.js";
 import { type FwdState, INHERIT } from "./state.js";
@@ -170,9 +169,7 @@ export class OffloadSender {
       if (at < 0) return Drop.PoolExhausted;
       const tpl = s.curTpl;
       for (let i = 0; i < SEG_PREFIX; i++) u8[at + i] = tpl[i];
-      const made = udp
-        ? usoSegment(u8, off, total, hdr, mss, at, SEG_PREFIX, summer, first, n)
-        : tsoSegment(u8, off, total, hdr, mss, at, SEG_PREFIX, summer, first, n);
+      const made = superSegment(u8, udp, off, total, hdr, mss, at, SEG_PREFIX, summer, first, n);
       if (made !== n) return udp ? Drop.UdpTruncated : Drop.TcpTruncated;
       if (first === 0) {
         // The flow's pool socket: its source port is the inner flow's hash.
@@ -228,9 +225,7 @@ export class OffloadSender {
       const at = s.headerSpace(n * hs);
       if (at < 0) return Drop.PoolExhausted;
       for (let i = 0; i < IPV4_HDR_LEN; i++) u8[at + i] = u8[outer + i];
-      const made = udp
-        ? usoSegment(u8, off, total, hdr, mss, at, IPV4_HDR_LEN, summer, first, n)
-        : tsoSegment(u8, off, total, hdr, mss, at, IPV4_HDR_LEN, summer, first, n);
+      const made = superSegment(u8, udp, off, total, hdr, mss, at, IPV4_HDR_LEN, summer, first, n);
       if (made !== n) return udp ? Drop.UdpTruncated : Drop.TcpTruncated;
       for (let j = 0; j < n; j++) {
         const b = this.out.ipipMessage();

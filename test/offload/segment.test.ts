@@ -19,15 +19,14 @@ import {
   completeChecksum,
   SUM_MANY,
   type Summer,
+  superSegment,
   TsSummer,
   tcpChecksumOk,
   tsoHeaderLen,
   tsoPayloadLen,
   tsoPayloadOff,
-  tsoSegment,
   tsoSegmentCount,
   usoHeaderLen,
-  usoSegment,
 } from "../../src/dataplane/offload/segment.js";
 import { read16, read32, write16, write32 } from "../../src/encap/bytes.js";
 import { checksumFold, checksumSum, internetChecksum } from "../../src/encap/checksum.js";
@@ -53,7 +52,7 @@ function vnetHdr(u8: Uint8Array, at: number): VnetHeader {
 
 const PREFIX = 22;
 const IN = 256;
-/** Header blocks (tsoSegment's output). */
+/** Header blocks (superSegment's output). */
 const HDRS = 80_000;
 /** Segments glued back to back (what the receiver's datagrams hold). */
 const OUT = 120_000;
@@ -156,7 +155,7 @@ function segmentAndGlue(
     // Each round writes its blocks from HDRS on (prefix first), like the forwarder.
     const at = HDRS + first * hs;
     if (first > 0) u8.copyWithin(at, HDRS, HDRS + PREFIX);
-    n += tsoSegment(u8, IN, total, hdr, mss, at, PREFIX, summer, first, round);
+    n += superSegment(u8, false, IN, total, hdr, mss, at, PREFIX, summer, first, round);
   }
   const stride = hs + mss;
   for (let k = 0; k < n; k++) {
@@ -454,7 +453,7 @@ t.test("USO: a UDP super-packet becomes the sender's datagrams, checksums valid"
         for (let first = 0; first < segs; first += round) {
           const at = HDRS + first * (PREFIX + hdr);
           if (first > 0) u8.copyWithin(at, HDRS, HDRS + PREFIX);
-          n += usoSegment(u8, IN, total, hdr, size, at, PREFIX, summer, first, round);
+          n += superSegment(u8, true, IN, total, hdr, size, at, PREFIX, summer, first, round);
         }
         if (n !== segs) return false;
         const got: number[] = [];
@@ -504,7 +503,7 @@ function buildUdp(u8: Uint8Array, payload: Uint8Array, id: number): number {
 }
 
 /**
- * Cut the UDP super-packet at IN into datagrams of `size` (usoSegment) and glue each
+ * Cut the UDP super-packet at IN into datagrams of `size` (superSegment) and glue each
  * back to back at OUT + k * stride (prefix, headers, payload), as the receiver's
  * datagrams hold them. Returns the count and the stride.
  */
@@ -516,7 +515,7 @@ function usoSegmentAndGlue(
 ): { n: number; stride: number } {
   for (let i = 0; i < PREFIX; i++) u8[HDRS + i] = 0xa0 + i;
   const hdr = 28;
-  const n = usoSegment(u8, IN, total, hdr, size, HDRS, PREFIX, summer);
+  const n = superSegment(u8, true, IN, total, hdr, size, HDRS, PREFIX, summer);
   const stride = PREFIX + hdr + size;
   for (let k = 0; k < n; k++) {
     u8.copyWithin(OUT + k * stride, HDRS + k * (PREFIX + hdr), HDRS + (k + 1) * (PREFIX + hdr));
@@ -735,8 +734,7 @@ t.test(
             for (let first = 0; first < segs; first += round) {
               const at = HDRS + first * (PREFIX + hdr);
               if (first > 0) u8.copyWithin(at, HDRS, HDRS + PREFIX);
-              const seg = udp ? usoSegment : tsoSegment;
-              n += seg(u8, IN, total, hdr, size, at, PREFIX, summer, first, round);
+              n += superSegment(u8, udp, IN, total, hdr, size, at, PREFIX, summer, first, round);
             }
             if (n !== segs) return false;
             const got: number[] = [];

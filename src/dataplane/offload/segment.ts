@@ -1,9 +1,9 @@
-// TCP segmentation of TUN TSO super-packets (the software half of TSO); the
-// virtio_net_hdr that carries gso_size is the TUN's own (src/tun/vnet.ts).
+// TCP and UDP segmentation of TUN TSO/USO super-packets (the software half of the
+// offload); the virtio_net_hdr that carries gso_size is the TUN's own (src/tun/vnet.ts).
 //
 // A super-packet is one IPv4 (TSO4) or IPv6 (TSO6, a bridged frame in vxlan-l2) header
-// + one TCP header + up to 64 KB of payload, with gso_size (the MSS) in its
-// virtio_net_hdr. tsoSegment() writes one header block per
+// + one TCP (or UDP) header + up to 64 KB of payload, with gso_size (the MSS) in its
+// virtio_net_hdr. superSegment() writes one header block per
 // segment (`prefix` bytes of tunnel header copied from the first block + its own
 // IPv4/TCP headers) and leaves the payload where the TUN read put it: the sender sends
 // block k followed by payload chunk k (a gather list), and a run of segments is one
@@ -122,36 +122,9 @@ export function tsoHeaderLen(u8: Uint8Array, off: number, len: number): number {
   return superHeaderLen(u8, off, len, IPPROTO_TCP);
 }
 
-/** Segments tsoSegment() will write. */
+/** Segments superSegment() will write. */
 export function tsoSegmentCount(payloadLen: number, mss: number): number {
   return payloadLen <= 0 ? 0 : Math.ceil(payloadLen / mss);
-}
-
-/**
- * Cut the super-packet [inOff, inOff+inLen) (headers of `hdrLen` bytes, see
- * tsoHeaderLen) into segments of at most `mss` payload bytes without moving the
- * payload: segment k's headers (`prefix` bytes of tunnel header copied from block 0,
- * which the caller wrote, then its own IPv4 and TCP headers) are written at
- * hdrOut + k * (prefix + hdrLen), and its payload stays where it is, at
- * tsoPayloadOff(inOff, hdrLen, mss, k) (tsoPayloadLen bytes). The sender glues each
- * block to its payload with a gather list. Returns the segment count (0: nothing to
- * do). `first`, `most`: only segments first .. first+most-1, their blocks from hdrOut
- * on (block 0 = segment `first`), for a caller whose header space is limited. The
- * header blocks must not overlap the super-packet.
- */
-export function tsoSegment(
-  u8: Uint8Array,
-  inOff: number,
-  inLen: number,
-  hdrLen: number,
-  mss: number,
-  hdrOut: number,
-  prefix: number,
-  summer: Summer,
-  first = 0,
-  most = 0xffff,
-): number {
-  return segmentRun(u8, inOff, inLen, hdrLen, mss, hdrOut, prefix, summer, first, most, false);
 }
 
 /** IP + UDP header length of the UDP super-packet (USO) at `off`, or 0. */
@@ -160,17 +133,28 @@ export function usoHeaderLen(u8: Uint8Array, off: number, len: number): number {
 }
 
 /**
- * The UDP half of the TUN's segmentation offload (USO: an application sent with
- * UDP_SEGMENT and the TUN took the whole run). Same layout contract as tsoSegment:
- * header blocks of `prefix` + IPv4 + UDP at hdrOut + (k - first) * (prefix + hdrLen),
- * payload left in place at tsoPayloadOff(...). Every segment is one of the sender's
- * datagrams (`size` = its gso_size, the last one shorter), so it may not be re-cut: the
- * caller handles a path MTU that is too small. Per segment: IPv4 total length, id
- * (+k), header checksum; UDP length and checksum (0 sent as 0xffff). Returns the
- * segment count.
+ * Cut the super-packet [inOff, inOff+inLen) (headers of `hdrLen` bytes, see
+ * tsoHeaderLen / usoHeaderLen) into segments of at most `size` payload bytes without
+ * moving the payload: segment k's headers (`prefix` bytes of tunnel header copied from
+ * block 0, which the caller wrote, then its own IP and L4 headers) are written at
+ * hdrOut + (k - first) * (prefix + hdrLen), and its payload stays where it is, at
+ * tsoPayloadOff(inOff, hdrLen, size, k) (tsoPayloadLen bytes). The sender glues each
+ * block to its payload with a gather list. `first`, `most`: only segments first ..
+ * first+most-1, for a caller whose header space is limited. The header blocks must not
+ * overlap the super-packet. Returns the segment count (0: nothing to do).
+ *
+ * TCP (TSO): `size` is the MSS. Per segment: IPv4 total length, id (+k, as Linux's TSO
+ * does), header checksum (IPv6: its payload length); TCP sequence number, flags (CWR
+ * only on the first, FIN/PSH only on the last) and checksum. UDP (USO: an application
+ * sent with UDP_SEGMENT and the TUN took the whole run): every segment is one of the
+ * sender's datagrams (`size` = its gso_size, the last one shorter), so it may not be
+ * re-cut: the caller handles a path MTU that is too small. Per segment: the IP fields
+ * as for TCP; UDP length and checksum (0 sent as 0xffff). Checksums are summed for up
+ * to SUM_MANY / 2 segments per addon call.
  */
-export function usoSegment(
+export function superSegment(
   u8: Uint8Array,
+  udp: boolean,
   inOff: number,
   inLen: number,
   hdrLen: number,
@@ -180,29 +164,6 @@ export function usoSegment(
   summer: Summer,
   first = 0,
   most = 0xffff,
-): number {
-  return segmentRun(u8, inOff, inLen, hdrLen, size, hdrOut, prefix, summer, first, most, true);
-}
-
-/**
- * tsoSegment and usoSegment: header blocks for segments first .. first+most-1 of the
- * super-packet, each IPv4 header with its own length, id and checksum (IPv6: its
- * payload length), then the L4
- * header (TCP: sequence number, flags; UDP: length) and its checksum over the block's
- * header and the payload in place, summed for up to SUM_MANY / 2 segments per addon call.
- */
-function segmentRun(
-  u8: Uint8Array,
-  inOff: number,
-  inLen: number,
-  hdrLen: number,
-  size: number,
-  hdrOut: number,
-  prefix: number,
-  summer: Summer,
-  first: number,
-  most: number,
-  udp: boolean,
 ): number {
   const v6 = u8[inOff] >>> 4 === 6;
   const total = v6
@@ -295,7 +256,7 @@ function segmentRun(
   return k - first;
 }
 
-/** Where segment k's payload starts inside its super-packet (see tsoSegment). */
+/** Where segment k's payload starts inside its super-packet (see superSegment). */
 export function tsoPayloadOff(inOff: number, hdrLen: number, mss: number, k: number): number {
   return inOff + hdrLen + k * mss;
 }
