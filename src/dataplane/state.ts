@@ -26,7 +26,7 @@ export const INHERIT = -1;
 export const FRAG_INNER = 0;
 export const FRAG_OUTER = 1;
 
-/** Where batches go out; implemented by the device and sockets of src/tun. */
+/** Where batches go out: the device (src/tun) and the underlay sockets (src/underlay). */
 export interface BatchSink {
   /** Consume packets [from, from+count); returns how many were consumed. */
   sendBatch(b: Batch, from: number, count: number): number;
