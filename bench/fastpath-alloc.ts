@@ -9,10 +9,10 @@
 // is printed but is not per-packet allocation:
 //   node --expose-gc --min-semi-space-size=64 --max-semi-space-size=64 --import tsx bench/fastpath-alloc.ts
 import { getHeapSpaceStatistics } from "node:v8";
-import { VNET_LEN } from "../src/dataplane/offload/segment.js";
 import { write16 } from "../src/encap/bytes.js";
 import { Batch } from "../src/io/batch.js";
 import type { GsoBatch } from "../src/io/gso-batch.js";
+import { VNET_LEN } from "../src/tun/vnet.js";
 import { forwarderRig, NODE_B } from "../test/fixtures/forwarder-rig.js";
 
 const N = Number(process.argv[2] ?? 20000);

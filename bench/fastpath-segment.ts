@@ -7,11 +7,11 @@ import { Coalescer, type VnetSink } from "../src/dataplane/offload/coalesce.js";
 import { NativeSummer } from "../src/dataplane/offload/fastpath.js";
 import {
   type Summer,
+  superSegment,
   TsSummer,
   tsoHeaderLen,
   tsoPayloadLen,
   tsoPayloadOff,
-  tsoSegment,
 } from "../src/dataplane/offload/segment.js";
 import { read16, write16, write32 } from "../src/encap/bytes.js";
 import { checksumFold, checksumSum, internetChecksum } from "../src/encap/checksum.js";
@@ -85,7 +85,7 @@ function run(name: string, summer: Summer): void {
   let coal = 0;
   for (let it = 0; it < iters; it++) {
     const t0 = process.hrtime.bigint();
-    tsoSegment(u8, IN, total, hdr, MSS, OUT, 22, summer);
+    superSegment(u8, false, IN, total, hdr, MSS, OUT, 22, summer);
     const t1a = process.hrtime.bigint();
     glue(hdr, n);
     const t1 = process.hrtime.bigint();

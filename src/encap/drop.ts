@@ -45,6 +45,18 @@ export enum Drop {
   UnknownVni = 33,
   /** An IPv6 super-frame whose extension headers the segmenter cannot step over. */
   Ipv6ExtUnsupported = 34,
+  /** An IPv6 header whose payload length runs past the packet. */
+  Ipv6Truncated = 35,
+  // The TUN/TAP's virtio_net_hdr (src/tun/vnet.ts)
+  /** NEEDS_CSUM with a checksum start/offset outside the packet. */
+  VnetBadCsumOffset = 36,
+  /** A GSO type this mode is not offered (the device was not asked for it). */
+  VnetBadGsoType = 37,
+  /** A super-packet with gso_size 0. */
+  VnetBadGsoSize = 38,
+  // Learning
+  /** vxlan-l2: a frame's source MAC is a static FDB entry at another node. */
+  FdbStaticConflict = 39,
 }
 
 /** Stable snake_case counter names, indexed by `Drop` code. */
@@ -84,6 +96,11 @@ export const dropName: readonly string[] = Object.freeze([
   "peer_not_allowed",
   "unknown_vni",
   "ipv6_ext_unsupported",
+  "ipv6_truncated",
+  "vnet_bad_csum_offset",
+  "vnet_bad_gso_type",
+  "vnet_bad_gso_size",
+  "fdb_static_conflict",
 ]);
 
 /** Number of codes; size counter arrays with it. */

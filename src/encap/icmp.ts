@@ -15,7 +15,9 @@ import {
   IPV4_HDR_LEN,
   IPV4_PROTOCOL,
   IPV4_SRC,
+  type Ipv4Fields,
   ipv4Write,
+  newIpv4Fields,
 } from "./ipv4.js";
 
 export const ICMP_TYPE = 0;
@@ -108,11 +110,36 @@ export function icmpEchoToReply(buf: Uint8Array, off: number): void {
   write16(buf, off + ICMP_CHECKSUM, checksumUpdate16(csum, old, read16(buf, off)));
 }
 
+/** What icmpWriteError writes; the caller owns one and fills it. */
+export interface IcmpErrorParams {
+  type: number;
+  code: number;
+  /** Next-hop MTU (frag-needed only). */
+  mtu: number;
+  /** Our address on the path: the error's source. */
+  from: number;
+  ttl: number;
+  /** The error's IPv4 id. */
+  id: number;
+}
+
+export function newIcmpErrorParams(): IcmpErrorParams {
+  return { type: ICMP_DEST_UNREACH, code: ICMP_FRAG_NEEDED, mtu: 0, from: 0, ttl: 64, id: 0 };
+}
+
+/** The error's IPv4 header (one per thread: the writer does not re-enter). */
+const errorHdr: Ipv4Fields = {
+  ...newIpv4Fields(),
+  tos: ICMP_ERROR_TOS,
+  flags: IPV4_DF,
+  protocol: IPPROTO_ICMP,
+};
+
 /**
  * Write a complete IPv4 + ICMP error (frag-needed when type 3 / code 4 with `mtu`,
  * time exceeded, other unreachables) answering the packet at src[srcOff..+srcLen),
- * whose IPv4 header the caller has already validated. The answer goes from `from` (our
- * address on that path) to the offender's source. Returns the bytes written at
+ * whose IPv4 header the caller has already validated. The answer goes from `e.from`
+ * (our address on that path) to the offender's source. Returns the bytes written at
  * dst[dstOff..), or 0 when RFC 1122 3.2.2 / RFC 1812 4.3.2.7 forbid an answer: the
  * offender is itself an ICMP error, a non-first fragment, or from an address that is
  * not a unicast host. `dst` needs ICMP_ERROR_MAX_LEN bytes of room; it may be the
@@ -124,13 +151,10 @@ export function icmpWriteError(
   src: Uint8Array,
   srcOff: number,
   srcLen: number,
-  type: number,
-  code: number,
-  mtu: number,
-  from: number,
-  ttl: number,
-  id: number,
+  e: IcmpErrorParams,
 ): number {
+  const type = e.type;
+  const code = e.code;
   if (srcLen < IPV4_HDR_LEN) return 0;
   const hdrLen = (src[srcOff] & 0x0f) * 4;
   if (hdrLen < IPV4_HDR_LEN || hdrLen > srcLen) return 0;
@@ -160,21 +184,16 @@ export function icmpWriteError(
   write16(
     dst,
     icmpOff + ICMP_MTU,
-    type === ICMP_DEST_UNREACH && code === ICMP_FRAG_NEEDED ? mtu : 0,
+    type === ICMP_DEST_UNREACH && code === ICMP_FRAG_NEEDED ? e.mtu : 0,
   );
   write16(dst, icmpOff + ICMP_CHECKSUM, internetChecksum(dst, icmpOff, icmpLen));
-  ipv4Write(
-    dst,
-    dstOff,
-    ICMP_ERROR_TOS,
-    IPV4_HDR_LEN + icmpLen,
-    id,
-    IPV4_DF,
-    ttl,
-    IPPROTO_ICMP,
-    from,
-    to,
-  );
+  const h = errorHdr;
+  h.totalLen = IPV4_HDR_LEN + icmpLen;
+  h.id = e.id;
+  h.ttl = e.ttl;
+  h.src = e.from;
+  h.dst = to;
+  ipv4Write(dst, dstOff, h);
   return IPV4_HDR_LEN + icmpLen;
 }
 

@@ -14,9 +14,11 @@ import {
   IPV4_MAX_LEN,
   IPV4_TOS,
   IPV4_TTL,
+  type Ipv4Fields,
   type Ipv4Info,
   ipv4Parse,
   ipv4Write,
+  newIpv4Fields,
   newIpv4Info,
 } from "./ipv4.js";
 
@@ -32,23 +34,36 @@ export enum DfPolicy {
   Clear = 2,
 }
 
+/** What ipipEncap writes into the outer header; the caller owns one and fills it. */
+export interface IpipParams {
+  src: number;
+  dst: number;
+  /** A value, or IPIP_INHERIT. */
+  ttl: number;
+  /** A value, or IPIP_INHERIT. */
+  tos: number;
+  df: DfPolicy;
+  id: number;
+}
+
+export function newIpipParams(): IpipParams {
+  return { src: 0, dst: 0, ttl: 64, tos: 0, df: DfPolicy.Copy, id: 0 };
+}
+
+/** The outer header ipipEncap fills (one per thread: the writer does not re-enter). */
+const outerHdr: Ipv4Fields = { ...newIpv4Fields(), protocol: IPPROTO_IPIP };
+
 /**
  * Prepend the outer header in front of the IPv4 packet at buf[innerOff..+innerLen).
- * `ttl`/`tos` may be IPIP_INHERIT. Whatever the TOS, its ECN bits follow RFC 6040
- * normal mode: copied from the inner, except that inner CE becomes ECT(0) so a mark
- * set before the tunnel isn't mistaken for one set inside it. Returns the new start
- * (innerOff - 20) or a negative Drop code.
+ * Whatever the TOS, its ECN bits follow RFC 6040 normal mode: copied from the inner,
+ * except that inner CE becomes ECT(0) so a mark set before the tunnel isn't mistaken
+ * for one set inside it. Returns the new start (innerOff - 20) or a negative Drop code.
  */
 export function ipipEncap(
   buf: Uint8Array,
   innerOff: number,
   innerLen: number,
-  src: number,
-  dst: number,
-  ttl: number,
-  tos: number,
-  df: DfPolicy,
-  id: number,
+  p: IpipParams,
 ): number {
   if (innerLen < IPV4_HDR_LEN || innerOff + innerLen > buf.length) return -Drop.Ipv4Truncated;
   if (buf[innerOff] >>> 4 !== 4) return -Drop.Ipv4BadVersion;
@@ -57,23 +72,17 @@ export function ipipEncap(
   if (off < 0) return -Drop.NoHeadroom;
   const innerTos = buf[innerOff + IPV4_TOS];
   const innerEcn = innerTos & ECN_MASK;
-  const dscp = (tos === IPIP_INHERIT ? innerTos : tos) & ~ECN_MASK;
-  const outerTos = dscp | (innerEcn === ECN_CE ? ECN_ECT0 : innerEcn);
-  const outerTtl = ttl === IPIP_INHERIT ? buf[innerOff + IPV4_TTL] : ttl;
+  const dscp = (p.tos === IPIP_INHERIT ? innerTos : p.tos) & ~ECN_MASK;
   const innerDf = (read16(buf, innerOff + IPV4_FLAGS_FRAG) & IPV4_DF) !== 0;
-  const setDf = df === DfPolicy.Set || (df === DfPolicy.Copy && innerDf);
-  ipv4Write(
-    buf,
-    off,
-    outerTos,
-    innerLen + IPV4_HDR_LEN,
-    id,
-    setDf ? IPV4_DF : 0,
-    outerTtl,
-    IPPROTO_IPIP,
-    src,
-    dst,
-  );
+  const h = outerHdr;
+  h.tos = dscp | (innerEcn === ECN_CE ? ECN_ECT0 : innerEcn);
+  h.ttl = p.ttl === IPIP_INHERIT ? buf[innerOff + IPV4_TTL] : p.ttl;
+  h.flags = p.df === DfPolicy.Set || (p.df === DfPolicy.Copy && innerDf) ? IPV4_DF : 0;
+  h.totalLen = innerLen + IPV4_HDR_LEN;
+  h.id = p.id;
+  h.src = p.src;
+  h.dst = p.dst;
+  ipv4Write(buf, off, h);
   return off;
 }
 

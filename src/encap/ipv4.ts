@@ -1,6 +1,5 @@
 // IPv4 header (RFC 791). Options are carried but not interpreted: IHL skips them.
 
-import { writeIpv4 } from "./addr.js";
 import { read16, write16 } from "./bytes.js";
 import { checksumOk, checksumUpdate16, internetChecksum } from "./checksum.js";
 import { Drop } from "./drop.js";
@@ -106,32 +105,43 @@ export function ipv4Parse(buf: Uint8Array, off: number, len: number, out: Ipv4In
 }
 
 /**
- * Write a 20-byte header (no options) with its checksum; returns the payload offset.
- * `flags` is IPV4_DF / IPV4_MF or'ed with the fragment offset in 8-byte units.
+ * The fields ipv4Write sets. The writer's caller owns one and fills it per packet (no
+ * object per packet); addresses as uint32 or int32, either works.
  */
-export function ipv4Write(
-  buf: Uint8Array,
-  off: number,
-  tos: number,
-  totalLen: number,
-  id: number,
-  flags: number,
-  ttl: number,
-  protocol: number,
-  src: number,
-  dst: number,
-): number {
+export interface Ipv4Fields {
+  tos: number;
+  totalLen: number;
+  id: number;
+  /** IPV4_DF / IPV4_MF or'ed with the fragment offset in 8-byte units. */
+  flags: number;
+  ttl: number;
+  protocol: number;
+  src: number;
+  dst: number;
+}
+
+export function newIpv4Fields(): Ipv4Fields {
+  return { tos: 0, totalLen: 0, id: 0, flags: 0, ttl: 64, protocol: 0, src: 0, dst: 0 };
+}
+
+/** Write a 20-byte header (no options) with its checksum; returns the payload offset. */
+export function ipv4Write(buf: Uint8Array, off: number, h: Ipv4Fields): number {
   buf[off + IPV4_VER_IHL] = 0x45;
-  buf[off + IPV4_TOS] = tos & 0xff;
-  write16(buf, off + IPV4_TOTAL_LEN, totalLen);
-  write16(buf, off + IPV4_ID, id);
-  write16(buf, off + IPV4_FLAGS_FRAG, flags);
-  buf[off + IPV4_TTL] = ttl & 0xff;
-  buf[off + IPV4_PROTOCOL] = protocol & 0xff;
+  buf[off + IPV4_TOS] = h.tos & 0xff;
+  write16(buf, off + IPV4_TOTAL_LEN, h.totalLen);
+  write16(buf, off + IPV4_ID, h.id);
+  write16(buf, off + IPV4_FLAGS_FRAG, h.flags);
+  buf[off + IPV4_TTL] = h.ttl & 0xff;
+  buf[off + IPV4_PROTOCOL] = h.protocol & 0xff;
   buf[off + IPV4_CHECKSUM] = 0;
   buf[off + IPV4_CHECKSUM + 1] = 0;
-  writeIpv4(buf, off + IPV4_SRC, src);
-  writeIpv4(buf, off + IPV4_DST, dst);
+  // In 16-bit halves: an address passed whole to a call that is not inlined is boxed.
+  const src = h.src;
+  const dst = h.dst;
+  write16(buf, off + IPV4_SRC, (src >>> 16) & 0xffff);
+  write16(buf, off + IPV4_SRC + 2, src & 0xffff);
+  write16(buf, off + IPV4_DST, (dst >>> 16) & 0xffff);
+  write16(buf, off + IPV4_DST + 2, dst & 0xffff);
   write16(buf, off + IPV4_CHECKSUM, internetChecksum(buf, off, IPV4_HDR_LEN));
   return off + IPV4_HDR_LEN;
 }

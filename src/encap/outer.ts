@@ -2,7 +2,7 @@
 // through a UDP socket where the kernel writes these; this is for raw paths, captures
 // and tests.
 
-import { read16, write16 } from "./bytes.js";
+import { write16 } from "./bytes.js";
 import { checksumFold, checksumSum } from "./checksum.js";
 import { Drop } from "./drop.js";
 import {
@@ -15,16 +15,14 @@ import {
 } from "./ethernet.js";
 import {
   IPPROTO_UDP,
-  IPV4_CHECKSUM,
   IPV4_DF,
-  IPV4_DST,
   IPV4_HDR_LEN,
   IPV4_MAX_LEN,
-  IPV4_SRC,
   type Ipv4Info,
   ipv4Parse,
   ipv4PseudoHeaderSum,
   ipv4Write,
+  newIpv4Fields,
   newIpv4Info,
 } from "./ipv4.js";
 import {
@@ -71,6 +69,9 @@ export function newOuterParams(): OuterParams {
   };
 }
 
+/** The IPv4 header outerEncapUdp fills (one per thread: the writer does not re-enter). */
+const outerHdr = { ...newIpv4Fields(), protocol: IPPROTO_UDP };
+
 /**
  * Prepend Ethernet + IPv4 + UDP to the payload at buf[payloadOff..+payloadLen).
  * Returns the frame start (payloadOff - 42) or a negative Drop code.
@@ -90,36 +91,15 @@ export function outerEncapUdp(
   const src = p.srcIp;
   const dst = p.dstIp;
   ethernetWrite(buf, off, p.dstMac, p.srcMac, ETHERTYPE_IPV4);
-  // Addresses are written here rather than passed to ipv4Write/udpFillChecksum: a
-  // uint32 above 2^30 read from `p` would be boxed (allocated) for each such call.
-  ipv4Write(
-    buf,
-    ipOff,
-    p.tos,
-    udpLen + IPV4_HDR_LEN,
-    p.id,
-    p.df ? IPV4_DF : 0,
-    p.ttl,
-    IPPROTO_UDP,
-    0,
-    0,
-  );
-  buf[ipOff + IPV4_SRC] = src >>> 24;
-  buf[ipOff + IPV4_SRC + 1] = (src >>> 16) & 0xff;
-  buf[ipOff + IPV4_SRC + 2] = (src >>> 8) & 0xff;
-  buf[ipOff + IPV4_SRC + 3] = src & 0xff;
-  buf[ipOff + IPV4_DST] = dst >>> 24;
-  buf[ipOff + IPV4_DST + 1] = (dst >>> 16) & 0xff;
-  buf[ipOff + IPV4_DST + 2] = (dst >>> 8) & 0xff;
-  buf[ipOff + IPV4_DST + 3] = dst & 0xff;
-  // The header summed to a checksum with zero addresses: add them in (RFC 1624).
-  const hsum =
-    (~read16(buf, ipOff + IPV4_CHECKSUM) & 0xffff) +
-    (src >>> 16) +
-    (src & 0xffff) +
-    (dst >>> 16) +
-    (dst & 0xffff);
-  write16(buf, ipOff + IPV4_CHECKSUM, ~checksumFold(hsum) & 0xffff);
+  const h = outerHdr;
+  h.tos = p.tos;
+  h.totalLen = udpLen + IPV4_HDR_LEN;
+  h.id = p.id;
+  h.flags = p.df ? IPV4_DF : 0;
+  h.ttl = p.ttl;
+  h.src = src;
+  h.dst = dst;
+  ipv4Write(buf, ipOff, h);
   udpWrite(buf, udpOff, p.srcPort, p.dstPort, udpLen);
   if (p.udpChecksum) {
     const pseudo =

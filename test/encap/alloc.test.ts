@@ -68,6 +68,10 @@ vxlanWriteL3Template(tpl, 0, 7, VTEP_A, VTEP_B);
 // Small ints only: a module-level double would itself allocate per write.
 let acc = 0;
 
+// The writers' parameter objects, owned by the caller as the dataplane owns its own.
+const ipipParams = { src: NODE_A, dst: NODE_B, ttl: -1, tos: -1, df: DfPolicy.Copy, id: 5 };
+const icmpParams = { type: 3, code: 4, mtu: 1400, from: NODE_A, ttl: 64, id: 0 };
+
 function round(): void {
   // VXLAN L3 encap + full outer (raw path) + decap back down to L4.
   let off = vxlanEncapL3(u.buf, HEADROOM, u.len, 7, VTEP_A, VTEP_B);
@@ -85,14 +89,14 @@ function round(): void {
   off = vxlanEncapL2(u.buf, vx.innerOff, 9);
   acc ^= vxlanDecap(u.buf, off, u.len + 22, vx);
   // IPIP with TCP inside.
-  off = ipipEncap(tc.buf, HEADROOM, tc.len, NODE_A, NODE_B, -1, -1, DfPolicy.Copy, 5);
+  off = ipipEncap(tc.buf, HEADROOM, tc.len, ipipParams);
   acc ^= ipipDecap(tc.buf, off, tc.len + 20, ipip);
   acc ^= tcpParse(tc.buf, ipip.inner.payloadOff, ipip.inner.payloadLen, tcp);
   const tcpLen = ipip.inner.payloadLen;
   const tcpSum = ipv4PseudoHeaderSum(tc.buf, ipip.innerOff, IPPROTO_TCP, tcpLen);
   acc ^= tcpChecksumOk(tc.buf, ipip.inner.payloadOff, tcpLen, tcpSum) ? 1 : 0;
   // ICMP frag-needed answer and its parse; TTL decrement; ARP proxy reply.
-  const n = icmpWriteError(err, 0, ii.buf, HEADROOM, ii.len, 3, 4, 1400, NODE_A, 64, 0);
+  const n = icmpWriteError(err, 0, ii.buf, HEADROOM, ii.len, icmpParams);
   acc ^= ipv4Parse(err, 0, n, ip) ^ icmpParse(err, 20, n - 20, icmp);
   ii.buf[HEADROOM + 8] = 64;
   acc ^= ipv4DecrementTtl(ii.buf, HEADROOM);

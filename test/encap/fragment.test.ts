@@ -5,7 +5,16 @@ import { IPPROTO_UDP, IPV4_DF, ipv4Parse, ipv4Write, newIpv4Info } from "../../s
 
 function packet(payload: number): Uint8Array {
   const buf = new Uint8Array(20 + payload);
-  ipv4Write(buf, 0, 0, 20 + payload, 0x1234, 0, 64, IPPROTO_UDP, 0x0af40101, 0x0af40201);
+  ipv4Write(buf, 0, {
+    tos: 0,
+    totalLen: 20 + payload,
+    id: 0x1234,
+    flags: 0,
+    ttl: 64,
+    protocol: IPPROTO_UDP,
+    src: 0x0af40101,
+    dst: 0x0af40201,
+  });
   for (let i = 0; i < payload; i++) buf[20 + i] = (i * 7) & 0xff;
   return buf;
 }

@@ -69,19 +69,14 @@ t.test("frag-needed builder matches scapy byte for byte", (t) => {
   const offender = Buffer.alloc(1028);
   offender.set(OFFENDER_HEAD);
   const out = Buffer.alloc(100);
-  const n = icmpWriteError(
-    out,
-    10,
-    offender,
-    0,
-    offender.length,
-    ICMP_DEST_UNREACH,
-    ICMP_FRAG_NEEDED,
-    1400,
-    parseIpv4("10.244.1.1")!,
-    64,
-    0,
-  );
+  const n = icmpWriteError(out, 10, offender, 0, offender.length, {
+    type: ICMP_DEST_UNREACH,
+    code: ICMP_FRAG_NEEDED,
+    mtu: 1400,
+    from: parseIpv4("10.244.1.1")!,
+    ttl: 64,
+    id: 0,
+  });
   t.equal(n, 56);
   t.equal(toHex(out, 10, n), toHex(Buffer.concat([FRAG_NEEDED, OFFENDER_HEAD])));
   const ip = newIpv4Info();
@@ -96,19 +91,14 @@ t.test("frag-needed builder matches scapy byte for byte", (t) => {
 t.test("time exceeded; builder works in one buffer with the offender behind", (t) => {
   const b = Buffer.alloc(200);
   b.set(ECHO, 30);
-  const n = icmpWriteError(
-    b,
-    0,
-    b,
-    30,
-    ECHO.length,
-    ICMP_TIME_EXCEEDED,
-    ICMP_TTL_EXCEEDED,
-    0,
-    1,
-    64,
-    5,
-  );
+  const n = icmpWriteError(b, 0, b, 30, ECHO.length, {
+    type: ICMP_TIME_EXCEEDED,
+    code: ICMP_TTL_EXCEEDED,
+    mtu: 0,
+    from: 1,
+    ttl: 64,
+    id: 5,
+  });
   t.equal(n, 20 + 8 + 28);
   t.equal(toHex(b, 28, 28), toHex(ECHO, 0, 28), "quote = header + 8 bytes");
   const m = newIcmpInfo();
@@ -123,13 +113,24 @@ t.test("short offender quotes what there is", (t) => {
   const off = Buffer.from(ECHO.subarray(0, 24));
   off.writeUInt16BE(24, 2);
   const out = Buffer.alloc(100);
-  t.equal(icmpWriteError(out, 0, off, 0, 24, 3, 4, 1400, 1, 64, 0), 20 + 8 + 24);
+  t.equal(
+    icmpWriteError(out, 0, off, 0, 24, { type: 3, code: 4, mtu: 1400, from: 1, ttl: 64, id: 0 }),
+    20 + 8 + 24,
+  );
   t.end();
 });
 
 t.test("no error about errors, non-first fragments, or to non-unicast sources", (t) => {
   const out = Buffer.alloc(100);
-  const fn = (b: Buffer) => icmpWriteError(out, 0, b, 0, b.length, 3, 4, 1400, 1, 64, 0);
+  const fn = (b: Buffer) =>
+    icmpWriteError(out, 0, b, 0, b.length, {
+      type: 3,
+      code: 4,
+      mtu: 1400,
+      from: 1,
+      ttl: 64,
+      id: 0,
+    });
   const err = Buffer.concat([FRAG_NEEDED, OFFENDER_HEAD]);
   t.equal(fn(err), 0, "ICMP error");
   t.ok(fn(ECHO) > 0, "ICMP query is fine");

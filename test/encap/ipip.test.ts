@@ -14,7 +14,10 @@ const D = parseIpv4("198.18.0.2")!;
 
 t.test("construct equals scapy", (t) => {
   const b = place(INNER, 20);
-  t.equal(ipipEncap(b, 20, INNER.length, S, D, 64, 0, DfPolicy.Copy, 9), 0);
+  t.equal(
+    ipipEncap(b, 20, INNER.length, { src: S, dst: D, ttl: 64, tos: 0, df: DfPolicy.Copy, id: 9 }),
+    0,
+  );
   t.equal(toHex(b), toHex(Buffer.concat([OUTER, INNER])));
   t.end();
 });
@@ -38,21 +41,28 @@ t.test("TTL/TOS inherit, ECN per RFC 6040, DF policies", (t) => {
   inner[1] = 0xb8 | 3; // EF + CE
   ipv4FillChecksum(inner, 0);
   const b = place(inner, 20);
-  ipipEncap(b, 20, inner.length, S, D, IPIP_INHERIT, IPIP_INHERIT, DfPolicy.Copy, 1);
+  ipipEncap(b, 20, inner.length, {
+    src: S,
+    dst: D,
+    ttl: IPIP_INHERIT,
+    tos: IPIP_INHERIT,
+    df: DfPolicy.Copy,
+    id: 1,
+  });
   t.equal(b[8], 63, "TTL inherited");
   t.equal(b[1], 0xb8 | 2, "DSCP inherited, CE -> ECT(0)");
   t.equal(b[6] & 0x40, 0x40, "DF copied");
   t.ok(ipv4ChecksumOk(b, 0, 20));
-  ipipEncap(b, 20, inner.length, S, D, 10, 0x20, DfPolicy.Clear, 1);
+  ipipEncap(b, 20, inner.length, { src: S, dst: D, ttl: 10, tos: 0x20, df: DfPolicy.Clear, id: 1 });
   t.equal(b[8], 10);
   t.equal(b[1], 0x20 | 2, "fixed DSCP keeps ECN from inner");
   t.equal(b[6] & 0x40, 0);
   inner[6] = 0;
   ipv4FillChecksum(inner, 0);
   b.set(inner, 20);
-  ipipEncap(b, 20, inner.length, S, D, 10, 0, DfPolicy.Copy, 1);
+  ipipEncap(b, 20, inner.length, { src: S, dst: D, ttl: 10, tos: 0, df: DfPolicy.Copy, id: 1 });
   t.equal(b[6] & 0x40, 0, "no DF to copy");
-  ipipEncap(b, 20, inner.length, S, D, 10, 0, DfPolicy.Set, 1);
+  ipipEncap(b, 20, inner.length, { src: S, dst: D, ttl: 10, tos: 0, df: DfPolicy.Set, id: 1 });
   t.equal(b[6] & 0x40, 0x40, "DF forced");
   t.ok(ipv4ChecksumOk(b, 0, 20));
   t.end();
@@ -60,10 +70,19 @@ t.test("TTL/TOS inherit, ECN per RFC 6040, DF policies", (t) => {
 
 t.test("encap errors", (t) => {
   const b = place(INNER, 19);
-  t.equal(ipipEncap(b, 19, INNER.length, S, D, 64, 0, 0, 0), -Drop.NoHeadroom);
-  t.equal(ipipEncap(b, 19, 19, S, D, 64, 0, 0, 0), -Drop.Ipv4Truncated);
+  t.equal(
+    ipipEncap(b, 19, INNER.length, { src: S, dst: D, ttl: 64, tos: 0, df: 0, id: 0 }),
+    -Drop.NoHeadroom,
+  );
+  t.equal(
+    ipipEncap(b, 19, 19, { src: S, dst: D, ttl: 64, tos: 0, df: 0, id: 0 }),
+    -Drop.Ipv4Truncated,
+  );
   b[19] = 0x60;
-  t.equal(ipipEncap(b, 19, INNER.length, S, D, 64, 0, 0, 0), -Drop.Ipv4BadVersion);
+  t.equal(
+    ipipEncap(b, 19, INNER.length, { src: S, dst: D, ttl: 64, tos: 0, df: 0, id: 0 }),
+    -Drop.Ipv4BadVersion,
+  );
   t.end();
 });
 

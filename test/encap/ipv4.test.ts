@@ -44,7 +44,16 @@ t.test("deconstruct", (t) => {
 t.test("construct", (t) => {
   const b = Buffer.from(UDP_PKT);
   b.fill(0, 0, 20);
-  ipv4Write(b, 0, 0, 33, 1, 0, 64, IPPROTO_UDP, 0x0a000001, 0x0a000002);
+  ipv4Write(b, 0, {
+    tos: 0,
+    totalLen: 33,
+    id: 1,
+    flags: 0,
+    ttl: 64,
+    protocol: IPPROTO_UDP,
+    src: 0x0a000001,
+    dst: 0x0a000002,
+  });
   t.equal(toHex(b), toHex(UDP_PKT));
   t.end();
 });
@@ -123,7 +132,16 @@ t.test("TOS rewrite keeps the checksum valid", (t) => {
 
 t.test("DF flag", (t) => {
   const b = Buffer.alloc(20);
-  ipv4Write(b, 0, 0, 20, 0, IPV4_DF, 1, 6, 1, 2);
+  ipv4Write(b, 0, {
+    tos: 0,
+    totalLen: 20,
+    id: 0,
+    flags: IPV4_DF,
+    ttl: 1,
+    protocol: 6,
+    src: 1,
+    dst: 2,
+  });
   t.equal(b[6], 0x40);
   t.end();
 });

@@ -298,7 +298,7 @@ t.test("round trips", (t) => {
       fc.tuple(fc.integer({ min: 0, max: 255 }), u32, u32, fc.nat(100)),
       ([tos, id, flags, ttl], [proto, src, dst, plen]) => {
         const b = new Uint8Array(130);
-        ipv4Write(b, 3, tos, 20 + plen, id, flags, ttl, proto, src, dst);
+        ipv4Write(b, 3, { tos, totalLen: 20 + plen, id, flags, ttl, protocol: proto, src, dst });
         if (ipv4Parse(b, 3, 20 + plen + 5, ip) !== 0) return false;
         const okFields =
           ip.tos === tos &&
@@ -426,8 +426,17 @@ t.test("round trips", (t) => {
       ([src, dst, ttl, tos], [df, id, innerDf], data) => {
         const b = new Uint8Array(20 + 20 + data.length);
         b.set(data, 40);
-        ipv4Write(b, 20, 0, 20 + data.length, 1, innerDf ? 0x4000 : 0, 9, 17, 1, 2);
-        const off = ipipEncap(b, 20, 20 + data.length, src, dst, ttl, tos, df, id);
+        ipv4Write(b, 20, {
+          tos: 0,
+          totalLen: 20 + data.length,
+          id: 1,
+          flags: innerDf ? 0x4000 : 0,
+          ttl: 9,
+          protocol: 17,
+          src: 1,
+          dst: 2,
+        });
+        const off = ipipEncap(b, 20, 20 + data.length, { src, dst, ttl, tos, df, id });
         if (off !== 0 || ipipDecap(b, 0, b.length, ipip) !== 0) return false;
         const o = ipip.outer;
         const wantDf = df === DfPolicy.Set || (df === DfPolicy.Copy && innerDf);
@@ -494,9 +503,25 @@ t.test("round trips", (t) => {
       (src, dst, mtu, data) => {
         const o = new Uint8Array(20 + data.length);
         o.set(data, 20);
-        ipv4Write(o, 0, 0, o.length, 1, 0x4000, 64, 17, src, dst);
+        ipv4Write(o, 0, {
+          tos: 0,
+          totalLen: o.length,
+          id: 1,
+          flags: 0x4000,
+          ttl: 64,
+          protocol: 17,
+          src,
+          dst,
+        });
         const d = new Uint8Array(100);
-        const n = icmpWriteError(d, 0, o, 0, o.length, 3, 4, mtu, 0x0a000001, 64, 0);
+        const n = icmpWriteError(d, 0, o, 0, o.length, {
+          type: 3,
+          code: 4,
+          mtu,
+          from: 0x0a000001,
+          ttl: 64,
+          id: 0,
+        });
         if (n !== 28 + Math.min(28, o.length)) return false;
         if (ipv4Parse(d, 0, n, ip) !== 0 || ip.dst !== src) return false;
         return icmpParse(d, 20, n - 20, icmp) === 0 && icmp.mtu === mtu && icmp.type === 3;

@@ -19,34 +19,40 @@ import {
   completeChecksum,
   SUM_MANY,
   type Summer,
+  superSegment,
   TsSummer,
   tcpChecksumOk,
   tsoHeaderLen,
   tsoPayloadLen,
   tsoPayloadOff,
-  tsoSegment,
   tsoSegmentCount,
   usoHeaderLen,
-  usoSegment,
+} from "../../src/dataplane/offload/segment.js";
+import { read16, read32, write16, write32 } from "../../src/encap/bytes.js";
+import { checksumFold, checksumSum, internetChecksum } from "../../src/encap/checksum.js";
+import { ipv4ChecksumOk, ipv4PseudoHeaderSum } from "../../src/encap/ipv4.js";
+import {
+  newVnetHeader,
   VNET_F_DATA_VALID,
   VNET_F_NEEDS_CSUM,
   VNET_GSO_TCPV4,
   VNET_GSO_TCPV6,
   VNET_GSO_UDP_L4,
   VNET_LEN,
-  vnetCsumOffset,
-  vnetCsumStart,
-  vnetFlags,
-  vnetGsoSize,
-  vnetGsoType,
-} from "../../src/dataplane/offload/segment.js";
-import { read16, read32, write16, write32 } from "../../src/encap/bytes.js";
-import { checksumFold, checksumSum, internetChecksum } from "../../src/encap/checksum.js";
-import { ipv4ChecksumOk, ipv4PseudoHeaderSum } from "../../src/encap/ipv4.js";
+  type VnetHeader,
+  vnetRead,
+} from "../../src/tun/vnet.js";
+
+/** The virtio_net_hdr at `at`, read afresh (tests may allocate). */
+function vnetHdr(u8: Uint8Array, at: number): VnetHeader {
+  const h = newVnetHeader();
+  vnetRead(u8, at, h);
+  return h;
+}
 
 const PREFIX = 22;
 const IN = 256;
-/** Header blocks (tsoSegment's output). */
+/** Header blocks (superSegment's output). */
 const HDRS = 80_000;
 /** Segments glued back to back (what the receiver's datagrams hold). */
 const OUT = 120_000;
@@ -149,7 +155,7 @@ function segmentAndGlue(
     // Each round writes its blocks from HDRS on (prefix first), like the forwarder.
     const at = HDRS + first * hs;
     if (first > 0) u8.copyWithin(at, HDRS, HDRS + PREFIX);
-    n += tsoSegment(u8, IN, total, hdr, mss, at, PREFIX, summer, first, round);
+    n += superSegment(u8, false, IN, total, hdr, mss, at, PREFIX, summer, first, round);
   }
   const stride = hs + mss;
   for (let k = 0; k < n; k++) {
@@ -281,15 +287,28 @@ t.test("segment then coalesce gives back the same byte stream", async (t) => {
           return false;
         if (!Buffer.from(u8.subarray(ip + 40, ip + hdr)).equals(Buffer.from(s.opts))) return false;
         if (n === 1)
-          return vnetFlags(u8, off) === VNET_F_DATA_VALID && tcpChecksumOk(u8, ip, summer);
-        if (vnetFlags(u8, off) !== VNET_F_NEEDS_CSUM || vnetGsoType(u8, off) !== VNET_GSO_TCPV4)
+          return vnetHdr(u8, off).flags === VNET_F_DATA_VALID && tcpChecksumOk(u8, ip, summer);
+        if (
+          vnetHdr(u8, off).flags !== VNET_F_NEEDS_CSUM ||
+          vnetHdr(u8, off).gsoType !== VNET_GSO_TCPV4
+        )
           return false;
-        if (vnetGsoSize(u8, off) !== s.mss || (read16(u8, off + 2) !== 20 + hdr - 20 + 0 && false))
+        if (
+          vnetHdr(u8, off).gsoSize !== s.mss ||
+          (read16(u8, off + 2) !== 20 + hdr - 20 + 0 && false)
+        )
           return false;
         if (u8[off + 2] + (u8[off + 3] << 8) !== hdr) return false;
         // What the kernel does with CHECKSUM_PARTIAL: complete it; it must then verify.
         if (
-          !completeChecksum(u8, ip, total, vnetCsumStart(u8, off), vnetCsumOffset(u8, off), summer)
+          !completeChecksum(
+            u8,
+            ip,
+            total,
+            vnetHdr(u8, off).csumStart,
+            vnetHdr(u8, off).csumOffset,
+            summer,
+          )
         )
           return false;
         return tcpChecksumOk(u8, ip, summer);
@@ -334,21 +353,24 @@ t.test("TAP (vxlan-l2): segmented frames coalesce into one frame, same stream", 
       if (read16(u8, ip + 2) !== total || !ipv4ChecksumOk(u8, ip, 20)) return false;
       if (!Buffer.from(u8.subarray(ip + hdr, ip + total)).equals(Buffer.from(s.payload)))
         return false;
-      if (n === 1) return vnetFlags(u8, off) === VNET_F_DATA_VALID;
+      if (n === 1) return vnetHdr(u8, off).flags === VNET_F_DATA_VALID;
       // Offsets in the vnet header count from the frame: Ethernet comes first.
-      if (vnetFlags(u8, off) !== VNET_F_NEEDS_CSUM || vnetGsoType(u8, off) !== VNET_GSO_TCPV4)
+      if (
+        vnetHdr(u8, off).flags !== VNET_F_NEEDS_CSUM ||
+        vnetHdr(u8, off).gsoType !== VNET_GSO_TCPV4
+      )
         return false;
-      if (u8[off + 2] + (u8[off + 3] << 8) !== ETH + hdr || vnetGsoSize(u8, off) !== s.mss)
+      if (u8[off + 2] + (u8[off + 3] << 8) !== ETH + hdr || vnetHdr(u8, off).gsoSize !== s.mss)
         return false;
       const frame = off + VNET_LEN;
-      if (vnetCsumStart(u8, off) !== ETH + 20) return false;
+      if (vnetHdr(u8, off).csumStart !== ETH + 20) return false;
       if (
         !completeChecksum(
           u8,
           frame,
           ETH + total,
-          vnetCsumStart(u8, off),
-          vnetCsumOffset(u8, off),
+          vnetHdr(u8, off).csumStart,
+          vnetHdr(u8, off).csumOffset,
           summer,
         )
       )
@@ -431,7 +453,7 @@ t.test("USO: a UDP super-packet becomes the sender's datagrams, checksums valid"
         for (let first = 0; first < segs; first += round) {
           const at = HDRS + first * (PREFIX + hdr);
           if (first > 0) u8.copyWithin(at, HDRS, HDRS + PREFIX);
-          n += usoSegment(u8, IN, total, hdr, size, at, PREFIX, summer, first, round);
+          n += superSegment(u8, true, IN, total, hdr, size, at, PREFIX, summer, first, round);
         }
         if (n !== segs) return false;
         const got: number[] = [];
@@ -481,7 +503,7 @@ function buildUdp(u8: Uint8Array, payload: Uint8Array, id: number): number {
 }
 
 /**
- * Cut the UDP super-packet at IN into datagrams of `size` (usoSegment) and glue each
+ * Cut the UDP super-packet at IN into datagrams of `size` (superSegment) and glue each
  * back to back at OUT + k * stride (prefix, headers, payload), as the receiver's
  * datagrams hold them. Returns the count and the stride.
  */
@@ -493,7 +515,7 @@ function usoSegmentAndGlue(
 ): { n: number; stride: number } {
   for (let i = 0; i < PREFIX; i++) u8[HDRS + i] = 0xa0 + i;
   const hdr = 28;
-  const n = usoSegment(u8, IN, total, hdr, size, HDRS, PREFIX, summer);
+  const n = superSegment(u8, true, IN, total, hdr, size, HDRS, PREFIX, summer);
   const stride = PREFIX + hdr + size;
   for (let k = 0; k < n; k++) {
     u8.copyWithin(OUT + k * stride, HDRS + k * (PREFIX + hdr), HDRS + (k + 1) * (PREFIX + hdr));
@@ -556,14 +578,16 @@ t.test("USO: datagrams merge into UDP_L4 writes that hold the same datagrams", a
             const ps = new TsSummer(p);
             if (dgrams === 1) {
               // Alone: written as it came, checksum verified, DATA_VALID.
-              if (vnetFlags(p, 0) !== VNET_F_DATA_VALID || vnetGsoType(p, 0) !== 0) return false;
+              if (vnetHdr(p, 0).flags !== VNET_F_DATA_VALID || vnetHdr(p, 0).gsoType !== 0)
+                return false;
               const sum = ps.sum(ip + 20, l4) + ipv4PseudoHeaderSum(p, ip, 17, l4);
               if (checksumFold(sum) !== 0xffff) return false;
             } else {
-              if (vnetFlags(p, 0) !== VNET_F_NEEDS_CSUM) return false;
-              if (vnetGsoType(p, 0) !== VNET_GSO_UDP_L4 || vnetGsoSize(p, 0) !== size) return false;
+              if (vnetHdr(p, 0).flags !== VNET_F_NEEDS_CSUM) return false;
+              if (vnetHdr(p, 0).gsoType !== VNET_GSO_UDP_L4 || vnetHdr(p, 0).gsoSize !== size)
+                return false;
               if (p[2] + (p[3] << 8) !== 28) return false;
-              if (vnetCsumStart(p, 0) !== 20 || vnetCsumOffset(p, 0) !== 6) return false;
+              if (vnetHdr(p, 0).csumStart !== 20 || vnetHdr(p, 0).csumOffset !== 6) return false;
               // The datagrams it holds: all `size` bytes but a shorter last.
               if (Math.ceil((l4 - 8) / size) !== dgrams) return false;
               // What the kernel does with CHECKSUM_PARTIAL: complete it; it must verify.
@@ -710,8 +734,7 @@ t.test(
             for (let first = 0; first < segs; first += round) {
               const at = HDRS + first * (PREFIX + hdr);
               if (first > 0) u8.copyWithin(at, HDRS, HDRS + PREFIX);
-              const seg = udp ? usoSegment : tsoSegment;
-              n += seg(u8, IN, total, hdr, size, at, PREFIX, summer, first, round);
+              n += superSegment(u8, udp, IN, total, hdr, size, at, PREFIX, summer, first, round);
             }
             if (n !== segs) return false;
             const got: number[] = [];
@@ -768,15 +791,15 @@ t.test(
             if (read16(u8, mip + 4) !== l4len) return false;
             if (!Buffer.from(u8.subarray(mip + hdr, mip + total)).equals(Buffer.from(s.payload)))
               return false;
-            if (n === 1) return vnetFlags(u8, off) === VNET_F_DATA_VALID;
+            if (n === 1) return vnetHdr(u8, off).flags === VNET_F_DATA_VALID;
             const type = udp ? VNET_GSO_UDP_L4 : VNET_GSO_TCPV6;
-            if (vnetFlags(u8, off) !== VNET_F_NEEDS_CSUM || vnetGsoType(u8, off) !== type)
+            if (vnetHdr(u8, off).flags !== VNET_F_NEEDS_CSUM || vnetHdr(u8, off).gsoType !== type)
               return false;
-            if (u8[off + 2] + (u8[off + 3] << 8) !== ETH + hdr || vnetGsoSize(u8, off) !== size)
+            if (u8[off + 2] + (u8[off + 3] << 8) !== ETH + hdr || vnetHdr(u8, off).gsoSize !== size)
               return false;
-            if (vnetCsumStart(u8, off) !== ETH + 40) return false;
-            const cs = vnetCsumStart(u8, off);
-            if (!completeChecksum(u8, frame, ETH + total, cs, vnetCsumOffset(u8, off), summer))
+            if (vnetHdr(u8, off).csumStart !== ETH + 40) return false;
+            const cs = vnetHdr(u8, off).csumStart;
+            if (!completeChecksum(u8, frame, ETH + total, cs, vnetHdr(u8, off).csumOffset, summer))
               return false;
             const proto = udp ? 17 : 6;
             if (udp && read16(u8, mip + 44) !== l4len) return false;

@@ -1,4 +1,4 @@
-// How the fast path lays out its sends (txSuper in src/dataplane/forwarder.ts): the real
+// How the fast path lays out its sends (src/dataplane/send-offload.ts): the real
 // Forwarder with capturing sockets (test/fixtures/forwarder-rig.ts). One read batch of a flow's TSO
 // super-packets leaves as UDP_SEGMENT messages of at most 44 datagrams (what fits
 // 65,507 bytes at MTU 1450); a super-packet's first segments top up the message the

@@ -61,17 +61,18 @@ import {
 } from "../../encap/tcp.js";
 import { UDP_CHECKSUM, UDP_HDR_LEN, UDP_LENGTH } from "../../encap/udp.js";
 import {
-  type Summer,
-  tcpChecksumOk,
+  newVnetHeader,
   VNET_F_DATA_VALID,
   VNET_F_NEEDS_CSUM,
   VNET_GSO_TCPV4,
   VNET_GSO_TCPV6,
   VNET_GSO_UDP_L4,
   VNET_LEN,
+  type VnetHeader,
   vnetWrite,
   vnetWritePlain,
-} from "./segment.js";
+} from "../../tun/vnet.js";
+import { type Summer, tcpChecksumOk } from "./segment.js";
 
 const TCP_ACK_FLAG = 0x10;
 const TCP_PSH = 0x08;
@@ -127,6 +128,8 @@ export class Coalescer {
   private gDone = false;
   /** The open group is UDP datagrams (gThl is then the UDP header's 8 bytes). */
   private gUdp = false;
+  /** The merged write's virtio_net_hdr, filled per write. */
+  private readonly vh: VnetHeader = newVnetHeader();
 
   constructor(
     private readonly u8: Uint8Array,
@@ -349,66 +352,38 @@ export class Coalescer {
     }
     const l3 = this.gL3;
     const l4 = this.gLen - l3;
-    if (this.gUdp) {
-      this.flushUdp(ip, l3, l4, at, ranges);
-      return;
-    }
+    const udp = this.gUdp;
+    const proto = udp ? IPPROTO_UDP : IPPROTO_TCP;
     let pseudo: number;
     if (l3 === 20) {
       write16(u8, ip + IPV4_TOTAL_LEN, this.gLen);
       ipv4FillChecksum(u8, ip);
-      pseudo = ipv4PseudoHeaderSum(u8, ip, IPPROTO_TCP, l4);
+      pseudo = ipv4PseudoHeaderSum(u8, ip, proto, l4);
     } else {
       write16(u8, ip + IPV6_PAYLOAD_LEN, l4);
-      pseudo = ipv6PseudoHeaderSum(u8, ip, IPPROTO_TCP, l4);
+      pseudo = ipv6PseudoHeaderSum(u8, ip, proto, l4);
     }
-    // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum (not complemented).
-    write16(u8, ip + l3 + TCP_CHECKSUM, checksumFold(pseudo));
-    const gso = l3 === 20 ? VNET_GSO_TCPV4 : VNET_GSO_TCPV6;
-    vnetWrite(
-      u8,
-      at,
-      VNET_F_NEEDS_CSUM,
-      gso,
-      l2 + l3 + this.gThl,
-      this.gGso,
-      l2 + l3,
-      TCP_CHECKSUM,
-    );
-    this.mergedWrites++;
-    this.mergedSegments += this.gSegs;
-    this.sink.deviceVnetGather(this.gSlot, this.fOff, this.fLen, ranges);
-  }
-
-  /** The UDP half of flush(): one UDP_L4 GSO packet whose gso_size is the first size. */
-  private flushUdp(ip: number, l3: number, l4: number, at: number, ranges: number): void {
-    const u8 = this.u8;
-    const l2 = this.l2;
-    let pseudo: number;
-    if (l3 === 20) {
-      write16(u8, ip + IPV4_TOTAL_LEN, this.gLen);
-      ipv4FillChecksum(u8, ip);
-      pseudo = ipv4PseudoHeaderSum(u8, ip, IPPROTO_UDP, l4);
+    if (udp) write16(u8, ip + l3 + UDP_LENGTH, l4);
+    // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum (not complemented),
+    // which the kernel's segmentation adjusts to each segment's length and completes.
+    const csum = udp ? UDP_CHECKSUM : TCP_CHECKSUM;
+    write16(u8, ip + l3 + csum, checksumFold(pseudo));
+    const h = this.vh;
+    h.flags = VNET_F_NEEDS_CSUM;
+    h.gsoType = udp ? VNET_GSO_UDP_L4 : l3 === 20 ? VNET_GSO_TCPV4 : VNET_GSO_TCPV6;
+    // (A UDP group's gThl is its 8-byte header.)
+    h.hdrLen = l2 + l3 + this.gThl;
+    h.gsoSize = this.gGso;
+    h.csumStart = l2 + l3;
+    h.csumOffset = csum;
+    vnetWrite(u8, at, h);
+    if (udp) {
+      this.mergedUdpWrites++;
+      this.mergedUdpDatagrams += this.gSegs;
     } else {
-      write16(u8, ip + IPV6_PAYLOAD_LEN, l4);
-      pseudo = ipv6PseudoHeaderSum(u8, ip, IPPROTO_UDP, l4);
+      this.mergedWrites++;
+      this.mergedSegments += this.gSegs;
     }
-    write16(u8, ip + l3 + UDP_LENGTH, l4);
-    // CHECKSUM_PARTIAL, as for TCP: the kernel's segmentation adjusts this pseudo-header
-    // sum to each datagram's length and completes it.
-    write16(u8, ip + l3 + UDP_CHECKSUM, checksumFold(pseudo));
-    vnetWrite(
-      u8,
-      at,
-      VNET_F_NEEDS_CSUM,
-      VNET_GSO_UDP_L4,
-      l2 + l3 + UDP_HDR_LEN,
-      this.gGso,
-      l2 + l3,
-      UDP_CHECKSUM,
-    );
-    this.mergedUdpWrites++;
-    this.mergedUdpDatagrams += this.gSegs;
     this.sink.deviceVnetGather(this.gSlot, this.fOff, this.fLen, ranges);
   }
 }

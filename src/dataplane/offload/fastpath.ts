@@ -1,6 +1,7 @@
 // The offload fast path's sockets and what the kernel offers, decided once at start.
 //
-// Shape (vxlan mode; vxlan-l2 and ipip differ as noted below and in forwarder.ts;
+// Shape (vxlan mode; vxlan-l2 and ipip differ as noted below and in send-offload.ts,
+// bridge.ts and receive.ts;
 // `io.offload: auto`, probed by src/tun/probe.ts at start and shown
 // by `vxtun stats` / the `info` control op):
 //   TX: TUN (IFF_VNET_HDR, TUNSETOFFLOAD CSUM|TSO4, gso_max_size 65536) -> one read per
@@ -28,11 +29,10 @@
 // bench/fastpath-segment.ts: 60 KB super-packet, 42 segments: segmentation ~16 µs
 // with the addon's sum vs ~56 µs with the TypeScript one.
 // USO (TUN_F_USO4|USO6, when the kernel takes them): an application's UDP_SEGMENT run
-// reaches us whole and usoSegment cuts it into the sender's datagrams (same header
+// reaches us whole and superSegment cuts it into the sender's datagrams (same header
 // blocks + gather lists). TSO6/USO6: IPv6 super-frames from the TAP in vxlan-l2 mode
 // (segment.ts handles both IP versions). Multi-queue: queues.ts. Not done: TSO6 on the
-// TUN (the L3 overlay is IPv4), coalescing received IPv6 TCP (written frame by frame),
-// merging received UDP datagrams into USO writes.
+// TUN (the L3 overlay is IPv4).
 //
 // TX: UDP GSO needs a UDP socket (the kernel writes the outer IPv4 + UDP headers), so
 // the per-flow outer source port (RFC 7348 §5, for underlay ECMP) cannot be chosen per

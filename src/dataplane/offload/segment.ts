@@ -1,9 +1,9 @@
-// TCP segmentation of TUN TSO super-packets (the software half of TSO), and the
-// virtio_net_hdr that travels with every packet on a TUN opened with IFF_VNET_HDR.
+// TCP and UDP segmentation of TUN TSO/USO super-packets (the software half of the
+// offload); the virtio_net_hdr that carries gso_size is the TUN's own (src/tun/vnet.ts).
 //
 // A super-packet is one IPv4 (TSO4) or IPv6 (TSO6, a bridged frame in vxlan-l2) header
-// + one TCP header + up to 64 KB of payload, with gso_size (the MSS) in its
-// virtio_net_hdr. tsoSegment() writes one header block per
+// + one TCP (or UDP) header + up to 64 KB of payload, with gso_size (the MSS) in its
+// virtio_net_hdr. superSegment() writes one header block per
 // segment (`prefix` bytes of tunnel header copied from the first block + its own
 // IPv4/TCP headers) and leaves the payload where the TUN read put it: the sender sends
 // block k followed by payload chunk k (a gather list), and a run of segments is one
@@ -23,6 +23,7 @@ import {
   IPPROTO_UDP,
   IPV4_CHECKSUM,
   IPV4_FLAGS_FRAG,
+  IPV4_HDR_LEN,
   IPV4_ID,
   IPV4_PROTOCOL,
   IPV4_TOTAL_LEN,
@@ -36,23 +37,6 @@ import {
 } from "../../encap/ipv6.js";
 import { TCP_CHECKSUM, TCP_DATA_OFF, TCP_FLAGS, TCP_SEQ } from "../../encap/tcp.js";
 import { UDP_CHECKSUM, UDP_HDR_LEN, UDP_LENGTH } from "../../encap/udp.js";
-
-/** sizeof(struct virtio_net_hdr). */
-export const VNET_LEN = 10;
-export const VNET_FLAGS = 0;
-export const VNET_GSO_TYPE = 1;
-export const VNET_HDR_LEN = 2;
-export const VNET_GSO_SIZE = 4;
-export const VNET_CSUM_START = 6;
-export const VNET_CSUM_OFFSET = 8;
-export const VNET_F_NEEDS_CSUM = 1;
-export const VNET_F_DATA_VALID = 2;
-export const VNET_GSO_NONE = 0;
-export const VNET_GSO_TCPV4 = 1;
-export const VNET_GSO_UDP = 3;
-export const VNET_GSO_TCPV6 = 4;
-export const VNET_GSO_UDP_L4 = 5;
-export const VNET_GSO_ECN = 0x80;
 
 const TCP_CWR = 0x80;
 const TCP_FIN_PSH = 0x09;
@@ -86,56 +70,6 @@ export class TsSummer implements Summer {
   }
 }
 
-function le16(u8: Uint8Array, off: number): number {
-  return u8[off] | (u8[off + 1] << 8);
-}
-
-function setLe16(u8: Uint8Array, off: number, v: number): void {
-  u8[off] = v & 0xff;
-  u8[off + 1] = (v >>> 8) & 0xff;
-}
-
-export function vnetFlags(u8: Uint8Array, at: number): number {
-  return u8[at + VNET_FLAGS];
-}
-export function vnetGsoType(u8: Uint8Array, at: number): number {
-  return u8[at + VNET_GSO_TYPE];
-}
-export function vnetGsoSize(u8: Uint8Array, at: number): number {
-  return le16(u8, at + VNET_GSO_SIZE);
-}
-export function vnetCsumStart(u8: Uint8Array, at: number): number {
-  return le16(u8, at + VNET_CSUM_START);
-}
-export function vnetCsumOffset(u8: Uint8Array, at: number): number {
-  return le16(u8, at + VNET_CSUM_OFFSET);
-}
-
-/** Write a virtio_net_hdr (little-endian fields) at `at`. */
-export function vnetWrite(
-  u8: Uint8Array,
-  at: number,
-  flags: number,
-  gsoType: number,
-  hdrLen: number,
-  gsoSize: number,
-  csumStart: number,
-  csumOffset: number,
-): void {
-  u8[at + VNET_FLAGS] = flags;
-  u8[at + VNET_GSO_TYPE] = gsoType;
-  setLe16(u8, at + VNET_HDR_LEN, hdrLen);
-  setLe16(u8, at + VNET_GSO_SIZE, gsoSize);
-  setLe16(u8, at + VNET_CSUM_START, csumStart);
-  setLe16(u8, at + VNET_CSUM_OFFSET, csumOffset);
-}
-
-/** A zero header: "nothing to do, verify checksums yourself" (or DATA_VALID in flags). */
-export function vnetWritePlain(u8: Uint8Array, at: number, flags: number): void {
-  for (let i = 0; i < VNET_LEN; i++) u8[at + i] = 0;
-  u8[at] = flags;
-}
-
 /**
  * NEEDS_CSUM on a packet that is not a super-packet: the field at start+offset holds
  * the pseudo-header sum; finish it over [start, len). False when the header points
@@ -156,88 +90,71 @@ export function completeChecksum(
 }
 
 /**
- * IP + L4 header length of an IPv6 super-packet carrying `proto`, with any hop-by-hop
- * and destination options headers between them (ipv6UpperOffset; every segment gets a
- * copy, as Linux's GSO gives them), or 0.
+ * IP + L4 header length of the super-packet at `off` carrying `proto` (TCP or UDP), or
+ * 0 when it is not one: IPv4 (unfragmented), or IPv6 with any hop-by-hop and
+ * destination options headers between them (ipv6UpperOffset; every segment gets a
+ * copy, as Linux's GSO gives them).
  */
-function v6HeaderLen(u8: Uint8Array, off: number, len: number, proto: number): number {
-  if (len < IPV6_HDR_LEN + UDP_HDR_LEN) return 0;
-  if (read16(u8, off + IPV6_PAYLOAD_LEN) + IPV6_HDR_LEN > len) return 0;
-  const net = ipv6UpperOffset(u8, off, len, proto);
-  if (net === 0) return 0;
+function superHeaderLen(u8: Uint8Array, off: number, len: number, proto: number): number {
+  if (len < IPV4_HDR_LEN + UDP_HDR_LEN) return 0;
+  const version = u8[off] >>> 4;
+  let net: number;
+  if (version === 6) {
+    if (len < IPV6_HDR_LEN + UDP_HDR_LEN) return 0;
+    if (read16(u8, off + IPV6_PAYLOAD_LEN) + IPV6_HDR_LEN > len) return 0;
+    net = ipv6UpperOffset(u8, off, len, proto);
+    if (net === 0) return 0;
+  } else if (version === 4) {
+    net = (u8[off] & 0x0f) * 4;
+    if (net < IPV4_HDR_LEN || u8[off + IPV4_PROTOCOL] !== proto) return 0;
+    if ((read16(u8, off + IPV4_FLAGS_FRAG) & 0x3fff) !== 0) return 0;
+  } else {
+    return 0;
+  }
   if (proto === IPPROTO_UDP) return net + UDP_HDR_LEN > len ? 0 : net + UDP_HDR_LEN;
   if (net + 20 > len) return 0;
   const thl = (u8[off + net + TCP_DATA_OFF] >>> 4) * 4;
   return thl < 20 || net + thl > len ? 0 : net + thl;
 }
 
-/** IP + TCP header length of the super-packet at `off`, or 0 when it is not one. */
+/** IP + TCP header length of the TCP super-packet (TSO) at `off`, or 0. */
 export function tsoHeaderLen(u8: Uint8Array, off: number, len: number): number {
-  if (len > 0 && u8[off] >>> 4 === 6) return v6HeaderLen(u8, off, len, IPPROTO_TCP);
-  if (len < 40 || u8[off] >>> 4 !== 4) return 0;
-  const ihl = (u8[off] & 0x0f) * 4;
-  if (ihl < 20 || u8[off + IPV4_PROTOCOL] !== IPPROTO_TCP) return 0;
-  if ((read16(u8, off + IPV4_FLAGS_FRAG) & 0x3fff) !== 0) return 0;
-  if (len < ihl + 20) return 0;
-  const thl = (u8[off + ihl + TCP_DATA_OFF] >>> 4) * 4;
-  if (thl < 20 || ihl + thl > len) return 0;
-  return ihl + thl;
+  return superHeaderLen(u8, off, len, IPPROTO_TCP);
 }
 
-/** Segments tsoSegment() will write. */
+/** Segments superSegment() will write. */
 export function tsoSegmentCount(payloadLen: number, mss: number): number {
   return payloadLen <= 0 ? 0 : Math.ceil(payloadLen / mss);
 }
 
-/**
- * Cut the super-packet [inOff, inOff+inLen) (headers of `hdrLen` bytes, see
- * tsoHeaderLen) into segments of at most `mss` payload bytes without moving the
- * payload: segment k's headers (`prefix` bytes of tunnel header copied from block 0,
- * which the caller wrote, then its own IPv4 and TCP headers) are written at
- * hdrOut + k * (prefix + hdrLen), and its payload stays where it is, at
- * tsoPayloadOff(inOff, hdrLen, mss, k) (tsoPayloadLen bytes). The sender glues each
- * block to its payload with a gather list. Returns the segment count (0: nothing to
- * do). `first`, `most`: only segments first .. first+most-1, their blocks from hdrOut
- * on (block 0 = segment `first`), for a caller whose header space is limited. The
- * header blocks must not overlap the super-packet.
- */
-export function tsoSegment(
-  u8: Uint8Array,
-  inOff: number,
-  inLen: number,
-  hdrLen: number,
-  mss: number,
-  hdrOut: number,
-  prefix: number,
-  summer: Summer,
-  first = 0,
-  most = 0xffff,
-): number {
-  return segmentRun(u8, inOff, inLen, hdrLen, mss, hdrOut, prefix, summer, first, most, false);
-}
-
 /** IP + UDP header length of the UDP super-packet (USO) at `off`, or 0. */
 export function usoHeaderLen(u8: Uint8Array, off: number, len: number): number {
-  if (len > 0 && u8[off] >>> 4 === 6) return v6HeaderLen(u8, off, len, IPPROTO_UDP);
-  if (len < 28 || u8[off] >>> 4 !== 4) return 0;
-  const ihl = (u8[off] & 0x0f) * 4;
-  if (ihl < 20 || u8[off + IPV4_PROTOCOL] !== IPPROTO_UDP) return 0;
-  if ((read16(u8, off + IPV4_FLAGS_FRAG) & 0x3fff) !== 0) return 0;
-  return len < ihl + UDP_HDR_LEN ? 0 : ihl + UDP_HDR_LEN;
+  return superHeaderLen(u8, off, len, IPPROTO_UDP);
 }
 
 /**
- * The UDP half of the TUN's segmentation offload (USO: an application sent with
- * UDP_SEGMENT and the TUN took the whole run). Same layout contract as tsoSegment:
- * header blocks of `prefix` + IPv4 + UDP at hdrOut + (k - first) * (prefix + hdrLen),
- * payload left in place at tsoPayloadOff(...). Every segment is one of the sender's
- * datagrams (`size` = its gso_size, the last one shorter), so it may not be re-cut: the
- * caller handles a path MTU that is too small. Per segment: IPv4 total length, id
- * (+k), header checksum; UDP length and checksum (0 sent as 0xffff). Returns the
- * segment count.
+ * Cut the super-packet [inOff, inOff+inLen) (headers of `hdrLen` bytes, see
+ * tsoHeaderLen / usoHeaderLen) into segments of at most `size` payload bytes without
+ * moving the payload: segment k's headers (`prefix` bytes of tunnel header copied from
+ * block 0, which the caller wrote, then its own IP and L4 headers) are written at
+ * hdrOut + (k - first) * (prefix + hdrLen), and its payload stays where it is, at
+ * tsoPayloadOff(inOff, hdrLen, size, k) (tsoPayloadLen bytes). The sender glues each
+ * block to its payload with a gather list. `first`, `most`: only segments first ..
+ * first+most-1, for a caller whose header space is limited. The header blocks must not
+ * overlap the super-packet. Returns the segment count (0: nothing to do).
+ *
+ * TCP (TSO): `size` is the MSS. Per segment: IPv4 total length, id (+k, as Linux's TSO
+ * does), header checksum (IPv6: its payload length); TCP sequence number, flags (CWR
+ * only on the first, FIN/PSH only on the last) and checksum. UDP (USO: an application
+ * sent with UDP_SEGMENT and the TUN took the whole run): every segment is one of the
+ * sender's datagrams (`size` = its gso_size, the last one shorter), so it may not be
+ * re-cut: the caller handles a path MTU that is too small. Per segment: the IP fields
+ * as for TCP; UDP length and checksum (0 sent as 0xffff). Checksums are summed for up
+ * to SUM_MANY / 2 segments per addon call.
  */
-export function usoSegment(
+export function superSegment(
   u8: Uint8Array,
+  udp: boolean,
   inOff: number,
   inLen: number,
   hdrLen: number,
@@ -247,29 +164,6 @@ export function usoSegment(
   summer: Summer,
   first = 0,
   most = 0xffff,
-): number {
-  return segmentRun(u8, inOff, inLen, hdrLen, size, hdrOut, prefix, summer, first, most, true);
-}
-
-/**
- * tsoSegment and usoSegment: header blocks for segments first .. first+most-1 of the
- * super-packet, each IPv4 header with its own length, id and checksum (IPv6: its
- * payload length), then the L4
- * header (TCP: sequence number, flags; UDP: length) and its checksum over the block's
- * header and the payload in place, summed for up to SUM_MANY / 2 segments per addon call.
- */
-function segmentRun(
-  u8: Uint8Array,
-  inOff: number,
-  inLen: number,
-  hdrLen: number,
-  size: number,
-  hdrOut: number,
-  prefix: number,
-  summer: Summer,
-  first: number,
-  most: number,
-  udp: boolean,
 ): number {
   const v6 = u8[inOff] >>> 4 === 6;
   const total = v6
@@ -362,7 +256,7 @@ function segmentRun(
   return k - first;
 }
 
-/** Where segment k's payload starts inside its super-packet (see tsoSegment). */
+/** Where segment k's payload starts inside its super-packet (see superSegment). */
 export function tsoPayloadOff(inOff: number, hdrLen: number, mss: number, k: number): number {
   return inOff + hdrLen + k * mss;
 }
