@@ -11,7 +11,7 @@ import { REPO } from "./fixtures/vxtun.js";
 
 /** What only a test that needs root and network namespaces uses. */
 const ROOT_MARKERS =
-  /\b(skipUnlessRoot|netnsUnavailableReason|NetnsLab|cniTestEnv|withNetns|startVxtun|vxtunPair|startAgent|LabEtcd)\b/;
+  /\b(skipUnlessRoot|netnsUnavailableReason|NetnsLab|cniTestEnv|withNetns|deviceInNs|startVxtun|vxtunPair|startAgent|LabEtcd)\b/;
 /** How a root test skips without root (cniTestEnv calls skipUnlessRoot). */
 const SKIPS = /\b(skipUnlessRoot|cniTestEnv)\(t\)/g;
 

@@ -11,7 +11,7 @@ import { withNetns } from "../../src/system/netns.js";
 import { Device, TUN_F } from "../../src/tun/device.js";
 import { probeOffloads } from "../../src/tun/probe.js";
 import { UdpSocket } from "../../src/underlay/udp.js";
-import { fillBatch, sleep, waitFor } from "../fixtures/tun.js";
+import { deviceInNs, fillBatch, sleep, waitFor } from "../fixtures/packet-io.js";
 
 const A = parseIpv4("198.18.0.1")!;
 const B = parseIpv4("198.18.0.2")!;
@@ -78,12 +78,7 @@ t.test(
 
 t.test("device deleted under a reader: error callback, reader stops, no crash", async (t) => {
   if (skipUnlessRoot(t)) return;
-  const lab = await NetnsLab.create(t);
-  const ns = await lab.addNs("del");
-  const slab = new Slab({ count: 32 });
-  const dev = withNetns(ns, () => Device.open({ kind: "tun", name: "vxtdel0", slab }));
-  await addrAdd(ns, dev.name, "10.244.5.1/24");
-  await linkSetUp(ns, dev.name);
+  const { ns, slab, dev } = await deviceInNs(t, "tun", "vxtdel0", "10.244.5.1/24", 32);
   const errors: ErrnoError[] = [];
   dev.startReading(
     new Batch(8),
