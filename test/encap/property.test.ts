@@ -141,26 +141,21 @@ const decoders: Record<string, Decoder> = {
 };
 
 function l4(b: Uint8Array): number {
-  if (ip.protocol === 17) {
-    const c = udpParse(b, ip.payloadOff, ip.payloadLen, udp);
-    if (c) return c;
-    const ok = udpChecksumOk(b, ip.payloadOff, udp.length, ip.src, ip.dst);
-    if (ok !== udpChecksumOkIp(b, ip.payloadOff, udp.length, ip.payloadOff - ip.hdrLen)) {
-      throw new Error("udpChecksumOkIp disagrees");
-    }
-    return ok ? 0 : Drop.UdpBadChecksum;
-  }
-  if (ip.protocol === 6) {
-    const c = tcpParse(b, ip.payloadOff, ip.payloadLen, tcp);
-    if (c) return c;
-    const ok = tcpChecksumOk(b, ip.payloadOff, ip.payloadLen, ip.src, ip.dst);
-    if (ok !== tcpChecksumOkIp(b, ip.payloadOff, ip.payloadLen, ip.payloadOff - ip.hdrLen)) {
-      throw new Error("tcpChecksumOkIp disagrees");
-    }
-    return ok ? 0 : Drop.TcpBadChecksum;
-  }
-  if (ip.protocol === 1) return icmpParse(b, ip.payloadOff, ip.payloadLen, icmp);
-  return 0;
+  const { protocol: p, payloadOff: off, payloadLen: len } = ip;
+  if (p === 1) return icmpParse(b, off, len, icmp);
+  if (p !== 6 && p !== 17) return 0;
+  const c = p === 17 ? udpParse(b, off, len, udp) : tcpParse(b, off, len, tcp);
+  if (c) return c;
+  // UDP sums the bytes its length field names; TCP the whole IP payload. The form that
+  // takes the IP header's offset must agree with the one that takes the addresses.
+  const n = p === 17 ? udp.length : len;
+  const ipOff = off - ip.hdrLen;
+  const ok =
+    p === 17 ? udpChecksumOk(b, off, n, ip.src, ip.dst) : tcpChecksumOk(b, off, n, ip.src, ip.dst);
+  const okIp = p === 17 ? udpChecksumOkIp(b, off, n, ipOff) : tcpChecksumOkIp(b, off, n, ipOff);
+  if (ok !== okIp) throw new Error(`protocol ${p}: the two checksum forms disagree`);
+  if (ok) return 0;
+  return p === 17 ? Drop.UdpBadChecksum : Drop.TcpBadChecksum;
 }
 
 function check(name: string, b: Uint8Array, off: number, len: number): void {
