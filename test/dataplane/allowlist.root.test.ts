@@ -2,8 +2,8 @@
 // other underlay address are dropped and counted (peer_not_allowed), not decapsulated.
 import t from "tap";
 import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
-import { vxtunPair } from "../fixtures/pair.js";
 import { podPing } from "../fixtures/traffic.js";
+import { vxtunPair } from "../fixtures/vxtun-pair.js";
 
 t.test("allowPeers drops and counts packets from other sources", async (t) => {
   if (skipUnlessRoot(t)) return;

@@ -6,8 +6,8 @@
 import t from "tap";
 import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
 import type { UnderlayNode } from "../../src/lab/underlay.js";
-import { vxtunPair } from "../fixtures/pair.js";
 import { podPing } from "../fixtures/traffic.js";
+import { vxtunPair } from "../fixtures/vxtun-pair.js";
 
 type Test = { teardown: (fn: () => unknown) => void };
 
