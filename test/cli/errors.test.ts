@@ -1,10 +1,12 @@
 // Bad input to the CLI, none of which needs root: each case exits 1 with one line on
 // stderr that names the problem (a config field, a missing file or instance, an
-// unknown lab mode or bench path).
+// unknown lab mode or bench path). The cases call the CLI's main() in this process
+// (a process each would cost a tsx start-up per case); one runs as a real process.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
+import { main } from "../../src/cli/main.js";
 import { run } from "../../src/lab/netns.js";
 import { CLI } from "../fixtures/vxtun.js";
 
@@ -61,11 +63,38 @@ const cases: [string, string[], RegExp][] = [
   ],
 ];
 
+/** The CLI's exit code and what it wrote to stderr, run in this process. */
+async function cli(argv: string[]): Promise<{ code: number; stderr: string }> {
+  const write = process.stderr.write;
+  let stderr = "";
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  }) as typeof process.stderr.write;
+  process.exitCode = 0;
+  try {
+    await main([process.execPath, "vxtun", ...argv]);
+  } finally {
+    process.stderr.write = write;
+  }
+  const code = Number(process.exitCode ?? 0);
+  process.exitCode = 0;
+  return { code, stderr };
+}
+
 for (const [name, argv, re] of cases) {
   t.test(name, async (t) => {
-    const r = await run([...CLI, ...argv], { timeoutMs: 60_000 });
+    const r = await cli(argv);
     t.equal(r.code, 1, `vxtun ${argv.join(" ")} exits 1`);
     t.equal(r.stderr.trim().split("\n").length, 1, "one line");
     t.match(r.stderr, re);
   });
 }
+
+t.test("as a process: exit status 1 and the one line on stderr", async (t) => {
+  const [, argv, re] = cases[4];
+  const r = await run([...CLI, ...argv], { timeoutMs: 60_000 });
+  t.equal(r.code, 1);
+  t.equal(r.stderr.trim().split("\n").length, 1, "one line");
+  t.match(r.stderr, re);
+});
