@@ -8,15 +8,7 @@ import { skipUnlessRoot } from "../../src/lab/netns.js";
 import { neighReplace } from "../../src/system/iproute.js";
 import { withNetns } from "../../src/system/netns.js";
 import { UdpSocket } from "../../src/underlay/udp.js";
-import {
-  bytesEqual,
-  deviceInNs,
-  fillBatch,
-  payload,
-  payloadIndex,
-  readEach,
-  waitFor,
-} from "../fixtures/packet-io.js";
+import { deviceInNs, fillBatch, readEach, readPayload, waitFor } from "../fixtures/packet-io.js";
 
 const N = 32;
 const LEN = 200;
@@ -50,8 +42,8 @@ t.test("TUN: a burst of kernel UDP datagrams is read back byte-exact in batches"
     if (isOurs) {
       t.equal(b.len[i], ihl + 8 + LEN, "IPv4 + UDP + payload length");
       const body = u8.subarray(off + ihl + 8, off + b.len[i]);
-      const idx = payloadIndex(body);
-      seen.set(idx, bytesEqual(body, payload(idx, LEN)));
+      const p = readPayload(body, LEN);
+      seen.set(p.index, p.exact);
     }
   });
   t.ok(await waitFor(() => seen.size === N), `all ${N} datagrams read from the TUN`);
@@ -126,8 +118,7 @@ t.test("TAP: Ethernet frames from the kernel are read back byte-exact", async (t
     const etherType = (u8[off + 12] << 8) | u8[off + 13];
     if (etherType === 0x0800 && readMac(u8, off) === peerMac && u8[off + 14 + 9] === 17) {
       const body = u8.subarray(off + 14 + 20 + 8, off + b.len[i]);
-      const idx = payloadIndex(body);
-      if (b.len[i] === 14 + 20 + 8 + LEN && bytesEqual(body, payload(idx, LEN))) good++;
+      if (b.len[i] === 14 + 20 + 8 + LEN && readPayload(body, LEN).exact) good++;
     }
   });
   t.ok(await waitFor(() => good === N), `${good}/${N} frames: dst MAC, EtherType, payload exact`);

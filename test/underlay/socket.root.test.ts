@@ -13,8 +13,8 @@ import {
   fillBatch,
   inetChecksum,
   payload,
-  payloadIndex,
   readEach,
+  readPayload,
   waitFor,
 } from "../fixtures/packet-io.js";
 
@@ -51,8 +51,8 @@ t.test("UDP: sendBatch N crosses the veth, received in batches with addr/port/by
   const reads = readEach(t, b, slab, (batch, i) => {
     if (batch.addr[i] !== A || batch.port[i] !== 40001) badPeer++;
     const body = slab.u8.subarray(batch.off[i], batch.off[i] + batch.len[i]);
-    const idx = payloadIndex(body);
-    got.set(idx, bytesEqual(body, payload(idx, 300)));
+    const p = readPayload(body, 300);
+    got.set(p.index, p.exact);
   });
   // Resolve ARP first so the burst is not parked in the neighbour queue.
   const tx = new Batch(256);
