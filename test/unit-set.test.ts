@@ -29,6 +29,12 @@ function testFiles(dir: string): string[] {
 
 const files = testFiles(join(REPO, "test"));
 
+t.test("npm run test:unit leaves out the .root.test.ts files by name", (t) => {
+  const pkg = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8"));
+  t.match(pkg.scripts["test:unit"], /^tap .*--exclude='\*\*\/\*\.root\.test\.ts'/);
+  t.end();
+});
+
 t.test("a test file that needs root is named .root.test.ts", (t) => {
   for (const file of files) {
     if (file.endsWith(".root.test.ts") || file === import.meta.filename) continue;
