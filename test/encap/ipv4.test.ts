@@ -13,7 +13,7 @@ import {
   ipv4Write,
   newIpv4Info,
 } from "../../src/encap/ipv4.js";
-import { hex, toHex } from "../fixtures/hex.js";
+import { hex, patched, toHex } from "../fixtures/hex.js";
 
 // scapy: IP(src=10.0.0.1, dst=10.0.0.2, id=1, ttl=64)/UDP(sport=1234, dport=5678)/"hello"
 const UDP_PKT = hex(`
@@ -88,24 +88,19 @@ t.test("fragment fields", (t) => {
 
 t.test("drops, each before reading past len", (t) => {
   const ip = newIpv4Info();
-  t.equal(ipv4Parse(UDP_PKT, 0, 19, ip), Drop.Ipv4Truncated);
-  let b = Buffer.from(UDP_PKT);
-  b[0] = 0x65;
-  t.equal(ipv4Parse(b, 0, b.length, ip), Drop.Ipv4BadVersion);
-  b = Buffer.from(UDP_PKT);
-  b[0] = 0x44;
-  t.equal(ipv4Parse(b, 0, b.length, ip), Drop.Ipv4BadIhl);
-  b = Buffer.from(UDP_PKT);
-  b[0] = 0x4f; // 60-byte header in a 33-byte buffer
-  t.equal(ipv4Parse(b, 0, b.length, ip), Drop.Ipv4Truncated);
-  b = Buffer.from(UDP_PKT);
-  b.writeUInt16BE(19, 2);
-  ipv4FillChecksum(b, 0);
-  t.equal(ipv4Parse(b, 0, b.length, ip), Drop.Ipv4BadTotalLength);
-  t.equal(ipv4Parse(UDP_PKT, 0, 32, ip), Drop.Ipv4Truncated, "total length beyond buffer");
-  b = Buffer.from(UDP_PKT);
-  b[11] ^= 1;
-  t.equal(ipv4Parse(b, 0, b.length, ip), Drop.Ipv4BadChecksum);
+  const shortTotal = patched(UDP_PKT, 2, 0, 19);
+  ipv4FillChecksum(shortTotal, 0);
+  const badSum = patched(UDP_PKT, 11, UDP_PKT[11] ^ 1);
+  const cases: [string, Uint8Array, number, Drop][] = [
+    ["19 bytes", UDP_PKT, 19, Drop.Ipv4Truncated],
+    ["version 6", patched(UDP_PKT, 0, 0x65), 33, Drop.Ipv4BadVersion],
+    ["IHL 4", patched(UDP_PKT, 0, 0x44), 33, Drop.Ipv4BadIhl],
+    ["a 60-byte header in a 33-byte buffer", patched(UDP_PKT, 0, 0x4f), 33, Drop.Ipv4Truncated],
+    ["total length 19", shortTotal, 33, Drop.Ipv4BadTotalLength],
+    ["total length beyond buffer", UDP_PKT, 32, Drop.Ipv4Truncated],
+    ["bad checksum", badSum, 33, Drop.Ipv4BadChecksum],
+  ];
+  for (const [name, b, len, drop] of cases) t.equal(ipv4Parse(b, 0, len, ip), drop, name);
   t.end();
 });
 

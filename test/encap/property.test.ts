@@ -140,28 +140,21 @@ const decoders: Record<string, Decoder> = {
 };
 
 function l4(b: Uint8Array): number {
-  if (ip.protocol === 17) {
-    const c = udpParse(b, ip.payloadOff, ip.payloadLen, udp);
-    if (c) return c;
-    const pseudo = ipv4PseudoHeaderSum(b, ip.payloadOff - ip.hdrLen, 17, udp.length);
-    if (pseudo !== pseudoHeaderSum(ip.src, ip.dst, 17, udp.length)) {
-      throw new Error("ipv4PseudoHeaderSum disagrees");
-    }
-    const ok = udpChecksumOk(b, ip.payloadOff, udp.length, pseudo);
-    return ok ? 0 : Drop.UdpBadChecksum;
+  const { protocol: p, payloadOff: off, payloadLen: len } = ip;
+  if (p === 1) return icmpParse(b, off, len, icmp);
+  if (p !== 6 && p !== 17) return 0;
+  const c = p === 17 ? udpParse(b, off, len, udp) : tcpParse(b, off, len, tcp);
+  if (c) return c;
+  // UDP sums the bytes its length field names; TCP the whole IP payload. The pseudo-header
+  // sum read from the IP header must agree with the one built from the addresses.
+  const n = p === 17 ? udp.length : len;
+  const pseudo = ipv4PseudoHeaderSum(b, off - ip.hdrLen, p, n);
+  if (pseudo !== pseudoHeaderSum(ip.src, ip.dst, p, n)) {
+    throw new Error(`protocol ${p}: the two pseudo-header sums disagree`);
   }
-  if (ip.protocol === 6) {
-    const c = tcpParse(b, ip.payloadOff, ip.payloadLen, tcp);
-    if (c) return c;
-    const pseudo = ipv4PseudoHeaderSum(b, ip.payloadOff - ip.hdrLen, 6, ip.payloadLen);
-    if (pseudo !== pseudoHeaderSum(ip.src, ip.dst, 6, ip.payloadLen)) {
-      throw new Error("ipv4PseudoHeaderSum disagrees");
-    }
-    const ok = tcpChecksumOk(b, ip.payloadOff, ip.payloadLen, pseudo);
-    return ok ? 0 : Drop.TcpBadChecksum;
-  }
-  if (ip.protocol === 1) return icmpParse(b, ip.payloadOff, ip.payloadLen, icmp);
-  return 0;
+  const ok = p === 17 ? udpChecksumOk(b, off, n, pseudo) : tcpChecksumOk(b, off, n, pseudo);
+  if (ok) return 0;
+  return p === 17 ? Drop.UdpBadChecksum : Drop.TcpBadChecksum;
 }
 
 function check(name: string, b: Uint8Array, off: number, len: number): void {

@@ -18,7 +18,7 @@ import {
   udpParse,
   udpWrite,
 } from "../../src/encap/udp.js";
-import { hex, toHex } from "../fixtures/hex.js";
+import { hex, patched, toHex } from "../fixtures/hex.js";
 
 const A = parseIpv4("10.0.0.1")!;
 const B = parseIpv4("10.0.0.2")!;
@@ -68,16 +68,6 @@ t.test("UDP computed zero is sent as 0xffff", (t) => {
   t.end();
 });
 
-t.test("UDP drops", (t) => {
-  const u = newUdpInfo();
-  t.equal(udpParse(UDP, 0, 7, u), Drop.UdpTruncated);
-  t.equal(udpParse(UDP, 0, 12, u), Drop.UdpBadLength, "length field beyond IP payload");
-  const b = Buffer.from(UDP);
-  b.writeUInt16BE(7, 4);
-  t.equal(udpParse(b, 0, b.length, u), Drop.UdpBadLength);
-  t.end();
-});
-
 t.test("TCP deconstruct / construct / checksum", (t) => {
   const s = newTcpInfo();
   t.equal(tcpParse(TCP, 0, TCP.length, s), Drop.None);
@@ -101,16 +91,18 @@ t.test("TCP deconstruct / construct / checksum", (t) => {
   t.end();
 });
 
-t.test("TCP drops", (t) => {
-  const s = newTcpInfo();
-  t.equal(tcpParse(TCP, 0, 19, s), Drop.TcpTruncated);
-  const b = Buffer.from(TCP);
-  b[12] = 0x40;
-  t.equal(tcpParse(b, 0, b.length, s), Drop.TcpBadOffset);
-  b[12] = 0x60; // 24-byte header in 20 bytes
-  t.equal(tcpParse(b, 0, b.length, s), Drop.TcpBadOffset);
-  b[12] = 0x50;
-  b[17] ^= 1;
-  t.notOk(tcpChecksumOk(b, 0, 20, TCP20));
+t.test("UDP and TCP drops", (t) => {
+  const udp = (b: Uint8Array, len: number) => udpParse(b, 0, len, newUdpInfo());
+  const tcp = (b: Uint8Array, len: number) => tcpParse(b, 0, len, newTcpInfo());
+  const cases: [string, typeof udp, Uint8Array, number, Drop][] = [
+    ["UDP in 7 bytes", udp, UDP, 7, Drop.UdpTruncated],
+    ["UDP length field beyond IP payload", udp, UDP, 12, Drop.UdpBadLength],
+    ["UDP length 7", udp, patched(UDP, 4, 0, 7), 13, Drop.UdpBadLength],
+    ["TCP in 19 bytes", tcp, TCP, 19, Drop.TcpTruncated],
+    ["TCP data offset 4", tcp, patched(TCP, 12, 0x40), 20, Drop.TcpBadOffset],
+    ["TCP 24-byte header in 20 bytes", tcp, patched(TCP, 12, 0x60), 20, Drop.TcpBadOffset],
+  ];
+  for (const [name, parse, b, len, drop] of cases) t.equal(parse(b, len), drop, name);
+  t.notOk(tcpChecksumOk(patched(TCP, 17, TCP[17] ^ 1), 0, 20, TCP20), "TCP checksum checked");
   t.end();
 });

@@ -1,25 +1,14 @@
 import t from "tap";
-import { parseMac } from "../../src/encap/addr.js";
 import { TableError } from "../../src/fdb/errors.js";
 import { Fdb, Learn } from "../../src/fdb/fdb.js";
 import { MacMap } from "../../src/fdb/machash.js";
-
-const ip = (s: string): number => {
-  const p = s.split(".").map(Number);
-  return ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0;
-};
-const mac = (s: string): number => parseMac(s)!;
-
-function fakeClock(start = 1000): { now: () => number; advance: (ms: number) => void } {
-  let t0 = start;
-  return { now: () => t0, advance: (ms) => (t0 += ms) };
-}
+import { fakeClock, ip, mac } from "../fixtures/table-inputs.js";
 
 const A = mac("aa:bb:cc:dd:ee:01");
 const B = mac("aa:bb:cc:dd:ee:02");
 
 t.test("learn creates, refreshes, moves", (t) => {
-  const clk = fakeClock();
+  const clk = fakeClock(1000);
   const fdb = new Fdb({ clock: clk.now });
   t.equal(fdb.learn(A, ip("198.18.0.2"), 1000), Learn.Created);
   t.equal(fdb.learn(A, ip("198.18.0.2"), 2000), Learn.Refreshed);
@@ -36,7 +25,7 @@ t.test("learn creates, refreshes, moves", (t) => {
 });
 
 t.test("refresh (frames seen on another queue): refreshes or re-creates, never moves", (t) => {
-  const fdb = new Fdb({ clock: fakeClock().now });
+  const fdb = new Fdb({ clock: fakeClock(1000).now });
   t.equal(fdb.refresh(A, ip("198.18.0.2"), 1000), Learn.Created, "aged out meanwhile: back");
   t.equal(fdb.refresh(A, ip("198.18.0.2"), 2000), Learn.Refreshed);
   t.equal(fdb.lookup(A, 2000)?.updated, 2000, "ageing restarts");

@@ -1,17 +1,6 @@
 import t from "tap";
-import { parseMac } from "../../src/encap/addr.js";
 import { Confirm, NeighTable, Nud } from "../../src/fdb/neigh.js";
-
-const ip = (s: string): number => {
-  const p = s.split(".").map(Number);
-  return ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0;
-};
-const mac = (s: string): number => parseMac(s)!;
-
-function fakeClock(start = 0): { now: () => number; advance: (ms: number) => void } {
-  let t0 = start;
-  return { now: () => t0, advance: (ms) => (t0 += ms) };
-}
+import { fakeClock, ip, mac } from "../fixtures/table-inputs.js";
 
 const VTEP = mac("aa:bb:cc:00:01:00");
 

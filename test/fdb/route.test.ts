@@ -4,11 +4,7 @@ import { prefixMask } from "../../src/encap/addr.js";
 import { TableError } from "../../src/fdb/errors.js";
 import { parsePrefix } from "../../src/fdb/input.js";
 import { RouteTable } from "../../src/fdb/route.js";
-
-const ip = (s: string): number => {
-  const p = s.split(".").map(Number);
-  return ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0;
-};
+import { ip } from "../fixtures/table-inputs.js";
 
 /** Reference: linear scan for the longest covering prefix. */
 function brute(routes: Map<string, { addr: number; len: number; tag: number }>, a: number) {

@@ -1,6 +1,6 @@
 // The classic BPF assembler (src/underlay/bpf.ts): struct sock_filter encoding and jump
 // resolution. What the ipip queue filter accepts is proven against the kernel in
-// test/dataplane/queues.test.ts; here, that it encodes and refuses bad jumps.
+// test/dataplane/queues.root.test.ts; here, that it encodes and refuses bad jumps.
 import t from "tap";
 import { ipipQueueFilter } from "../../src/dataplane/steer.js";
 import { BPF, BpfProgram } from "../../src/underlay/bpf.js";

@@ -5,13 +5,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
 import { NetnsLab, runOk } from "../../src/lab/netns.js";
-import {
-  cniTestEnv,
-  driver,
-  startCniServerIn,
-  writeConflist,
-  writeState,
-} from "../fixtures/cni.js";
+import { cniTestEnv, driver, startCniServerIn, writeNodeFiles } from "../fixtures/cni.js";
 
 const N = 20;
 
@@ -19,12 +13,7 @@ t.test("20 parallel ADDs and DELs", async (t) => {
   const env = cniTestEnv(t);
   if (!env) return;
   const { drv, dir, bin } = env;
-  const stateFile = join(dir, "subnet.env");
-  const dataDir = join(dir, "ipam");
-  const agentSocket = join(dir, "cni.sock");
-  writeState(stateFile, { node: 1 });
-  const conflist = join(dir, "net.conflist");
-  writeConflist(conflist, { stateFile, dataDir, agentSocket });
+  const { conflist, dataDir, cache, agentSocket } = writeNodeFiles(dir, { node: 1 });
   const lab = await NetnsLab.create(t);
   const node = await lab.addNs("n1");
   const pods: string[] = [];
@@ -37,7 +26,7 @@ t.test("20 parallel ADDs and DELs", async (t) => {
       await new Promise((r) => server.once("exit", r));
     }
     const run = (cmd: string, i: number) =>
-      driver(lab, node, drv.path, bin, join(dir, "cache"), [
+      driver(lab, node, drv.path, bin, cache, [
         cmd,
         conflist,
         `/run/netns/${pods[i]}`,

@@ -4,14 +4,7 @@
 import t from "tap";
 import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
-import {
-  type AgentNode,
-  meshComplete,
-  pingBridges,
-  startAgent,
-  tempDir,
-  waitFor,
-} from "../fixtures/agents.js";
+import { meshComplete, pingBridges, startAgents, tempDir, waitFor } from "../fixtures/agents.js";
 
 t.test(
   "file store: join, programme peers, leave by expiry, rejoin with the same subnet",
@@ -22,13 +15,7 @@ t.test(
     const storeDir = tempDir(t, "store");
     const ttl = 3;
     const extra = { store: { type: "file", dir: storeDir }, leaseTtlSeconds: ttl };
-    const agents: AgentNode[] = [];
-    const subnets = new Map<AgentNode, string>();
-    for (const n of nodes) {
-      const a = await startAgent(t, lab, n, extra);
-      agents.push(a);
-      subnets.set(a, (await a.report()).subnet);
-    }
+    const { agents, subnets } = await startAgents(t, lab, nodes, extra);
     t.same(
       [...subnets.values()],
       ["10.244.1.0/24", "10.244.2.0/24", "10.244.3.0/24"],

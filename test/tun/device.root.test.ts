@@ -4,26 +4,19 @@ import t from "tap";
 import { parseIpv4, parseMac, readIpv4, readMac } from "../../src/encap/addr.js";
 import { Batch } from "../../src/io/batch.js";
 import { Slab } from "../../src/io/slab.js";
-import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
-import { addrAdd, linkSetUp, neighReplace } from "../../src/system/iproute.js";
+import { skipUnlessRoot } from "../../src/lab/netns.js";
+import { neighReplace } from "../../src/system/iproute.js";
 import { withNetns } from "../../src/system/netns.js";
-import { Device } from "../../src/tun/device.js";
 import { UdpSocket } from "../../src/underlay/udp.js";
-import { bytesEqual, fillBatch, payload, waitFor } from "../fixtures/tun.js";
+import { deviceInNs, fillBatch, readEach, readPayload, waitFor } from "../fixtures/packet-io.js";
 
 const N = 32;
 const LEN = 200;
 
 t.test("TUN: a burst of kernel UDP datagrams is read back byte-exact in batches", async (t) => {
   if (skipUnlessRoot(t)) return;
-  const lab = await NetnsLab.create(t);
-  const ns = await lab.addNs("tun");
-  const slab = new Slab({ count: 256 });
-  const dev = withNetns(ns, () => Device.open({ kind: "tun", name: "vxtt%d", slab }));
-  t.teardown(() => dev.close());
+  const { ns, slab, dev } = await deviceInNs(t, "tun", "vxtt%d", "10.244.9.1/24", 256);
   t.match(dev.name, /^vxtt\d+$/, "template resolved by the kernel");
-  await addrAdd(ns, dev.name, "10.244.9.1/24");
-  await linkSetUp(ns, dev.name);
 
   const sock = withNetns(ns, () => UdpSocket.open({ slab, addr: parseIpv4("10.244.9.1")! }));
   t.teardown(() => sock.close());
@@ -33,39 +26,29 @@ t.test("TUN: a burst of kernel UDP datagrams is read back byte-exact in batches"
   t.equal(sock.sendBatch(tx), N, "sendmmsg took the whole burst");
   tx.freeSlots(slab);
 
-  const rx = new Batch(64);
   const seen = new Map<number, boolean>();
-  let maxBatch = 0;
   let sameSlot = true;
-  dev.startReading(
-    rx,
-    (b) => {
-      maxBatch = Math.max(maxBatch, b.count);
-      for (let i = 0; i < b.count; i++) {
-        const off = b.off[i];
-        // The packet sits in the slot the addon popped, at headroom: no copy anywhere.
-        if (off !== slab.dataOffset(b.slot[i])) sameSlot = false;
-        const u8 = slab.u8;
-        const ihl = (u8[off] & 0x0f) * 4;
-        const isOurs =
-          u8[off] >> 4 === 4 &&
-          u8[off + 9] === 17 &&
-          readIpv4(u8, off + 16) === dst &&
-          ((u8[off + ihl + 2] << 8) | u8[off + ihl + 3]) === 9999;
-        if (isOurs) {
-          t.equal(b.len[i], ihl + 8 + LEN, "IPv4 + UDP + payload length");
-          const body = u8.subarray(off + ihl + 8, off + b.len[i]);
-          const idx = Number(/^vxtun#(\d+)#/.exec(Buffer.from(body).toString("latin1"))?.[1]);
-          seen.set(idx, bytesEqual(body, payload(idx, LEN)));
-        }
-        slab.free(b.slot[i]);
-      }
-    },
-    (err) => t.fail(`unexpected reader error: ${err.message}`),
-  );
+  const reads = readEach(t, dev, slab, (b, i) => {
+    const off = b.off[i];
+    // The packet sits in the slot the addon popped, at headroom: no copy anywhere.
+    if (off !== slab.dataOffset(b.slot[i])) sameSlot = false;
+    const u8 = slab.u8;
+    const ihl = (u8[off] & 0x0f) * 4;
+    const isOurs =
+      u8[off] >> 4 === 4 &&
+      u8[off + 9] === 17 &&
+      readIpv4(u8, off + 16) === dst &&
+      ((u8[off + ihl + 2] << 8) | u8[off + ihl + 3]) === 9999;
+    if (isOurs) {
+      t.equal(b.len[i], ihl + 8 + LEN, "IPv4 + UDP + payload length");
+      const body = u8.subarray(off + ihl + 8, off + b.len[i]);
+      const p = readPayload(body, LEN);
+      seen.set(p.index, p.exact);
+    }
+  });
   t.ok(await waitFor(() => seen.size === N), `all ${N} datagrams read from the TUN`);
   t.ok([...seen.values()].every(Boolean), "every payload byte-exact");
-  t.ok(maxBatch > 1, `one callback saw ${maxBatch} packets`);
+  t.ok(reads.maxBatch > 1, `one callback saw ${reads.maxBatch} packets`);
   t.ok(sameSlot, "batch.off is the slot's data offset (slot at headroom)");
   const c = dev.counters();
   t.ok(c.rxBatches < c.rxPackets, `batches ${c.rxBatches} < packets ${c.rxPackets}`);
@@ -74,13 +57,7 @@ t.test("TUN: a burst of kernel UDP datagrams is read back byte-exact in batches"
 
 t.test("TUN: an echo responder in TypeScript answers the kernel's ping (writeBatch)", async (t) => {
   if (skipUnlessRoot(t)) return;
-  const lab = await NetnsLab.create(t);
-  const ns = await lab.addNs("ping");
-  const slab = new Slab({ count: 64 });
-  const dev = withNetns(ns, () => Device.open({ kind: "tun", name: "vxtping0", slab }));
-  t.teardown(() => dev.close());
-  await addrAdd(ns, dev.name, "10.244.7.1/24");
-  await linkSetUp(ns, dev.name);
+  const { lab, ns, slab, dev } = await deviceInNs(t, "tun", "vxtping0", "10.244.7.1/24", 64);
   const rx = new Batch(16);
   const out = new Batch(16);
   let echoed = 0;
@@ -123,13 +100,7 @@ t.test("TUN: an echo responder in TypeScript answers the kernel's ping (writeBat
 
 t.test("TAP: Ethernet frames from the kernel are read back byte-exact", async (t) => {
   if (skipUnlessRoot(t)) return;
-  const lab = await NetnsLab.create(t);
-  const ns = await lab.addNs("tap");
-  const slab = new Slab({ count: 256 });
-  const dev = withNetns(ns, () => Device.open({ kind: "tap", name: "vxtp0", slab }));
-  t.teardown(() => dev.close());
-  await addrAdd(ns, dev.name, "10.244.8.1/24");
-  await linkSetUp(ns, dev.name);
+  const { ns, slab, dev } = await deviceInNs(t, "tap", "vxtp0", "10.244.8.1/24", 256);
   const peerMac = parseMac("02:00:00:00:00:02")!;
   await neighReplace(ns, { dev: dev.name, addr: "10.244.8.2", lladdr: "02:00:00:00:00:02" });
 
@@ -140,42 +111,25 @@ t.test("TAP: Ethernet frames from the kernel are read back byte-exact", async (t
   t.equal(sock.sendBatch(tx), N);
   tx.freeSlots(slab);
 
-  const rx = new Batch(64);
   let good = 0;
-  let maxBatch = 0;
-  dev.startReading(
-    rx,
-    (b) => {
-      maxBatch = Math.max(maxBatch, b.count);
-      const u8 = slab.u8;
-      for (let i = 0; i < b.count; i++) {
-        const off = b.off[i];
-        const etherType = (u8[off + 12] << 8) | u8[off + 13];
-        if (etherType === 0x0800 && readMac(u8, off) === peerMac && u8[off + 14 + 9] === 17) {
-          const body = u8.subarray(off + 14 + 20 + 8, off + b.len[i]);
-          const idx = Number(/^vxtun#(\d+)#/.exec(Buffer.from(body).toString("latin1"))?.[1]);
-          if (b.len[i] === 14 + 20 + 8 + LEN && bytesEqual(body, payload(idx, LEN))) good++;
-        }
-        slab.free(b.slot[i]);
-      }
-    },
-    (err) => t.fail(err.message),
-  );
+  const reads = readEach(t, dev, slab, (b, i) => {
+    const u8 = slab.u8;
+    const off = b.off[i];
+    const etherType = (u8[off + 12] << 8) | u8[off + 13];
+    if (etherType === 0x0800 && readMac(u8, off) === peerMac && u8[off + 14 + 9] === 17) {
+      const body = u8.subarray(off + 14 + 20 + 8, off + b.len[i]);
+      if (b.len[i] === 14 + 20 + 8 + LEN && readPayload(body, LEN).exact) good++;
+    }
+  });
   t.ok(await waitFor(() => good === N), `${good}/${N} frames: dst MAC, EtherType, payload exact`);
-  t.ok(maxBatch > 1, `one callback saw ${maxBatch} frames`);
+  t.ok(reads.maxBatch > 1, `one callback saw ${reads.maxBatch} frames`);
 });
 
 t.test("backpressure: a reader with no free slots stops and resumes on free()", async (t) => {
   if (skipUnlessRoot(t)) return;
-  const lab = await NetnsLab.create(t);
-  const ns = await lab.addNs("bp");
   // 8 slots for the reader; the sender uses its own slab.
-  const slab = new Slab({ count: 8 });
+  const { ns, slab, dev } = await deviceInNs(t, "tun", "vxtbp0", "10.244.6.1/24", 8);
   const txSlab = new Slab({ count: 64 });
-  const dev = withNetns(ns, () => Device.open({ kind: "tun", name: "vxtbp0", slab }));
-  t.teardown(() => dev.close());
-  await addrAdd(ns, dev.name, "10.244.6.1/24");
-  await linkSetUp(ns, dev.name);
   const sock = withNetns(ns, () =>
     UdpSocket.open({ slab: txSlab, addr: parseIpv4("10.244.6.1")! }),
   );

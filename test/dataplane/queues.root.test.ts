@@ -4,9 +4,9 @@
 // forwarding with a stale copy would let some flows through); counters add up.
 import t from "tap";
 import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
-import { vxtunPair } from "../fixtures/pair.js";
 import { iperf } from "../fixtures/traffic.js";
 import type { VxtunProc } from "../fixtures/vxtun.js";
+import { vxtunPair } from "../fixtures/vxtun-pair.js";
 
 const QUEUES = 3;
 const FLOWS = 40;

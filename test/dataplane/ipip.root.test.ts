@@ -7,7 +7,7 @@ import { join } from "node:path";
 import t from "tap";
 import { NetnsLab, run, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
-import { tcpBothWays } from "../fixtures/traffic.js";
+import { podPing, tcpBothWays } from "../fixtures/traffic.js";
 import { startVxtun } from "../fixtures/vxtun.js";
 
 /** tshark verifies IP and TCP checksums (off by default). */
@@ -42,18 +42,7 @@ t.test("vxtun ipip <-> vxtun ipip", async (t) => {
   const pcap = join(dir, "ipip.pcap");
   const dump = lab.spawn(a.ns, ["tcpdump", "-i", a.dev, "-U", "-c", "8", "-w", pcap, "ip proto 4"]);
   await new Promise((r) => setTimeout(r, 500));
-  const ping = await lab.exec(a.ns, [
-    "ping",
-    "-c",
-    "4",
-    "-i",
-    "0.2",
-    "-W",
-    "2",
-    "-I",
-    "10.244.1.1",
-    "10.244.2.1",
-  ]);
+  const ping = await podPing(lab, a.ns, "10.244.1.1", "10.244.2.1", { count: 4 });
   t.equal(ping.code, 0, `ping over IPIP: ${ping.stdout.split("\n").at(-2)}`);
   await new Promise((r) => {
     const timer = setTimeout(r, 3000);

@@ -5,8 +5,8 @@
 // batch; node 2's vxtun merges them again into UDP_L4 GSO writes to its TUN.
 import t from "tap";
 import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
-import { vxtunPair } from "../fixtures/pair.js";
 import { udpSegmentRun } from "../fixtures/traffic.js";
+import { vxtunPair } from "../fixtures/vxtun-pair.js";
 
 const SIZE = 1000;
 const PER_SEND = 40;

@@ -2,7 +2,8 @@
 // other underlay address are dropped and counted (peer_not_allowed), not decapsulated.
 import t from "tap";
 import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
-import { vxtunPair } from "../fixtures/pair.js";
+import { podPing } from "../fixtures/traffic.js";
+import { vxtunPair } from "../fixtures/vxtun-pair.js";
 
 t.test("allowPeers drops and counts packets from other sources", async (t) => {
   if (skipUnlessRoot(t)) return;
@@ -11,18 +12,7 @@ t.test("allowPeers drops and counts packets from other sources", async (t) => {
   const { nodes, procs } = await vxtunPair(lab, (i) => ({
     allowPeers: i === 0 ? ["198.18.0.9"] : [],
   }));
-  const r = await lab.exec(nodes[1].ns, [
-    "ping",
-    "-c",
-    "3",
-    "-i",
-    "0.2",
-    "-W",
-    "1",
-    "-I",
-    "10.244.2.1",
-    "10.244.1.1",
-  ]);
+  const r = await podPing(lab, nodes[1].ns, "10.244.2.1", "10.244.1.1", { wait: 1 });
   t.not(r.code, 0, "node 2's packets do not get through");
   const s = (await procs[0].call("stats")) as {
     counters: Record<string, number>;

@@ -4,34 +4,33 @@
 // lowers the path MTU. Each case is counted. The TUN is given MTU 1500 on purpose, above
 // the 1450 the tunnel can carry, so that the kernel hands vxtun the too-big packets.
 import t from "tap";
-import type { NetnsLab } from "../../src/lab/netns.js";
-import { NetnsLab as Lab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
+import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
 import type { UnderlayNode } from "../../src/lab/underlay.js";
-import { vxtunPair } from "../fixtures/pair.js";
+import { podPing } from "../fixtures/traffic.js";
+import { vxtunPair } from "../fixtures/vxtun-pair.js";
+
+type Test = { teardown: (fn: () => unknown) => void };
 
 type Counters = { counters: Record<string, number>; drops: Record<string, number> };
 
-/** Two peered nodes with `policy`, device MTU 1500 (the PMTU cases shrink the path). */
-const pair = (lab: NetnsLab, policy: Record<string, unknown>, mode = "vxlan") =>
-  vxtunPair(lab, () => ({ policy, device: { mtu: 1500 } }), mode);
+/**
+ * A new lab with two peered nodes running `policy` (stopped at teardown), device MTU
+ * 1500: the PMTU cases shrink the path below it.
+ */
+async function pair(t: Test, policy: Record<string, unknown>, mode = "vxlan") {
+  const lab = await NetnsLab.create(t);
+  const r = await vxtunPair(lab, () => ({ policy, device: { mtu: 1500 } }), mode);
+  for (const p of r.procs) t.teardown(p.stop);
+  return { lab, ...r };
+}
 
+/** ping node 2's pod from node 1's, `size` bytes of ICMP payload, with DF or without. */
 const ping = (lab: NetnsLab, a: UnderlayNode, size: number, df: "do" | "dont", count = 2) =>
-  lab.exec(a.ns, [
-    "ping",
-    "-c",
-    String(count),
-    "-i",
-    "0.3",
-    "-W",
-    "2",
-    "-M",
-    df,
-    "-s",
-    String(size),
-    "-I",
-    "10.244.1.1",
-    "10.244.2.1",
-  ]);
+  podPing(lab, a.ns, "10.244.1.1", "10.244.2.1", {
+    count,
+    interval: 0.3,
+    args: ["-M", df, "-s", String(size)],
+  });
 
 for (const mode of ["vxlan", "ipip"]) {
   const overhead = mode === "vxlan" ? 50 : 20;
@@ -41,9 +40,7 @@ for (const mode of ["vxlan", "ipip"]) {
 
   t.test(`${mode}: DF set, one byte too big -> frag-needed with mtu ${mtu}`, async (t) => {
     if (skipUnlessRoot(t)) return;
-    const lab = await Lab.create(t);
-    const { nodes, procs } = await pair(lab, {}, mode);
-    for (const p of procs) t.teardown(p.stop);
+    const { lab, nodes, procs } = await pair(t, {}, mode);
     const fits = await ping(lab, nodes[0], over - 1, "do", 1);
     t.equal(fits.code, 0, "a packet of exactly the tunnel MTU crosses with DF");
     const r = await ping(lab, nodes[0], over, "do");
@@ -56,9 +53,7 @@ for (const mode of ["vxlan", "ipip"]) {
 
   t.test(`${mode}: DF clear, too big -> fragmented inner, delivered`, async (t) => {
     if (skipUnlessRoot(t)) return;
-    const lab = await Lab.create(t);
-    const { nodes, procs } = await pair(lab, { fragment: "inner", df: "unset" }, mode);
-    for (const p of procs) t.teardown(p.stop);
+    const { lab, nodes, procs } = await pair(t, { fragment: "inner", df: "unset" }, mode);
     const r = await ping(lab, nodes[0], over + 200, "dont");
     t.equal(r.code, 0, "the ping and its reply arrive");
     const s = (await procs[0].call("stats")) as Counters;
@@ -68,9 +63,7 @@ for (const mode of ["vxlan", "ipip"]) {
 
   t.test(`${mode}: DF clear, too big, fragment outer -> kernel reassembles`, async (t) => {
     if (skipUnlessRoot(t)) return;
-    const lab = await Lab.create(t);
-    const { nodes, procs } = await pair(lab, { fragment: "outer", df: "unset" }, mode);
-    for (const p of procs) t.teardown(p.stop);
+    const { lab, nodes, procs } = await pair(t, { fragment: "outer", df: "unset" }, mode);
     const r = await ping(lab, nodes[0], over + 200, "dont");
     t.equal(r.code, 0, "the ping and its reply arrive");
     const a = (await procs[0].call("stats")) as Counters;
@@ -82,9 +75,7 @@ for (const mode of ["vxlan", "ipip"]) {
 
 t.test("EMSGSIZE from the underlay lowers the route's path MTU", async (t) => {
   if (skipUnlessRoot(t)) return;
-  const lab = await Lab.create(t);
-  const { nodes, procs } = await pair(lab, {});
-  for (const p of procs) t.teardown(p.stop);
+  const { lab, nodes, procs } = await pair(t, {});
   const [a] = nodes;
   // The underlay shrinks under a running dataplane (which started with 1500).
   await runOk(["ip", "-n", a.ns, "link", "set", a.dev, "mtu", "1400"]);

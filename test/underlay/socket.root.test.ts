@@ -8,7 +8,15 @@ import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 import { withNetns } from "../../src/system/netns.js";
 import { RawSocket } from "../../src/underlay/raw.js";
 import { UdpSocket } from "../../src/underlay/udp.js";
-import { bytesEqual, fillBatch, inetChecksum, payload, waitFor } from "../fixtures/tun.js";
+import {
+  bytesEqual,
+  fillBatch,
+  inetChecksum,
+  payload,
+  readEach,
+  readPayload,
+  waitFor,
+} from "../fixtures/packet-io.js";
 
 const A = parseIpv4("198.18.0.1")!;
 const B = parseIpv4("198.18.0.2")!;
@@ -39,23 +47,13 @@ t.test("UDP: sendBatch N crosses the veth, received in batches with addr/port/by
   t.ok(b.rcvBuf >= 1 << 20, `SO_RCVBUF(FORCE) took effect: ${b.rcvBuf}`);
   const N = 200;
   const got = new Map<number, boolean>();
-  let maxBatch = 0;
   let badPeer = 0;
-  const rx = new Batch(64);
-  b.startReading(
-    rx,
-    (batch) => {
-      maxBatch = Math.max(maxBatch, batch.count);
-      for (let i = 0; i < batch.count; i++) {
-        if (batch.addr[i] !== A || batch.port[i] !== 40001) badPeer++;
-        const body = slab.u8.subarray(batch.off[i], batch.off[i] + batch.len[i]);
-        const idx = Number(/^vxtun#(\d+)#/.exec(Buffer.from(body).toString("latin1"))?.[1]);
-        got.set(idx, bytesEqual(body, payload(idx, 300)));
-        slab.free(batch.slot[i]);
-      }
-    },
-    (err) => t.fail(err.message),
-  );
+  const reads = readEach(t, b, slab, (batch, i) => {
+    if (batch.addr[i] !== A || batch.port[i] !== 40001) badPeer++;
+    const body = slab.u8.subarray(batch.off[i], batch.off[i] + batch.len[i]);
+    const p = readPayload(body, 300);
+    got.set(p.index, p.exact);
+  });
   // Resolve ARP first so the burst is not parked in the neighbour queue.
   const tx = new Batch(256);
   fillBatch(slab, tx, 1, 300, B, 40002);
@@ -70,7 +68,7 @@ t.test("UDP: sendBatch N crosses the veth, received in batches with addr/port/by
   t.ok(await waitFor(() => got.size === N), `received ${got.size}/${N}`);
   t.ok([...got.values()].every(Boolean), "payloads byte-exact");
   t.equal(badPeer, 0, "addr/port of every datagram is 198.18.0.1:40001");
-  t.ok(maxBatch > 1, `recvmmsg returned up to ${maxBatch} per callback`);
+  t.ok(reads.maxBatch > 1, `recvmmsg returned up to ${reads.maxBatch} per callback`);
   const ca = a.counters();
   t.ok(ca.txCalls < ca.txPackets, `sendmmsg calls ${ca.txCalls} for ${ca.txPackets} packets`);
 });
@@ -134,29 +132,26 @@ t.test("raw IPIP: hand-built outer IPv4 (proto 4) crosses without an ipip module
 
   let ok = 0;
   let bad = 0;
-  const rx = new Batch(32);
-  b.startReading(
-    rx,
-    (batch) => {
+  readEach(
+    t,
+    b,
+    slab,
+    (batch, i) => {
       const u8 = slab.u8;
-      for (let i = 0; i < batch.count; i++) {
-        const off = batch.off[i];
-        const pkt = u8.subarray(off, off + batch.len[i]);
-        const idx = u8[off + 5] - 0x34;
-        const want = copies[idx];
-        const outerOk =
-          batch.addr[i] === A &&
-          u8[off + 9] === 4 &&
-          u8[off + 8] === 33 &&
-          readIpv4(u8, off + 12) === A &&
-          readIpv4(u8, off + 16) === B &&
-          inetChecksum(u8, off, 20) === 0;
-        if (outerOk && want && bytesEqual(pkt, want)) ok++;
-        else bad++;
-        slab.free(batch.slot[i]);
-      }
+      const off = batch.off[i];
+      const pkt = u8.subarray(off, off + batch.len[i]);
+      const want = copies[u8[off + 5] - 0x34];
+      const outerOk =
+        batch.addr[i] === A &&
+        u8[off + 9] === 4 &&
+        u8[off + 8] === 33 &&
+        readIpv4(u8, off + 12) === A &&
+        readIpv4(u8, off + 16) === B &&
+        inetChecksum(u8, off, 20) === 0;
+      if (outerOk && want && bytesEqual(pkt, want)) ok++;
+      else bad++;
     },
-    (err) => t.fail(err.message),
+    32,
   );
   t.equal(a.sendBatch(tx), N, "sendmmsg sent all IPIP packets");
   tx.freeSlots(slab);

@@ -4,6 +4,7 @@ import t from "tap";
 import { addFlannelPeer, addKernelVxlan } from "../../src/lab/kernel-vxlan.js";
 import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
+import { podPing } from "../fixtures/traffic.js";
 
 t.test("two flannel-style kernel vxlan nodes ping across the overlay", async (t) => {
   if (skipUnlessRoot(t)) return;
@@ -28,17 +29,6 @@ t.test("two flannel-style kernel vxlan nodes ping across the overlay", async (t)
       publicIp: nodes[j].address,
     });
   }
-  const r = await lab.exec(nodes[0].ns, [
-    "ping",
-    "-c",
-    "2",
-    "-i",
-    "0.2",
-    "-W",
-    "2",
-    "-I",
-    "10.244.1.1",
-    "10.244.2.1",
-  ]);
+  const r = await podPing(lab, nodes[0].ns, "10.244.1.1", "10.244.2.1", { count: 2 });
   t.equal(r.code, 0, `ping through kernel vxlan: ${r.stdout.split("\n").at(-3)}`);
 });

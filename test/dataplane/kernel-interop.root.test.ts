@@ -5,7 +5,7 @@ import t from "tap";
 import { addFlannelPeer, addKernelVxlan } from "../../src/lab/kernel-vxlan.js";
 import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
-import { tcpBothWays } from "../fixtures/traffic.js";
+import { podPing, tcpBothWays } from "../fixtures/traffic.js";
 import { startVxtun } from "../fixtures/vxtun.js";
 
 const MAC_A = "02:00:00:00:01:01";
@@ -42,11 +42,9 @@ t.test("vxtun vxlan <-> kernel vxlan (flannel-style)", async (t) => {
   });
   t.teardown(vx.stop);
 
-  const ping = (ns: string, src: string, dst: string) =>
-    lab.exec(ns, ["ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", src, dst]);
-  const ab = await ping(a.ns, "10.244.1.1", "10.244.2.1");
+  const ab = await podPing(lab, a.ns, "10.244.1.1", "10.244.2.1");
   t.equal(ab.code, 0, `A -> B ping through vxtun and kernel vxlan\n${ab.stdout}`);
-  const ba = await ping(b.ns, "10.244.2.1", "10.244.1.1");
+  const ba = await podPing(lab, b.ns, "10.244.2.1", "10.244.1.1");
   t.equal(ba.code, 0, `B -> A ping\n${ba.stdout}`);
 
   const stats = (await vx.call("stats")) as { counters: Record<string, number> };

@@ -6,14 +6,7 @@
 import t from "tap";
 import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
-import {
-  type AgentNode,
-  meshComplete,
-  pingBridges,
-  startAgent,
-  tempDir,
-  waitFor,
-} from "../fixtures/agents.js";
+import { meshComplete, pingBridges, startAgents, tempDir, waitFor } from "../fixtures/agents.js";
 import { ETCD_URL, etcdMissing, LabEtcd } from "../fixtures/etcd.js";
 
 const PREFIX = "/coreos.com/network";
@@ -33,13 +26,7 @@ t.test("etcd: join, flannel interop, etcd outage, leave by expiry", async (t) =>
 
   const ttl = 4;
   const extra = { store: { type: "etcd", endpoints: [ETCD_URL] }, leaseTtlSeconds: ttl };
-  const agents: AgentNode[] = [];
-  const subnets = new Map<AgentNode, string>();
-  for (const n of nodes) {
-    const a = await startAgent(t, lab, n, extra);
-    agents.push(a);
-    subnets.set(a, (await a.report()).subnet);
-  }
+  const { agents, subnets } = await startAgents(t, lab, nodes, extra);
   const [a1, a2, a3] = agents;
   const ms = await waitFor("full mesh", () => meshComplete(agents, subnets), 1000);
   t.pass(`3 agents on etcd: routes and FDB complete ${ms} ms after the last join`);

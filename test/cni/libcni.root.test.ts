@@ -7,13 +7,7 @@ import { join } from "node:path";
 import t from "tap";
 import { ControlServer } from "../../src/api/server.js";
 import { NetnsLab, runOk } from "../../src/lab/netns.js";
-import {
-  cniTestEnv,
-  driver,
-  startCniServerIn,
-  writeConflist,
-  writeState,
-} from "../fixtures/cni.js";
+import { cniTestEnv, driver, startCniServerIn, writeNodeFiles } from "../fixtures/cni.js";
 
 interface Result {
   cniVersion: string;
@@ -34,14 +28,12 @@ t.test("libcni ADD/CHECK/DEL/GC/STATUS with vxtun + portmap + bandwidth", async 
   const env = cniTestEnv(t);
   if (!env) return;
   const { drv, dir, bin } = env;
-  const stateFile = join(dir, "subnet.env");
-  const dataDir = join(dir, "ipam");
-  const cache = join(dir, "cache");
-  const agentSocket = join(dir, "cni.sock");
   const dpSocket = join(dir, "dp.sock");
-  writeState(stateFile, { node: 1, dataplaneSocket: dpSocket, cniSocket: agentSocket });
-  const conflist = join(dir, "net.conflist");
-  writeConflist(conflist, { stateFile, dataDir, agentSocket, chained: true });
+  const { conflist, dataDir, cache, agentSocket } = writeNodeFiles(
+    dir,
+    { node: 1, dataplaneSocket: dpSocket },
+    { chained: true },
+  );
 
   const lab = await NetnsLab.create(t);
   const node = await lab.addNs("n1");

@@ -7,11 +7,11 @@ import t from "tap";
 import { NetnsLab, runOk } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
 import {
+  type CniNodeFiles,
   cniTestEnv,
   driver,
   startCniServerIn,
-  writeConflist,
-  writeState,
+  writeNodeFiles,
 } from "../fixtures/cni.js";
 import { startVxtun } from "../fixtures/vxtun.js";
 
@@ -25,7 +25,7 @@ t.test("pods on two vxtun nodes reach each other", async (t) => {
   const nodes = (await buildUnderlay(lab, 2)).nodes;
 
   const pods: { node: number; ns: string; cid: string; ip: string }[] = [];
-  const per: { conflist: string; dataDir: string; cache: string }[] = [];
+  const per: CniNodeFiles[] = [];
   for (const [k, n] of nodes.entries()) {
     const i = k + 1;
     const other = nodes[1 - k];
@@ -37,14 +37,9 @@ t.test("pods on two vxtun nodes reach each other", async (t) => {
       peers: [{ address: other.address, subnet: `10.244.${2 - k}.0/24`, vtepMac: MAC(2 - k) }],
     });
     t.teardown(vx.stop);
-    const stateFile = join(dir, `n${i}.env`);
-    const agentSocket = join(dir, `n${i}-cni.sock`);
-    writeState(stateFile, { node: i, dataplaneSocket: vx.socket, cniSocket: agentSocket });
-    const conflist = join(dir, `n${i}.conflist`);
-    const dataDir = join(dir, `ipam-n${i}`);
-    writeConflist(conflist, { stateFile, dataDir, agentSocket });
-    await startCniServerIn(lab, n.ns, agentSocket);
-    per.push({ conflist, dataDir, cache: join(dir, `cache-n${i}`) });
+    const files = writeNodeFiles(dir, { node: i, dataplaneSocket: vx.socket });
+    await startCniServerIn(lab, n.ns, files.agentSocket);
+    per.push(files);
     for (const p of [1, 2]) {
       const ns = await lab.addNs(`n${i}p${p}`);
       const cid = `pod-${i}-${p}`;
@@ -59,7 +54,7 @@ t.test("pods on two vxtun nodes reach each other", async (t) => {
       const ip = (JSON.parse(r.stdout) as { ips: { address: string }[] }).ips[0].address;
       pods.push({ node: i, ns, cid, ip: ip.split("/")[0] });
     }
-    const status = await driver(lab, n.ns, drv.path, bin, per[k].cache, ["status", conflist]);
+    const status = await driver(lab, n.ns, drv.path, bin, per[k].cache, ["status", files.conflist]);
     t.equal(status.code, 0, `STATUS on node ${i} once the dataplane runs ${status.stdout}`);
   }
 
