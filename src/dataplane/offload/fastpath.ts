@@ -20,7 +20,7 @@
 //       DATA_VALID when we verified their TCP checksum, else an all-zero header.
 //   Why 65536 and not less: a pod's TCP builds 64 KiB GSO packets for its veth; routed
 //   to a TUN with a smaller gso_max_size, the kernel segments them in software before
-//   the TUN and every read is 1.4 KB again (test/lab/lab.test.ts checks the pod path).
+//   the TUN and every read is 1.4 KB again (test/lab/lab.root.test.ts checks the pod path).
 // TS/C++ split: every header is parsed and written in TypeScript; the addon does the
 // syscalls (sendmmsg + cmsgs, recvmmsg + UDP_GRO cmsg, vnet-aware TUN reads) and the one
 // per-byte loop TypeScript could not keep up with, the Internet checksum sum
