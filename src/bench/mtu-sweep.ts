@@ -8,9 +8,10 @@
 // reach vxtun and its PMTU policy is what is measured; the kernel vxlan reference keeps
 // the usual device MTU (underlay - 50), so there the sending kernel does the work.
 import { addFlannelPeer, addKernelVxlan } from "../lab/kernel-vxlan.js";
-import { NetnsLab, runOk } from "../lab/netns.js";
+import { NetnsLab } from "../lab/netns.js";
 import { buildUnderlay } from "../lab/underlay.js";
 import { startVxtun, type VxtunProc } from "../lab/vxtun-process.js";
+import { runOk } from "../system/exec.js";
 import type { VegaLiteSpec } from "./chart.js";
 
 export const SWEEP_PATHS = [

@@ -5,9 +5,10 @@
 import { cpus, release } from "node:os";
 import { podGsoMaxSize } from "../io/gso-batch.js";
 import { addFlannelPeer, addKernelVxlan } from "../lab/kernel-vxlan.js";
-import { NetnsLab, runOk } from "../lab/netns.js";
+import { NetnsLab } from "../lab/netns.js";
 import { buildUnderlay, type UnderlayNode } from "../lab/underlay.js";
 import { startVxtun, type VxtunProc } from "../lab/vxtun-process.js";
+import { runOk } from "../system/exec.js";
 import type { VegaLiteSpec } from "./chart.js";
 import { cpuSeconds, iperf, machineJiffies, median, pingFlood, pingRtt } from "./traffic.js";
 

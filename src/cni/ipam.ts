@@ -4,7 +4,7 @@
 import { accessSync, constants, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { formatIpv4 } from "../encap/addr.js";
-import { execArgv } from "../system/exec.js";
+import { run } from "../system/exec.js";
 import type { NetConf } from "./config.js";
 import type { CniEnv } from "./env.js";
 import { CniCode, CniError } from "./errors.js";
@@ -61,7 +61,7 @@ export async function delegate(
     cniVersion: command === "GC" ? conf.cniVersion : ipamVersion(conf.cniVersion),
     ipam,
   });
-  const r = await execArgv([plugin], {
+  const r = await run([plugin], {
     input: stdin,
     env: { ...env.raw, CNI_COMMAND: command, ...overrides },
   });

@@ -9,7 +9,9 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { controlCall, UserError } from "../dataplane/control-socket.js";
-import { listLabNamespaces, NetnsLab, removeAllLabNamespaces, run, runOk } from "./netns.js";
+import { run } from "../system/exec.js";
+import { addrAdd } from "../system/iproute.js";
+import { listLabNamespaces, NetnsLab, removeAllLabNamespaces } from "./netns.js";
 import { buildUnderlay } from "./underlay.js";
 import { vxtunCommand } from "./vxtun-process.js";
 
@@ -157,7 +159,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     let store: Record<string, unknown> = { type: "file", dir: join(dir, "store") };
     if (state.store === "etcd") {
       progress("etcd on the underlay switch (198.18.0.254)");
-      await runOk(["ip", "-n", underlay.switchNs, "addr", "add", "198.18.0.254/24", "dev", "br0"]);
+      await addrAdd(underlay.switchNs, "br0", "198.18.0.254/24");
       const endpoint = "http://198.18.0.254:2379";
       const pid = spawnDetached(
         underlay.switchNs,

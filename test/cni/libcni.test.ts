@@ -6,7 +6,8 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
 import { ControlServer } from "../../src/dataplane/control-socket.js";
-import { NetnsLab, runOk } from "../../src/lab/netns.js";
+import { NetnsLab } from "../../src/lab/netns.js";
+import { runOk } from "../../src/system/exec.js";
 import {
   cniTestEnv,
   driver,

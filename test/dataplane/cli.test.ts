@@ -4,8 +4,9 @@ import { statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
-import { NetnsLab, run, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
+import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
+import { run, runOk } from "../../src/system/exec.js";
 import { CLI, startVxtun } from "../fixtures/vxtun.js";
 
 const MAC_B = "02:00:00:00:02:01";

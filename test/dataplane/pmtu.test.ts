@@ -5,8 +5,9 @@
 // the 1450 the tunnel can carry, so that the kernel hands vxtun the too-big packets.
 import t from "tap";
 import type { NetnsLab } from "../../src/lab/netns.js";
-import { NetnsLab as Lab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
+import { NetnsLab as Lab, skipUnlessRoot } from "../../src/lab/netns.js";
 import type { UnderlayNode } from "../../src/lab/underlay.js";
+import { runOk } from "../../src/system/exec.js";
 import { vxtunPair } from "../fixtures/pair.js";
 
 type Counters = { counters: Record<string, number>; drops: Record<string, number> };
