@@ -11,7 +11,7 @@ import { CniCode, CniError } from "./errors.js";
 import type { NodeState } from "./node-state.js";
 import { type CniResult, cmpVersion, parseResult } from "./version.js";
 
-export function findPlugin(type: string, path: readonly string[]): string {
+function findPlugin(type: string, path: readonly string[]): string {
   for (const dir of path) {
     const p = join(dir, type);
     try {

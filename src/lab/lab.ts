@@ -84,7 +84,7 @@ function saveLab(s: LabState): void {
 }
 
 /** argv that runs the CNI plugin: the native shim when built, else the Node plugin. */
-export function cniPluginCommand(): string[] {
+function cniPluginCommand(): string[] {
   const shim = resolve(here, "../../dist/cni/vxtun-cni");
   if (existsSync(shim)) return [shim];
   if (import.meta.url.endsWith(".ts")) {

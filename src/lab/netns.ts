@@ -10,7 +10,7 @@ import { type RunOptions, run, runOk } from "../system/exec.js";
 import { addrAdd, ip, ipJson, linkAddVeth, linkSetMtu, linkSetUp } from "../system/iproute.js";
 
 /** Every vxtun lab/test namespace starts with this, so `lab down --all` can find them. */
-export const NS_PREFIX = "vxt-";
+const NS_PREFIX = "vxt-";
 
 /** Why this process cannot run namespace tests, or undefined when it can. */
 export function netnsUnavailableReason(): string | undefined {

@@ -22,7 +22,7 @@ export interface Underlay {
 }
 
 /** The underlay address of node i (1-based). */
-export function underlayAddress(i: number): string {
+function underlayAddress(i: number): string {
   return `198.18.0.${i}`;
 }
 

@@ -187,16 +187,12 @@ export async function addrReplace(ns: string, dev: string, cidr: string): Promis
   await ip(ns, ["addr", "replace", cidr, "dev", dev]);
 }
 
-export async function addrDel(ns: string, dev: string, cidr: string): Promise<void> {
-  await ip(ns, ["addr", "del", cidr, "dev", dev]);
-}
-
-export interface AddrInfo {
+interface AddrInfo {
   ifname: string;
   addr_info: { family: string; local: string; prefixlen: number }[];
 }
 
-export async function addrShow(ns: string, dev?: string): Promise<AddrInfo[]> {
+async function addrShow(ns: string, dev?: string): Promise<AddrInfo[]> {
   return ipJson<AddrInfo[]>(ns, dev ? ["addr", "show", "dev", dev] : ["addr", "show"]);
 }
 
@@ -208,10 +204,6 @@ export interface RouteSpec {
   dev?: string;
   via?: string;
   onlink?: boolean;
-  src?: string;
-  mtu?: number;
-  metric?: number;
-  table?: number;
 }
 
 function routeArgs(r: RouteSpec): string[] {
@@ -219,10 +211,6 @@ function routeArgs(r: RouteSpec): string[] {
   if (r.via) a.push("via", r.via);
   if (r.dev) a.push("dev", r.dev);
   if (r.onlink) a.push("onlink");
-  if (r.src) a.push("src", r.src);
-  if (r.metric !== undefined) a.push("metric", String(r.metric));
-  if (r.table !== undefined) a.push("table", String(r.table));
-  if (r.mtu !== undefined) a.push("mtu", String(r.mtu));
   return a;
 }
 
@@ -242,22 +230,11 @@ export interface NeighSpec {
   addr: string;
   /** Link-layer address "aa:bb:cc:dd:ee:ff". */
   lladdr: string;
-  /** Default "permanent". */
-  nud?: "permanent" | "reachable" | "stale" | "noarp";
 }
 
+/** A permanent entry, as flanneld writes them. */
 export async function neighReplace(ns: string, n: NeighSpec): Promise<void> {
-  await ip(ns, [
-    "neigh",
-    "replace",
-    n.addr,
-    "lladdr",
-    n.lladdr,
-    "dev",
-    n.dev,
-    "nud",
-    n.nud ?? "permanent",
-  ]);
+  await ip(ns, ["neigh", "replace", n.addr, "lladdr", n.lladdr, "dev", n.dev, "nud", "permanent"]);
 }
 
 // ---- the node bridge ----
