@@ -170,15 +170,15 @@ export class NetnsLab {
 async function deleteNamespaces(names: readonly string[]): Promise<void> {
   for (const ns of names) {
     // Kill anything still running inside (e.g. iperf3 started by a failed test).
-    const pids = await run(["ip", "netns", "pids", ns]);
-    for (const pid of pids.stdout.split(/\s+/).filter(Boolean)) {
+    const pids = await ip("", ["netns", "pids", ns]).catch(() => "");
+    for (const pid of pids.split(/\s+/).filter(Boolean)) {
       try {
         process.kill(Number(pid), "SIGKILL");
       } catch {
         // raced with its exit
       }
     }
-    await run(["ip", "netns", "del", ns]);
+    await ip("", ["netns", "del", ns]).catch(() => undefined); // already gone
   }
 }
 

@@ -40,6 +40,7 @@ t.test("recorded outputs (iproute2 6.1, Linux 6.x) and exit codes", async (t) =>
     [2, "RTNETLINK answers: No such process\n", "not-found"],
     [2, "RTNETLINK answers: No such file or directory\n", "not-found"],
     [1, "nsenter: cannot open /proc/999999/ns/net: No such file or directory\n", "not-found"],
+    [255, 'Cannot open network namespace "vxt-x": No such file or directory\n', "not-found"],
     [2, "RTNETLINK answers: Operation not permitted\n", "permission"],
     [255, 'setting the network namespace "x" failed: Operation not permitted\n', "permission"],
     [255, "RTNETLINK answers: Operation not supported\n", "other"],
@@ -84,6 +85,7 @@ t.test("live: each failure from the real tools gets its kind", async (t) => {
       "not-found",
     ],
     ["a missing pod namespace path", () => ip("/proc/2147483647/ns/net", ["link"]), "not-found"],
+    ["a missing namespace name", () => ip(`${ns}-gone`, ["link"]), "not-found"],
     [
       "a batch stopping at an existing link",
       () =>
