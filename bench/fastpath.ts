@@ -15,9 +15,10 @@
 import { parseArgs } from "node:util";
 import { cpuSeconds, iperf, pingRtt } from "../src/bench/traffic.js";
 import { addFlannelPeer, addKernelVxlan } from "../src/lab/kernel-vxlan.js";
-import { NetnsLab, runOk } from "../src/lab/netns.js";
+import { NetnsLab } from "../src/lab/netns.js";
 import { buildUnderlay } from "../src/lab/underlay.js";
 import { startVxtun, type VxtunProc } from "../src/lab/vxtun-process.js";
+import { runOk } from "../src/system/exec.js";
 
 const { values } = parseArgs({
   options: {

@@ -7,9 +7,10 @@
 // vxtun's device is given the underlay's MTU (not the tunnel's) so that too-big packets
 // reach vxtun and its PMTU policy is what is measured; the kernel vxlan reference keeps
 // the usual device MTU (underlay - 50), so there the sending kernel does the work.
-import { NetnsLab, runOk } from "../lab/netns.js";
+import { NetnsLab } from "../lab/netns.js";
 import { buildUnderlay } from "../lab/underlay.js";
 import { startVxtun, type VxtunProc } from "../lab/vxtun-process.js";
+import { runOk } from "../system/exec.js";
 import type { VegaLiteSpec } from "./chart.js";
 import { kernelVxlanNode, otherPeer, vtepMacOf } from "./two-nodes.js";
 

@@ -4,9 +4,10 @@
 // ratios to the kernel's vxlan measured in the same run.
 import { cpus, release } from "node:os";
 import { podGsoMaxSize } from "../io/gso-batch.js";
-import { NetnsLab, runOk } from "../lab/netns.js";
+import { NetnsLab } from "../lab/netns.js";
 import { buildUnderlay, type UnderlayNode } from "../lab/underlay.js";
 import { startVxtun, type VxtunProc } from "../lab/vxtun-process.js";
+import { runOk } from "../system/exec.js";
 import type { VegaLiteSpec } from "./chart.js";
 import { cpuSeconds, iperf, machineJiffies, median, pingFlood, pingRtt } from "./traffic.js";
 import { kernelVxlanNode, otherPeer, vtepMacOf } from "./two-nodes.js";

@@ -1,5 +1,5 @@
-// Classic libpcap file writer (and a reader for tests). Test and tool code: it
-// allocates freely.
+// Classic libpcap file writer, for captures that tests and tools hand to tshark. Test
+// and tool code: it allocates freely.
 
 import { writeFileSync } from "node:fs";
 
@@ -52,33 +52,4 @@ export class PcapWriter {
   writeFile(path: string): void {
     writeFileSync(path, this.toBuffer());
   }
-}
-
-export interface PcapRecord {
-  timeUs: number;
-  origLen: number;
-  data: Buffer;
-}
-
-/** Parse a little- or big-endian microsecond pcap; throws on a malformed file. */
-export function readPcap(file: Buffer): { linktype: number; records: PcapRecord[] } {
-  if (file.length < GLOBAL_HDR_LEN) throw new Error("pcap: short global header");
-  const le = file.readUInt32LE(0) === PCAP_MAGIC;
-  if (!le && file.readUInt32BE(0) !== PCAP_MAGIC) throw new Error("pcap: bad magic");
-  const u32 = (o: number) => (le ? file.readUInt32LE(o) : file.readUInt32BE(o));
-  const linktype = u32(20);
-  const records: PcapRecord[] = [];
-  let o = GLOBAL_HDR_LEN;
-  while (o < file.length) {
-    if (o + RECORD_HDR_LEN > file.length) throw new Error("pcap: short record header");
-    const caplen = u32(o + 8);
-    if (o + RECORD_HDR_LEN + caplen > file.length) throw new Error("pcap: short record");
-    records.push({
-      timeUs: u32(o) * 1e6 + u32(o + 4),
-      origLen: u32(o + 12),
-      data: file.subarray(o + RECORD_HDR_LEN, o + RECORD_HDR_LEN + caplen),
-    });
-    o += RECORD_HDR_LEN + caplen;
-  }
-  return { linktype, records };
 }

@@ -5,19 +5,12 @@
 import { existsSync } from "node:fs";
 import { formatIpv4 } from "../encap/addr.js";
 import { podGsoMaxSize } from "../io/gso-batch.js";
+import * as ipr from "../system/iproute.js";
 import type { NetConf } from "./config.js";
 import type { CniEnv } from "./env.js";
 import { CniCode, CniError } from "./errors.js";
 import { delegate, ipamSection } from "./ipam.js";
-import {
-  attachmentAlias,
-  deleteLink,
-  ensureBridge,
-  hostVethName,
-  ipBatch,
-  ipOk,
-  vethMacs,
-} from "./link.js";
+import { attachmentAlias, deleteLink, HERE, hostVethName, step, vethMacs } from "./link.js";
 import type { Logger } from "./log.js";
 import { type NodeState, readNodeState } from "./node-state.js";
 import { type CniResult, parseResult } from "./version.js";
@@ -124,7 +117,7 @@ async function wire(
     const dst = r.dst === "0.0.0.0/0" ? "default" : r.dst;
     podSide.push(["route", "add", dst, "via", r.gw ?? gw, "dev", env.ifname]);
   }
-  await ipOk(podSide, env.netns, `configuring ${env.ifname} in ${env.netns}`);
+  await step(`configuring ${env.ifname} in ${env.netns}`, ipr.ipBatch(env.netns, podSide));
 
   const result: CniResult = {
     interfaces: [
@@ -148,24 +141,33 @@ async function plumbHost(
   mtu: number,
   log: Logger,
 ): Promise<void> {
-  let f = await ipBatch([veth, ...hostSide]);
-  // `ip -batch` stops at the first failed line but does not always say which one, so the
-  // two expected failures are told apart by their messages.
-  if (f && /File exists/.test(f.message)) {
+  const attach = (lines: string[][]) => ipr.ipBatch(HERE, lines).then(() => undefined, ipError);
+  let f = await attach([veth, ...hostSide]);
+  // `ip -batch` stops at the first failed line; of ours only the veth can exist already,
+  // and only the bridge can be missing (the veth was made by the same batch).
+  if (f?.kind === "exists") {
     // A host veth left by an ADD whose DEL never came: same container and ifname, so ours.
     log.warn({ host }, "replacing a leftover host veth");
     await deleteLink(host);
-    f = await ipBatch([veth, ...hostSide]);
+    f = await attach([veth, ...hostSide]);
   }
-  if (f?.message.includes(`"${bridge}" is wrong`)) {
+  if (f?.kind === "not-found") {
     // First pod on this node: the bridge is created on demand with the gateway address.
     const gwLen = state.mode === "vxlan-l2" ? state.network.len : state.subnet.len;
-    await ensureBridge(bridge, `${formatIpv4(state.gateway)}/${gwLen}`, mtu);
-    f = await ipBatch(hostSide.slice(1)); // the veth and its alias are in place
+    const cidr = `${formatIpv4(state.gateway)}/${gwLen}`;
+    await step(
+      `bridge ${bridge}`,
+      ipr.ensureBridge(HERE, bridge, { cidr, mtu, network: state.network }),
+    );
+    f = await attach(hostSide.slice(1)); // the veth and its alias are in place
   }
-  if (f) {
-    throw new CniError(CniCode.dataplane, `creating and attaching veth ${host}: ${f.message}`);
-  }
+  if (f) throw new CniError(CniCode.dataplane, `creating and attaching veth ${host}: ${f.detail}`);
+}
+
+/** An iproute2 failure as a value, to be told apart by kind; anything else rethrown. */
+function ipError(e: unknown): ipr.IpError {
+  if (e instanceof ipr.IpError) return e;
+  throw e;
 }
 
 /** Chained after another plugin: keep its interfaces and IPs, ours appended. */

@@ -1,12 +1,13 @@
 // CHECK: the pod interface of prevResult exists in the netns with its MAC, MTU, addresses
 // and routes, the host veth is up (on the bridge in bridge mode), and IPAM agrees.
 
+import * as ipr from "../system/iproute.js";
 import { requireNetns } from "./add.js";
 import type { NetConf } from "./config.js";
 import type { CniEnv } from "./env.js";
 import { CniCode, CniError } from "./errors.js";
 import { delegate, ipamSection } from "./ipam.js";
-import { hostVethName, ipJson, type LinkJson } from "./link.js";
+import { HERE, hostVethName, type LinkJson, step } from "./link.js";
 import { readNodeState } from "./node-state.js";
 import { parseResult } from "./version.js";
 
@@ -36,7 +37,12 @@ export async function cmdCheck(env: CniEnv, conf: NetConf): Promise<void> {
   if (idx < 0) fail(`prevResult has no interface ${env.ifname} in ${env.netns}`);
   const want = prev.interfaces[idx];
 
-  const links = await ipJson<LinkJson[]>(["addr", "show", "dev", env.ifname], env.netns);
+  const links = await step(
+    "CHECK",
+    ipr
+      .ipJson<LinkJson[]>(env.netns, ["addr", "show", "dev", env.ifname])
+      .catch(ipr.unless("not-found")),
+  );
   const link = links?.[0];
   if (!link) fail(`${env.ifname} is missing in ${env.netns}`);
   const mtu = conf.mtu ?? state.mtu;
@@ -49,7 +55,7 @@ export async function cmdCheck(env: CniEnv, conf: NetConf): Promise<void> {
   for (const ip of prev.ips) {
     if (ip.interface === idx && !have.has(ip.address)) fail(`${env.ifname} lacks ${ip.address}`);
   }
-  const routes = (await ipJson<RouteJson[]>(["route", "show"], env.netns)) ?? [];
+  const routes = await step("CHECK", ipr.ipJson<RouteJson[]>(env.netns, ["route", "show"]));
   for (const r of prev.routes) {
     const dst = r.dst === "0.0.0.0/0" ? "default" : r.dst;
     const ok = routes.some(
@@ -58,7 +64,11 @@ export async function cmdCheck(env: CniEnv, conf: NetConf): Promise<void> {
     if (!ok) fail(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ""} is missing in ${env.netns}`);
   }
   const host = hostVethName(env.containerId, env.ifname);
-  const hostLink = (await ipJson<LinkJson[]>(["link", "show", "dev", host]))?.[0];
+  const hostLinks = await step(
+    "CHECK",
+    ipr.ipJson<LinkJson[]>(HERE, ["link", "show", "dev", host]).catch(ipr.unless("not-found")),
+  );
+  const hostLink = hostLinks?.[0];
   if (!hostLink) fail(`host veth ${host} is missing`);
   if (conf.mode === "bridge" && hostLink.master !== (conf.bridge ?? state.bridge)) {
     fail(`host veth ${host} is not on bridge ${conf.bridge ?? state.bridge}`);

@@ -2,11 +2,12 @@
 // deletes the pair, so a vanished netns, missing links, repeated calls and DEL without
 // ADD all succeed. The lease is released first and always.
 import { join } from "node:path";
+import * as ipr from "../system/iproute.js";
 import type { NetConf } from "./config.js";
 import type { CniEnv } from "./env.js";
 import { CniError } from "./errors.js";
 import { delegate, hostLocalLeases, ipamSection } from "./ipam.js";
-import { deleteLink, hostVethName, ipJson, type LinkJson } from "./link.js";
+import { deleteLink, HERE, hostVethName, type LinkJson, step } from "./link.js";
 import type { Logger } from "./log.js";
 import { type NodeState, readNodeState } from "./node-state.js";
 
@@ -42,7 +43,10 @@ export async function cmdDel(env: CniEnv, conf: NetConf, log: Logger): Promise<v
  */
 export async function cmdGc(env: CniEnv, conf: NetConf, log: Logger): Promise<void> {
   const valid = new Set((conf.validAttachments ?? []).map((a) => `${a.containerID}/${a.ifname}`));
-  const links = (await ipJson<LinkJson[]>(["link", "show", "type", "veth"])) ?? [];
+  const links = await step(
+    "listing veths",
+    ipr.ipJson<LinkJson[]>(HERE, ["link", "show", "type", "veth"]),
+  );
   for (const l of links) {
     const m = /^vxtun\/([^/]+)\/([^/]+)$/.exec(l.ifalias ?? "");
     if (!m || valid.has(`${m[1]}/${m[2]}`)) continue;

@@ -34,7 +34,7 @@ const NEEDS: Record<Command, string[]> = {
   VERSION: [],
 };
 
-export function checkIfname(name: string): void {
+function checkIfname(name: string): void {
   if (!IFNAME.test(name) || name === "." || name === "..") {
     throw new CniError(
       CniCode.invalidEnv,
@@ -44,7 +44,7 @@ export function checkIfname(name: string): void {
   }
 }
 
-export function checkContainerId(id: string): void {
+function checkContainerId(id: string): void {
   if (!CONTAINER_ID.test(id)) {
     throw new CniError(
       CniCode.invalidEnv,

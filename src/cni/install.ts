@@ -16,7 +16,7 @@ export interface InstallOptions {
   name?: string;
 }
 
-export function defaultConflist(o: Partial<InstallOptions> = {}): Record<string, unknown> {
+function defaultConflist(o: Partial<InstallOptions> = {}): Record<string, unknown> {
   return {
     // 1.0.0: what libcni 1.1 (Debian 12) and the reference plugins understand; a 1.1.0
     // runtime may raise it to get GC and STATUS.

@@ -4,14 +4,14 @@
 import { accessSync, constants, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { formatIpv4 } from "../encap/addr.js";
-import { execArgv } from "../system/exec.js";
+import { run } from "../system/exec.js";
 import type { NetConf } from "./config.js";
 import type { CniEnv } from "./env.js";
 import { CniCode, CniError } from "./errors.js";
 import type { NodeState } from "./node-state.js";
 import { type CniResult, cmpVersion, parseResult } from "./version.js";
 
-export function findPlugin(type: string, path: readonly string[]): string {
+function findPlugin(type: string, path: readonly string[]): string {
   for (const dir of path) {
     const p = join(dir, type);
     try {
@@ -61,7 +61,7 @@ export async function delegate(
     cniVersion: command === "GC" ? conf.cniVersion : ipamVersion(conf.cniVersion),
     ipam,
   });
-  const r = await execArgv([plugin], {
+  const r = await run([plugin], {
     input: stdin,
     env: { ...env.raw, CNI_COMMAND: command, ...overrides },
   });

@@ -1,12 +1,15 @@
-// Links, addresses and routes for one attachment, through iproute2 with argv arrays.
-// The plugin runs in the node's namespace ("here"); the pod's namespace is reached by
-// path: `ip link add … peer … netns <path>` places the pod end directly (iproute2 opens
-// a name containing '/' as a path), and `nsenter --net=<path> ip -batch -` configures it.
-// nsenter is used rather than `ip netns attach` or a bind mount because it leaves nothing
-// behind when the plugin dies, and accepts /run/netns/x and /proc/PID/ns/net alike.
+// Names and errors for one attachment's links. The plugin runs in the node's namespace
+// (HERE); the pod's namespace is reached by path: `ip link add … peer … netns <path>`
+// places the pod end directly (iproute2 opens a name containing '/' as a path), and
+// src/system/iproute.ts runs `nsenter --net=<path> ip …` to configure it. nsenter rather
+// than `ip netns attach` or a bind mount: it leaves nothing behind when the plugin dies,
+// and accepts /run/netns/x and /proc/PID/ns/net alike.
 import { createHash } from "node:crypto";
-import { execArgv } from "../system/exec.js";
+import * as ipr from "../system/iproute.js";
 import { CniCode, CniError } from "./errors.js";
+
+/** The node's namespace, where the plugin runs. */
+export const HERE = "";
 
 /** Host-side veth: "vx" + 11 hex of sha256(containerID + ifname) — 13 of 15 characters. */
 export function hostVethName(containerId: string, ifname: string): string {
@@ -32,84 +35,19 @@ export function attachmentAlias(containerId: string, ifname: string): string {
   return `vxtun/${containerId}/${ifname}`;
 }
 
-const BATCH_BAD = /[\s"'#\\]/;
-
-function batchText(lines: readonly (readonly string[])[]): string {
-  return `${lines
-    .map((l) => {
-      for (const tok of l) {
-        if (tok === "" || BATCH_BAD.test(tok)) {
-          throw new CniError(
-            CniCode.dataplane,
-            `unsafe token ${JSON.stringify(tok)} for ip -batch`,
-          );
-        }
-      }
-      return l.join(" ");
-    })
-    .join("\n")}\n`;
-}
-
-export interface BatchFailure {
-  message: string;
-}
-
-/** `ip -batch -` (here, or inside the namespace at `netns`); undefined on success. */
-export async function ipBatch(
-  lines: readonly (readonly string[])[],
-  netns?: string,
-): Promise<BatchFailure | undefined> {
-  if (lines.length === 0) return undefined;
-  const argv = netns ? ["nsenter", `--net=${netns}`, "ip", "-batch", "-"] : ["ip", "-batch", "-"];
-  const r = await execArgv(argv, { input: batchText(lines) });
-  if (r.code === 0) return undefined;
-  const message = r.stderr
-    .split("\n")
-    .filter((l) => l.trim() && !l.startsWith("Command failed"))
-    .join("; ");
-  return { message: message || `exit ${r.code}` };
-}
-
-export async function ipOk(
-  lines: readonly (readonly string[])[],
-  netns?: string,
-  what = "ip",
-): Promise<void> {
-  const f = await ipBatch(lines, netns);
-  if (f) throw new CniError(CniCode.dataplane, `${what}: ${f.message}`);
-}
-
-/** Run `ip -json …` here or in `netns`, parsed. */
-export async function ipJson<T>(args: readonly string[], netns?: string): Promise<T | undefined> {
-  const argv = netns
-    ? ["nsenter", `--net=${netns}`, "ip", "-json", ...args]
-    : ["ip", "-json", ...args];
-  const r = await execArgv(argv);
-  if (r.code !== 0) return undefined;
-  return (r.stdout.trim() ? JSON.parse(r.stdout) : []) as T;
-}
-
-/** The node bridge with the gateway address; concurrent ADDs may race to create it. */
-export async function ensureBridge(name: string, gatewayCidr: string, mtu: number): Promise<void> {
-  const add = await ipBatch([["link", "add", name, "mtu", String(mtu), "type", "bridge"]]);
-  if (add && !/File exists/.test(add.message)) {
-    throw new CniError(CniCode.dataplane, `creating bridge ${name}: ${add.message}`);
+/** Run an iproute2 step; its failure becomes the plugin's dataplane error, saying `what`. */
+export async function step<T>(what: string, p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    const why = e instanceof ipr.IpError ? e.detail : (e as Error).message;
+    throw new CniError(CniCode.dataplane, `${what}: ${why}`);
   }
-  await ipOk(
-    [
-      ["addr", "replace", gatewayCidr, "dev", name],
-      ["link", "set", "dev", name, "up"],
-    ],
-    undefined,
-    `bridge ${name}`,
-  );
 }
 
-export async function deleteLink(name: string): Promise<void> {
-  const f = await ipBatch([["link", "del", "dev", name]]);
-  if (f && !/Cannot find device|does not exist/.test(f.message)) {
-    throw new CniError(CniCode.dataplane, `deleting ${name}: ${f.message}`);
-  }
+/** Delete a link here (its veth peer goes with it); a missing one is not an error. */
+export function deleteLink(name: string): Promise<void> {
+  return step(`deleting ${name}`, ipr.linkDel(HERE, name).catch(ipr.unless("not-found")));
 }
 
 export interface LinkJson {

@@ -53,7 +53,7 @@ export function readNodeState(file: string): NodeState {
   return nodeStateFrom(parseEnvFile(text), file);
 }
 
-export function nodeStateFrom(kv: Record<string, string>, file: string): NodeState {
+function nodeStateFrom(kv: Record<string, string>, file: string): NodeState {
   const bad = (key: string, why: string): never => {
     throw new CniError(CniCode.tryAgainLater, `node state ${file}: ${key} ${why}`);
   };

@@ -19,7 +19,7 @@ export interface CniServerOptions {
 }
 
 /** Split the request once both frames are in; undefined while more bytes are needed. */
-export function decodeRequest(
+function decodeRequest(
   buf: Buffer,
 ): { env: Record<string, string>; stdin: string } | undefined | "bad" {
   if (buf.length < 4) return undefined;
@@ -38,20 +38,6 @@ export function decodeRequest(
     if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
   return { env, stdin: buf.subarray(8 + envLen, 8 + envLen + stdinLen).toString("utf8") };
-}
-
-export function encodeRequest(env: Record<string, string>, stdin: string): Buffer {
-  const e = Buffer.from(
-    Object.entries(env)
-      .map(([k, v]) => `${k}=${v}\0`)
-      .join(""),
-  );
-  const s = Buffer.from(stdin);
-  const head = Buffer.alloc(4);
-  head.writeUInt32BE(e.length);
-  const mid = Buffer.alloc(4);
-  mid.writeUInt32BE(s.length);
-  return Buffer.concat([head, e, mid, s]);
 }
 
 export async function startCniServer(opts: CniServerOptions): Promise<{ close(): Promise<void> }> {

@@ -86,33 +86,26 @@ export function parseResult(raw: unknown, what: string): CniResult {
     if (!Array.isArray(v)) throw new CniError(CniCode.decode, `${what}: "${k}" is not a list`);
     return v;
   };
-  const interfaces = arr("interfaces").map((v, i) => {
-    if (!isObj(v) || typeof v.name !== "string") {
-      throw new CniError(CniCode.decode, `${what}: interfaces[${i}] has no name`);
-    }
-    const out: CniInterface = { name: v.name };
-    if (typeof v.mac === "string") out.mac = v.mac;
-    if (typeof v.mtu === "number") out.mtu = v.mtu;
-    if (typeof v.sandbox === "string" && v.sandbox) out.sandbox = v.sandbox;
-    return out;
+  /** List `k`'s entries: each an object with the string `key`, plus the optional fields
+   * of the given types (an empty string counts as absent). */
+  const entries = <T>(k: string, key: string, optional: Record<string, "string" | "number">) =>
+    arr(k).map((v, i) => {
+      if (!isObj(v) || typeof v[key] !== "string") {
+        throw new CniError(CniCode.decode, `${what}: ${k}[${i}] has no ${key}`);
+      }
+      const out: Record<string, unknown> = { [key]: v[key] };
+      for (const [f, type] of Object.entries(optional)) {
+        if (typeof v[f] === type && v[f] !== "") out[f] = v[f];
+      }
+      return out as T;
+    });
+  const interfaces = entries<CniInterface>("interfaces", "name", {
+    mac: "string",
+    mtu: "number",
+    sandbox: "string",
   });
-  const ips = arr("ips").map((v, i) => {
-    if (!isObj(v) || typeof v.address !== "string") {
-      throw new CniError(CniCode.decode, `${what}: ips[${i}] has no address`);
-    }
-    const out: CniIp = { address: v.address };
-    if (typeof v.gateway === "string") out.gateway = v.gateway;
-    if (typeof v.interface === "number") out.interface = v.interface;
-    return out;
-  });
-  const routes = arr("routes").map((v, i) => {
-    if (!isObj(v) || typeof v.dst !== "string") {
-      throw new CniError(CniCode.decode, `${what}: routes[${i}] has no dst`);
-    }
-    const out: CniRoute = { dst: v.dst };
-    if (typeof v.gw === "string") out.gw = v.gw;
-    return out;
-  });
+  const ips = entries<CniIp>("ips", "address", { gateway: "string", interface: "number" });
+  const routes = entries<CniRoute>("routes", "dst", { gw: "string" });
   const dns = isObj(raw.dns) ? (raw.dns as CniDns) : {};
   return { interfaces, ips, routes, dns };
 }

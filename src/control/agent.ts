@@ -11,7 +11,7 @@ import { startCniServer } from "../cni/server.js";
 import { ConfigError, deviceMtu, instancePaths, vtepMac } from "../dataplane/config.js";
 import { Dataplane, findUnderlayMtu } from "../dataplane/dataplane.js";
 import { formatIpv4, formatMac, parseCidr } from "../encap/addr.js";
-import { ensureBridge } from "./bridge.js";
+import { ensureBridge } from "../system/iproute.js";
 import { type AgentConfig, agentPaths } from "./config.js";
 import { EtcdStore } from "./etcd-store.js";
 import { FileStore } from "./file-store.js";
@@ -144,7 +144,8 @@ export class Agent {
     const l2 = cfg.mode === "vxlan-l2";
     const mtu = deviceMtu(cfg, await findUnderlayMtu(cfg));
     const gw = gatewayOf(claim.subnet);
-    await ensureBridge(cfg.bridge, `${gw}/${l2 ? net.len : cfg.subnetLen}`, mtu, network);
+    const cidr = `${gw}/${l2 ? net.len : cfg.subnetLen}`;
+    await ensureBridge("", cfg.bridge, { cidr, mtu, network: net });
 
     this.dp = await Dataplane.start(
       {

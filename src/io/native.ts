@@ -138,7 +138,7 @@ for (const [name, num] of Object.entries(osConstants.errno)) {
 }
 
 /** "ENODEV" for 19; used where the addon returns -errno instead of throwing. */
-export function errnoName(errno: number): string {
+function errnoName(errno: number): string {
   return errnoNames.get(errno) ?? `E${errno}`;
 }
 

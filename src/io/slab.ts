@@ -13,9 +13,9 @@ export interface SlabOptions {
 }
 
 /** Indices into Slab.meta, shared with src/io/native/io.h. */
-export const META_FREE = 0;
-export const META_EXHAUSTED = 1;
-export const META_STARVED = 2;
+const META_FREE = 0;
+const META_EXHAUSTED = 1;
+const META_STARVED = 2;
 
 /** Something that stopped reading for lack of slots and wants to hear when some return. */
 export interface SlabWaiter {

@@ -2,7 +2,16 @@
 // learning off, one permanent neighbour + one FDB entry + one onlink route per peer.
 // Labs and tests use it as the reference peer vxtun must interoperate with, and the
 // benchmarks as the baseline vxtun is measured against.
-import { runOk } from "./netns.js";
+import { runOk } from "../system/exec.js";
+import {
+  addrAdd,
+  bridge,
+  ip,
+  linkSetMaster,
+  linkSetUp,
+  neighReplace,
+  routeReplace,
+} from "../system/iproute.js";
 
 export interface KernelVxlanOptions {
   ns: string;
@@ -30,32 +39,19 @@ export interface KernelVxlanOptions {
 
 export async function addKernelVxlan(o: KernelVxlanOptions): Promise<string> {
   const dev = o.dev ?? "flannel.1";
-  const ip = (...args: string[]) => runOk(["ip", "-n", o.ns, ...args]);
-  await ip(
-    "link",
-    "add",
-    dev,
-    "type",
-    "vxlan",
-    "id",
-    String(o.vni ?? 1),
-    "local",
-    o.local,
-    "dev",
-    o.underlayDev,
-    "dstport",
-    String(o.port ?? 8472),
-    "nolearning",
-  );
-  await ip("link", "set", dev, "address", o.vtepMac, "mtu", String(o.mtu ?? 1450));
+  await ip(o.ns, [
+    ...["link", "add", dev, "type", "vxlan", "id", String(o.vni ?? 1), "local", o.local],
+    ...["dev", o.underlayDev, "dstport", String(o.port ?? 8472), "nolearning"],
+  ]);
+  await ip(o.ns, ["link", "set", dev, "address", o.vtepMac, "mtu", String(o.mtu ?? 1450)]);
   // DESIGN.md §4: over veth the kernel would leave inner checksums for a NIC that
   // isn't there; finishing them in software is what a real NIC would do.
   if (o.finishChecksums !== false) {
     await runOk(["ip", "netns", "exec", o.ns, "ethtool", "-K", o.underlayDev, "tx", "off"]);
   }
-  if (o.bridge) await ip("link", "set", dev, "master", o.bridge);
-  else await ip("addr", "add", `${o.vtepIp}/32`, "dev", dev);
-  await ip("link", "set", dev, "up");
+  if (o.bridge) await linkSetMaster(o.ns, dev, o.bridge);
+  else await addrAdd(o.ns, dev, `${o.vtepIp}/32`);
+  await linkSetUp(o.ns, dev);
   return dev;
 }
 
@@ -71,21 +67,7 @@ export interface FlannelPeer {
 
 /** What flanneld does when it sees a peer's lease. */
 export async function addFlannelPeer(ns: string, dev: string, p: FlannelPeer): Promise<void> {
-  const run = (...args: string[]) => runOk(args);
-  await run(
-    "ip",
-    "-n",
-    ns,
-    "neigh",
-    "replace",
-    p.vtepIp,
-    "lladdr",
-    p.vtepMac,
-    "dev",
-    dev,
-    "nud",
-    "permanent",
-  );
-  await run("bridge", "-n", ns, "fdb", "append", p.vtepMac, "dev", dev, "dst", p.publicIp);
-  await run("ip", "-n", ns, "route", "replace", p.subnet, "via", p.vtepIp, "dev", dev, "onlink");
+  await neighReplace(ns, { dev, addr: p.vtepIp, lladdr: p.vtepMac });
+  await bridge(ns, ["fdb", "append", p.vtepMac, "dev", dev, "dst", p.publicIp]);
+  await routeReplace(ns, { dst: p.subnet, via: p.vtepIp, dev, onlink: true });
 }

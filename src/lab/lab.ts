@@ -10,7 +10,9 @@ import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { controlCall } from "../api/client.js";
 import { UserError } from "../api/errors.js";
-import { listLabNamespaces, NetnsLab, removeAllLabNamespaces, run, runOk } from "./netns.js";
+import { run } from "../system/exec.js";
+import { addrAdd } from "../system/iproute.js";
+import { listLabNamespaces, NetnsLab, removeAllLabNamespaces } from "./netns.js";
 import { buildUnderlay } from "./underlay.js";
 import { vxtunCommand } from "./vxtun-process.js";
 
@@ -83,7 +85,7 @@ function saveLab(s: LabState): void {
 }
 
 /** argv that runs the CNI plugin: the native shim when built, else the Node plugin. */
-export function cniPluginCommand(): string[] {
+function cniPluginCommand(): string[] {
   const shim = resolve(here, "../../dist/cni/vxtun-cni");
   if (existsSync(shim)) return [shim];
   if (import.meta.url.endsWith(".ts")) {
@@ -158,7 +160,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     let store: Record<string, unknown> = { type: "file", dir: join(dir, "store") };
     if (state.store === "etcd") {
       progress("etcd on the underlay switch (198.18.0.254)");
-      await runOk(["ip", "-n", underlay.switchNs, "addr", "add", "198.18.0.254/24", "dev", "br0"]);
+      await addrAdd(underlay.switchNs, "br0", "198.18.0.254/24");
       const endpoint = "http://198.18.0.254:2379";
       const pid = spawnDetached(
         underlay.switchNs,

@@ -3,51 +3,14 @@
 // beyond creating/deleting our own namespaces, and cleanup runs on success, failure
 // and interruption alike. Everything goes through iproute2 with argv arrays — never
 // a shell string — so names from input cannot inject commands.
-import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
+import { type RunOptions, run, runOk } from "../system/exec.js";
+import { addrAdd, ip, ipJson, linkAddVeth, linkSetMtu, linkSetUp } from "../system/iproute.js";
 
 /** Every vxtun lab/test namespace starts with this, so `lab down --all` can find them. */
-export const NS_PREFIX = "vxt-";
-
-export interface ExecResult {
-  stdout: string;
-  stderr: string;
-  code: number;
-}
-
-/** Run a command without a shell; never rejects, the exit code says how it went. */
-export function run(
-  argv: readonly string[],
-  opts: { input?: string; timeoutMs?: number } = {},
-): Promise<ExecResult> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      argv[0],
-      argv.slice(1),
-      { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
-        resolve({ stdout: String(stdout), stderr: String(stderr), code });
-      },
-    );
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
-  });
-}
-
-/** Like run(), but a non-zero exit becomes an Error naming the command and its stderr. */
-export async function runOk(
-  argv: readonly string[],
-  opts: { input?: string; timeoutMs?: number } = {},
-): Promise<string> {
-  const r = await run(argv, opts);
-  if (r.code !== 0) {
-    throw new Error(
-      `${argv.join(" ")} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`,
-    );
-  }
-  return r.stdout;
-}
+const NS_PREFIX = "vxt-";
 
 /** Why this process cannot run namespace tests, or undefined when it can. */
 export function netnsUnavailableReason(): string | undefined {
@@ -123,9 +86,9 @@ export class NetnsLab {
   async addNs(name: string): Promise<string> {
     const full = `${this.prefix}${name}`;
     validateName(full, "namespace");
-    await runOk(["ip", "netns", "add", full]);
+    await ip("", ["netns", "add", full]);
     this.namespaces.push(full);
-    await runOk(["ip", "-n", full, "link", "set", "lo", "up"]);
+    await linkSetUp(full, "lo");
     return full;
   }
 
@@ -134,37 +97,23 @@ export class NetnsLab {
     validateName(nameA, "link");
     validateName(nameB, "link");
     // Created directly inside nsA so the root namespace never sees the link.
-    await runOk([
-      "ip",
-      "-n",
-      nsA,
-      "link",
-      "add",
-      nameA,
-      "type",
-      "veth",
-      "peer",
-      "name",
-      nameB,
-      "netns",
-      nsB,
-    ]);
+    await linkAddVeth(nsA, nameA, nameB, nsB);
     for (const [ns, dev, cidr] of [
       [nsA, nameA, o.cidrA],
       [nsB, nameB, o.cidrB],
     ] as const) {
-      if (o.mtu) await runOk(["ip", "-n", ns, "link", "set", dev, "mtu", String(o.mtu)]);
-      if (cidr) await runOk(["ip", "-n", ns, "addr", "add", cidr, "dev", dev]);
-      if (o.up !== false) await runOk(["ip", "-n", ns, "link", "set", dev, "up"]);
+      if (o.mtu) await linkSetMtu(ns, dev, o.mtu);
+      if (cidr) await addrAdd(ns, dev, cidr);
+      if (o.up !== false) await linkSetUp(ns, dev);
     }
   }
 
   /** Run argv inside a namespace. */
-  exec(ns: string, argv: readonly string[], opts: { input?: string; timeoutMs?: number } = {}) {
+  exec(ns: string, argv: readonly string[], opts: RunOptions = {}) {
     return run(["ip", "netns", "exec", ns, ...argv], opts);
   }
 
-  execOk(ns: string, argv: readonly string[], opts: { input?: string; timeoutMs?: number } = {}) {
+  execOk(ns: string, argv: readonly string[], opts: RunOptions = {}) {
     return runOk(["ip", "netns", "exec", ns, ...argv], opts);
   }
 
@@ -221,23 +170,21 @@ export class NetnsLab {
 async function deleteNamespaces(names: readonly string[]): Promise<void> {
   for (const ns of names) {
     // Kill anything still running inside (e.g. iperf3 started by a failed test).
-    const pids = await run(["ip", "netns", "pids", ns]);
-    for (const pid of pids.stdout.split(/\s+/).filter(Boolean)) {
+    const pids = await ip("", ["netns", "pids", ns]).catch(() => "");
+    for (const pid of pids.split(/\s+/).filter(Boolean)) {
       try {
         process.kill(Number(pid), "SIGKILL");
       } catch {
         // raced with its exit
       }
     }
-    await run(["ip", "netns", "del", ns]);
+    await ip("", ["netns", "del", ns]).catch(() => undefined); // already gone
   }
 }
 
 /** Every namespace whose name starts with NS_PREFIX (leftovers of any run). */
 export async function listLabNamespaces(): Promise<string[]> {
-  const r = await run(["ip", "-json", "netns", "list"]);
-  if (r.code !== 0 || !r.stdout.trim()) return [];
-  const list = JSON.parse(r.stdout) as { name: string }[];
+  const list = await ipJson<{ name: string }[]>("", ["netns", "list"]).catch(() => []);
   return list.map((n) => n.name).filter((n) => n.startsWith(NS_PREFIX));
 }
 

@@ -1,8 +1,9 @@
 // The lab's underlay: one "switch" namespace holding a Linux bridge, and one namespace
 // per node, each with an eth0 veth plugged into that bridge. Addresses come from
 // 198.18.0.0/15 (RFC 2544's benchmarking range), so nothing can leak to a real network.
+
+import { ip, linkSetMaster } from "../system/iproute.js";
 import type { NetnsLab } from "./netns.js";
-import { runOk } from "./netns.js";
 
 export interface UnderlayNode {
   /** Short name, e.g. "n1". */
@@ -21,22 +22,22 @@ export interface Underlay {
 }
 
 /** The underlay address of node i (1-based). */
-export function underlayAddress(i: number): string {
+function underlayAddress(i: number): string {
   return `198.18.0.${i}`;
 }
 
 export async function buildUnderlay(lab: NetnsLab, count: number, mtu = 1500): Promise<Underlay> {
   if (count < 1 || count > 250) throw new Error(`node count ${count} out of range 1..250`);
   const switchNs = await lab.addNs("sw");
-  await runOk(["ip", "-n", switchNs, "link", "add", "br0", "type", "bridge"]);
-  await runOk(["ip", "-n", switchNs, "link", "set", "br0", "mtu", String(mtu), "up"]);
+  await ip(switchNs, ["link", "add", "br0", "mtu", String(mtu), "type", "bridge"]);
+  await ip(switchNs, ["link", "set", "br0", "up"]);
   const nodes: UnderlayNode[] = [];
   for (let i = 1; i <= count; i++) {
     const name = `n${i}`;
     const ns = await lab.addNs(name);
     const address = underlayAddress(i);
     await lab.veth(ns, "eth0", switchNs, `p${i}`, { cidrA: `${address}/24`, mtu });
-    await runOk(["ip", "-n", switchNs, "link", "set", `p${i}`, "master", "br0"]);
+    await linkSetMaster(switchNs, `p${i}`, "br0");
     // The node forwards between its pods and the tunnel; rp_filter would drop
     // replies that arrive on the tunnel for addresses routed elsewhere.
     for (const [k, v] of [

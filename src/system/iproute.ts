@@ -1,57 +1,110 @@
-// Device configuration through iproute2, always as argv arrays (never a shell string
-// built from input) and always with `-n <namespace>`: this module only configures
-// namespaces it is told about (DESIGN.md §5: the root namespace is never changed).
-import { execFile } from "node:child_process";
+// Device configuration through iproute2 (`ip`, `bridge`): argv arrays only (never a
+// shell string built from input), each command aimed at one namespace: "" = the one we
+// run in (a dataplane started inside its node's namespace), a name = `-n <name>`, an
+// absolute path (a pod's /proc/PID/ns/net) = `nsenter --net=<path>`, which leaves nothing
+// behind if we die. The root namespace is only ever "" for a process that was started
+// there on purpose (DESIGN.md §5). Failures reject with an IpError whose `kind` is read
+// from iproute2's output here, once, so callers test a kind and never match its text.
+// Light on purpose: the CNI plugin's slow path loads it on every call.
+import { parseCidr, prefixMask } from "../encap/addr.js";
+import { run } from "./exec.js";
 
-const NS_RE = /^[A-Za-z0-9_.-]+$/;
+const NS_NAME = /^[A-Za-z0-9_.-]+$/;
 /** Tokens for `ip -batch`: it splits on whitespace and treats quotes and '#' specially. */
 const BATCH_TOKEN_BAD = /[\s"'#\\]/;
 
 function checkNs(ns: string): void {
   if (ns === "") return;
-  if (!NS_RE.test(ns) || ns === "." || ns === "..") {
+  // A path goes to nsenter as one argv element, so any absolute path is safe to pass.
+  if (ns.startsWith("/")) return;
+  if (!NS_NAME.test(ns) || ns === "." || ns === "..") {
     throw new Error(`invalid network namespace name ${JSON.stringify(ns)}`);
   }
 }
 
-export interface IpResult {
-  stdout: string;
-  stderr: string;
+/** What went wrong, as far as a caller needs to know to decide what to do next. */
+export type IpErrorKind = "exists" | "not-found" | "permission" | "other";
+
+// iproute2 does not translate its messages, and these are the kernel's strerror/extack
+// texts it prints (test/system/iproute-errors.test.ts records real ones).
+const EXISTS = /File exists|already assigned|already exists/;
+const NOT_FOUND =
+  /Cannot find device|does not exist|No such (?:file or directory|process|device)|Address not found|Cannot assign requested address/;
+const PERMISSION = /Operation not permitted|Permission denied/;
+
+/** The kind of an iproute2 (or nsenter) failure from its exit code and stderr. */
+export function ipErrorKind(code: number, stderr: string): IpErrorKind {
+  if (code === 127) return "other"; // never started: `ip` or `nsenter` missing
+  if (EXISTS.test(stderr)) return "exists";
+  if (NOT_FOUND.test(stderr)) return "not-found";
+  if (PERMISSION.test(stderr)) return "permission";
+  return "other";
 }
 
-/**
- * Run `ip -n <ns> ...args` (ns "" = the current namespace, for a dataplane that was
- * started inside its node's namespace); rejects with a one-line error naming the
- * command and stderr.
- */
-export function ip(ns: string, args: readonly string[], input?: string): Promise<IpResult> {
+export class IpError extends Error {
+  readonly kind: IpErrorKind;
+  constructor(
+    readonly argv: readonly string[],
+    readonly code: number,
+    /** iproute2's own words, one line ("; " between lines of a batch). */
+    readonly detail: string,
+    stderr: string,
+  ) {
+    super(`${argv.join(" ")}: ${detail}`);
+    this.kind = ipErrorKind(code, stderr);
+  }
+}
+
+/** A `.catch()` handler that lets a failure of this kind through as undefined. */
+export function unless(kind: IpErrorKind): (e: unknown) => undefined {
+  return (e) => {
+    if (e instanceof IpError && e.kind === kind) return undefined;
+    throw e;
+  };
+}
+
+async function iproute(
+  tool: "ip" | "bridge",
+  ns: string,
+  args: readonly string[],
+  input?: string,
+): Promise<string> {
   checkNs(ns);
-  const argv = ns === "" ? [...args] : ["-n", ns, ...args];
-  return new Promise((resolve, reject) => {
-    const child = execFile(
-      "ip",
-      argv,
-      { timeout: 15_000, maxBuffer: 16 << 20 },
-      (err, stdout, stderr) => {
-        if (err) {
-          const why = String(stderr).trim().split("\n")[0] || err.message;
-          reject(new Error(`ip ${argv.join(" ")}: ${why}`));
-        } else {
-          resolve({ stdout: String(stdout), stderr: String(stderr) });
-        }
-      },
-    );
-    if (input !== undefined) child.stdin?.end(input);
-  });
+  const argv =
+    ns === ""
+      ? [tool, ...args]
+      : ns.startsWith("/")
+        ? ["nsenter", `--net=${ns}`, tool, ...args]
+        : [tool, "-n", ns, ...args];
+  const r = await run(argv, { input, timeoutMs: 15_000 });
+  if (r.code === 0) return r.stdout;
+  const detail = r.stderr
+    .split("\n")
+    .filter((l) => l.trim() && !l.startsWith("Command failed"))
+    .join("; ");
+  throw new IpError(argv, r.code, detail || `exit ${r.code}`, r.stderr);
+}
+
+/** `ip ...args` in `ns`; resolves to stdout, rejects with an IpError. */
+export function ip(ns: string, args: readonly string[], input?: string): Promise<string> {
+  return iproute("ip", ns, args, input);
+}
+
+/** `bridge ...args` in `ns` (FDB lives in iproute2's bridge tool). */
+export function bridge(ns: string, args: readonly string[]): Promise<string> {
+  return iproute("bridge", ns, args);
 }
 
 /** `ip -json ...` parsed. */
 export async function ipJson<T = unknown>(ns: string, args: readonly string[]): Promise<T> {
-  const { stdout } = await ip(ns, ["-json", ...args]);
+  const stdout = await ip(ns, ["-json", ...args]);
   return (stdout.trim() ? JSON.parse(stdout) : []) as T;
 }
 
-/** Many commands in one `ip -batch -` process; each command is an argv array. */
+/**
+ * Many commands in one `ip -batch -` process; each command is an argv array. iproute2
+ * stops at the first failure, and the IpError is that failure's.
+ */
 export async function ipBatch(ns: string, commands: readonly (readonly string[])[]): Promise<void> {
   if (commands.length === 0) return;
   const lines = commands.map((cmd) => {
@@ -86,10 +139,6 @@ export async function linkSetUp(ns: string, dev: string): Promise<void> {
   await ip(ns, ["link", "set", "dev", dev, "up"]);
 }
 
-export async function linkSetDown(ns: string, dev: string): Promise<void> {
-  await ip(ns, ["link", "set", "dev", dev, "down"]);
-}
-
 export async function linkSetMtu(ns: string, dev: string, mtu: number): Promise<void> {
   if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new Error(`invalid MTU ${mtu}`);
   await ip(ns, ["link", "set", "dev", dev, "mtu", String(mtu)]);
@@ -101,12 +150,6 @@ export async function linkSetAddress(ns: string, dev: string, mac: string): Prom
 
 export async function linkSetMaster(ns: string, dev: string, master: string | null): Promise<void> {
   await ip(ns, ["link", "set", "dev", dev, ...(master ? ["master", master] : ["nomaster"])]);
-}
-
-/** Move a link into another named namespace. */
-export async function linkSetNetns(ns: string, dev: string, targetNs: string): Promise<void> {
-  checkNs(targetNs);
-  await ip(ns, ["link", "set", "dev", dev, "netns", targetNs]);
 }
 
 export async function linkDel(ns: string, dev: string): Promise<void> {
@@ -134,10 +177,6 @@ export async function linkAddVeth(
   ]);
 }
 
-export async function linkAddBridge(ns: string, name: string): Promise<void> {
-  await ip(ns, ["link", "add", name, "type", "bridge"]);
-}
-
 // ---- addresses ----
 
 export async function addrAdd(ns: string, dev: string, cidr: string): Promise<void> {
@@ -148,20 +187,12 @@ export async function addrReplace(ns: string, dev: string, cidr: string): Promis
   await ip(ns, ["addr", "replace", cidr, "dev", dev]);
 }
 
-export async function addrDel(ns: string, dev: string, cidr: string): Promise<void> {
-  await ip(ns, ["addr", "del", cidr, "dev", dev]);
-}
-
-export async function addrFlush(ns: string, dev: string): Promise<void> {
-  await ip(ns, ["addr", "flush", "dev", dev]);
-}
-
-export interface AddrInfo {
+interface AddrInfo {
   ifname: string;
   addr_info: { family: string; local: string; prefixlen: number }[];
 }
 
-export async function addrShow(ns: string, dev?: string): Promise<AddrInfo[]> {
+async function addrShow(ns: string, dev?: string): Promise<AddrInfo[]> {
   return ipJson<AddrInfo[]>(ns, dev ? ["addr", "show", "dev", dev] : ["addr", "show"]);
 }
 
@@ -173,10 +204,6 @@ export interface RouteSpec {
   dev?: string;
   via?: string;
   onlink?: boolean;
-  src?: string;
-  mtu?: number;
-  metric?: number;
-  table?: number;
 }
 
 function routeArgs(r: RouteSpec): string[] {
@@ -184,10 +211,6 @@ function routeArgs(r: RouteSpec): string[] {
   if (r.via) a.push("via", r.via);
   if (r.dev) a.push("dev", r.dev);
   if (r.onlink) a.push("onlink");
-  if (r.src) a.push("src", r.src);
-  if (r.metric !== undefined) a.push("metric", String(r.metric));
-  if (r.table !== undefined) a.push("table", String(r.table));
-  if (r.mtu !== undefined) a.push("mtu", String(r.mtu));
   return a;
 }
 
@@ -199,11 +222,7 @@ export async function routeDel(ns: string, r: RouteSpec): Promise<void> {
   await ip(ns, ["route", "del", ...routeArgs(r)]);
 }
 
-export async function routeShow(ns: string): Promise<unknown[]> {
-  return ipJson<unknown[]>(ns, ["route", "show"]);
-}
-
-// ---- neighbours and FDB ----
+// ---- neighbours ----
 
 export interface NeighSpec {
   dev: string;
@@ -211,71 +230,43 @@ export interface NeighSpec {
   addr: string;
   /** Link-layer address "aa:bb:cc:dd:ee:ff". */
   lladdr: string;
-  /** Default "permanent". */
-  nud?: "permanent" | "reachable" | "stale" | "noarp";
 }
 
+/** A permanent entry, as flanneld writes them. */
 export async function neighReplace(ns: string, n: NeighSpec): Promise<void> {
-  await ip(ns, [
-    "neigh",
-    "replace",
-    n.addr,
-    "lladdr",
-    n.lladdr,
-    "dev",
-    n.dev,
-    "nud",
-    n.nud ?? "permanent",
-  ]);
+  await ip(ns, ["neigh", "replace", n.addr, "lladdr", n.lladdr, "dev", n.dev, "nud", "permanent"]);
 }
 
-export async function neighDel(ns: string, dev: string, addr: string): Promise<void> {
-  await ip(ns, ["neigh", "del", addr, "dev", dev]);
-}
+// ---- the node bridge ----
 
-export interface FdbSpec {
-  dev: string;
-  mac: string;
-  /** Remote VTEP IPv4 (vxlan devices). */
-  dst?: string;
-  /** "self" (the device's own table, e.g. vxlan) or "master" (the bridge). Default self. */
-  where?: "self" | "master";
-  permanent?: boolean;
-}
-
-function fdbArgs(f: FdbSpec): string[] {
-  const a = [f.mac, "dev", f.dev];
-  if (f.dst) a.push("dst", f.dst);
-  a.push(f.where ?? "self");
-  if (f.permanent) a.push("permanent");
-  return a;
-}
-
-/** `bridge fdb append` (several entries per MAC, e.g. all-zero flood entries). */
-export async function fdbAppend(ns: string, f: FdbSpec): Promise<void> {
-  await bridge(ns, ["fdb", "append", ...fdbArgs(f)]);
-}
-
-export async function fdbReplace(ns: string, f: FdbSpec): Promise<void> {
-  await bridge(ns, ["fdb", "replace", ...fdbArgs(f)]);
-}
-
-export async function fdbDel(ns: string, f: FdbSpec): Promise<void> {
-  await bridge(ns, ["fdb", "del", ...fdbArgs(f)]);
-}
-
-/** `bridge -n <ns> ...` (FDB lives in the bridge tool of iproute2). */
-export function bridge(ns: string, args: readonly string[]): Promise<IpResult> {
-  checkNs(ns);
-  const argv = ns === "" ? [...args] : ["-n", ns, ...args];
-  return new Promise((resolve, reject) => {
-    execFile("bridge", argv, { timeout: 15_000 }, (err, stdout, stderr) => {
-      if (err) {
-        const why = String(stderr).trim().split("\n")[0] || err.message;
-        reject(new Error(`bridge ${argv.join(" ")}: ${why}`));
-      } else {
-        resolve({ stdout: String(stdout), stderr: String(stderr) });
+/**
+ * The node bridge pods attach to, in `ns`: created if missing (a concurrent creator,
+ * e.g. another CNI ADD, is fine), with `mtu`, exactly `cidr` among its addresses inside
+ * `network` (an address from an earlier subnet of this node would route a stranger's
+ * pods here), and up. Idempotent: a restarted agent finds it in place and only fixes it.
+ */
+export async function ensureBridge(
+  ns: string,
+  name: string,
+  o: { cidr: string; mtu: number; network: { addr: number; len: number } },
+): Promise<void> {
+  const fix: string[][] = [];
+  const created = await ip(ns, ["link", "add", name, "mtu", String(o.mtu), "type", "bridge"]).then(
+    () => true,
+    unless("exists"),
+  );
+  if (!created) {
+    fix.push(["link", "set", "dev", name, "mtu", String(o.mtu)]);
+    const mask = prefixMask(o.network.len);
+    const [info] = await addrShow(ns, name);
+    for (const a of info?.addr_info ?? []) {
+      const have = `${a.local}/${a.prefixlen}`;
+      const addr = a.family === "inet" ? parseCidr(have)?.addr : undefined;
+      if (addr !== undefined && (addr & mask) >>> 0 === o.network.addr && have !== o.cidr) {
+        fix.push(["addr", "del", have, "dev", name]);
       }
-    });
-  });
+    }
+  }
+  fix.push(["addr", "replace", o.cidr, "dev", name], ["link", "set", "dev", name, "up"]);
+  await ipBatch(ns, fix);
 }

@@ -3,7 +3,7 @@ import { C, errnoError, native } from "../io/native.js";
 
 export type PmtuDiscMode = "do" | "dont" | "want" | "probe";
 
-export const PMTU_DISC: Record<PmtuDiscMode, number> = {
+const PMTU_DISC: Record<PmtuDiscMode, number> = {
   dont: C.IP_PMTUDISC_DONT,
   want: C.IP_PMTUDISC_WANT,
   do: C.IP_PMTUDISC_DO,

@@ -5,7 +5,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
-import { listLabNamespaces, run, skipUnlessRoot } from "../../src/lab/netns.js";
+import { listLabNamespaces, skipUnlessRoot } from "../../src/lab/netns.js";
+import { run } from "../../src/system/exec.js";
 import { CLI } from "../fixtures/vxtun.js";
 
 const PNG = [0x89, 0x50, 0x4e, 0x47];

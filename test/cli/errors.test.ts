@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
 import { main } from "../../src/cli/main.js";
-import { run } from "../../src/lab/netns.js";
+import { run } from "../../src/system/exec.js";
 import { CLI } from "../fixtures/vxtun.js";
 
 const dir = mkdtempSync(join(tmpdir(), "vxtun-cli-errors-"));

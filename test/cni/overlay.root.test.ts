@@ -4,8 +4,9 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
-import { NetnsLab, runOk } from "../../src/lab/netns.js";
+import { NetnsLab } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
+import { runOk } from "../../src/system/exec.js";
 import {
   type CniNodeFiles,
   cniTestEnv,

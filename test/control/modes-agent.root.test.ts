@@ -4,8 +4,9 @@
 import { existsSync } from "node:fs";
 import t from "tap";
 import { readNodeState } from "../../src/control/node-state.js";
-import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
+import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
+import { runOk } from "../../src/system/exec.js";
 import { pingBridges, startAgent, tempDir, waitFor } from "../fixtures/agents.js";
 
 for (const mode of ["vxlan-l2", "ipip"] as const) {

@@ -2,8 +2,9 @@
 // word order, peers in one step, stats, metrics, and one-line errors for bad input.
 import { statSync } from "node:fs";
 import t from "tap";
-import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
+import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
+import { runOk } from "../../src/system/exec.js";
 import { CLI, startVxtun } from "../fixtures/vxtun.js";
 
 const MAC_B = "02:00:00:00:02:01";

@@ -5,8 +5,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
-import { NetnsLab, run, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
+import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
+import { run, runOk } from "../../src/system/exec.js";
 import { podPing, tcpBothWays } from "../fixtures/traffic.js";
 import { startVxtun } from "../fixtures/vxtun.js";
 

@@ -3,8 +3,9 @@
 import { readFileSync } from "node:fs";
 import t from "tap";
 import { addFlannelPeer, addKernelVxlan } from "../../src/lab/kernel-vxlan.js";
-import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
+import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
+import { runOk } from "../../src/system/exec.js";
 import { podPing, tcpBothWays } from "../fixtures/traffic.js";
 import { startVxtun } from "../fixtures/vxtun.js";
 

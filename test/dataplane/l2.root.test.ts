@@ -4,8 +4,9 @@
 // dropped and counted while traffic keeps flowing).
 import t from "tap";
 import { addKernelVxlan } from "../../src/lab/kernel-vxlan.js";
-import { NetnsLab as Lab, type NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
+import { NetnsLab as Lab, type NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay, type UnderlayNode } from "../../src/lab/underlay.js";
+import { runOk } from "../../src/system/exec.js";
 import { csumErrors, iperfTcp, tcpBothWays, udpSegmentRun } from "../fixtures/traffic.js";
 import { startVxtun } from "../fixtures/vxtun.js";
 

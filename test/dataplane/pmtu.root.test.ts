@@ -4,8 +4,9 @@
 // lowers the path MTU. Each case is counted. The TUN is given MTU 1500 on purpose, above
 // the 1450 the tunnel can carry, so that the kernel hands vxtun the too-big packets.
 import t from "tap";
-import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
+import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 import type { UnderlayNode } from "../../src/lab/underlay.js";
+import { runOk } from "../../src/system/exec.js";
 import { podPing } from "../fixtures/traffic.js";
 import { vxtunPair } from "../fixtures/vxtun-pair.js";
 

@@ -2,8 +2,9 @@
 // kernel vxlan nodes programmed flannel-style reach each other's pod addresses.
 import t from "tap";
 import { addFlannelPeer, addKernelVxlan } from "../../src/lab/kernel-vxlan.js";
-import { NetnsLab, runOk, skipUnlessRoot } from "../../src/lab/netns.js";
+import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
+import { runOk } from "../../src/system/exec.js";
 import { podPing } from "../fixtures/traffic.js";
 
 t.test("two flannel-style kernel vxlan nodes ping across the overlay", async (t) => {

@@ -4,7 +4,8 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import t from "tap";
 import { LABS_DIR } from "../../src/lab/lab.js";
-import { listLabNamespaces, run, skipUnlessRoot } from "../../src/lab/netns.js";
+import { listLabNamespaces, skipUnlessRoot } from "../../src/lab/netns.js";
+import { run } from "../../src/system/exec.js";
 import { CLI } from "../fixtures/vxtun.js";
 
 for (const mode of ["vxlan", "vxlan-l2", "ipip"]) {

@@ -1,5 +1,6 @@
 import t from "tap";
-import { listLabNamespaces, NetnsLab, run, skipUnlessRoot } from "../../src/lab/netns.js";
+import { listLabNamespaces, NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
+import { run } from "../../src/system/exec.js";
 
 t.test("namespaces and veths are created, reachable, and removed at cleanup", async (t) => {
   if (skipUnlessRoot(t)) return;

@@ -23,24 +23,6 @@
 #include "io.h"
 #include "util.h"
 
-// Debian 12's kernel headers predate UDP segmentation offload on TUN (Linux 6.2) and
-// UDP GSO/GRO socket options may be missing on older libcs; the values are kernel ABI.
-#ifndef TUN_F_USO4
-#define TUN_F_USO4 0x20
-#endif
-#ifndef TUN_F_USO6
-#define TUN_F_USO6 0x40
-#endif
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-
 namespace vxtun {
 namespace {
 
@@ -77,9 +59,7 @@ Napi::Value TunOpen(const Napi::CallbackInfo& info) {
 Napi::Value TunIoctl(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t fd, which, value;
-  if (!ArgInt(info, 0, &fd, "fd") || !ArgInt(info, 1, &which, "which") ||
-      !ArgInt(info, 2, &value, "value"))
-    return env.Undefined();
+  if (!ArgInts(info, {{&fd, "fd"}, {&which, "which"}, {&value, "value"}})) return env.Undefined();
   int r;
   switch (which) {
     case 0:
@@ -103,9 +83,7 @@ Napi::Value TunIoctl(const Napi::CallbackInfo& info) {
 Napi::Value Socket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t d, t, p;
-  if (!ArgInt(info, 0, &d, "domain") || !ArgInt(info, 1, &t, "type") ||
-      !ArgInt(info, 2, &p, "protocol"))
-    return env.Undefined();
+  if (!ArgInts(info, {{&d, "domain"}, {&t, "type"}, {&p, "protocol"}})) return env.Undefined();
   int fd = socket(static_cast<int>(d), static_cast<int>(t) | SOCK_NONBLOCK | SOCK_CLOEXEC,
                   static_cast<int>(p));
   if (fd < 0) return ThrowErrno(env, "socket", errno);
@@ -116,8 +94,7 @@ Napi::Value Socket(const Napi::CallbackInfo& info) {
 Napi::Value SetsockoptInt(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t fd, level, name, value;
-  if (!ArgInt(info, 0, &fd, "fd") || !ArgInt(info, 1, &level, "level") ||
-      !ArgInt(info, 2, &name, "name") || !ArgInt(info, 3, &value, "value"))
+  if (!ArgInts(info, {{&fd, "fd"}, {&level, "level"}, {&name, "name"}, {&value, "value"}}))
     return env.Undefined();
   int v = static_cast<int>(value);
   int r = setsockopt(static_cast<int>(fd), static_cast<int>(level), static_cast<int>(name), &v,
@@ -154,9 +131,7 @@ Napi::Value AttachFilter(const Napi::CallbackInfo& info) {
 Napi::Value GetsockoptInt(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t fd, level, name;
-  if (!ArgInt(info, 0, &fd, "fd") || !ArgInt(info, 1, &level, "level") ||
-      !ArgInt(info, 2, &name, "name"))
-    return env.Undefined();
+  if (!ArgInts(info, {{&fd, "fd"}, {&level, "level"}, {&name, "name"}})) return env.Undefined();
   int v = 0;
   socklen_t len = sizeof v;
   if (getsockopt(static_cast<int>(fd), static_cast<int>(level), static_cast<int>(name), &v,
@@ -169,14 +144,9 @@ Napi::Value GetsockoptInt(const Napi::CallbackInfo& info) {
 Napi::Value Bind4(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t fd, addr, port;
-  if (!ArgInt(info, 0, &fd, "fd") || !ArgInt(info, 1, &addr, "addr") ||
-      !ArgInt(info, 2, &port, "port"))
-    return env.Undefined();
+  if (!ArgInts(info, {{&fd, "fd"}, {&addr, "addr"}, {&port, "port"}})) return env.Undefined();
   struct sockaddr_in sa;
-  std::memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(static_cast<uint32_t>(addr));
-  sa.sin_port = htons(static_cast<uint16_t>(port));
+  SetSockaddr4(&sa, static_cast<uint32_t>(addr), static_cast<uint16_t>(port));
   if (bind(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0)
     return ThrowErrno(env, "bind", errno);
   return env.Undefined();
@@ -211,7 +181,7 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
 Napi::Value Setns(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t fd, type;
-  if (!ArgInt(info, 0, &fd, "fd") || !ArgInt(info, 1, &type, "nstype")) return env.Undefined();
+  if (!ArgInts(info, {{&fd, "fd"}, {&type, "nstype"}})) return env.Undefined();
   if (setns(static_cast<int>(fd), static_cast<int>(type)) < 0)
     return ThrowErrno(env, "setns", errno);
   return env.Undefined();

@@ -159,24 +159,27 @@ Napi::Value Csum::SumMany(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+namespace {
+// [off, off+len) of `data` (size bytes) summed by `fn`; 0 for a range outside it.
+Napi::Value SumRange(const Napi::CallbackInfo& info, const uint8_t* data, size_t size,
+                     SumFn fn) {
+  uint32_t off = info[0].As<Napi::Number>().Uint32Value();
+  uint32_t len = info[1].As<Napi::Number>().Uint32Value();
+  uint32_t r = data == nullptr || static_cast<uint64_t>(off) + len > size ? 0 : fn(data + off, len);
+  return Napi::Number::New(info.Env(), r);
+}
+}  // namespace
+
 // sum(off, len) -> folded (not complemented) 16-bit one's-complement sum of
 // slab[off, off+len); 0 for a range outside the slab (callers check lengths first).
 Napi::Value Csum::Sum(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint32_t off = info[0].As<Napi::Number>().Uint32Value();
-  uint32_t len = info[1].As<Napi::Number>().Uint32Value();
-  if (data_ == nullptr || static_cast<uint64_t>(off) + len > len_) return Napi::Number::New(env, 0);
-  return Napi::Number::New(env, Sum16Best(data_ + off, len));
+  return SumRange(info, data_, len_, Sum16Best);
 }
 
 // sumScalar(off, len): sum() with the portable loop, whatever the CPU has; the tests
 // hold the vector loop to it.
 Napi::Value Csum::SumScalar(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint32_t off = info[0].As<Napi::Number>().Uint32Value();
-  uint32_t len = info[1].As<Napi::Number>().Uint32Value();
-  if (data_ == nullptr || static_cast<uint64_t>(off) + len > len_) return Napi::Number::New(env, 0);
-  return Napi::Number::New(env, Sum16(data_ + off, len));
+  return SumRange(info, data_, len_, Sum16);
 }
 
 }  // namespace vxtun

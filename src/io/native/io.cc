@@ -15,16 +15,6 @@
 
 #include "util.h"
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-
 namespace vxtun {
 
 namespace {
@@ -70,7 +60,7 @@ Napi::Function Io::Init(Napi::Env env) {
 Io::Io(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Io>(info), fd_(-1), kind_(kTun) {
   Napi::Env env = info.Env();
   int64_t fd, kind;
-  if (!ArgInt(info, 0, &fd, "fd") || !ArgInt(info, 1, &kind, "kind")) return;
+  if (!ArgInts(info, {{&fd, "fd"}, {&kind, "kind"}})) return;
   if (kind != kTun && kind != kSocket) {
     ThrowType(env, "Io: unknown kind");
     return;
@@ -592,10 +582,7 @@ struct msghdr& Io::PrepareMessage(uint32_t k, uint8_t* data, uint32_t len, uint3
   iov_[k].iov_len = len;
   msgLen_[k] = len;
   struct sockaddr_in& sa = sa_[k];
-  std::memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(addr);
-  sa.sin_port = htons(static_cast<uint16_t>(port));
+  SetSockaddr4(&sa, addr, static_cast<uint16_t>(port));
   struct msghdr& h = msgs_[k].msg_hdr;
   h.msg_name = &sa;
   h.msg_namelen = sizeof sa;
@@ -682,6 +669,31 @@ bool Io::ParseSendArgs(const Napi::CallbackInfo& info, size_t extra, const char*
   return true;
 }
 
+// The loop of send() and sendGso(): chunks of up to kMaxBatch messages, message k of a
+// chunk built from batch entry j by prepare(k, j), one sendmmsg per chunk. prepare
+// returns false to end the chunk before j (a range outside the slab, a caller bug, or
+// gather scratch used up); an entry that cannot start a chunk is dropped and counted.
+// Returns how many entries were consumed. A template so prepare inlines into the loop.
+template <typename Prepare>
+int64_t Io::SendLoop(const SendArgs& a, Prepare prepare) {
+  int64_t i = 0;
+  int refusedRetries = 0;
+  while (i < a.count) {
+    uint32_t chunk = static_cast<uint32_t>(std::min<int64_t>(a.count - i, kMaxBatch));
+    uint32_t built = 0;
+    while (built < chunk && prepare(built, a.from + i + built)) built++;
+    if (built == 0) {
+      stats_[kTxErrors]++;
+      i++;
+      continue;
+    }
+    stats_[kTxCalls]++;
+    int r = sendmmsg(fd_, msgs_.data(), built, MSG_DONTWAIT);
+    if (!AfterSend(r, built, a.addr + a.from, a.port + a.from, &i, &refusedRetries)) break;
+  }
+  return i;
+}
+
 // send(off, len, addr, port, from, count) -> consumed. sendmmsg with one destination
 // per message. Same return contract as write().
 Napi::Value Io::Send(const Napi::CallbackInfo& info) {
@@ -690,33 +702,14 @@ Napi::Value Io::Send(const Napi::CallbackInfo& info) {
   if (kind_ != kSocket) return ThrowType(env, "send needs a socket");
   SendArgs a;
   if (!ParseSendArgs(info, 0, "send", &a)) return env.Undefined();
-  uint32_t *off = a.off, *len = a.len, *addr = a.addr;
-  uint16_t* port = a.port;
-  int64_t from = a.from, count = a.count;
-
-  int64_t i = 0;
-  int refusedRetries = 0;
-  while (i < count) {
-    uint32_t chunk = static_cast<uint32_t>(std::min<int64_t>(count - i, kMaxBatch));
-    uint32_t built = 0;
-    for (; built < chunk; built++) {
-      int64_t j = from + i + built;
-      // A range outside the slab is a caller bug; stop the chunk before it.
-      if (!InSlab(off[j], len[j])) break;
-      struct msghdr& h = PrepareMessage(built, slab_ + off[j], len[j], addr[j], port[j]);
-      h.msg_control = nullptr;
-      h.msg_controllen = 0;
-    }
-    if (built == 0) {
-      stats_[kTxErrors]++;
-      i++;
-      continue;
-    }
-    stats_[kTxCalls]++;
-    int r = sendmmsg(fd_, msgs_.data(), built, MSG_DONTWAIT);
-    if (!AfterSend(r, built, addr + from, port + from, &i, &refusedRetries)) break;
-  }
-  return Napi::Number::New(env, static_cast<double>(i));
+  int64_t sent = SendLoop(a, [this, &a](uint32_t k, int64_t j) {
+    if (!InSlab(a.off[j], a.len[j])) return false;
+    struct msghdr& h = PrepareMessage(k, slab_ + a.off[j], a.len[j], a.addr[j], a.port[j]);
+    h.msg_control = nullptr;
+    h.msg_controllen = 0;
+    return true;
+  });
+  return Napi::Number::New(env, static_cast<double>(sent));
 }
 
 // setVnet(bytes): TUN reads carry a virtio_net_hdr of this size in front of the packet.
@@ -830,64 +823,47 @@ Napi::Value Io::SendGso(const Napi::CallbackInfo& info) {
   if (!ParseSendArgs(info, 2, "sendGso", &a)) return env.Undefined();
   if (static_cast<size_t>(a.from + a.count) > std::min(nGso, nMeta))
     return ThrowType(env, "sendGso: range outside the batch");
-  uint32_t *off = a.off, *len = a.len, *addr = a.addr;
-  uint16_t* port = a.port;
-  int64_t from = a.from, count = a.count;
-
-  int64_t i = 0;
-  int refusedRetries = 0;
-  while (i < count) {
-    uint32_t chunk = static_cast<uint32_t>(std::min<int64_t>(count - i, kMaxBatch));
-    uint32_t built = 0;
-    size_t gUsed = 0;
-    for (; built < chunk; built++) {
-      int64_t j = from + i + built;
-      uint32_t msgLen = len[j];
-      if (gCount_ != nullptr && static_cast<size_t>(j) < gEntries_ && gCount_[j] > 0) {
-        size_t at = gUsed;
-        bool full = false;
-        int64_t total = GatherInto(giov_.data() + at, giov_.size() - at, j, &gUsed, &full);
-        if (total < 0) break;  // scratch full (sent next turn) or a bad range (below)
-        gUsed += at;
-        msgLen = static_cast<uint32_t>(total);
-        struct msghdr& g = PrepareMessage(built, nullptr, 0, addr[j], port[j]);
-        g.msg_iov = giov_.data() + at;
-        g.msg_iovlen = gUsed - at;
-        msgLen_[built] = msgLen;
-      } else {
-        if (!InSlab(off[j], len[j])) break;
-        PrepareMessage(built, slab_ + off[j], len[j], addr[j], port[j]);
-      }
-      struct msghdr& h = msgs_[built].msg_hdr;
-      uint8_t* ctrl = &ctrl_[built * kCtrl];
-      std::memset(ctrl, 0, kCtrl);
-      size_t used = 0;
-      if (gso[j] > 0 && msgLen > gso[j]) {
-        struct cmsghdr* c = reinterpret_cast<struct cmsghdr*>(ctrl);
-        c->cmsg_level = SOL_UDP;
-        c->cmsg_type = UDP_SEGMENT;
-        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-        uint16_t g = gso[j];
-        std::memcpy(CMSG_DATA(c), &g, sizeof g);
-        used += CMSG_SPACE(sizeof(uint16_t));
-      }
-      if ((meta[j] & 0xff) != 0) {
-        used += PutCmsgInt(ctrl + used, SOL_IP, IP_TOS, meta[j] >> 8);
-        used += PutCmsgInt(ctrl + used, SOL_IP, IP_TTL, meta[j] & 0xff);
-      }
-      h.msg_control = used > 0 ? ctrl : nullptr;
-      h.msg_controllen = used;
+  size_t gUsed = 0;  // gather scratch taken by the chunk being built
+  int64_t sent = SendLoop(a, [&](uint32_t k, int64_t j) {
+    if (k == 0) gUsed = 0;
+    uint32_t msgLen = a.len[j];
+    if (gCount_ != nullptr && static_cast<size_t>(j) < gEntries_ && gCount_[j] > 0) {
+      size_t at = gUsed;
+      bool full = false;
+      int64_t total = GatherInto(giov_.data() + at, giov_.size() - at, j, &gUsed, &full);
+      if (total < 0) return false;  // scratch full (sent next turn) or a bad range
+      gUsed += at;
+      msgLen = static_cast<uint32_t>(total);
+      struct msghdr& g = PrepareMessage(k, nullptr, 0, a.addr[j], a.port[j]);
+      g.msg_iov = giov_.data() + at;
+      g.msg_iovlen = gUsed - at;
+      msgLen_[k] = msgLen;
+    } else {
+      if (!InSlab(a.off[j], a.len[j])) return false;
+      PrepareMessage(k, slab_ + a.off[j], a.len[j], a.addr[j], a.port[j]);
     }
-    if (built == 0) {
-      stats_[kTxErrors]++;
-      i++;
-      continue;
+    struct msghdr& h = msgs_[k].msg_hdr;
+    uint8_t* ctrl = &ctrl_[k * kCtrl];
+    std::memset(ctrl, 0, kCtrl);
+    size_t used = 0;
+    if (gso[j] > 0 && msgLen > gso[j]) {
+      struct cmsghdr* c = reinterpret_cast<struct cmsghdr*>(ctrl);
+      c->cmsg_level = SOL_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      uint16_t g = gso[j];
+      std::memcpy(CMSG_DATA(c), &g, sizeof g);
+      used += CMSG_SPACE(sizeof(uint16_t));
     }
-    stats_[kTxCalls]++;
-    int r = sendmmsg(fd_, msgs_.data(), built, MSG_DONTWAIT);
-    if (!AfterSend(r, built, addr + from, port + from, &i, &refusedRetries)) break;
-  }
-  return Napi::Number::New(env, static_cast<double>(i));
+    if ((meta[j] & 0xff) != 0) {
+      used += PutCmsgInt(ctrl + used, SOL_IP, IP_TOS, meta[j] >> 8);
+      used += PutCmsgInt(ctrl + used, SOL_IP, IP_TTL, meta[j] & 0xff);
+    }
+    h.msg_control = used > 0 ? ctrl : nullptr;
+    h.msg_controllen = used;
+    return true;
+  });
+  return Napi::Number::New(env, static_cast<double>(sent));
 }
 
 // close(closeFd: boolean). Idempotent. Stops the watcher before the fd is closed, as

@@ -100,6 +100,8 @@ class Io : public Napi::ObjectWrap<Io> {
                      SendArgs* a);
   bool AfterSend(int r, uint32_t built, const uint32_t* addr, const uint16_t* port, int64_t* i,
                  int* refusedRetries);
+  template <typename Prepare>
+  int64_t SendLoop(const SendArgs& a, Prepare prepare);
   uint32_t DrainErrQueue(bool fromPoll);
   void ReportPmtu(uint32_t addr, uint32_t port, uint32_t mtu);
   void CallJs(Napi::FunctionReference& fn, std::initializer_list<napi_value> args);

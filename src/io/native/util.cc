@@ -79,4 +79,12 @@ bool ArgInt(const Napi::CallbackInfo& info, size_t i, int64_t* out, const char* 
   return true;
 }
 
+bool ArgInts(const Napi::CallbackInfo& info, std::initializer_list<IntArg> args) {
+  size_t i = 0;
+  for (const IntArg& a : args) {
+    if (!ArgInt(info, i++, a.out, a.what)) return false;
+  }
+  return true;
+}
+
 }  // namespace vxtun

@@ -3,10 +3,31 @@
 #pragma once
 
 #include <napi.h>
+#include <netinet/in.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <initializer_list>
 #include <string>
+
+// Debian 12's kernel headers predate UDP segmentation offload on TUN (Linux 6.2) and
+// UDP GSO/GRO socket options may be missing on older libcs; the values are kernel ABI.
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
 
 namespace vxtun {
 
@@ -35,5 +56,20 @@ T* TypedData(Napi::Env env, Napi::Value v, napi_typedarray_type type, size_t* le
 
 // Argument helpers: return false with a pending TypeError when the argument is wrong.
 bool ArgInt(const Napi::CallbackInfo& info, size_t i, int64_t* out, const char* what);
+
+// Arguments 0, 1, 2 … as integers, e.g. ArgInts(info, {{&fd, "fd"}, {&level, "level"}}).
+struct IntArg {
+  int64_t* out;
+  const char* what;
+};
+bool ArgInts(const Napi::CallbackInfo& info, std::initializer_list<IntArg> args);
+
+// An IPv4 socket address; addr in host byte order.
+inline void SetSockaddr4(struct sockaddr_in* sa, uint32_t addr, uint16_t port) {
+  std::memset(sa, 0, sizeof *sa);
+  sa->sin_family = AF_INET;
+  sa->sin_addr.s_addr = htonl(addr);
+  sa->sin_port = htons(port);
+}
 
 }  // namespace vxtun

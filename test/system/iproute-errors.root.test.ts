@@ -1,0 +1,155 @@
+// iproute2 failures get their kind in one place (ipErrorKind); callers only test the kind.
+// The live cases provoke each failure with the real `ip`/`bridge` inside a namespace made
+// for the test, so a changed message in a new iproute2 or kernel shows up here first.
+import t from "tap";
+import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
+import {
+  addrAdd,
+  bridge,
+  ensureBridge,
+  IpError,
+  type IpErrorKind,
+  ip,
+  ipBatch,
+  ipErrorKind,
+  linkDel,
+  routeDel,
+  unless,
+} from "../../src/system/iproute.js";
+
+/** The IpError a failing call rejects with. */
+async function failure(p: Promise<unknown>): Promise<IpError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof IpError) return e;
+    throw e;
+  }
+  throw new Error("expected the command to fail");
+}
+
+t.test("recorded outputs (iproute2 6.1, Linux 6.x) and exit codes", async (t) => {
+  const cases: [number, string, IpErrorKind][] = [
+    [2, "RTNETLINK answers: File exists\n", "exists"],
+    [1, "RTNETLINK answers: File exists\nCommand failed -:1\n", "exists"],
+    [2, "Error: ipv4: Address already assigned.\n", "exists"],
+    [1, 'Cannot find device "nope0"\n', "not-found"],
+    [1, 'Device "nope0" does not exist.\n', "not-found"],
+    [255, 'Error: argument "nobr" is wrong: Device does not exist\n\n', "not-found"],
+    [2, "Error: ipv4: Address not found.\n", "not-found"],
+    [2, "RTNETLINK answers: No such process\n", "not-found"],
+    [2, "RTNETLINK answers: No such file or directory\n", "not-found"],
+    [1, "nsenter: cannot open /proc/999999/ns/net: No such file or directory\n", "not-found"],
+    [255, 'Cannot open network namespace "vxt-x": No such file or directory\n', "not-found"],
+    [2, "RTNETLINK answers: Operation not permitted\n", "permission"],
+    [255, 'setting the network namespace "x" failed: Operation not permitted\n', "permission"],
+    [255, "RTNETLINK answers: Operation not supported\n", "other"],
+    [255, 'Error: argument "/x" is wrong: Invalid "netns" value\n\n', "other"],
+    // Never started: whatever the text, it says nothing about the object.
+    [127, "spawn ip ENOENT\nNo such file or directory\n", "other"],
+  ];
+  for (const [code, stderr, kind] of cases) {
+    t.equal(ipErrorKind(code, stderr), kind, `${kind}: ${stderr.trim().split("\n")[0]}`);
+  }
+});
+
+t.test("live: each failure from the real tools gets its kind", async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const lab = await NetnsLab.create(t);
+  const ns = await lab.addNs("iperr");
+  await ip(ns, ["link", "add", "br0", "type", "bridge"]);
+  await ip(ns, ["link", "add", "ve0", "type", "veth", "peer", "name", "ve1"]);
+  await addrAdd(ns, "br0", "10.9.0.1/24");
+  await ip(ns, ["link", "set", "br0", "up"]);
+
+  const cases: [string, () => Promise<unknown>, IpErrorKind][] = [
+    ["adding a link that exists", () => ip(ns, ["link", "add", "br0", "type", "bridge"]), "exists"],
+    ["adding an address twice", () => addrAdd(ns, "br0", "10.9.0.1/24"), "exists"],
+    ["a route twice", () => ip(ns, ["route", "add", "10.9.0.0/24", "dev", "br0"]), "exists"],
+    ["deleting a missing link", () => linkDel(ns, "nope0"), "not-found"],
+    ["showing a missing link", () => ip(ns, ["link", "show", "dev", "nope0"]), "not-found"],
+    [
+      "a missing master",
+      () => ip(ns, ["link", "set", "dev", "ve0", "master", "nobr"]),
+      "not-found",
+    ],
+    [
+      "deleting a missing address",
+      () => ip(ns, ["addr", "del", "10.9.9.9/24", "dev", "br0"]),
+      "not-found",
+    ],
+    ["deleting a missing route", () => routeDel(ns, { dst: "10.7.0.0/24" }), "not-found"],
+    [
+      "deleting a missing neighbour",
+      () => ip(ns, ["neigh", "del", "10.9.0.9", "dev", "br0"]),
+      "not-found",
+    ],
+    ["a missing pod namespace path", () => ip("/proc/2147483647/ns/net", ["link"]), "not-found"],
+    ["a missing namespace name", () => ip(`${ns}-gone`, ["link"]), "not-found"],
+    [
+      "a batch stopping at an existing link",
+      () =>
+        ipBatch(ns, [
+          ["link", "set", "dev", "br0", "up"],
+          ["link", "add", "ve0", "type", "dummy"],
+        ]),
+      "exists",
+    ],
+    [
+      "a batch stopping at a missing device",
+      () =>
+        ipBatch(ns, [
+          ["link", "set", "dev", "br0", "up"],
+          ["link", "del", "dev", "nope0"],
+        ]),
+      "not-found",
+    ],
+    [
+      "fdb del on the bridge itself",
+      () => bridge(ns, ["fdb", "del", "02:00:00:00:00:01", "dev", "br0", "master"]),
+      "other",
+    ],
+  ];
+  for (const [what, fn, kind] of cases) {
+    const e = await failure(fn());
+    t.equal(e.kind, kind, `${what}: ${e.detail}`);
+    t.notMatch(e.detail, /Command failed/, "the batch line counter is not part of the detail");
+  }
+
+  // unless(): exactly the one kind passes, everything else still rejects.
+  t.equal(await linkDel(ns, "nope0").catch(unless("not-found")), undefined);
+  t.equal((await failure(linkDel(ns, "nope0").catch(unless("exists")))).kind, "not-found");
+  await t.rejects(ip(ns, ["link", "add", "x", "type", "no-such-kind"]).catch(unless("exists")));
+});
+
+t.test("live: ensureBridge creates, repairs and repeats without error", async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const lab = await NetnsLab.create(t);
+  const ns = await lab.addNs("br");
+  const network = { addr: 0x0af40000, len: 16 }; // 10.244.0.0/16
+  const want = { cidr: "10.244.1.1/24", mtu: 1450, network };
+  await ensureBridge(ns, "cni0", want);
+  // A restarted node with another subnet: the old address in the network goes, one
+  // outside it stays, and a second call in a row changes nothing.
+  await addrAdd(ns, "cni0", "10.244.7.1/24");
+  await addrAdd(ns, "cni0", "192.0.2.1/24");
+  await ip(ns, ["link", "set", "cni0", "mtu", "1500", "down"]);
+  await ensureBridge(ns, "cni0", want);
+  await ensureBridge(ns, "cni0", want);
+  const [link] = JSON.parse(await ip(ns, ["-json", "addr", "show", "dev", "cni0"])) as {
+    mtu: number;
+    flags: string[];
+    addr_info: { family: string; local: string; prefixlen: number }[];
+  }[];
+  t.equal(link.mtu, 1450);
+  t.ok(link.flags.includes("UP"), "up");
+  t.same(
+    link.addr_info
+      .filter((a) => a.family === "inet")
+      .map((a) => `${a.local}/${a.prefixlen}`)
+      .sort(),
+    ["10.244.1.1/24", "192.0.2.1/24"],
+  );
+  // Two creators at once (two CNI ADDs for the first pods): both succeed.
+  await Promise.all([ensureBridge(ns, "cni1", want), ensureBridge(ns, "cni1", want)]);
+});
