@@ -7,7 +7,7 @@ import { join } from "node:path";
 import t from "tap";
 import { ControlServer } from "../../src/api/server.js";
 import { NetnsLab } from "../../src/lab/netns.js";
-import { run, runOk } from "../../src/system/exec.js";
+import { runOk } from "../../src/system/exec.js";
 import { cniTestEnv, driver, startCniServerIn, writeNodeFiles } from "../fixtures/cni.js";
 
 interface Result {

@@ -5,7 +5,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
 import { NetnsLab } from "../../src/lab/netns.js";
-import { run, runOk } from "../../src/system/exec.js";
+import { runOk } from "../../src/system/exec.js";
 import { cniTestEnv, driver, startCniServerIn, writeNodeFiles } from "../fixtures/cni.js";
 
 const N = 20;
