@@ -1,6 +1,6 @@
 // Traffic tools driven inside lab namespaces: iperf3 (TCP/UDP), ping RTT percentiles,
 // the kernel's checksum-error counters (nstat) and a process's CPU time. Every run is
-// bounded in time (DESIGN.md §5).
+// bounded in time (docs/network-safety.md).
 import { readFileSync } from "node:fs";
 import type { NetnsLab } from "../lab/netns.js";
 

@@ -1,4 +1,4 @@
-// etcd v3 store in flannel's exact layout (DESIGN.md §4), so a vxtun node joins a cluster
+// etcd v3 store in flannel's exact layout (docs/flannel-compat.md), so a vxtun node joins a cluster
 // whose other nodes run flanneld. Claims are transactions (create-if-absent, or
 // compare-and-swap on the key's mod revision when re-claiming our own), leases are etcd
 // leases with a TTL, so etcd itself deletes a dead node's key and every watcher sees it.

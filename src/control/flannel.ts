@@ -1,5 +1,5 @@
 // flannel's etcd data model, spoken exactly so a vxtun node and flanneld nodes can share
-// one cluster (DESIGN.md §4): `<prefix>/config` holds the network, `<prefix>/subnets/
+// one cluster (docs/flannel-compat.md): `<prefix>/config` holds the network, `<prefix>/subnets/
 // 10.244.1.0-24` one node's lease. Values are parsed leniently (flanneld adds fields we
 // do not use) but the fields we rely on are checked, so a bad value is one clear line.
 import { z } from "zod";

@@ -44,7 +44,7 @@ export async function addKernelVxlan(o: KernelVxlanOptions): Promise<string> {
     ...["dev", o.underlayDev, "dstport", String(o.port ?? 8472), "nolearning"],
   ]);
   await ip(o.ns, ["link", "set", dev, "address", o.vtepMac, "mtu", String(o.mtu ?? 1450)]);
-  // DESIGN.md §4: over veth the kernel would leave inner checksums for a NIC that
+  // docs/kernel-interfaces.md: over veth the kernel would leave inner checksums for a NIC that
   // isn't there; finishing them in software is what a real NIC would do.
   if (o.finishChecksums !== false) {
     await runOk(["ip", "netns", "exec", o.ns, "ethtool", "-K", o.underlayDev, "tx", "off"]);

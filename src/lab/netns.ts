@@ -1,4 +1,4 @@
-// Network namespaces for labs and tests. DESIGN.md §5 is a hard rule here: every
+// Network namespaces for labs and tests. docs/network-safety.md is a hard rule here: every
 // namespace and link carries a per-run prefix, nothing touches the root namespace
 // beyond creating/deleting our own namespaces, and cleanup runs on success, failure
 // and interruption alike. Everything goes through iproute2 with argv arrays — never

@@ -3,7 +3,7 @@
 // run in (a dataplane started inside its node's namespace), a name = `-n <name>`, an
 // absolute path (a pod's /proc/PID/ns/net) = `nsenter --net=<path>`, which leaves nothing
 // behind if we die. The root namespace is only ever "" for a process that was started
-// there on purpose (DESIGN.md §5). Failures reject with an IpError whose `kind` is read
+// there on purpose (docs/network-safety.md). Failures reject with an IpError whose `kind` is read
 // from iproute2's output here, once, so callers test a kind and never match its text.
 // Light on purpose: the CNI plugin's slow path loads it on every call.
 import { parseCidr, prefixMask } from "../encap/addr.js";

@@ -21,7 +21,7 @@ export interface OffloadProbe {
  * Creates a throwaway TUN device (IFF_VNET_HDR, no persistence) in the CURRENT network
  * namespace, tries TUNSETOFFLOAD combinations, and probes UDP_SEGMENT / UDP_GRO on a
  * throwaway socket. In tests and labs call it inside withNetns(), so the root
- * namespace never sees the device (DESIGN.md §5).
+ * namespace never sees the device (docs/network-safety.md).
  */
 export function probeOffloads(): OffloadProbe {
   const { fd } = native.tunOpen("vxtprobe%d", C.IFF_TUN | C.IFF_NO_PI | C.IFF_VNET_HDR);

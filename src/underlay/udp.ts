@@ -1,6 +1,6 @@
 // Batched UDP/IPv4: recvmmsg into free slab slots, sendmmsg with a destination per
 // message. node:dgram allocates and copies per datagram and cannot batch, so the
-// dataplane uses this instead (DESIGN.md §4).
+// dataplane uses this instead (docs/kernel-interfaces.md).
 //
 // Errors and path MTU: IP_RECVERR is on by default. Then an unconnected socket still
 // learns about ICMP errors: a port unreachable shows up as ECONNREFUSED on the next

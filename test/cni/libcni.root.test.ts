@@ -1,7 +1,7 @@
 // The CNI oracle: Debian's libcni drives ADD -> CHECK -> DEL -> DEL with vxtun followed
 // by the reference portmap and bandwidth plugins; then DEL of a vanished netns, the
 // slow path without an agent, GC and STATUS. Everything happens in a node namespace
-// created here; the pods are namespaces created here too (DESIGN.md §5).
+// created here; the pods are namespaces created here too (docs/network-safety.md).
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";

@@ -53,7 +53,7 @@ t.test("vxtun vxlan <-> kernel vxlan (flannel-style)", async (t) => {
   t.ok(stats.counters.decap_packets >= 6, "vxtun decapsulated the kernel's packets");
   if (ab.code !== 0) t.comment(vx.output());
 
-  // (addKernelVxlan turned tx checksum offload off on B's underlay veth: DESIGN.md §4.)
+  // (addKernelVxlan turned tx checksum offload off on B's underlay veth: docs/kernel-interfaces.md.)
   await tcpBothWays(t, lab, {
     clientNs: a.ns,
     clientIp: "10.244.1.1",
