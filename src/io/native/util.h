@@ -5,6 +5,7 @@
 #include <napi.h>
 #include <netinet/in.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -70,6 +71,12 @@ inline void SetSockaddr4(struct sockaddr_in* sa, uint32_t addr, uint16_t port) {
   sa->sin_family = AF_INET;
   sa->sin_addr.s_addr = htonl(addr);
   sa->sin_port = htons(port);
+}
+
+// Errors after which a TUN fd can never deliver again (device deleted or detached).
+inline bool TunFatal(int err) {
+  return err == EBADFD || err == EBADF || err == EIO || err == ENODEV || err == ENXIO ||
+         err == EPIPE;
 }
 
 }  // namespace vxtun
