@@ -34,9 +34,12 @@ import {
   HDRS,
   IN,
   OUT,
+  offerAll,
   PREFIX,
+  refillL4Checksum,
   SCRATCH,
   SIZE,
+  segmentInRounds,
   vnetHdr,
 } from "../fixtures/super-packets.js";
 
@@ -55,14 +58,8 @@ t.test("USO: a UDP super-packet becomes the sender's datagrams, checksums valid"
         const total = buildUdp(u8, payload, id);
         const hdr = usoHeaderLen(u8, IN, total);
         if (hdr !== 28) return false;
-        for (let i = 0; i < PREFIX; i++) u8[HDRS + i] = 0xa0 + i;
         const segs = Math.ceil(payload.length / size);
-        let n = 0;
-        for (let first = 0; first < segs; first += round) {
-          const at = HDRS + first * (PREFIX + hdr);
-          if (first > 0) u8.copyWithin(at, HDRS, HDRS + PREFIX);
-          n += superSegment(u8, true, IN, total, hdr, size, at, PREFIX, summer, first, round);
-        }
+        const n = segmentInRounds(u8, true, total, hdr, size, summer, segs, round);
         if (n !== segs) return false;
         const got: number[] = [];
         for (let k = 0; k < n; k++) {
@@ -236,21 +233,11 @@ t.test("USO merging refuses what must stay apart", async (t) => {
       // Keep both checksums valid, so that only the tested property differs.
       write16(u8, seg1 + 10, 0);
       write16(u8, seg1 + 10, internetChecksum(u8, seg1, 20));
-      write16(u8, seg1 + 26, 0);
-      const sum = checksumSum(u8, seg1 + 20, 1008) + ipv4PseudoHeaderSum(u8, seg1, 17, 1008);
-      write16(u8, seg1 + 26, ~checksumFold(sum) & 0xffff);
+      refillL4Checksum(u8, seg1, 17, 1008);
     }
     const sink = new Keep(u8);
     const co = new Coalescer(u8, summer, sink, 0, true);
-    let no = 0;
-    for (let k = 0; k < n; k++) {
-      const ip = OUT + k * stride + PREFIX;
-      if (!co.add(0, ip, read16(u8, ip + 2))) {
-        co.flush();
-        no++;
-      }
-    }
-    co.flush();
+    const no = offerAll(co, u8, n, stride);
     t.equal(no, refused, `${what}: ${refused} refused`);
     t.equal(sink.got.length, writes, `${what}: ${writes} writes around it`);
     if (what === "a corrupt payload") t.equal(co.badChecksum, 1, "counted as a bad checksum");
