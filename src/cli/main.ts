@@ -13,6 +13,7 @@ import {
   type VerbSpec,
 } from "../api/verbs.js";
 import { formatStats } from "../dataplane/stats.js";
+import { VERSION } from "./version.js";
 
 function socketPath(opts: { socket?: string; name?: string }): string {
   return opts.socket ?? `/run/vxtun/${opts.name ?? "vxtun"}.sock`;
@@ -71,6 +72,7 @@ function verbCommands(program: Command): void {
 export function buildProgram(): Command {
   const program = new Command("vxtun")
     .description("userspace VXLAN and IP-in-IP dataplane")
+    .version(VERSION, "-V, --version", "print the version")
     .option("--name <instance>", "instance name (default socket /run/vxtun/<name>.sock)", "vxtun")
     .option("--socket <path>", "control socket of the instance")
     .showHelpAfterError("(run 'vxtun help' for usage)")
