@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything vxtun needs on a fresh Debian 12 machine and builds it:
 # the Debian tools the dataplane, labs and tests drive (iproute2, tshark, iperf3,
-# scapy, etcd, Go + libcni source for the CNI tests, reference CNI plugins), then
+# scapy, etcd, Go + libcni source for the CNI tests, reference CNI plugins, nftables for
+# masquerade, openssl for the etcd TLS test, systemd-analyze to verify the unit), then
 # `npm ci`, which also builds the native addon with node-gyp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ packages=(
   iproute2 iputils-ping ethtool tcpdump tshark iperf3 netcat-openbsd
   python3-scapy etcd-server etcd-client
   golang-go golang-github-appc-cni-dev containernetworking-plugins
-  g++ make python3 iptables util-linux
+  g++ make python3 iptables util-linux nftables openssl systemd
 )
 missing=()
 for p in "${packages[@]}"; do
