@@ -230,7 +230,7 @@ export function icmp6WriteError(
   const at = ipv6UpperOffset(src, srcOff, srcLen, IPPROTO_ICMPV6);
   if (at !== 0 && at < srcLen && src[srcOff + at] < ICMP6_ECHO_REQUEST) return 0;
   const room = IPV6_MIN_MTU - IPV6_HDR_LEN - ICMP6_HDR_LEN;
-  const quote = srcLen < room ? srcLen : room;
+  const quote = Math.min(srcLen, room);
   const icmp = dstOff + IPV6_HDR_LEN;
   const data = icmp + ICMP6_HDR_LEN;
   // The quote and the offender's source first: in a shared buffer they may overlap.
