@@ -1,4 +1,4 @@
-// Forwarding-table microbenchmarks: route LPM with 10,000 routes, FDB lookup and
+// Forwarding-table microbenchmarks: route LPM with 10,000 routes (IPv4 and IPv6), FDB lookup and
 // learn-refresh with 10,000 MACs, neighbour lookups, and allocation over 10 M lookups.
 // Run: node --import tsx bench/fdb.ts   (prints a Markdown table)
 //
@@ -13,6 +13,7 @@ import { prefixMask } from "../src/encap/addr.js";
 import { Fdb } from "../src/fdb/fdb.js";
 import { NeighTable } from "../src/fdb/neigh.js";
 import { RouteTable } from "../src/fdb/route.js";
+import { RouteTable6 } from "../src/fdb/route6.js";
 
 const N = 10_000;
 const BATCH = 4096;
@@ -43,6 +44,43 @@ for (let i = 0; i < BATCH; i++) {
 }
 let routeHits = 0;
 for (const k of routeKeys) if (routes.lookup(k) !== undefined) routeHits++;
+
+// --- IPv6 routes, 10,000 each way; keys are packets' destination fields (16 bytes each
+// in one buffer), half inside a prefix, half random.
+// Pod-network shape: 9,000 /64 node subnets of one /48 and 1,000 /128 hosts in them.
+// Worst shape: random /48-/128 prefixes under fd00::/8, sharing little of their paths.
+function table6(pick: () => { addr: Uint8Array; len: number }) {
+  const table = new RouteTable6();
+  const ps: { addr: Uint8Array; len: number }[] = [];
+  while (table.size < N) {
+    const { addr, len } = pick();
+    for (let bit = len; bit < 128; bit++) addr[bit >>> 3] &= ~(0x80 >>> (bit & 7));
+    if (table.get(addr, len) !== undefined) continue;
+    table.add(addr, len, { gateway: addr, onlink: true, mtu: 1430 });
+    ps.push({ addr, len });
+  }
+  const keys = new Uint8Array(BATCH * 16);
+  for (let i = 0; i < BATCH; i++) {
+    for (let b = 0; b < 16; b++) keys[i * 16 + b] = rnd() & 0xff;
+    if (i % 2 === 0) {
+      const p = ps[rnd() % ps.length];
+      keys.set(p.addr.subarray(0, Math.ceil(p.len / 8)), i * 16);
+    }
+  }
+  return { table, keys };
+}
+/** 16 bytes: `head`, then random. */
+const randomAfter = (head: number[]): Uint8Array => {
+  const a = new Uint8Array(16);
+  a.set(head);
+  for (let i = head.length; i < 16; i++) a[i] = rnd() & 0xff;
+  return a;
+};
+const pod6 = table6(() => {
+  const a = randomAfter([0xfd, 0, 0, 0x10, 0x02, 0x44]);
+  return { addr: a, len: rnd() % 10 === 0 ? 128 : 64 };
+});
+const wide6 = table6(() => ({ addr: randomAfter([0xfd]), len: 48 + (rnd() % 81) }));
 
 /** The alternative: one Map per prefix length, probed over the lengths present. */
 class HashLpm {
@@ -110,6 +148,14 @@ function routeBatch(): void {
   for (let i = 0; i < BATCH; i++) if (routes.lookup(routeKeys[i]) !== undefined) n++;
   sink[0] += n;
 }
+function route6Batch(t: { table: RouteTable6; keys: Uint8Array }): () => void {
+  const { table, keys } = t;
+  return () => {
+    let n = 0;
+    for (let i = 0; i < BATCH; i++) if (table.lookup(keys, i * 16) !== undefined) n++;
+    sink[0] += n;
+  };
+}
 function hashBatch(): void {
   let n = 0;
   for (let i = 0; i < BATCH; i++) n += hashLpm.find(routeKeys[i]);
@@ -138,6 +184,8 @@ function neighBatch(): void {
 const cases: [string, () => void][] = [
   ["route lookup (16-8-8 trie, 10k routes)", routeBatch],
   ["route lookup (hash-per-length LPM, for comparison)", hashBatch],
+  ["IPv6 route lookup (16-8-...-8 trie, 10k pod-network routes)", route6Batch(pod6)],
+  ["IPv6 route lookup (same trie, 10k random /48-/128 routes)", route6Batch(wide6)],
   ["FDB lookup (10k MACs, 1/8 unknown)", fdbLookupBatch],
   ["FDB learn-refresh (10k MACs)", fdbLearnBatch],
   ["neighbour resolve (10k entries)", neighBatch],
@@ -186,6 +234,10 @@ const mb = (n: number): string => (n / 1048576).toFixed(1);
 console.log(`Node ${process.version}, ${N} entries per table, batches of ${BATCH} lookups.`);
 console.log(
   `Route keys: ${routeHits}/${BATCH} hits; trie nodes: ${(routes as unknown as { lpm: { nodes: number } }).lpm.nodes}; heap used after setup: ${mb(process.memoryUsage().heapUsed)} MB, array buffers ${mb(process.memoryUsage().arrayBuffers)} MB.\n`,
+);
+const trie = (t: { table: RouteTable6 }) => (t.table as unknown as { lpm: { bytes: number } }).lpm;
+console.log(
+  `IPv6 trie memory: ${mb(trie(pod6).bytes)} MB pod-network shape, ${mb(trie(wide6).bytes)} MB random shape.\n`,
 );
 console.log("| operation | per second | per lookup | error |");
 console.log("|---|---|---|---|");

@@ -57,6 +57,14 @@ export enum Drop {
   // Learning
   /** vxlan-l2: a frame's source MAC is a static FDB entry at another node. */
   FdbStaticConflict = 39,
+  // Decode: IPv6 (RFC 8200)
+  Ipv6BadVersion = 40,
+  /** Payload length 0 with a hop-by-hop header: a jumbogram (RFC 2675), never tunnelled. */
+  Ipv6Jumbogram = 41,
+  Icmp6Truncated = 42,
+  Icmp6BadChecksum = 43,
+  /** A neighbour solicitation or advertisement failing RFC 4861 §7.1 validation. */
+  NdpInvalid = 44,
 }
 
 /** Stable snake_case counter names, indexed by `Drop` code. */
@@ -101,6 +109,11 @@ export const dropName: readonly string[] = Object.freeze([
   "vnet_bad_gso_type",
   "vnet_bad_gso_size",
   "fdb_static_conflict",
+  "ipv6_bad_version",
+  "ipv6_jumbogram",
+  "icmp6_truncated",
+  "icmp6_bad_checksum",
+  "ndp_invalid",
 ]);
 
 /** Number of codes; size counter arrays with it. */

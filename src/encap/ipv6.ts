@@ -1,19 +1,50 @@
-// IPv6 fixed header (RFC 8200), as far as the data path needs it: vxtun carries IPv6
-// only inside Ethernet frames (vxlan-l2 bridges them), and touches an IPv6 header only
-// when it cuts a TSO6/USO6 super-frame from the TAP into segments (payload length, the
-// L4 checksum's pseudo-header, RFC 8200 §8.1), stepping over the options headers a
-// sender may put in front of TCP or UDP.
+// IPv6 fixed header (RFC 8200), as far as the data path needs it: the parse that every
+// routed IPv6 packet goes through (version, lengths, jumbograms refused), the L4
+// checksum's pseudo-header (RFC 8200 §8.1), and the walk over the options headers a
+// sender may put in front of TCP or UDP when a TSO6/USO6 super-frame is cut.
 import { read16 } from "./bytes.js";
+import { Drop } from "./drop.js";
 
 export const IPV6_PAYLOAD_LEN = 4;
 export const IPV6_NEXT_HEADER = 6;
 export const IPV6_HOP_LIMIT = 7;
-const IPV6_SRC = 8;
-const IPV6_DST = 24;
+export const IPV6_SRC = 8;
+export const IPV6_DST = 24;
 export const IPV6_HDR_LEN = 40;
 /** Next-header values of the extension headers that may precede TCP or UDP here. */
-const IPPROTO_HOPOPTS = 0;
+export const IPPROTO_HOPOPTS = 0;
 const IPPROTO_DSTOPTS = 60;
+
+/** What ipv6Parse reads; the caller owns one and passes it each time. */
+export interface Ipv6Info {
+  /** Header + payload: what the packet occupies (trailing bytes beyond it are padding). */
+  totalLen: number;
+  nextHeader: number;
+  hopLimit: number;
+}
+
+export function newIpv6Info(): Ipv6Info {
+  return { totalLen: 0, nextHeader: 0, hopLimit: 0 };
+}
+
+/**
+ * Check the fixed header of the packet at buf[off..off+len) and fill `out`. The
+ * addresses stay where they are: callers read them at off + IPV6_SRC / IPV6_DST.
+ * A payload length of 0 announces a jumbogram (RFC 2675) in a hop-by-hop option; no
+ * tunnel MTU carries one, so it is refused rather than parsed.
+ */
+export function ipv6Parse(buf: Uint8Array, off: number, len: number, out: Ipv6Info): Drop {
+  if (len < IPV6_HDR_LEN) return Drop.Ipv6Truncated;
+  if (buf[off] >>> 4 !== 6) return Drop.Ipv6BadVersion;
+  const payload = read16(buf, off + IPV6_PAYLOAD_LEN);
+  const next = buf[off + IPV6_NEXT_HEADER];
+  if (payload === 0 && next === IPPROTO_HOPOPTS) return Drop.Ipv6Jumbogram;
+  if (IPV6_HDR_LEN + payload > len) return Drop.Ipv6Truncated;
+  out.totalLen = IPV6_HDR_LEN + payload;
+  out.nextHeader = next;
+  out.hopLimit = buf[off + IPV6_HOP_LIMIT];
+  return Drop.None;
+}
 
 /** Traffic class: the 8 bits after the version nibble. */
 export function ipv6TrafficClass(buf: Uint8Array, off: number): number {

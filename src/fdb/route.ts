@@ -8,6 +8,9 @@ import { formatIpv4, prefixMask } from "../encap/addr.js";
 import { TableError } from "./errors.js";
 import { type Ipv4Input, toIpv4, toPrefix, toUint } from "./input.js";
 import { Lpm } from "./lpm.js";
+import { formatRouteView, type RouteJson, type RouteView, routeViewJson } from "./route-text.js";
+
+export type { RouteJson } from "./route-text.js";
 
 export class Route {
   constructor(
@@ -33,19 +36,6 @@ export interface RouteSpec {
   mtu?: number;
   metric?: number;
   dev?: string;
-}
-
-/** One object of `ip -j route show`. */
-export interface RouteJson {
-  dst: string;
-  /** vxtun extension: the route's underlay destination, shown as `encap ip dst` in text. */
-  encap?: { type: "ip"; dst: string };
-  gateway?: string;
-  dev: string;
-  scope?: "link";
-  metric?: number;
-  flags: string[];
-  metrics?: { mtu: number }[];
 }
 
 export class RouteTable {
@@ -209,28 +199,25 @@ export function showPrefix(prefix: number, len: number): string {
   return len === 32 ? formatIpv4(prefix) : `${formatIpv4(prefix)}/${len}`;
 }
 
+/** The family-neutral view that route-text.ts prints. */
+function view(r: Route): RouteView {
+  return {
+    family: 4,
+    dst: showPrefix(r.prefix, r.len),
+    remote: r.remote !== 0 ? formatIpv4(r.remote) : undefined,
+    gateway: r.gateway !== 0 ? formatIpv4(r.gateway) : undefined,
+    dev: r.dev,
+    metric: r.metric,
+    onlink: r.onlink,
+    mtu: r.mtu,
+  };
+}
+
 /** One `ip route show` line (no newline), in iproute2's attribute order. */
 export function formatRoute(r: Route): string {
-  let s = showPrefix(r.prefix, r.len);
-  if (r.remote !== 0) s += ` encap ip dst ${formatIpv4(r.remote)}`;
-  if (r.gateway !== 0) s += ` via ${formatIpv4(r.gateway)}`;
-  s += ` dev ${r.dev}`;
-  if (r.gateway === 0) s += " scope link";
-  if (r.metric !== 0) s += ` metric ${r.metric}`;
-  if (r.onlink) s += " onlink";
-  if (r.mtu !== 0) s += ` mtu ${r.mtu}`;
-  return s;
+  return formatRouteView(view(r));
 }
 
 export function routeJson(r: Route): RouteJson {
-  return {
-    dst: showPrefix(r.prefix, r.len),
-    ...(r.remote !== 0 ? { encap: { type: "ip" as const, dst: formatIpv4(r.remote) } } : {}),
-    ...(r.gateway !== 0 ? { gateway: formatIpv4(r.gateway) } : {}),
-    dev: r.dev,
-    ...(r.gateway === 0 ? { scope: "link" as const } : {}),
-    ...(r.metric !== 0 ? { metric: r.metric } : {}),
-    flags: r.onlink ? ["onlink"] : [],
-    ...(r.mtu !== 0 ? { metrics: [{ mtu: r.mtu }] } : {}),
-  };
+  return routeViewJson(view(r));
 }

@@ -1,7 +1,6 @@
 // Oracle: Wireshark's dissectors, which nobody on the team wrote, must read our
 // encoders' output with the fields we set, good checksums, and nothing malformed.
 
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,76 +16,7 @@ import {
   vxlanArpFrame,
   vxlanL3Frame,
 } from "../fixtures/packets.js";
-
-const hasTshark = spawnSync("tshark", ["--version"], { stdio: "ignore" }).status === 0;
-const SKIP = hasTshark ? false : "tshark is not installed (apt-get install tshark); skipping";
-
-type Json = { [k: string]: unknown };
-
-/** Every value of `key` anywhere under `node`, in document order. */
-function all(node: unknown, key: string, acc: unknown[] = []): unknown[] {
-  if (Array.isArray(node)) {
-    for (const x of node) all(x, key, acc);
-  } else if (node && typeof node === "object") {
-    for (const [k, v] of Object.entries(node)) {
-      if (k === key) {
-        if (Array.isArray(v)) acc.push(...v);
-        else acc.push(v);
-      }
-      all(v, key, acc);
-    }
-  }
-  return acc;
-}
-
-function tshark(file: string): Json[] {
-  const r = spawnSync(
-    "tshark",
-    [
-      "-r",
-      file,
-      "-T",
-      "json",
-      "--no-duplicate-keys",
-      "-d",
-      `udp.port==${VXLAN_PORT_LINUX},vxlan`,
-      "-o",
-      "ip.check_checksum:TRUE",
-      "-o",
-      "udp.check_checksum:TRUE",
-      "-o",
-      "tcp.check_checksum:TRUE",
-    ],
-    { encoding: "utf8", maxBuffer: 64 << 20 },
-  );
-  if (r.status !== 0) throw new Error(`tshark failed: ${r.stderr}`);
-  return (JSON.parse(r.stdout) as Json[]).map((p) => (p._source as Json).layers as Json);
-}
-
-// tshark's expert severities: PI_ERROR = 0x00800000.
-const PI_ERROR = 0x00800000;
-
-/** Everything wrong with one dissected frame, as readable strings (empty = clean). */
-function problems(layers: Json): string[] {
-  const out: string[] = [];
-  if (all(layers, "_ws.malformed").length > 0) out.push("malformed");
-  const messages = all(layers, "_ws.expert.message");
-  all(layers, "_ws.expert.severity").forEach((s, i) => {
-    if (Number(s) >= PI_ERROR) out.push(`expert error: ${String(messages[i])}`);
-  });
-  for (const s of all(layers, "icmp.checksum.status")) {
-    if (s !== "1") out.push(`icmp checksum status ${s}`);
-  }
-  // A quoted packet inside an ICMP error is cut short: its checksums can't be verified.
-  const outside = { ...layers, icmp: undefined };
-  for (const f of ["ip.checksum.status", "tcp.checksum.status"]) {
-    for (const s of all(outside, f)) if (s !== "1") out.push(`${f} ${s}`);
-  }
-  for (const s of all(outside, "udp.checksum.status")) {
-    if (s !== "1" && s !== "3") out.push(`udp.checksum.status ${s}`);
-  }
-  return out;
-}
+import { all, type Json, problems, TSHARK_SKIP as SKIP, tshark } from "../fixtures/tshark.js";
 
 t.test("tshark dissects our encoders' output", { skip: SKIP }, (t) => {
   const dir = mkdtempSync(join(tmpdir(), "vxtun-tshark-"));
