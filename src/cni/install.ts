@@ -30,6 +30,9 @@ function defaultConflist(o: Partial<InstallOptions> = {}): Record<string, unknow
         mode: "bridge",
         hairpinMode: true,
         dataDir: DEFAULT_DATA_DIR,
+        // The shim's slow path (no agent answering) runs nodePath on vxtunRoot's dist/cni/main.js.
+        vxtunRoot: resolve(import.meta.dirname, "../.."),
+        nodePath: process.execPath,
       },
     ],
   };
