@@ -201,6 +201,7 @@ export function buildProgram(): Command {
       "comma-separated subset of: underlay,kernel-vxlan,vxtun-vxlan,vxtun-vxlan-nooffload,vxtun-vxlan-l2,vxtun-ipip",
     )
     .option("--out <dir>", "where to write JSON, Markdown and the chart", "vxtun-results")
+    .option("--from <json>", "run nothing: redraw the table and chart beside a saved bench.json")
     .action(
       async (o: {
         quick?: boolean;
@@ -208,6 +209,7 @@ export function buildProgram(): Command {
         seconds: string;
         paths?: string;
         out: string;
+        from?: string;
       }) => {
         const { runBenchCommand } = await import("../bench/commands.js");
         await runBenchCommand(o);
@@ -226,10 +228,16 @@ export function buildProgram(): Command {
     )
     .option("--mtus <list>", "underlay MTUs", "1500,1400,9000")
     .option("--out <dir>", "where to write JSON, Markdown and the chart", "vxtun-results")
-    .action(async (o: { quick?: boolean; paths?: string; mtus: string; out: string }) => {
-      const { runSweepCommand } = await import("../bench/commands.js");
-      await runSweepCommand(o);
-    });
+    .option(
+      "--from <json>",
+      "run nothing: redraw the table and chart beside a saved mtu-sweep.json",
+    )
+    .action(
+      async (o: { quick?: boolean; paths?: string; mtus: string; out: string; from?: string }) => {
+        const { runSweepCommand } = await import("../bench/commands.js");
+        await runSweepCommand(o);
+      },
+    );
 
   program
     .command("status")
