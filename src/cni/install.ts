@@ -25,14 +25,14 @@ function defaultConflist(o: Partial<InstallOptions> = {}): Record<string, unknow
     plugins: [
       {
         type: "vxtun",
+        // The shim's slow path (no agent answering) runs nodePath on vxtunRoot's dist/cni/main.js.
+        vxtunRoot: resolve(import.meta.dirname, "../.."),
+        nodePath: process.execPath,
         stateFile: o.stateFile ?? DEFAULT_STATE_FILE,
         agentSocket: o.agentSocket ?? "/run/vxtun/cni.sock",
         mode: "bridge",
         hairpinMode: true,
         dataDir: DEFAULT_DATA_DIR,
-        // The shim's slow path (no agent answering) runs nodePath on vxtunRoot's dist/cni/main.js.
-        vxtunRoot: resolve(import.meta.dirname, "../.."),
-        nodePath: process.execPath,
       },
     ],
   };
