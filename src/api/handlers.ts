@@ -2,6 +2,8 @@
 // an operation on a running instance. The server has already checked the arguments
 // against the verb, so the required ones are strings here; the tables' own errors
 // (TableError: bad MAC, host bits set, no such entry) go back to the client as they are.
+
+import { VERSION } from "../cli/version.js";
 import type { PeerSpec } from "../dataplane/dataplane.js";
 import { parseMac } from "../encap/addr.js";
 import type { Fdb, NeighTable, RouteSpec, RouteTable } from "../fdb/index.js";
@@ -20,7 +22,9 @@ export interface ControlTarget {
   delRoute(prefix: string): Promise<void>;
   addPeer(p: PeerSpec): Promise<void>;
   delPeer(address: string): Promise<void>;
-  statsSnapshot(): unknown;
+  /** startedAt: epoch ms the instance started (uptime in `stats`). */
+  readonly stats: { readonly startedAt: number };
+  statsSnapshot(): object;
   info(): unknown;
 }
 
@@ -72,7 +76,11 @@ export function dataplaneHandlers(dp: ControlTarget): Record<DataplaneVerb, Hand
     "peer.add": (a) =>
       dp.addPeer({ address: str(a.address), subnet: opt(a.subnet), vtepMac: opt(a.vtepMac) }),
     "peer.del": (a) => dp.delPeer(str(a.address)),
-    stats: () => dp.statsSnapshot(),
+    stats: () => ({
+      version: VERSION,
+      uptimeSeconds: Math.round((Date.now() - dp.stats.startedAt) / 1000),
+      ...dp.statsSnapshot(),
+    }),
     info: () => dp.info(),
   };
 }

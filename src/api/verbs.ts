@@ -21,7 +21,7 @@ export interface VerbSpec {
   readonly keywords: Readonly<Record<string, WordKind>>;
   /** Keywords that must be given. */
   readonly required?: readonly string[];
-  /** Takes a `json` flag (`--json` on the CLI): JSON instead of text. */
+  /** Takes a `json` flag (`-j, --json` on the CLI): JSON instead of text. */
   readonly json?: boolean;
 }
 
@@ -87,17 +87,19 @@ export const VERBS = {
     json: true,
   },
   info: {
-    summary: "the instance's mode, device, MTUs, addresses and offload state (JSON)",
+    summary: "the instance's mode, device, MTUs, addresses and offload state",
     usage: "",
     positional: [],
     keywords: {},
+    json: true,
   },
   agent: {
     command: "agent status",
-    summary: "the node agent's subnet, lease, store and peers (JSON)",
+    summary: "the node agent's subnet, lease, store and peers",
     usage: "",
     positional: [],
     keywords: {},
+    json: true,
   },
 } as const satisfies Record<string, VerbSpec>;
 
@@ -121,10 +123,10 @@ export function commandWords(name: VerbName): string[] {
   return (spec.command ?? name.replace(".", " ")).split(" ");
 }
 
-/** What follows the command words: "MAC dst IP", "[--json]". */
+/** What follows the command words: "MAC dst IP", "[-j|--json]". */
 export function argsUsage(name: VerbName): string {
   const spec: VerbSpec = VERBS[name];
-  return [spec.usage, spec.json ? "[--json]" : ""].filter(Boolean).join(" ");
+  return [spec.usage, spec.json ? "[-j|--json]" : ""].filter(Boolean).join(" ");
 }
 
 /** The usage line: "fdb add MAC dst IP". */

@@ -1,5 +1,7 @@
 // `vxtun bench` and `vxtun mtu-sweep`: validate the options, run with a progress
 // display, write JSON + Markdown + chart, print the table.
+import { readFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { UserError } from "../api/errors.js";
 import { netnsUnavailableReason } from "../lab/netns.js";
 import type { VegaLiteSpec } from "./chart.js";
@@ -12,7 +14,7 @@ import {
 } from "./mtu-sweep.js";
 import { overlayChart, overlayMarkdown, PATHS, type PathName, runOverlayBench } from "./overlay.js";
 import { type ProgressFn, progressDisplay } from "./progress.js";
-import { writeReport } from "./report.js";
+import { writeReport, writeViews } from "./report.js";
 
 function requireLab(): void {
   const why = netnsUnavailableReason();
@@ -21,16 +23,28 @@ function requireLab(): void {
 
 /**
  * Run in a lab with a progress display, write `<out>/<name>.{json,md,png}` and print
- * the table (and any runs' errors as warnings).
+ * the table (and any runs' errors as warnings). With `from` (a saved JSON), nothing
+ * runs: the table and the chart beside it are drawn again from it.
  */
 async function runAndReport<R>(
   name: string,
-  out: string,
+  o: { out: string; from?: string },
   run: (onProgress: ProgressFn) => Promise<R>,
   markdown: (r: R) => string,
   chart: (r: R) => VegaLiteSpec,
   warnings: (r: R) => string[] = () => [],
 ): Promise<void> {
+  if (o.from) {
+    let saved: R;
+    try {
+      saved = JSON.parse(readFileSync(o.from, "utf8")) as R;
+    } catch (e) {
+      throw new UserError(`cannot read ${o.from}: ${(e as Error).message.split("\n")[0]}`);
+    }
+    const files = await writeViews(dirname(o.from), name, markdown(saved), chart(saved));
+    console.log(`wrote ${files.markdown}, ${files.png} from ${o.from}`);
+    return;
+  }
   requireLab();
   const progress = progressDisplay(name);
   let result: R;
@@ -40,7 +54,7 @@ async function runAndReport<R>(
     progress.stop();
   }
   const md = markdown(result);
-  const files = await writeReport(out, name, result, md, chart(result));
+  const files = await writeReport(o.out, name, result, md, chart(result));
   console.log(md);
   for (const w of warnings(result)) console.error(`warning: ${w}`);
   console.log(`\nwrote ${files.json}, ${files.markdown}, ${files.png}`);
@@ -71,13 +85,14 @@ export async function runBenchCommand(o: {
   seconds: string;
   paths?: string;
   out: string;
+  from?: string;
 }): Promise<void> {
   const paths = pickList<PathName>(o.paths, PATHS, "path");
   const reps = o.quick ? 1 : positiveInt(o.reps, "--reps", 20);
   const seconds = o.quick ? 1 : positiveInt(o.seconds, "--seconds", 60);
   await runAndReport(
     "bench",
-    o.out,
+    o,
     (onProgress) => runOverlayBench({ paths, reps, seconds, quick: !!o.quick, onProgress }),
     overlayMarkdown,
     overlayChart,
@@ -93,6 +108,7 @@ export async function runSweepCommand(o: {
   paths?: string;
   mtus: string;
   out: string;
+  from?: string;
 }): Promise<void> {
   const paths = pickList<SweepPath>(o.paths, SWEEP_PATHS, "path");
   const mtus =
@@ -103,7 +119,7 @@ export async function runSweepCommand(o: {
     throw new UserError("underlay MTUs below 576 leave no room for a tunnel");
   await runAndReport(
     "mtu-sweep",
-    o.out,
+    o,
     (onProgress) => runMtuSweep({ paths, underlayMtus: mtus, quick: !!o.quick, onProgress }),
     sweepMarkdown,
     sweepChart,

@@ -247,7 +247,12 @@ export function sweepChart(r: SweepResult): VegaLiteSpec {
   }));
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v5.json",
-    title: "vxtun MTU sweep: what happens to an inner packet of each size",
+    title: {
+      text: "vxtun MTU sweep: what happens to an inner packet of each size",
+      anchor: "start",
+      fontSize: 16,
+    },
+    padding: 16,
     data: { values },
     facet: { row: { field: "mtu", type: "nominal", title: null } },
     resolve: { scale: { x: "independent" } },
@@ -257,7 +262,8 @@ export function sweepChart(r: SweepResult): VegaLiteSpec {
       mark: { type: "rect", stroke: "white" },
       encoding: {
         x: { field: "size", type: "ordinal", title: "inner IPv4 packet size (bytes)" },
-        y: { field: "row", type: "nominal", title: null },
+        // labelLimit 0: full row labels ("vxtun-vxlan-outer DF off" was cut at 180 px).
+        y: { field: "row", type: "nominal", title: null, axis: { labelLimit: 0 } },
         color: {
           field: "outcome",
           type: "nominal",

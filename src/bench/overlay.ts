@@ -326,16 +326,61 @@ export function overlayMarkdown(r: OverlayBenchResult): string {
 }
 
 /** One small bar chart per metric, paths side by side, kernel vxlan highlighted. */
+/** Bar colours: the reference paths stand out from vxtun's. */
+const SERIES = {
+  "vxtun, median": "#4c78a8",
+  "kernel vxlan (reference), median": "#e45756",
+  "underlay without tunnel, median": "#9d9d9d",
+  "one run": "#1b1b1b",
+} as const;
+
+/**
+ * One panel per metric: a bar per path at the median, the single runs as dots over it
+ * (their spread), one legend for both.
+ */
 export function overlayChart(r: OverlayBenchResult): VegaLiteSpec {
-  const values: { metric: string; path: string; value: number }[] = [];
+  const series = (p: string): keyof typeof SERIES =>
+    p === "kernel-vxlan"
+      ? "kernel vxlan (reference), median"
+      : p === "underlay"
+        ? "underlay without tunnel, median"
+        : "vxtun, median";
+  const values: { metric: string; path: string; value: number; series: string }[] = [];
   for (const p of r.options.paths) {
     for (const [k, v] of Object.entries(r.median[p] ?? {}) as [MetricName, number][]) {
-      values.push({ metric: METRICS[k], path: p, value: v });
+      values.push({ metric: METRICS[k], path: p, value: v, series: series(p) });
     }
   }
+  for (const run of r.runs) {
+    for (const [k, v] of Object.entries(run.metrics) as [MetricName, number][]) {
+      values.push({ metric: METRICS[k], path: run.path, value: v, series: "one run" });
+    }
+  }
+  const x = {
+    field: "path",
+    type: "nominal",
+    sort: [...r.options.paths],
+    title: null,
+    axis: { labelAngle: -30, labelLimit: 200 },
+  } as const;
+  const color = {
+    field: "series",
+    type: "nominal",
+    title: null,
+    scale: { domain: Object.keys(SERIES), range: Object.values(SERIES) },
+    legend: { orient: "top", direction: "horizontal", labelLimit: 300, symbolStrokeWidth: 0 },
+  } as const;
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v5.json",
-    title: `vxtun overlay benchmark (medians of ${r.options.reps} runs; ${r.machine.cpus} vCPU, Linux ${r.machine.kernel})`,
+    title: {
+      text: "vxtun overlay benchmark",
+      subtitle: `bars: median of ${r.options.reps} runs of ${r.options.seconds} s; dots: each run. ${r.machine.cpus} vCPU, Linux ${r.machine.kernel}, Node ${r.machine.node}, ${r.date.slice(0, 10)}`,
+      anchor: "start",
+      fontSize: 16,
+      subtitleFontSize: 12,
+      offset: 12,
+    },
+    padding: 16,
     data: { values },
     facet: { field: "metric", type: "nominal", title: null, sort: Object.values(METRICS) },
     columns: 3,
@@ -343,21 +388,18 @@ export function overlayChart(r: OverlayBenchResult): VegaLiteSpec {
     spec: {
       width: 220,
       height: 140,
-      mark: "bar",
-      encoding: {
-        x: {
-          field: "path",
-          type: "nominal",
-          sort: [...r.options.paths],
-          title: null,
-          axis: { labelAngle: -30 },
+      layer: [
+        {
+          transform: [{ filter: "datum.series !== 'one run'" }],
+          mark: "bar",
+          encoding: { x, y: { field: "value", type: "quantitative", title: null }, color },
         },
-        y: { field: "value", type: "quantitative", title: null },
-        color: {
-          condition: { test: "datum.path === 'kernel-vxlan'", value: "#e45756" },
-          value: "#4c78a8",
+        {
+          transform: [{ filter: "datum.series === 'one run'" }],
+          mark: { type: "point", filled: true, size: 22, opacity: 0.85 },
+          encoding: { x, y: { field: "value", type: "quantitative", title: null }, color },
         },
-      },
+      ],
     },
   };
 }

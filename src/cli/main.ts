@@ -13,6 +13,8 @@ import {
   type VerbSpec,
 } from "../api/verbs.js";
 import { formatStats } from "../dataplane/stats.js";
+import { expandAbbreviations } from "./abbrev.js";
+import { formatObject } from "./format.js";
 import { VERSION } from "./version.js";
 
 function socketPath(opts: { socket?: string; name?: string }): string {
@@ -22,6 +24,8 @@ function socketPath(opts: { socket?: string; name?: string }): string {
 /** How a verb's result is printed when --json is not asked for (default: JSON). */
 const FORMATS: Partial<Record<VerbName, (result: never) => string>> = {
   stats: formatStats,
+  info: formatObject,
+  agent: formatObject,
 };
 
 function print(name: VerbName, result: unknown, json: boolean): void {
@@ -54,16 +58,26 @@ function verbCommands(program: Command): void {
       .usage(argsUsage(name));
     // Optional even when the verb needs words: parseWords names what is missing.
     if (takesWords) cmd.argument("[words...]");
-    if (spec.json) cmd.option("--json", "JSON output");
+    if (spec.json) cmd.option("-j, --json", "JSON output");
+    if (name === "stats") {
+      cmd
+        .option("-w, --watch", "print rates per second every interval until interrupted")
+        .option("-i, --interval <seconds>", "seconds between --watch frames", "1")
+        .option("-c, --count <frames>", "stop --watch after this many frames");
+    }
     cmd.action(async (...params: unknown[]) => {
       const c = params[params.length - 1] as Command;
-      const json = !!c.opts().json;
+      const o = c.opts() as { json?: boolean; watch?: boolean; interval?: string; count?: string };
+      const json = !!o.json;
+      const socket = socketPath(c.optsWithGlobals());
+      if (o.watch) {
+        const { parseCount, parseInterval, watchStats } = await import("./status.js");
+        const count = o.count === undefined ? undefined : parseCount(o.count);
+        await watchStats(socket, { intervalS: parseInterval(o.interval ?? "1"), json, count });
+        return;
+      }
       const args = parseWords(name, c.args);
-      const result = await controlCall(
-        socketPath(c.optsWithGlobals()),
-        name,
-        json ? { ...args, json } : args,
-      );
+      const result = await controlCall(socket, name, json ? { ...args, json } : args);
       print(name, result, json);
     });
   }
@@ -187,6 +201,7 @@ export function buildProgram(): Command {
       "comma-separated subset of: underlay,kernel-vxlan,vxtun-vxlan,vxtun-vxlan-nooffload,vxtun-vxlan-l2,vxtun-ipip",
     )
     .option("--out <dir>", "where to write JSON, Markdown and the chart", "vxtun-results")
+    .option("--from <json>", "run nothing: redraw the table and chart beside a saved bench.json")
     .action(
       async (o: {
         quick?: boolean;
@@ -194,6 +209,7 @@ export function buildProgram(): Command {
         seconds: string;
         paths?: string;
         out: string;
+        from?: string;
       }) => {
         const { runBenchCommand } = await import("../bench/commands.js");
         await runBenchCommand(o);
@@ -212,9 +228,26 @@ export function buildProgram(): Command {
     )
     .option("--mtus <list>", "underlay MTUs", "1500,1400,9000")
     .option("--out <dir>", "where to write JSON, Markdown and the chart", "vxtun-results")
-    .action(async (o: { quick?: boolean; paths?: string; mtus: string; out: string }) => {
-      const { runSweepCommand } = await import("../bench/commands.js");
-      await runSweepCommand(o);
+    .option(
+      "--from <json>",
+      "run nothing: redraw the table and chart beside a saved mtu-sweep.json",
+    )
+    .action(
+      async (o: { quick?: boolean; paths?: string; mtus: string; out: string; from?: string }) => {
+        const { runSweepCommand } = await import("../bench/commands.js");
+        await runSweepCommand(o);
+      },
+    );
+
+  program
+    .command("status")
+    .description("the agent and the dataplane: subnet, lease, store, peers, device, rates")
+    .option("-j, --json", "JSON output")
+    .option("-i, --interval <seconds>", "seconds between the two samples the rates come from", "1")
+    .action(async (o: { json?: boolean; interval: string }, c: Command) => {
+      const { collectStatus, formatStatus, parseInterval } = await import("./status.js");
+      const s = await collectStatus(socketPath(c.optsWithGlobals()), parseInterval(o.interval));
+      console.log(o.json ? JSON.stringify(s, null, 2) : formatStatus(s));
     });
 
   verbCommands(program);
@@ -224,7 +257,7 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(expandAbbreviations(program, argv));
   } catch (e) {
     if (e instanceof CommanderError) {
       // commander already printed its message (help, usage errors).

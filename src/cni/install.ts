@@ -25,6 +25,9 @@ function defaultConflist(o: Partial<InstallOptions> = {}): Record<string, unknow
     plugins: [
       {
         type: "vxtun",
+        // The shim's slow path (no agent answering) runs nodePath on vxtunRoot's dist/cni/main.js.
+        vxtunRoot: resolve(import.meta.dirname, "../.."),
+        nodePath: process.execPath,
         stateFile: o.stateFile ?? DEFAULT_STATE_FILE,
         agentSocket: o.agentSocket ?? "/run/vxtun/cni.sock",
         mode: "bridge",

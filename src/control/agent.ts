@@ -29,6 +29,14 @@ import {
   renewDelayMs,
   writeRemembered,
 } from "./lease.js";
+import {
+  leaseRenewed,
+  peerSince,
+  peerTargetWithMetrics,
+  reconciled,
+  storeWithMetrics,
+  watchAgent,
+} from "./metrics.js";
 import { writeNodeState } from "./node-state.js";
 import { PeerSync } from "./peers.js";
 import { LeaseLostError, LeaseTakenError, type Store } from "./store.js";
@@ -83,7 +91,7 @@ export class Agent {
   }
 
   static async start(cfg: AgentConfig, log: Logger): Promise<Agent> {
-    const agent = new Agent(cfg, log, openStore(cfg, log));
+    const agent = new Agent(cfg, log, storeWithMetrics(openStore(cfg, log)));
     try {
       await agent.init();
     } catch (e) {
@@ -181,7 +189,13 @@ export class Agent {
     // The CNI plugin's long-lived half: pods are wired by this process, next to the state.
     this.cni = await startCniServer({ socket: cniSocket, stateFile, log });
 
-    this.sync = new PeerSync(store, this.dp, { mode: cfg.mode, ownSubnet: claim.subnet, log });
+    this.sync = new PeerSync(store, peerTargetWithMetrics(this.dp), {
+      mode: cfg.mode,
+      ownSubnet: claim.subnet,
+      log,
+      onReconcile: reconciled,
+    });
+    watchAgent({ expiresAt: () => this.expiresAt, store: () => this.store.health() });
     this.sync.start();
     this.scheduleRenew(renewDelayMs(cfg.leaseTtlSeconds));
     log.info(
@@ -201,6 +215,7 @@ export class Agent {
     try {
       const r = await this.store.renewLease(this.subnet, leaseValueFor(this.identity), ttl);
       this.expiresAt = r.expiresAt;
+      leaseRenewed(true);
       this.scheduleRenew(renewDelayMs(ttl));
     } catch (e) {
       if (e instanceof LeaseLostError) {
@@ -215,6 +230,7 @@ export class Agent {
         this.finish();
         return;
       }
+      leaseRenewed(false);
       this.log.warn({ err: (e as Error).message }, "lease renewal failed; retrying");
       this.scheduleRenew(Math.min(1000, (ttl * 1000) / 6));
     }
@@ -235,7 +251,11 @@ export class Agent {
         expiresAt: new Date(this.expiresAt).toISOString(),
       },
       store: { kind: this.store.kind, ...health, ...this.sync?.getStatus() },
-      peers: [...(this.sync?.peers.entries() ?? [])].map(([subnet, p]) => ({ ...p, subnet })),
+      peers: [...(this.sync?.peers.entries() ?? [])].map(([subnet, p]) => ({
+        ...p,
+        subnet,
+        since: peerSince(p.address),
+      })),
     };
   }
 

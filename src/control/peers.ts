@@ -23,6 +23,8 @@ export interface PeerSyncOptions {
   /** Backoff bounds for reconnecting to the store. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Seconds each full re-list took to reconcile (metrics). */
+  onReconcile?: (seconds: number) => void;
 }
 
 export interface SyncStatus {
@@ -82,7 +84,9 @@ export class PeerSync {
       let watch: Watch | undefined;
       try {
         const snap = await this.store.listLeases();
+        const t0 = performance.now();
         await this.enqueue(() => this.reconcile(snap.leases));
+        this.o.onReconcile?.((performance.now() - t0) / 1000);
         this.status.lastSync = Date.now();
         this.status.resyncs++;
         await new Promise<void>((resolve, reject) => {

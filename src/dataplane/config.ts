@@ -114,7 +114,11 @@ export const configSchema = z
       .strict()
       .default({}),
     metrics: z
-      .object({ address: z.string().regex(/^[0-9.]+:\d+$/, "host:port, e.g. 127.0.0.1:9180") })
+      .object({
+        address: z
+          .string()
+          .regex(/^(\[[0-9A-Fa-f:.]+\]|[0-9.]*):\d{1,5}$/, "host:port, [IPv6]:port or :port"),
+      })
       .strict()
       .optional(),
     io: z

@@ -203,7 +203,7 @@ export class Dataplane implements ControlTarget {
         );
       }
       if (cfg.metrics) {
-        dp.metrics = await serveMetrics(cfg.metrics.address, () => dp.statsSnapshot());
+        dp.metrics = await serveMetrics(cfg.metrics.address, dp);
       }
     } catch (e) {
       await dp.stop();

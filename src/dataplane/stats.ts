@@ -112,6 +112,8 @@ export class Stats {
 
 /** `vxtun stats` text: traffic counters, then only the drop reasons that occurred. */
 export function formatStats(snap: {
+  version?: string;
+  uptimeSeconds?: number;
   counters: Record<string, number>;
   drops: Record<string, number>;
   /** The offload fast path as probed and chosen at start (see fastpath.ts). */
@@ -127,6 +129,7 @@ export function formatStats(snap: {
   queues?: { count: number; why: string; rx: number[] };
 }): string {
   const lines: string[] = [];
+  if (snap.version) lines.push(`vxtun ${snap.version}, up ${snap.uptimeSeconds ?? 0} s`);
   const o = snap.offload;
   if (o) {
     const yes = (b: boolean) => (b ? "yes" : "no");

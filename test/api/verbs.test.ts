@@ -129,6 +129,7 @@ t.test("the dataplane serves every verb but the agent's, on its tables", async (
     delRoute: async (prefix: string) => void calls.push(["delRoute", prefix]),
     addPeer: async (p: PeerSpec) => void calls.push(["addPeer", p]),
     delPeer: async (a: string) => void calls.push(["delPeer", a]),
+    stats: { startedAt: Date.now() - 5000 },
     statsSnapshot: () => ({ counters: {} }),
     info: () => ({ name: "fake" }),
   };
@@ -161,6 +162,11 @@ t.test("the dataplane serves every verb but the agent's, on its tables", async (
     { address: "198.18.0.4", subnet: "10.244.4.0/24", vtepMac: undefined },
   ]);
   t.same(await call("info"), { name: "fake" });
+  t.match(
+    await call("stats"),
+    { version: /^\d+\.\d+\.\d+/, uptimeSeconds: 5, counters: {} },
+    "stats carries the version and the uptime",
+  );
 
   await t.rejects(
     call("neigh.add", { ip: "10.244.1.0" }),

@@ -1,10 +1,16 @@
 /* vxtun CNI plugin shim: forwards one invocation (environment + stdin) to the vxtun
  * agent's Unix socket and relays the reply (exit code + stdout). It makes no protocol
  * decisions: if the agent cannot be reached it execs the Node plugin (the slow path),
- * which behaves identically. Framing is described in src/cni/server.ts. */
+ * which behaves identically. Framing is described in src/cni/server.ts.
+ *
+ * Nothing about the build machine is compiled in, so the binary can be copied to any
+ * host's CNI bin dir: the slow path's Node and main.js are found at run time (see
+ * find_main and find_node), and when they are not there the answer is a CNI error that
+ * says what is missing. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,13 +20,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#ifndef VXTUN_NODE
-#define VXTUN_NODE "/usr/bin/node"
-#endif
-#ifndef VXTUN_MAIN
-#define VXTUN_MAIN "/usr/lib/vxtun/dist/cni/main.js"
-#endif
 #define DEFAULT_SOCKET "/run/vxtun/cni.sock"
+/* Where main.js sits in the package (the shim's own build output is beside it). */
+#define MAIN_IN_ROOT "/dist/cni/main.js"
+/* CNI's "try again later": the agent may come up and answer on its socket. */
+#define CNI_TRY_AGAIN_LATER 11
 
 extern char **environ;
 
@@ -54,37 +58,125 @@ static void read_stdin(void) {
   }
 }
 
-/* The socket: "agentSocket" in the config (plain string scan; escapes not supported),
- * else $VXTUN_CNI_SOCKET, else the default. */
+/* A top-level string value of the network configuration: a plain scan for "key"
+ * (escapes not supported), enough for the few keys the shim reads. */
+static int conf_string(const char *key, char *out, size_t cap) {
+  char quoted[64];
+  snprintf(quoted, sizeof quoted, "\"%s\"", key);
+  const char *p = in ? memmem(in, in_len, quoted, strlen(quoted)) : NULL;
+  if (!p) return 0;
+  const char *end = in + in_len;
+  p += strlen(quoted);
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ':')) p++;
+  if (p >= end || *p != '"') return 0;
+  p++;
+  const char *q = memchr(p, '"', (size_t)(end - p));
+  if (!q || (size_t)(q - p) >= cap || (q == p) || memchr(p, '\\', (size_t)(q - p))) return 0;
+  memcpy(out, p, (size_t)(q - p));
+  out[q - p] = 0;
+  return 1;
+}
+
+/* The socket: "agentSocket" in the config, else $VXTUN_CNI_SOCKET, else the default. */
 static void find_socket(char *out, size_t cap) {
-  const char *key = "\"agentSocket\"", *p = in ? memmem(in, in_len, key, strlen(key)) : NULL;
-  if (p) {
-    const char *end = in + in_len;
-    p += strlen(key);
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ':')) p++;
-    if (p < end && *p == '"') {
-      p++;
-      const char *q = memchr(p, '"', (size_t)(end - p));
-      if (q && (size_t)(q - p) < cap && !memchr(p, '\\', (size_t)(q - p))) {
-        memcpy(out, p, (size_t)(q - p));
-        out[q - p] = 0;
-        return;
-      }
-    }
-  }
+  if (conf_string("agentSocket", out, cap)) return;
   const char *e = getenv("VXTUN_CNI_SOCKET");
   snprintf(out, cap, "%s", e && *e ? e : DEFAULT_SOCKET);
 }
 
+/* The Node plugin: $VXTUN_CNI_MAIN, else "vxtunRoot" in the config (the package folder,
+ * which `vxtun install-cni` writes), else main.js beside this executable (the shim as
+ * built, in dist/cni: the lab runs it from there). Returns 0 and names what it tried. */
+static int find_main(char *out, size_t cap, char *tried, size_t tcap) {
+  const char *e = getenv("VXTUN_CNI_MAIN");
+  if (e && *e) {
+    snprintf(out, cap, "%s", e);
+    if (access(out, R_OK) == 0) return 1;
+    snprintf(tried, tcap, "VXTUN_CNI_MAIN=%s is not readable", e);
+    return 0;
+  }
+  char root[PATH_MAX - sizeof MAIN_IN_ROOT];
+  if (conf_string("vxtunRoot", root, sizeof root)) {
+    snprintf(out, cap, "%s" MAIN_IN_ROOT, root);
+    if (access(out, R_OK) == 0) return 1;
+    snprintf(tried, tcap, "no %s (the config's vxtunRoot)", out);
+    return 0;
+  }
+  char self[PATH_MAX - sizeof "/main.js"];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    if (slash) *slash = 0;
+    snprintf(out, cap, "%s/main.js", self);
+    if (access(out, R_OK) == 0) return 1;
+  }
+  snprintf(tried, tcap, "the config has no \"vxtunRoot\" (the vxtun package folder) and no main.js is beside %s",
+           n > 0 ? self : "this plugin");
+  return 0;
+}
+
+/* Node: $VXTUN_CNI_NODE, else "nodePath" in the config, else `node` on $PATH. */
+static int find_node(char *out, size_t cap, char *tried, size_t tcap) {
+  const char *e = getenv("VXTUN_CNI_NODE");
+  if ((e && *e) || conf_string("nodePath", out, cap)) {
+    if (e && *e) snprintf(out, cap, "%s", e);
+    if (access(out, X_OK) == 0) return 1;
+    snprintf(tried, tcap, "%s (%s) is not executable", out, e && *e ? "VXTUN_CNI_NODE" : "the config's nodePath");
+    return 0;
+  }
+  const char *path = getenv("PATH");
+  if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
+  for (const char *p = path; *p;) {
+    const char *colon = strchr(p, ':');
+    size_t len = colon ? (size_t)(colon - p) : strlen(p);
+    if (len > 0) {
+      snprintf(out, cap, "%.*s/node", (int)len, p);
+      if (access(out, X_OK) == 0) return 1;
+    }
+    p += len + (colon ? 1 : 0);
+  }
+  snprintf(tried, tcap, "no node on PATH (%s) and no \"nodePath\" in the config", path);
+  return 0;
+}
+
+static void json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+    else if (c < 0x20) fprintf(f, "\\u%04x", c);
+    else fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+/* Neither the agent nor the slow path: the spec's error JSON on stdout, exit 1. */
+static void cni_error(const char *socket, const char *missing) {
+  char version[32], msg[PATH_MAX + 256];
+  if (!conf_string("cniVersion", version, sizeof version)) snprintf(version, sizeof version, "1.0.0");
+  snprintf(msg, sizeof msg, "the vxtun agent does not answer on %s and the Node slow path is missing", socket);
+  printf("{\"cniVersion\":");
+  json_string(stdout, version);
+  printf(",\"code\":%d,\"msg\":", CNI_TRY_AGAIN_LATER);
+  json_string(stdout, msg);
+  printf(",\"details\":");
+  json_string(stdout, missing);
+  printf("}\n");
+  fflush(stdout);
+  exit(1);
+}
+
 /* No agent: run the Node plugin with the same stdin (replayed from a memfd). */
-static void slow_path(void) {
-  const char *node = getenv("VXTUN_CNI_NODE"), *main_js = getenv("VXTUN_CNI_MAIN");
+static void slow_path(const char *socket) {
+  char node[PATH_MAX], main_js[PATH_MAX], tried[2 * PATH_MAX + 128];
+  if (!find_main(main_js, sizeof main_js, tried, sizeof tried)) cni_error(socket, tried);
+  if (!find_node(node, sizeof node, tried, sizeof tried)) cni_error(socket, tried);
   int fd = memfd_create("vxtun-cni-stdin", 0);
   if (fd < 0 || write_all(fd, in, in_len) < 0 || lseek(fd, 0, SEEK_SET) < 0) die("vxtun-cni: memfd");
   if (dup2(fd, 0) < 0) die("vxtun-cni: dup2");
   close(fd);
-  char *argv[] = {(char *)(node && *node ? node : VXTUN_NODE),
-                  (char *)(main_js && *main_js ? main_js : VXTUN_MAIN), NULL};
+  char *argv[] = {node, main_js, NULL};
   execv(argv[0], argv);
   die("vxtun-cni: exec node slow path");
 }
@@ -95,7 +187,7 @@ int main(void) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   find_socket(sa.sun_path, sizeof sa.sun_path);
   int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof sa) < 0) slow_path();
+  if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof sa) < 0) slow_path(sa.sun_path);
 
   size_t env_len = 0;
   for (char **e = environ; *e; e++) env_len += strlen(*e) + 1;
@@ -126,6 +218,6 @@ lost:
    * the same request; ADD replaces its own leftovers and DEL is idempotent. */
   if (code >= 0) die("vxtun-cni: connection to the vxtun agent lost mid-reply");
   close(s);
-  slow_path();
+  slow_path(sa.sun_path);
   return 1;
 }
