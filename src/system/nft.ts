@@ -49,8 +49,11 @@ export function masqRuleset(table: string, network: string, subnet: string): str
   ].join("\n");
 }
 
-async function nft(args: string[], input?: string): Promise<string> {
-  const r = await run(["nft", ...args], { input, timeoutMs: 15_000 });
+/** `nft` in `ns`: "" = the namespace we run in, a name = `ip netns exec <name>`. */
+async function nft(ns: string, args: string[], input?: string): Promise<string> {
+  if (ns !== "" && !/^[A-Za-z0-9_.-]+$/.test(ns)) throw new Error(`invalid namespace ${ns}`);
+  const argv = ns === "" ? ["nft", ...args] : ["ip", "netns", "exec", ns, "nft", ...args];
+  const r = await run(argv, { input, timeoutMs: 15_000 });
   if (r.code !== 0) {
     const why = r.code === 127 && !r.stderr.trim() ? "nft not found (install nftables)" : "";
     throw new Error(
@@ -61,15 +64,24 @@ async function nft(args: string[], input?: string): Promise<string> {
 }
 
 /** Install (or replace) the masquerade table for `name`, atomically. */
-export async function applyMasquerade(name: string, network: string, subnet: string) {
+export async function applyMasquerade(name: string, network: string, subnet: string, ns = "") {
   const table = masqTableName(name);
-  await nft(["-f", "-"], masqRuleset(table, network, subnet));
+  await nft(ns, ["-f", "-"], masqRuleset(table, network, subnet));
   return table;
 }
 
 /** Delete the table if it exists (a clean stop, `lab down`). */
-export async function removeMasquerade(name: string): Promise<void> {
+export async function removeMasquerade(name: string, ns = ""): Promise<void> {
   const table = masqTableName(name);
   // Creating an empty table first makes the delete succeed whether or not it existed.
-  await nft(["-f", "-"], `table ip ${table}\ndelete table ip ${table}\n`);
+  await nft(ns, ["-f", "-"], `table ip ${table}\ndelete table ip ${table}\n`);
+}
+
+/** The rules of the table, one per line (tests, `lab status`); [] when there is none. */
+export async function masqueradeRules(name: string, ns = ""): Promise<string[]> {
+  const out = await nft(ns, ["list", "table", "ip", masqTableName(name)]).catch(() => "");
+  return out
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => /^ip saddr/.test(l));
 }
