@@ -153,10 +153,27 @@ export class EtcdStore implements Store {
   /** A store call, tracked for health, its failure in one line that names the problem. */
   private run<T>(fn: () => Promise<T>): Promise<T> {
     return this.tracker.run(() =>
-      fn().catch((e) => {
-        throw e instanceof LeaseTakenError ? e : explainEtcdError(e);
-      }),
+      fn().then(
+        (r) => {
+          this.lastCause = undefined;
+          return r;
+        },
+        (e) => {
+          throw e instanceof LeaseTakenError ? e : this.explain(e);
+        },
+      ),
     );
+  }
+
+  /** The last failure that named its cause (a certificate, a password). */
+  private lastCause: Error | undefined;
+
+  private explain(e: unknown): Error {
+    const out = explainEtcdError(e);
+    if (out !== e) this.lastCause = out;
+    // While grpc backs off it reports "Last error: null": the cause is still the last one.
+    else if (this.lastCause && /Last error: null/.test(out.message)) return this.lastCause;
+    return out;
   }
 
   private get configKey(): string {
@@ -308,9 +325,9 @@ export class EtcdStore implements Store {
       if (subnet) onEvent({ type: "delete", subnet });
     });
     watcher.on("disconnected", (e) =>
-      die(new Error(`etcd watch disconnected: ${explainEtcdError(e).message}`)),
+      die(new Error(`etcd watch disconnected: ${this.explain(e).message}`)),
     );
-    watcher.on("error", (e) => die(new Error(`etcd watch failed: ${explainEtcdError(e).message}`)));
+    watcher.on("error", (e) => die(new Error(`etcd watch failed: ${this.explain(e).message}`)));
     return {
       cancel: () => {
         dead = true;
