@@ -8,10 +8,17 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
-import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
+import { NetnsLab } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
-import { type AgentNode, meshComplete, startAgents, tempDir, waitFor } from "../fixtures/agents.js";
-import { ETCD_IP, etcdMissing, LabEtcd, makePki } from "../fixtures/etcd.js";
+import {
+  type AgentNode,
+  meshComplete,
+  startAgents,
+  storesWatching,
+  tempDir,
+  waitFor,
+} from "../fixtures/agents.js";
+import { ETCD_IP, LabEtcd, makePki, skipUnlessEtcd } from "../fixtures/etcd.js";
 
 const AUTH_LINE = "etcd rejected the username or password (store.username, store.password)";
 const TLS_LINE = /TLS with etcd failed[^"]*: check store\.caFile, store\.certFile, store\.keyFile/;
@@ -29,12 +36,7 @@ function warnings(a: AgentNode, from: number): string[] {
 }
 
 t.test("etcd with TLS and auth: join, wrong password, wrong CA, recovery", async (t) => {
-  if (skipUnlessRoot(t)) return;
-  const missing = etcdMissing();
-  if (missing) {
-    t.plan(0, `skipped: ${missing}`);
-    return;
-  }
+  if (skipUnlessEtcd(t)) return;
   const dir = tempDir(t, "etcd-tls");
   const pki = await makePki(dir, "good", ETCD_IP);
   const other = await makePki(dir, "other", ETCD_IP);
@@ -131,18 +133,7 @@ t.test("etcd with TLS and auth: join, wrong password, wrong CA, recovery", async
   etcd.client.tls = { ca: pki.ca, ...pki.client };
   await etcd.start(good);
   await etcd.ctlOk(["user", "passwd", "root", "--interactive=false"], "first-pw\n");
-  const healed = await waitFor(
-    "agents healthy again",
-    async () => {
-      for (const a of agents) {
-        const r = await a.report();
-        if (!r.store.ok || !r.store.watching) return false;
-      }
-      return true;
-    },
-    15_000,
-    200,
-  );
+  const healed = await waitFor("agents healthy again", () => storesWatching(agents), 15_000, 200);
   t.pass(`etcd right again: agents healthy and watching ${healed} ms later`);
   ping.kill("SIGINT");
   await pingDone;
