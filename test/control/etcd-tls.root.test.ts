@@ -13,6 +13,7 @@ import { buildUnderlay } from "../../src/lab/underlay.js";
 import {
   type AgentNode,
   meshComplete,
+  startAgent,
   startAgents,
   storesWatching,
   tempDir,
@@ -41,7 +42,7 @@ t.test("etcd with TLS and auth: join, wrong password, wrong CA, recovery", async
   const pki = await makePki(dir, "good", ETCD_IP);
   const other = await makePki(dir, "other", ETCD_IP);
   const lab = await NetnsLab.create(t);
-  const { switchNs, nodes } = await buildUnderlay(lab, 2);
+  const { switchNs, nodes } = await buildUnderlay(lab, 3);
   const etcd = await LabEtcd.create(lab, switchNs, tempDir(t, "etcd-data"));
   etcd.client.tls = { ca: pki.ca, ...pki.client };
   const good = { ...pki.server, clientCa: pki.ca };
@@ -67,9 +68,23 @@ t.test("etcd with TLS and auth: join, wrong password, wrong CA, recovery", async
     username: "root",
     passwordFile: pwFile,
   };
-  const { agents, subnets } = await startAgents(t, lab, nodes, { store, leaseTtlSeconds: 60 });
+  const { agents, subnets } = await startAgents(t, lab, nodes.slice(0, 2), {
+    store,
+    leaseTtlSeconds: 60,
+  });
   const ms = await waitFor("full mesh", () => meshComplete(agents, subnets), 3000);
   t.pass(`2 agents on etcd over TLS with auth: mesh complete ${ms} ms after the last join`);
+
+  // A node given the wrong CA never gets past the store: it says why, and retries.
+  const stray = await startAgent(t, lab, nodes[2], { store: { ...store, caFile: other.ca } }, 6000)
+    .then(() => "started")
+    .catch((e: Error) => e.message);
+  const strayLines = stray.split("\n").filter((l) => l.includes("store unreachable, retrying"));
+  t.comment(`n3 logged: ${strayLines[0]}`);
+  t.ok(
+    strayLines.length >= 3 && strayLines.every((l) => TLS_LINE.test(l)),
+    `a wrong CA: every attempt (${strayLines.length} in 6 s) logs one line naming it`,
+  );
   const [a1] = agents;
   const gw = (a: AgentNode) => subnets.get(a)!.replace(/0\/24$/, "1");
   // Pings at 5/s from n1's bridge to n2's until the end (SIGINT prints the summary).
