@@ -165,7 +165,10 @@ export class Agent {
       this.masq = true;
       await applyMasquerade(cfg.name, network, claim.subnet);
     } else {
-      await removeMasquerade(cfg.name);
+      // Without nft there is no table to remove: fine when masquerade is off.
+      await removeMasquerade(cfg.name).catch((e) =>
+        log.debug({ err: (e as Error).message }, "no masquerade table removed"),
+      );
     }
 
     this.dp = await Dataplane.start(

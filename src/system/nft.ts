@@ -55,7 +55,10 @@ async function nft(ns: string, args: string[], input?: string): Promise<string> 
   const argv = ns === "" ? ["nft", ...args] : ["ip", "netns", "exec", ns, "nft", ...args];
   const r = await run(argv, { input, timeoutMs: 15_000 });
   if (r.code !== 0) {
-    const why = r.code === 127 && !r.stderr.trim() ? "nft not found (install nftables)" : "";
+    const why =
+      r.code === 127 && !r.stderr.trim()
+        ? "nft not found (install nftables, or set ipMasq: false)"
+        : "";
     throw new Error(
       `nft ${args.join(" ")}: ${why || r.stderr.trim().split("\n")[0] || `exit ${r.code}`}`,
     );
