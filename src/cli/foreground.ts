@@ -36,7 +36,7 @@ export async function runDataplane(file: string, level: string): Promise<void> {
   const { Dataplane } = await import("../dataplane/dataplane.js");
   const { dataplaneHandlers } = await import("../api/handlers.js");
   const { ControlServer } = await import("../api/server.js");
-  const cfg = loadConfig(file);
+  const cfg = await loadConfig(file);
   await foreground(cfg, level, async (log) => {
     const dp = await Dataplane.start(cfg, log);
     const control = new ControlServer(instancePaths(cfg).socket, dataplaneHandlers(dp));
@@ -56,6 +56,6 @@ export async function runDataplane(file: string, level: string): Promise<void> {
 export async function runAgent(file: string, level: string): Promise<void> {
   const { loadAgentConfig } = await import("../control/config.js");
   const { Agent } = await import("../control/agent.js");
-  const cfg = loadAgentConfig(file);
+  const cfg = await loadAgentConfig(file);
   await foreground(cfg, level, (log) => Agent.start(cfg, log));
 }

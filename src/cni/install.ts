@@ -14,9 +14,15 @@ export interface InstallOptions {
   agentSocket?: string;
   cniVersion?: string;
   name?: string;
+  /** IPAM directory (default /var/lib/cni/networks). */
+  dataDir?: string;
 }
 
-function defaultConflist(o: Partial<InstallOptions> = {}): Record<string, unknown> {
+/**
+ * The conflist install-cni writes: vxtun, then the reference portmap plugin (hostPort,
+ * as flannel's kube-flannel.yml chains it; snat so a node reaches its own hostPorts).
+ */
+export function defaultConflist(o: Partial<InstallOptions> = {}): Record<string, unknown> {
   return {
     // 1.0.0: what libcni 1.1 (Debian 12) and the reference plugins understand; a 1.1.0
     // runtime may raise it to get GC and STATUS.
@@ -32,8 +38,9 @@ function defaultConflist(o: Partial<InstallOptions> = {}): Record<string, unknow
         agentSocket: o.agentSocket ?? "/run/vxtun/cni.sock",
         mode: "bridge",
         hairpinMode: true,
-        dataDir: DEFAULT_DATA_DIR,
+        dataDir: o.dataDir ?? DEFAULT_DATA_DIR,
       },
+      { type: "portmap", capabilities: { portMappings: true }, snat: true },
     ],
   };
 }

@@ -12,8 +12,9 @@ import { ConfigError, deviceMtu, instancePaths, vtepMac } from "../dataplane/con
 import { Dataplane, findUnderlayMtu } from "../dataplane/dataplane.js";
 import { formatIpv4, formatMac, parseCidr } from "../encap/addr.js";
 import { ensureBridge } from "../system/iproute.js";
+import { applyMasquerade, removeMasquerade } from "../system/nft.js";
 import { type AgentConfig, agentPaths } from "./config.js";
-import { EtcdStore } from "./etcd-store.js";
+import { EtcdStore, etcdSecurity } from "./etcd-store.js";
 import { FileStore } from "./file-store.js";
 import {
   CorruptValueError,
@@ -45,7 +46,14 @@ export function openStore(cfg: AgentConfig, log: Logger): Store {
   const warn = (msg: string) => log.warn(msg);
   return cfg.store.type === "file"
     ? new FileStore({ dir: cfg.store.dir, warn })
-    : new EtcdStore({ endpoints: cfg.store.endpoints, prefix: cfg.store.prefix, warn });
+    : new EtcdStore({
+        endpoints: cfg.store.endpoints,
+        prefix: cfg.store.prefix,
+        // Certificates and password are read now: an unreadable file stops the agent
+        // before it touches the store, the network or nftables.
+        ...etcdSecurity(cfg.store),
+        warn,
+      });
 }
 
 /** Retry store calls at start-up (a node may boot before its etcd); config errors are final. */
@@ -73,6 +81,7 @@ export class Agent {
   private stopping = false;
   private cni: { close(): Promise<void> } | undefined;
   private control: ControlServer | undefined;
+  private masq = false;
   dp: Dataplane | undefined;
   sync: PeerSync | undefined;
   subnet = "";
@@ -105,7 +114,7 @@ export class Agent {
     const c = this.cfg;
     return {
       mode: c.mode,
-      publicIp: c.local.address,
+      publicIp: c.local.publicAddress,
       vni: c.vni,
       port: c.port,
       vtepMac: formatMac(vtepMac(c)),
@@ -144,7 +153,11 @@ export class Agent {
     );
     this.subnet = claim.subnet;
     this.expiresAt = claim.expiresAt;
-    writeRemembered(rememberedFile, { subnet: claim.subnet, network, publicIp: cfg.local.address });
+    writeRemembered(rememberedFile, {
+      subnet: claim.subnet,
+      network,
+      publicIp: cfg.local.publicAddress,
+    });
     if (previous && previous.subnet !== claim.subnet) {
       log.warn({ was: previous.subnet, now: claim.subnet }, "previous subnet was taken; moved");
     }
@@ -154,6 +167,17 @@ export class Agent {
     const gw = gatewayOf(claim.subnet);
     const cidr = `${gw}/${l2 ? net.len : cfg.subnetLen}`;
     await ensureBridge("", cfg.bridge, { cidr, mtu, network: net });
+    // Replaced atomically at every start; with ipMasq off a table left by an earlier
+    // run is removed, so subnet.env's FLANNEL_IPMASQ is the truth either way.
+    if (cfg.ipMasq) {
+      this.masq = true;
+      await applyMasquerade(cfg.name, network, claim.subnet);
+    } else {
+      // Without nft there is no table to remove: fine when masquerade is off.
+      await removeMasquerade(cfg.name).catch((e) =>
+        log.debug({ err: (e as Error).message }, "no masquerade table removed"),
+      );
+    }
 
     this.dp = await Dataplane.start(
       {
@@ -179,7 +203,7 @@ export class Agent {
       network,
       subnet: `${gw}/${cfg.subnetLen}`,
       mtu: this.dp.mtu,
-      ipMasq: false,
+      ipMasq: cfg.ipMasq,
       mode: cfg.mode,
       bridge: cfg.bridge,
       node: cfg.name,
@@ -244,7 +268,9 @@ export class Agent {
       network: this.cfg.network,
       subnet: this.subnet,
       gateway: this.subnet ? gatewayOf(this.subnet) : undefined,
-      publicIp: this.cfg.local.address,
+      publicIp: this.cfg.local.publicAddress,
+      local: { address: this.cfg.local.address, interface: this.cfg.local.interface },
+      ipMasq: this.cfg.ipMasq,
       vtepMac: this.identity.vtepMac,
       lease: {
         ttlSeconds: this.cfg.leaseTtlSeconds,
@@ -268,6 +294,11 @@ export class Agent {
     await this.cni?.close().catch(() => undefined);
     await this.control?.close();
     await this.dp?.stop();
+    if (this.masq) {
+      await removeMasquerade(this.cfg.name).catch((e) =>
+        this.log.warn({ err: (e as Error).message }, "removing the masquerade table failed"),
+      );
+    }
     await this.store.close();
   }
 }

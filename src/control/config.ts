@@ -2,7 +2,16 @@
 // network, store, lease TTL, node bridge, state file, CNI socket). device.address and
 // peers are the agent's to fill in: the subnet comes from the store, peers from leases.
 import { z } from "zod";
-import { cidr, configSchema, ifname, loadYaml, parseWith } from "../dataplane/config.js";
+import {
+  cidr,
+  configSchema,
+  ifname,
+  parseWith,
+  parseWithEnv,
+  type Resolved,
+  readYaml,
+  resolveLocal,
+} from "../dataplane/config.js";
 import { parseCidr } from "../encap/addr.js";
 
 const fileStore = z
@@ -15,8 +24,30 @@ const etcdStore = z
       .array(z.string().regex(/^https?:\/\/[^\s/]+$/, "an endpoint such as http://127.0.0.1:2379"))
       .min(1),
     prefix: z.string().startsWith("/").default("/coreos.com/network"),
+    /** TLS: the CA that signed etcd's certificate (flannel: -etcd-cafile). */
+    caFile: z.string().min(1).optional(),
+    /** TLS client certificate and its key (flannel: -etcd-certfile, -etcd-keyfile). */
+    certFile: z.string().min(1).optional(),
+    keyFile: z.string().min(1).optional(),
+    /** etcd authentication (flannel: -etcd-username, -etcd-password). */
+    username: z.string().min(1).optional(),
+    password: z.string().optional(),
+    /** The password read from a file (a mounted Secret), trailing newline dropped. */
+    passwordFile: z.string().min(1).optional(),
   })
-  .strict();
+  .strict()
+  .refine((s) => !s.certFile === !s.keyFile, {
+    message: "certFile and keyFile go together: set both or neither",
+    path: ["certFile"],
+  })
+  .refine((s) => s.password === undefined || s.passwordFile === undefined, {
+    message: "set password or passwordFile, not both",
+    path: ["passwordFile"],
+  })
+  .refine((s) => !s.username === (s.password === undefined && !s.passwordFile), {
+    message: "username needs password or passwordFile, and they need username",
+    path: ["username"],
+  });
 
 export const agentConfigSchema = configSchema
   .extend({
@@ -27,6 +58,8 @@ export const agentConfigSchema = configSchema
       .default({ type: "file", dir: "/var/lib/vxtun/store" }),
     /** flannel's 24 h; renewal is documented in lease.ts. */
     leaseTtlSeconds: z.number().int().min(2).default(86400),
+    /** Masquerade pod traffic leaving the pod network (flannel: --ip-masq). */
+    ipMasq: z.boolean().default(true),
     bridge: ifname.default("vxbr0"),
     stateFile: z.string().optional(),
     cniSocket: z.string().optional(),
@@ -44,18 +77,25 @@ export const agentConfigSchema = configSchema
     path: ["subnetLen"],
   });
 
-export type AgentConfig = z.infer<typeof agentConfigSchema>;
+export type AgentConfigFile = z.infer<typeof agentConfigSchema>;
+export type AgentConfig = Resolved<AgentConfigFile>;
+export type EtcdConfig = z.infer<typeof etcdStore>;
 
-export function parseAgentConfig(raw: unknown, source = "config"): AgentConfig {
+/** Validate an already-parsed object (no environment, no underlay lookup). */
+export function parseAgentConfig(raw: unknown, source = "config"): AgentConfigFile {
   return parseWith(agentConfigSchema, raw, source);
 }
 
-export function loadAgentConfig(file: string): AgentConfig {
-  return loadYaml(file, parseAgentConfig);
+/** The agent's config: the YAML file, the VXTUN_* environment over it, the underlay found. */
+export async function loadAgentConfig(file: string, env = process.env): Promise<AgentConfig> {
+  return resolveLocal(parseWithEnv(agentConfigSchema, readYaml(file), file, env));
 }
 
 /** The agent's own files, per instance name so several agents share a machine. */
-export function agentPaths(cfg: AgentConfig): { stateFile: string; cniSocket: string } {
+export function agentPaths(cfg: Pick<AgentConfigFile, "name" | "stateFile" | "cniSocket">): {
+  stateFile: string;
+  cniSocket: string;
+} {
   return {
     stateFile: cfg.stateFile ?? `/run/vxtun/${cfg.name}/subnet.env`,
     cniSocket: cfg.cniSocket ?? `/run/vxtun/${cfg.name}/cni.sock`,

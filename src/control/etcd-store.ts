@@ -5,8 +5,18 @@
 // Renewal follows flanneld: grant a fresh lease and re-put the value under it (flanneld
 // watchers expect a put per renewal); the superseded lease is revoked.
 
+import { readFileSync } from "node:fs";
 import { ExponentialBackoff, type IBackoff, noop } from "cockatiel";
-import { Etcd3, type IKeyValue, type Watcher } from "etcd3";
+import {
+  Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdPermissionDeniedError,
+  type IKeyValue,
+  type IOptions,
+  type Watcher,
+} from "etcd3";
+import { ConfigError } from "../dataplane/config.js";
+import type { EtcdConfig } from "./config.js";
 import {
   keySubnet,
   type LeaseValue,
@@ -34,9 +44,75 @@ export interface EtcdStoreOptions {
   prefix: string;
   /** Per-call deadline: a dead etcd must fail calls fast so forwarding state stays put. */
   callTimeoutMs?: number;
+  /** TLS material, already read (etcdSecurity). */
+  credentials?: IOptions["credentials"];
+  auth?: { username: string; password: string };
   warn?: (msg: string) => void;
 }
 
+/** Read the TLS files and password the config names; an unreadable one is a ConfigError. */
+export function etcdSecurity(c: EtcdConfig): Pick<EtcdStoreOptions, "credentials" | "auth"> {
+  const read = (key: string, file: string | undefined) => {
+    if (!file) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (e) {
+      throw new ConfigError(
+        `store.${key} ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
+    }
+  };
+  const ca = read("caFile", c.caFile);
+  const cert = read("certFile", c.certFile);
+  const key = read("keyFile", c.keyFile);
+  const pw =
+    c.password ??
+    read("passwordFile", c.passwordFile)
+      ?.toString()
+      .replace(/\r?\n$/, "");
+  const tls = c.endpoints.some((e) => e.startsWith("https:"));
+  if ((ca || cert) && !tls) {
+    throw new ConfigError(
+      "store.caFile/certFile are set but no endpoint is https://: use https:// endpoints for TLS",
+    );
+  }
+  return {
+    // grpc wants a root certificate with a client pair; without caFile the system's.
+    credentials:
+      ca || cert
+        ? {
+            rootCertificate: ca ?? read("caFile", "/etc/ssl/certs/ca-certificates.crt")!,
+            privateKey: key,
+            certChain: cert,
+          }
+        : undefined,
+    auth: c.username && pw !== undefined ? { username: c.username, password: pw } : undefined,
+  };
+}
+
+/**
+ * One line that names what is wrong with talking to etcd, for the log: grpc's own text
+ * hides a bad certificate or password in a long "No connection established" message.
+ */
+export function explainEtcdError(e: unknown): Error {
+  const err = e as Error;
+  const text = err?.message ?? String(e);
+  let why: string | undefined;
+  if (e instanceof EtcdAuthenticationFailedError || /authentication failed/i.test(text)) {
+    why = "etcd rejected the username or password (store.username, store.password)";
+  } else if (e instanceof EtcdPermissionDeniedError || /permission denied/i.test(text)) {
+    why = "etcd denied access to the user (store.username): grant it a role on the prefix";
+  } else if (/user name is empty|user name not found|auth token/i.test(text)) {
+    why = "etcd requires authentication: set store.username and store.password";
+  } else if (/certificate|self[- ]signed|unable to verify|CERT_|SSL|TLS|handshake/i.test(text)) {
+    const m = /(certificate[^.;,)]*|self[- ]signed[^.;,)]*|unable to verify[^.;,)]*)/i.exec(text);
+    why = `TLS with etcd failed${m ? ` (${m[1].trim()})` : ""}: check store.caFile, store.certFile, store.keyFile`;
+  }
+  if (!why) return err instanceof Error ? err : new Error(text);
+  const out = new Error(why);
+  out.name = err?.name ?? "Error";
+  return out;
+}
 export class EtcdStore implements Store {
   readonly kind = "etcd" as const;
   private readonly client: Etcd3;
@@ -51,6 +127,8 @@ export class EtcdStore implements Store {
     const timeout = opts.callTimeoutMs ?? 3000;
     this.client = new Etcd3({
       hosts: opts.endpoints,
+      credentials: opts.credentials,
+      auth: opts.auth,
       dialTimeout: timeout,
       // The agent owns retry and backoff (and reconciles after an outage); the client's
       // default circuit breaker would add up to 5 s of refusal after etcd is back.
@@ -72,6 +150,32 @@ export class EtcdStore implements Store {
     return this.tracker.get();
   }
 
+  /** A store call, tracked for health, its failure in one line that names the problem. */
+  private run<T>(fn: () => Promise<T>): Promise<T> {
+    return this.tracker.run(() =>
+      fn().then(
+        (r) => {
+          this.lastCause = undefined;
+          return r;
+        },
+        (e) => {
+          throw e instanceof LeaseTakenError ? e : this.explain(e);
+        },
+      ),
+    );
+  }
+
+  /** The last failure that named its cause (a certificate, a password). */
+  private lastCause: Error | undefined;
+
+  private explain(e: unknown): Error {
+    const out = explainEtcdError(e);
+    if (out !== e) this.lastCause = out;
+    // While grpc backs off it reports "Last error: null": the cause is still the last one.
+    else if (this.lastCause && /Last error: null/.test(out.message)) return this.lastCause;
+    return out;
+  }
+
   private get configKey(): string {
     return `${this.prefix}/config`;
   }
@@ -85,7 +189,7 @@ export class EtcdStore implements Store {
   }
 
   getConfig(): Promise<NetworkConfig | undefined> {
-    return this.tracker.run(async () => {
+    return this.run(async () => {
       const text = await this.client.get(this.configKey).string();
       return text === null ? undefined : this.parseConfig(text);
     });
@@ -96,7 +200,7 @@ export class EtcdStore implements Store {
   }
 
   putConfigIfAbsent(config: NetworkConfig): Promise<NetworkConfig> {
-    return this.tracker.run(async () => {
+    return this.run(async () => {
       const r = await this.client
         .if(this.configKey, "Create", "==", 0)
         .then(this.client.put(this.configKey).value(JSON.stringify(config)))
@@ -110,11 +214,11 @@ export class EtcdStore implements Store {
   }
 
   createLease(subnet: string, value: LeaseValue, ttlSeconds: number) {
-    return this.tracker.run(() => this.claim(subnet, value, ttlSeconds, LeaseTakenError));
+    return this.run(() => this.claim(subnet, value, ttlSeconds, LeaseTakenError));
   }
 
   renewLease(subnet: string, value: LeaseValue, ttlSeconds: number) {
-    return this.tracker.run(() => this.claim(subnet, value, ttlSeconds, LeaseLostError));
+    return this.run(() => this.claim(subnet, value, ttlSeconds, LeaseLostError));
   }
 
   /** Put our value under a fresh etcd lease if the key is absent or already ours. */
@@ -178,7 +282,7 @@ export class EtcdStore implements Store {
   }
 
   listLeases(): Promise<LeaseSnapshot> {
-    return this.tracker.run(async () => {
+    return this.run(async () => {
       const r = await this.client.getAll().prefix(this.subnetsPrefix).exec();
       const leases: LeaseRecord[] = [];
       for (const kv of r.kvs) {
@@ -194,7 +298,7 @@ export class EtcdStore implements Store {
     onEvent: (e: LeaseEvent) => void,
     onError: (err: Error) => void,
   ): Promise<Watch> {
-    const watcher = await this.tracker.run(() =>
+    const watcher = await this.run(() =>
       this.client
         .watch()
         .prefix(this.subnetsPrefix)
@@ -220,8 +324,10 @@ export class EtcdStore implements Store {
       // etcd reports a lease expiry as a delete of the key.
       if (subnet) onEvent({ type: "delete", subnet });
     });
-    watcher.on("disconnected", (e) => die(new Error(`etcd watch disconnected: ${e.message}`)));
-    watcher.on("error", (e) => die(new Error(`etcd watch failed: ${e.message}`)));
+    watcher.on("disconnected", (e) =>
+      die(new Error(`etcd watch disconnected: ${this.explain(e).message}`)),
+    );
+    watcher.on("error", (e) => die(new Error(`etcd watch failed: ${this.explain(e).message}`)));
     return {
       cancel: () => {
         dead = true;

@@ -5,6 +5,8 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { parseCidr, parseIpv4, parseMac } from "../encap/addr.js";
+import { defaultRouteInterface, type Iface, listInterfaces } from "../system/ifaddr.js";
+import { envName, overlayEnv } from "./config-env.js";
 
 export const MODES = ["vxlan", "vxlan-l2", "ipip"] as const;
 export type Mode = (typeof MODES)[number];
@@ -55,14 +57,23 @@ export const configSchema = z
       .tuple([z.number().int().min(1).max(65535), z.number().int().min(1).max(65535)])
       .refine(([lo, hi]) => lo <= hi, { message: "the first port must not exceed the second" })
       .default([32768, 61000]),
+    /** The underlay; all optional: see chooseLocal() for how the defaults are found. */
     local: z
       .object({
-        /** Underlay address this node sends from and listens on. */
-        address: ipv4,
-        /** Underlay interface; its MTU sets the default device MTU. */
+        /** Underlay address this node sends from and listens on (flannel: --iface=ADDR). */
+        address: ipv4.optional(),
+        /** Underlay interface; its MTU sets the default device MTU (flannel: --iface). */
         interface: ifname.optional(),
+        /** The first interface whose name or IPv4 address matches (flannel: --iface-regex). */
+        interfaceRegex: z
+          .string()
+          .refine(validRegex, { message: "not a valid regular expression" })
+          .optional(),
+        /** The address peers send to, when NAT makes it differ from ours (flannel: --public-ip). */
+        publicAddress: ipv4.optional(),
       })
-      .strict(),
+      .strict()
+      .default({}),
     device: z
       .object({
         name: ifname.default("vxtun0"),
@@ -149,51 +160,187 @@ export const configSchema = z
   })
   .strict();
 
-export type Config = z.infer<typeof configSchema>;
+function validRegex(s: string): boolean {
+  try {
+    new RegExp(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The config as written (file + environment), before the underlay is looked up. */
+export type ConfigFile = z.infer<typeof configSchema>;
+
+/** The underlay in effect: every field known (chooseLocal). */
+export interface UnderlayLocal {
+  address: string;
+  interface: string;
+  /** What the lease advertises: publicAddress, else address. */
+  publicAddress: string;
+  interfaceRegex?: string;
+}
+
+/** A config whose underlay has been looked up on this node. */
+export type Resolved<T extends { local: unknown }> = Omit<T, "local"> & { local: UnderlayLocal };
+export type Config = Resolved<ConfigFile>;
 
 /** A config error that the CLI prints as one line. */
 export class ConfigError extends Error {}
 
-/** Validate `raw` against a schema; the first problem becomes a one-line ConfigError. */
-export function parseWith<T>(schema: z.ZodType<T>, raw: unknown, source: string): T {
+/**
+ * Validate `raw` against a schema; the first problem becomes a one-line ConfigError.
+ * `origins` names the environment variable a path's value came from.
+ */
+export function parseWith<T>(
+  schema: z.ZodType<T>,
+  raw: unknown,
+  source: string,
+  origins: Map<string, string> = new Map(),
+): T {
   const r = schema.safeParse(raw ?? {});
   if (!r.success) {
     const issue = r.error.issues[0];
     const where = issue.path.length ? issue.path.join(".") : "(top level)";
-    throw new ConfigError(`${source}: ${where}: ${issue.message}`);
+    const from = [...origins].find(([p]) => where === p || where.startsWith(`${p}.`))?.[1];
+    throw new ConfigError(`${source}: ${where}${from ? ` (from ${from})` : ""}: ${issue.message}`);
   }
   return r.data;
 }
 
-/** Validate an already-parsed object. */
-export function parseConfig(raw: unknown, source = "config"): Config {
+/** `raw` with the VXTUN_* environment applied, validated. */
+export function parseWithEnv<T>(
+  schema: z.ZodType<T>,
+  raw: unknown,
+  source: string,
+  env: NodeJS.ProcessEnv = process.env,
+): T {
+  let o: ReturnType<typeof overlayEnv>;
+  try {
+    o = overlayEnv(schema, raw, env);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  return parseWith(schema, o.raw, source, o.origins);
+}
+
+/** Validate an already-parsed object (no environment, no underlay lookup). */
+export function parseConfig(raw: unknown, source = "config"): ConfigFile {
   return parseWith(configSchema, raw, source);
 }
 
-/** Read a YAML file and validate it with `parse`; every failure is one ConfigError line. */
-export function loadYaml<T>(file: string, parse: (raw: unknown, source: string) => T): T {
+/** Read a YAML file (undefined for an empty one); failures are one ConfigError line. */
+export function readYaml(file: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
     throw new ConfigError(`cannot read config ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
   }
-  let raw: unknown;
   try {
-    raw = parseYaml(text);
+    return parseYaml(text);
   } catch (e) {
     throw new ConfigError(`${file}: not valid YAML: ${(e as Error).message.split("\n")[0]}`);
   }
-  return parse(raw, file);
 }
 
-/** Read and validate a dataplane YAML config file. */
-export function loadConfig(file: string): Config {
-  return loadYaml(file, parseConfig);
+/** A dataplane config: the YAML file, the VXTUN_* environment over it, the underlay found. */
+export async function loadConfig(file: string, env = process.env): Promise<Config> {
+  return resolveLocal(parseWithEnv(configSchema, readYaml(file), file, env));
+}
+
+const hint = (key: string) => `local.${key} (${envName(["local", key])})`;
+
+/**
+ * The underlay, flanneld's way: local.interface (its first IPv4 address unless
+ * local.address names another of its own), else the first interface whose name or an
+ * address matches local.interfaceRegex, else the interface holding local.address, else
+ * the default route's interface and its first IPv4 address. Throws one line naming
+ * what to set.
+ */
+export function chooseLocal(
+  local: ConfigFile["local"],
+  ifaces: readonly Iface[],
+  defaultIface: string | undefined,
+): UnderlayLocal {
+  const have = () =>
+    ifaces.map((i) => `${i.name}${i.ipv4.length ? `=${i.ipv4.join(",")}` : ""}`).join(" ");
+  const pick = (i: Iface, why: string): UnderlayLocal => {
+    const address = local.address ?? i.ipv4[0];
+    if (!address) {
+      throw new ConfigError(
+        `${why} ${i.name} has no IPv4 address: give it one, or set ${hint("interface")} or ${hint("address")}`,
+      );
+    }
+    if (!i.ipv4.includes(address)) {
+      throw new ConfigError(
+        `local.address ${address} is not on ${why} ${i.name} (it has ${i.ipv4.join(", ") || "none"}): fix ${hint("address")}`,
+      );
+    }
+    return {
+      address,
+      interface: i.name,
+      publicAddress: local.publicAddress ?? address,
+      interfaceRegex: local.interfaceRegex,
+    };
+  };
+  if (local.interface) {
+    const i = ifaces.find((x) => x.name === local.interface);
+    if (!i) {
+      throw new ConfigError(
+        `local.interface ${local.interface} not found in this network namespace (have: ${have()}): fix ${hint("interface")}`,
+      );
+    }
+    return pick(i, "local.interface");
+  }
+  if (local.interfaceRegex) {
+    const re = new RegExp(local.interfaceRegex);
+    const i = ifaces.find(
+      (x) =>
+        x.ipv4.length > 0 &&
+        (!local.address || x.ipv4.includes(local.address)) &&
+        (re.test(x.name) || x.ipv4.some((a) => re.test(a))),
+    );
+    if (!i) {
+      throw new ConfigError(
+        `local.interfaceRegex /${local.interfaceRegex}/ matches no interface with an IPv4 address${local.address ? ` ${local.address}` : ""} (have: ${have()}): fix ${hint("interfaceRegex")}`,
+      );
+    }
+    return pick(i, "interface");
+  }
+  if (local.address) {
+    const i = ifaces.find((x) => x.ipv4.includes(local.address!));
+    if (!i) {
+      throw new ConfigError(
+        `local.address ${local.address} is not configured on any interface here (have: ${have()}): add it, or fix ${hint("address")}`,
+      );
+    }
+    return pick(i, "interface");
+  }
+  const i = ifaces.find((x) => x.name === defaultIface);
+  if (!i) {
+    throw new ConfigError(
+      `no default route to find the underlay interface by: set ${hint("interface")}, ${hint("interfaceRegex")} or ${hint("address")}`,
+    );
+  }
+  return pick(i, "the default route's interface");
+}
+
+/** `cfg` with its underlay looked up in this network namespace. */
+export async function resolveLocal<T extends ConfigFile>(cfg: T): Promise<Resolved<T>> {
+  const ifaces = await listInterfaces();
+  const l = cfg.local;
+  const needRoute = !l.interface && !l.interfaceRegex && !l.address;
+  const local = chooseLocal(l, ifaces, needRoute ? await defaultRouteInterface() : undefined);
+  return { ...cfg, local };
 }
 
 /** Default per-instance paths, so several instances on one machine never collide. */
-export function instancePaths(cfg: Config): { socket: string; state: string; log?: string } {
+export function instancePaths(cfg: Pick<ConfigFile, "name" | "paths">): {
+  socket: string;
+  state: string;
+  log?: string;
+} {
   return {
     socket: cfg.paths.socket ?? `/run/vxtun/${cfg.name}.sock`,
     state: cfg.paths.state ?? `/var/lib/vxtun/${cfg.name}`,

@@ -11,9 +11,10 @@ import { stringify } from "yaml";
 import { controlCall } from "../api/client.js";
 import { UserError } from "../api/errors.js";
 import { run } from "../system/exec.js";
-import { addrAdd } from "../system/iproute.js";
+import { addrAdd, linkSetMaster, routeReplace } from "../system/iproute.js";
+import { removeMasquerade } from "../system/nft.js";
 import { listLabNamespaces, NetnsLab, removeAllLabNamespaces } from "./netns.js";
-import { buildUnderlay } from "./underlay.js";
+import { buildUnderlay, type Underlay } from "./underlay.js";
 import { vxtunCommand } from "./vxtun-process.js";
 
 export const LABS_DIR = "/run/vxtun/labs";
@@ -49,6 +50,8 @@ export interface LabState {
   nodes: LabNode[];
   pods: LabPod[];
   etcd?: { pid: number; endpoint: string };
+  /** A host on the underlay outside the pod network (the nodes' default gateway). */
+  outside?: { ns: string; address: string };
 }
 
 export interface LabUpOptions {
@@ -61,6 +64,7 @@ export interface LabUpOptions {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
+export const OUTSIDE_IP = "198.18.0.253";
 const LAB_NAME = /^[a-z0-9][a-z0-9-]{0,15}$/;
 
 function labDir(name: string): string {
@@ -95,11 +99,17 @@ function cniPluginCommand(): string[] {
 }
 
 /** Start a process inside a namespace that outlives us (the lab keeps running). */
-function spawnDetached(ns: string, argv: string[], log: string): number {
+function spawnDetached(
+  ns: string,
+  argv: string[],
+  log: string,
+  env: Record<string, string> = {},
+): number {
   const fd = openSync(log, "a");
   const child = spawn("ip", ["netns", "exec", ns, ...argv], {
     detached: true,
     stdio: ["ignore", fd, fd],
+    env: { ...process.env, ...env },
   });
   child.unref();
   if (!child.pid) throw new Error(`could not start ${argv.join(" ")}`);
@@ -154,6 +164,9 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
   try {
     progress(`underlay: ${o.nodes} nodes on a switch (198.18.0.0/24)`);
     const underlay = await buildUnderlay(net, o.nodes);
+    progress(`outside host ${OUTSIDE_IP} (the nodes' default gateway, no route to the pods)`);
+    state.outside = { ns: await addOutsideHost(net, underlay), address: OUTSIDE_IP };
+    saveLab(state);
     // Namespaces now belong to the lab, not to this process: forget them so our exit
     // does not delete them.
     net.detach();
@@ -195,6 +208,17 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
       });
       store = { type: "etcd", endpoints: [endpoint], prefix: `/vxtun-lab-${name}/network` };
     }
+    // One config file for every node, as a DaemonSet's ConfigMap would be: the underlay
+    // comes from each node's default route, per-node paths from VXTUN_* variables.
+    const cfgFile = join(dir, "agent.yaml");
+    writeFileSync(
+      cfgFile,
+      stringify({
+        mode: state.mode,
+        device: { name: state.mode === "vxlan-l2" ? "vxtap0" : "vxtun0" },
+        store,
+      }),
+    );
     for (const n of underlay.nodes) {
       const nd = join(dir, n.name);
       mkdirSync(nd, { recursive: true });
@@ -208,22 +232,20 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
         log: join(nd, "agent.log"),
         pid: 0,
       };
-      const cfgFile = join(nd, "agent.yaml");
-      writeFileSync(
-        cfgFile,
-        stringify({
-          name: `${name}-${n.name}`,
-          mode: state.mode,
-          local: { address: n.address, interface: n.dev },
-          device: { name: state.mode === "vxlan-l2" ? "vxtap0" : "vxtun0" },
-          store,
-          stateFile: node.stateFile,
-          cniSocket: node.cniSocket,
-          paths: { socket: node.socket, state: join(nd, "state") },
-        }),
-      );
       progress(`agent ${n.name} (${n.address})`);
-      node.pid = spawnDetached(n.ns, [...vxtunCommand(), "agent", "--config", cfgFile], node.log);
+      const env = {
+        VXTUN_NAME: `${name}-${n.name}`,
+        VXTUN_STATE_FILE: node.stateFile,
+        VXTUN_CNI_SOCKET: node.cniSocket,
+        VXTUN_PATHS_SOCKET: node.socket,
+        VXTUN_PATHS_STATE: join(nd, "state"),
+      };
+      node.pid = spawnDetached(
+        n.ns,
+        [...vxtunCommand(), "agent", "--config", cfgFile],
+        node.log,
+        env,
+      );
       state.nodes.push(node);
       saveLab(state);
     }
@@ -263,6 +285,20 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     await labDown(name).catch(() => undefined);
     throw e;
   }
+}
+
+/**
+ * "The internet" as seen from the nodes: a namespace on the underlay switch that every
+ * node's default route points at. It has no route to the pod network, so a pod reaches
+ * it only when its node masquerades; and the nodes' agents find their underlay
+ * interface by that default route, as on a real node.
+ */
+export async function addOutsideHost(net: NetnsLab, u: Underlay): Promise<string> {
+  const ns = await net.addNs("out");
+  await net.veth(ns, "eth0", u.switchNs, "pout", { cidrA: `${OUTSIDE_IP}/24` });
+  await linkSetMaster(u.switchNs, "pout", "br0");
+  for (const n of u.nodes) await routeReplace(n.ns, { dst: "default", via: OUTSIDE_IP });
+  return ns;
 }
 
 async function runCni(
@@ -313,6 +349,8 @@ export async function labDown(name: string): Promise<{ namespaces: number; proce
   for (const n of s.nodes) {
     if (n.pid && alive(n.pid)) processes++;
     await stopPid(n.pid);
+    // A clean stop removed it; a killed agent did not (the namespace's end would).
+    await removeMasquerade(`${s.name}-${n.name}`, n.ns).catch(() => undefined);
   }
   if (s.etcd) {
     if (alive(s.etcd.pid)) processes++;
@@ -395,6 +433,10 @@ export function formatLab(s: LabState): string {
       `  ${n.name.padEnd(4)} ns ${n.ns.padEnd(18)} underlay ${n.address.padEnd(12)} subnet ${n.subnet ?? "?"}`,
     );
   }
+  if (s.outside)
+    lines.push(
+      `  out  ns ${s.outside.ns.padEnd(18)} underlay ${s.outside.address} (outside host, default gateway)`,
+    );
   lines.push("", "pods:");
   for (const p of s.pods)
     lines.push(`  ${p.name.padEnd(8)} on ${p.node.padEnd(4)} ${p.ip.padEnd(14)} ns ${p.ns}`);

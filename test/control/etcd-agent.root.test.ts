@@ -4,20 +4,22 @@
 // keep pinging (forwarding runs on last known state) and no lease is lost; a stopped
 // agent's lease expires and its entries leave the others.
 import t from "tap";
-import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
+import { NetnsLab } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
-import { meshComplete, pingBridges, startAgents, tempDir, waitFor } from "../fixtures/agents.js";
-import { ETCD_URL, etcdMissing, LabEtcd } from "../fixtures/etcd.js";
+import {
+  meshComplete,
+  pingBridges,
+  startAgents,
+  storesWatching,
+  tempDir,
+  waitFor,
+} from "../fixtures/agents.js";
+import { ETCD_URL, LabEtcd, skipUnlessEtcd } from "../fixtures/etcd.js";
 
 const PREFIX = "/coreos.com/network";
 
 t.test("etcd: join, flannel interop, etcd outage, leave by expiry", async (t) => {
-  if (skipUnlessRoot(t)) return;
-  const missing = etcdMissing();
-  if (missing) {
-    t.plan(0, `skipped: ${missing}`);
-    return;
-  }
+  if (skipUnlessEtcd(t)) return;
   const lab = await NetnsLab.create(t);
   const { switchNs, nodes } = await buildUnderlay(lab, 3);
   const etcd = await LabEtcd.create(lab, switchNs, tempDir(t, "etcd"));
@@ -99,18 +101,7 @@ t.test("etcd: join, flannel interop, etcd outage, leave by expiry", async (t) =>
   await new Promise((r) => setTimeout(r, 10_000 - (Date.now() - down)));
   await etcd.start();
   const up = Date.now();
-  const back = await waitFor(
-    "agents reconnected",
-    async () => {
-      for (const a of agents) {
-        const r = await a.report();
-        if (!r.store.ok || !r.store.watching) return false;
-      }
-      return true;
-    },
-    8000,
-    100,
-  );
+  const back = await waitFor("agents reconnected", () => storesWatching(agents), 8000, 100);
   t.pass(
     `all agents healthy and watching again ${back} ms after etcd restarted (${up - down} ms outage)`,
   );

@@ -189,7 +189,8 @@ t.test("an agent refuses a store whose network config differs, in one line", asy
     store: { type: "file", dir: storeDir },
     paths: { socket: join(dir, "mm.sock"), state: join(dir, "mm-state") },
   });
-  await t.rejects(Agent.start(cfg, pino({ level: "silent" })), {
+  const local = { address: "198.18.0.1", interface: "eth0", publicAddress: "198.18.0.1" };
+  await t.rejects(Agent.start({ ...cfg, local }, pino({ level: "silent" })), {
     name: "Error",
     message:
       /^the store's network config \(file\) differs from ours: Network "10\.9\.0\.0\/16" \(ours "10\.244\.0\.0\/16"\)$/,

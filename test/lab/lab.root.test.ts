@@ -1,25 +1,23 @@
 // `vxtun lab` end to end, on the embedded store, in all three modes: 3 nodes × 2 pods,
 // every pod reaches every other, and `lab down` leaves no namespace, link or process.
-import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import t from "tap";
 import { LABS_DIR } from "../../src/lab/lab.js";
 import { listLabNamespaces, skipUnlessRoot } from "../../src/lab/netns.js";
 import { run } from "../../src/system/exec.js";
-import { CLI } from "../fixtures/vxtun.js";
+import { CLI, cliLab } from "../fixtures/vxtun.js";
 
 for (const mode of ["vxlan", "vxlan-l2", "ipip"]) {
   t.test(`vxtun lab up --nodes 3 --pods 2 --mode ${mode}`, async (t) => {
     if (skipUnlessRoot(t)) return;
-    const name = `t${randomBytes(3).toString("hex")}`;
-    const lab = (verb: string, ...args: string[]) =>
-      run([...CLI, "lab", verb, "--lab", name, ...args], { timeoutMs: 180_000 });
-    t.teardown(async () => {
-      await lab("down");
-    });
-    const nsBefore = await listLabNamespaces();
-    const up = await lab("up", "--nodes", "3", "--pods", "2", "--mode", mode);
-    t.equal(up.code, 0, up.code === 0 ? "lab up" : up.stderr.slice(-3000));
+    const { name, lab, nsBefore, up } = await cliLab(t, "t", [
+      "--nodes",
+      "3",
+      "--pods",
+      "2",
+      "--mode",
+      mode,
+    ]);
     t.match(up.stdout, /n3-p2 +on n3 +10\.244\.\d+\.\d+/, "prints the pods with addresses");
     const ping = await lab("ping");
     t.equal(ping.code, 0, "lab ping exits 0");

@@ -1,0 +1,34 @@
+// The node's interfaces and default route as the underlay choice needs them (flanneld's
+// rule: the default route's interface and its first IPv4 address), read with iproute2 in
+// one namespace ("" = the one we run in).
+import { ipJson } from "./iproute.js";
+
+export interface Iface {
+  name: string;
+  mtu: number;
+  /** IPv4 addresses in the kernel's order (the first is the primary one). */
+  ipv4: string[];
+}
+
+export async function listInterfaces(ns = ""): Promise<Iface[]> {
+  const links = await ipJson<
+    { ifname: string; mtu: number; addr_info?: { family: string; local: string }[] }[]
+  >(ns, ["addr", "show"]);
+  return links.map((l) => ({
+    name: l.ifname,
+    mtu: l.mtu,
+    ipv4: (l.addr_info ?? []).filter((a) => a.family === "inet").map((a) => a.local),
+  }));
+}
+
+/** The interface of the IPv4 default route with the lowest metric, if there is one. */
+export async function defaultRouteInterface(ns = ""): Promise<string | undefined> {
+  const routes = await ipJson<{ dev?: string; metric?: number }[]>(ns, [
+    "-4",
+    "route",
+    "show",
+    "default",
+  ]);
+  const sorted = routes.filter((r) => r.dev).sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0));
+  return sorted[0]?.dev;
+}
