@@ -49,9 +49,11 @@ export class IpError extends Error {
     /** iproute2's own words, one line ("; " between lines of a batch). */
     readonly detail: string,
     stderr: string,
+    /** Already known (netlink: from the errno), else read from `stderr`. */
+    kind?: IpErrorKind,
   ) {
     super(`${argv.join(" ")}: ${detail}`);
-    this.kind = ipErrorKind(code, stderr);
+    this.kind = kind ?? ipErrorKind(code, stderr);
   }
 }
 
