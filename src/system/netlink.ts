@@ -7,7 +7,7 @@
 // (never from text), so callers keep `unless("exists")` and friends.
 import { closeSync, constants as fsConstants, openSync } from "node:fs";
 import { getSystemErrorMap } from "node:util";
-import { formatIpv4, parseCidr, prefixMask } from "../encap/addr.js";
+import { formatIpv4, parseCidr, parseIpv4, prefixMask } from "../encap/addr.js";
 import { native } from "../io/native.js";
 import { IpError, type IpErrorKind } from "./iproute.js";
 
@@ -33,6 +33,7 @@ const RTM_DELADDR = 21;
 const RTM_GETADDR = 22;
 const RTM_NEWROUTE = 24;
 const RTM_DELROUTE = 25;
+const RTM_GETROUTE = 26;
 const RTM_NEWNEIGH = 28;
 
 const AF_UNSPEC = 0;
@@ -65,6 +66,7 @@ const IFA_LOCAL = 2;
 const RTA_DST = 1;
 const RTA_OIF = 4;
 const RTA_GATEWAY = 5;
+const RTA_TABLE = 15;
 const RT_TABLE_MAIN = 254;
 const RTPROT_BOOT = 3;
 export const RT_SCOPE_UNIVERSE = 0;
@@ -494,6 +496,28 @@ export class Netlink {
     );
   }
 
+  /** The main table's IPv4 unicast routes. */
+  routes(): Route[] {
+    const out: Route[] = [];
+    const req = Buffer.alloc(12);
+    req.writeUInt8(AF_INET, 0);
+    for (const m of this.request(["route show"], RTM_GETROUTE, F_DUMP, req)) {
+      const b = m.body;
+      if (b.readUInt8(0) !== AF_INET || b.readUInt8(7) !== RTN_UNICAST) continue;
+      const a = parseAttrs(b, 12);
+      if ((a.get(RTA_TABLE)?.readUInt32LE(0) ?? b.readUInt8(4)) !== RT_TABLE_MAIN) continue;
+      out.push({
+        dst: a.get(RTA_DST)?.readUInt32BE(0) ?? 0,
+        len: b.readUInt8(1),
+        gateway: a.get(RTA_GATEWAY)?.readUInt32BE(0),
+        oif: a.get(RTA_OIF)?.readUInt32LE(0),
+        scope: b.readUInt8(6),
+        onlink: (b.readUInt32LE(8) & RTNH_F_ONLINK) !== 0,
+      });
+    }
+    return out;
+  }
+
   delRoute(r: Route): void {
     this.change(["route del", routeText(r)], RTM_DELROUTE, 0, routeBody(r));
   }
@@ -579,6 +603,15 @@ export function routeDst(s: string): { dst: number; len: number } | undefined {
   return c && { dst: (c.addr & prefixMask(c.len)) >>> 0, len: c.len };
 }
 
+/** "10.244.1.1/24" as the address itself (host bits kept, unlike parseCidr) and length. */
+export function interfaceAddr(s: string): { addr: number; len: number } | undefined {
+  const [a, l] = s.split("/");
+  const addr = parseIpv4(a);
+  const len = l === undefined ? 32 : Number(l);
+  if (addr === undefined || !/^\d{1,2}$/.test(l ?? "32") || len > 32) return undefined;
+  return { addr, len };
+}
+
 /** Open a socket in `ns`, run `fn`, always close it. */
 export function withNetlink<T>(ns: string, fn: (nl: Netlink) => T): T {
   const nl = new Netlink(ns);
@@ -626,7 +659,7 @@ export function ensureBridgeNl(
   name: string,
   o: { cidr: string; mtu: number; network: { addr: number; len: number } },
 ): number {
-  const want = parseCidr(o.cidr);
+  const want = interfaceAddr(o.cidr);
   if (!want) throw new Error(`invalid bridge address ${o.cidr}`);
   const created = unlessKind("exists", () => {
     nl.addBridge(name, o.mtu);
