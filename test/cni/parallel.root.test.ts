@@ -1,6 +1,7 @@
 // 20 ADDs at once on one node, through the agent's server and then through the Node
-// slow path: 20 distinct addresses (host-local's own file lock), 20 veths on the bridge,
-// and 20 concurrent DELs leave nothing. The plugin adds no lock of its own.
+// slow path: 20 distinct addresses (the in-process IPAM takes host-local's file lock, so
+// agent and slow-path processes exclude each other), 20 veths on the bridge, and 20
+// concurrent DELs leave nothing.
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
