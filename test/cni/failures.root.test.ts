@@ -3,21 +3,16 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
-import { NetnsLab } from "../../src/lab/netns.js";
 import { ip, ipJson } from "../../src/system/iproute.js";
-import { cniTestEnv, driver, startCniServerIn, writeNodeFiles } from "../fixtures/cni.js";
+import { cniNode, startCniServerIn } from "../fixtures/cni.js";
 
 t.test("a taken pod ifname, a 300-character container ID, a vanished netns", async (t) => {
-  const env = cniTestEnv(t);
-  if (!env) return;
-  const { drv, dir, bin } = env;
-  const { conflist, dataDir, cache, agentSocket } = writeNodeFiles(dir, { node: 1 });
-  const lab = await NetnsLab.create(t);
-  const node = await lab.addNs("n1");
+  const n = await cniNode(t);
+  if (!n) return;
+  const { conflist, dataDir, lab, node, run } = n;
   const pod = await lab.addNs("p1");
   const netns = `/run/netns/${pod}`;
-  await startCniServerIn(lab, node, agentSocket);
-  const run = (args: string[]) => driver(lab, node, drv.path, bin, cache, args);
+  await startCniServerIn(lab, node, n.agentSocket);
   const errOf = (r: { stdout: string; stderr: string }) => `${r.stdout}${r.stderr}`;
   const leases = () =>
     readdirSync(join(dataDir, "vxtun-test"), { withFileTypes: true })
