@@ -21,7 +21,7 @@ export interface CniEnv {
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 /**
  * Stricter than the spec's rule (no '/', ':' or whitespace): the name also goes into
- * `ip -batch` lines and link aliases, so shell-ish characters are refused outright.
+ * link names, aliases and file names, so shell-ish characters are refused outright.
  */
 const IFNAME = /^[A-Za-z0-9_.+@-]{1,15}$/;
 

@@ -14,7 +14,6 @@ import { Fdb, Learn, NeighTable, parsePrefix, type RouteSpec, RouteTable } from 
 import { Batch } from "../io/batch.js";
 import { native } from "../io/native.js";
 import { Slab } from "../io/slab.js";
-import * as ipr from "../system/iproute.js";
 import { interfaceAddr, unlessKind, withNetlink } from "../system/netlink.js";
 import { Device, TUN_F } from "../tun/device.js";
 import { probeOffloads } from "../tun/probe.js";
@@ -52,7 +51,7 @@ import { C, Stats } from "./stats.js";
 export const DATAPLANE_NODE_FLAGS = ["--no-memory-reducer", "--min-semi-space-size=16"];
 const NO_MEMORY_REDUCER = DATAPLANE_NODE_FLAGS[0];
 
-/** The current network namespace, for src/system/iproute. */
+/** The current network namespace, for src/system/netlink. */
 const HERE = "";
 
 export interface PeerSpec {
@@ -539,26 +538,25 @@ export class Dataplane implements ControlTarget {
 
 /** MTU of the underlay interface: the configured one, else the one holding local.address. */
 export async function findUnderlayMtu(cfg: Config): Promise<number> {
-  if (cfg.local.interface) {
-    const [link] = await ipr.linkShow(HERE, cfg.local.interface).catch(() => {
+  return withNetlink(HERE, (nl) => {
+    if (cfg.local.interface) {
+      const link = unlessKind("not-found", () => nl.link(cfg.local.interface as string));
+      if (!link) {
+        throw new UserError(
+          `underlay interface ${cfg.local.interface} not found in this network namespace (local.interface)`,
+        );
+      }
+      return link.mtu;
+    }
+    const local = parseIpv4(cfg.local.address);
+    const owner = nl.addrs().find((a) => a.addr === local);
+    if (!owner) {
       throw new UserError(
-        `underlay interface ${cfg.local.interface} not found in this network namespace (local.interface)`,
+        `local.address ${cfg.local.address} is not configured on any interface here: add it, or fix local.address`,
       );
-    });
-    return link.mtu;
-  }
-  const addrs = (await ipr.ipJson(HERE, ["addr", "show"])) as {
-    ifname: string;
-    mtu: number;
-    addr_info?: { local: string }[];
-  }[];
-  const owner = addrs.find((l) => l.addr_info?.some((a) => a.local === cfg.local.address));
-  if (!owner) {
-    throw new UserError(
-      `local.address ${cfg.local.address} is not configured on any interface here: add it, or fix local.address`,
-    );
-  }
-  return owner.mtu;
+    }
+    return nl.link(owner.index).mtu;
+  });
 }
 
 /** The fast path's report before (or without) it: `state` says why. */

@@ -322,14 +322,18 @@ export class Netlink {
 
   // ---- links
 
-  /** The link called `name`; throws IpError "not-found" if there is none. */
-  link(name: string): Link {
-    checkName(name);
+  /** The link called `name` (or with that ifindex); throws IpError "not-found" if none. */
+  link(dev: string | number): Link {
+    const byName = typeof dev === "string";
+    if (byName) checkName(dev);
     const [m] = this.request(
-      ["link show", name],
+      ["link show", String(dev)],
       RTM_GETLINK,
       0,
-      Buffer.concat([ifinfomsg({}), encodeAttrs([str(IFLA_IFNAME, name)])]),
+      Buffer.concat([
+        ifinfomsg({ index: byName ? 0 : dev }),
+        encodeAttrs(byName ? [str(IFLA_IFNAME, dev)] : []),
+      ]),
     );
     return parseLink(m.body);
   }
