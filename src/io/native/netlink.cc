@@ -116,15 +116,17 @@ Napi::Value NlTransact(const Napi::CallbackInfo& info) {
   if (n < 0) return ThrowErrno(env, "netlink send", errno);
 
   std::vector<uint8_t> out;
-  // 32 KiB is the kernel's largest dump chunk (NLMSG_GOODSIZE-ish); one extra page of
-  // slack, and MSG_TRUNC tells us if a datagram was larger anyway.
-  static uint8_t buf[64 * 1024];
+  // A dump chunk is at most ~32 KiB (NLMSG_GOODSIZE and friends); twice that, and
+  // MSG_TRUNC tells us if a datagram was larger anyway. Per call, not static: worker
+  // threads load the addon too.
+  std::vector<uint8_t> space(64 * 1024);
+  uint8_t* buf = space.data();
   for (;;) {
     do {
-      n = recv(static_cast<int>(fd), buf, sizeof buf, MSG_TRUNC);
+      n = recv(static_cast<int>(fd), buf, space.size(), MSG_TRUNC);
     } while (n < 0 && errno == EINTR);
     if (n < 0) return ThrowErrno(env, "netlink recv", errno);
-    if (static_cast<size_t>(n) > sizeof buf) return ThrowErrno(env, "netlink recv", EMSGSIZE);
+    if (static_cast<size_t>(n) > space.size()) return ThrowErrno(env, "netlink recv", EMSGSIZE);
     bool done = false;
     size_t len = static_cast<size_t>(n);
     for (struct nlmsghdr* h = reinterpret_cast<struct nlmsghdr*>(buf); NLMSG_OK(h, len);
