@@ -106,3 +106,23 @@ t.test("a full range says so; the broadcast address is never handed out", async 
     "a released address comes back",
   );
 });
+
+t.test("leases live on disk only: a fresh process (a restarted agent) keeps them", async (t) => {
+  const { dir } = setup(t);
+  const before = formatIpv4(await localAdd(dir, "ctr-old", "eth0", range));
+  const mod = new URL("../../src/cni/host-local.ts", import.meta.url).pathname;
+  const child = await run([
+    process.execPath,
+    "--import",
+    "tsx",
+    "--input-type=module",
+    "-e",
+    `const m = await import(${JSON.stringify(mod)});
+     const ip = await m.localAdd(${JSON.stringify(dir)}, "ctr-new", "eth0", ${JSON.stringify(range)});
+     console.log(m.localFind(${JSON.stringify(dir)}, "ctr-old", "eth0") + " " + ip);`,
+  ]);
+  t.equal(child.code, 0, child.stderr);
+  const [seen, ip] = child.stdout.trim().split(" ");
+  t.equal(seen, before, "the new process sees the old lease");
+  t.not(formatIpv4(Number(ip)), before, "and does not hand its address out again");
+});
