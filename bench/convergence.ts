@@ -50,6 +50,8 @@ async function watch(nls: Netlink[], dst: number, want: boolean, t0: number): Pr
 interface Round {
   join: number[];
   leave: number[];
+  /** How long the write itself took (etcd: starting etcdctl in a namespace; counted in). */
+  writeMs: number;
 }
 
 async function main(): Promise<void> {
@@ -82,45 +84,26 @@ async function main(): Promise<void> {
       .map((x) => Number(x) / 1024);
     const prefix = `/vxtun-lab-${name}/network`;
     const etcdIn = lab.nodes[0].ns;
+    const etcdctl = (args: string[]) =>
+      runOk(
+        ["ip", "netns", "exec", etcdIn, "etcdctl", `--endpoints=${lab.etcd?.endpoint}`, ...args],
+        { env: { ...process.env, ETCDCTL_API: "3" } as Record<string, string> },
+      );
+    const leaseFile = (key: string) => join(lab.dir, "store", "subnets", `${key}.json`);
     const put = async (subnet: string, value: object) => {
       const key = subnet.replace("/", "-");
-      if (store === "file") {
-        const file = join(lab.dir, "store", "subnets", `${key}.json`);
-        writeFileAtomic(file, JSON.stringify({ value, expiresAt: Date.now() + 3_600_000 }));
-      } else {
-        await runOk(
-          [
-            "ip",
-            "netns",
-            "exec",
-            etcdIn,
-            "etcdctl",
-            `--endpoints=${lab.etcd?.endpoint}`,
-            "put",
-            `${prefix}/subnets/${key}`,
-            JSON.stringify(value),
-          ],
-          { env: { ...process.env, ETCDCTL_API: "3" } as Record<string, string> },
+      if (store === "etcd")
+        await etcdctl(["put", `${prefix}/subnets/${key}`, JSON.stringify(value)]);
+      else
+        writeFileAtomic(
+          leaseFile(key),
+          JSON.stringify({ value, expiresAt: Date.now() + 3_600_000 }),
         );
-      }
     };
     const del = async (subnet: string) => {
       const key = subnet.replace("/", "-");
-      if (store === "file") rmSync(join(lab.dir, "store", "subnets", `${key}.json`));
-      else
-        await runOk(
-          [
-            "ip",
-            "netns",
-            "exec",
-            etcdIn,
-            "etcdctl",
-            `--endpoints=${lab.etcd?.endpoint}`,
-            "del",
-            `${prefix}/subnets/${key}`,
-          ],
-          { env: { ...process.env, ETCDCTL_API: "3" } as Record<string, string> },
-        );
+      if (store === "etcd") await etcdctl(["del", `${prefix}/subnets/${key}`]);
+      else rmSync(leaseFile(key));
     };
     for (let k = 0; k < rounds; k++) {
       const subnet = `10.244.${200 + k}.0/24`;
@@ -131,14 +114,20 @@ async function main(): Promise<void> {
         BackendType: "vxlan",
         BackendData: { VNI: 1, VtepMAC: mac },
       };
+      // Watching starts with the write, not after it: etcdctl's exit comes later than
+      // its write, and the agents may well be done before it.
       let t0 = performance.now();
-      await put(subnet, value);
-      const j = await watch(nls, dst, true, t0);
+      let writeMs = 0;
+      const [j] = await Promise.all([
+        watch(nls, dst, true, t0),
+        put(subnet, value).then(() => {
+          writeMs = performance.now() - t0;
+        }),
+      ]);
       await sleep(200);
       t0 = performance.now();
-      await del(subnet);
-      const l = await watch(nls, dst, false, t0);
-      out.push({ join: j, leave: l });
+      const [l] = await Promise.all([watch(nls, dst, false, t0), del(subnet)]);
+      out.push({ join: j, leave: l, writeMs });
       process.stderr.write(
         `round ${k + 1}/${rounds}: join all ${Math.max(...j).toFixed(0)} ms, leave all ${Math.max(...l).toFixed(0)} ms\n`,
       );
@@ -175,8 +164,8 @@ async function report(r: StoreResult): Promise<void> {
   const lines = [
     "Convergence: from a lease written to the store to every node's kernel route (join), and from its deletion to the route gone everywhere (leave); ms",
     "",
-    "| store | nodes | rounds | join: all nodes p50 | join: all nodes max | join: per node p50 | leave: all nodes p50 | leave: all nodes max | agents up (s) | RSS per agent (MiB, mean) |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| store | nodes | rounds | join: all nodes p50 | join: all nodes max | join: per node p50 | leave: all nodes p50 | leave: all nodes max | agents up (s) | RSS per agent (MiB, mean) | store write p50 (counted in) |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const s of results) {
     const joinAll = s.rounds.map((x) => Math.max(...x.join));
@@ -184,7 +173,12 @@ async function report(r: StoreResult): Promise<void> {
     const joinEach = s.rounds.flatMap((x) => x.join);
     const rss = s.rssMiB.reduce((a, b) => a + b, 0) / s.rssMiB.length;
     lines.push(
-      `| ${s.store} | ${s.nodes} | ${s.rounds.length} | ${f(pct(joinAll, 50))} | ${f(Math.max(...joinAll))} | ${f(pct(joinEach, 50))} | ${f(pct(leaveAll, 50))} | ${f(Math.max(...leaveAll))} | ${s.upS.toFixed(0)} | ${rss.toFixed(0)} |`,
+      `| ${s.store} | ${s.nodes} | ${s.rounds.length} | ${f(pct(joinAll, 50))} | ${f(Math.max(...joinAll))} | ${f(pct(joinEach, 50))} | ${f(pct(leaveAll, 50))} | ${f(Math.max(...leaveAll))} | ${s.upS.toFixed(0)} | ${rss.toFixed(0)} | ${f(
+        pct(
+          s.rounds.map((x) => x.writeMs ?? 0),
+          50,
+        ),
+      )} |`,
     );
   }
   lines.push(
