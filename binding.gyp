@@ -7,6 +7,7 @@
         "src/io/native/csum.cc",
         "src/io/native/io.cc",
         "src/io/native/io_send.cc",
+        "src/io/native/netlink.cc",
         "src/io/native/util.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -1,10 +1,11 @@
 // CNI ADD/DEL latency through libcni (the Go driver times each call): vxtun through the
 // native shim and the agent's socket, vxtun's Node slow path, and the reference
-// bridge + host-local, all in one run on one node namespace. Needs root.
+// bridge + host-local, all in one run on one node namespace, ratios to the reference.
+// Writes bench/results/cni.{md,json}. Needs root.
 //   node --import tsx bench/cni.ts [cycles=50]
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { release, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { NetnsLab, netnsUnavailableReason } from "../src/lab/netns.js";
 import {
   buildDriver,
@@ -86,24 +87,34 @@ async function main(): Promise<void> {
       const t = JSON.parse(r.stdout) as { add: number[]; del: number[] };
       rows.push({ name, add: t.add.slice(WARMUP), del: t.del.slice(WARMUP) });
     }
-    const refRow = rows[rows.length - 1];
+    const stats = rows.map((row) => ({
+      name: row.name,
+      add: { p50: pct(row.add, 50), p95: pct(row.add, 95) },
+      del: { p50: pct(row.del, 50), p95: pct(row.del, 95) },
+    }));
+    const [r] = stats.slice(-1);
     const f = (x: number) => x.toFixed(1);
-    console.log(`\nCNI latency through libcni, ${cycles} ADD+DEL cycles each (ms)\n`);
-    console.log(
-      "| plugin | ADD p50 | ADD p95 | DEL p50 | DEL p95 | ADD p50 / ref | DEL p50 / ref |",
+    const x = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+    const md = [
+      `CNI latency through libcni, ${cycles} ADD+DEL cycles each (ms; ratio to the reference in the same run)`,
+      "",
+      "| plugin | ADD p50 | ADD p95 | DEL p50 | DEL p95 |",
+      "|---|---:|---:|---:|---:|",
+      ...stats.map(
+        (s) =>
+          `| ${s.name} | ${f(s.add.p50)} (${x(s.add.p50, r.add.p50)}) | ${f(s.add.p95)} (${x(s.add.p95, r.add.p95)}) | ${f(s.del.p50)} (${x(s.del.p50, r.del.p50)}) | ${f(s.del.p95)} (${x(s.del.p95, r.del.p95)}) |`,
+      ),
+      "",
+      `Linux ${release()}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}: \`node --import tsx bench/cni.ts ${cycles}\``,
+    ].join("\n");
+    console.log(`\n${md}`);
+    const out = resolve(import.meta.dirname, "results");
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, "cni.md"), `${md}\n`);
+    writeFileSync(
+      join(out, "cni.json"),
+      `${JSON.stringify({ cycles, kernel: release(), node: process.version, date: new Date().toISOString(), rows: stats, raw: rows, reference: r.name }, null, 2)}\n`,
     );
-    console.log("|---|---|---|---|---|---|---|");
-    for (const row of rows) {
-      const [a50, a95, d50, d95] = [
-        pct(row.add, 50),
-        pct(row.add, 95),
-        pct(row.del, 50),
-        pct(row.del, 95),
-      ];
-      console.log(
-        `| ${row.name} | ${f(a50)} | ${f(a95)} | ${f(d50)} | ${f(d95)} | ${(a50 / pct(refRow.add, 50)).toFixed(2)}x | ${(d50 / pct(refRow.del, 50)).toFixed(2)}x |`,
-      );
-    }
   } finally {
     await lab.cleanup();
     rmSync(dir, { recursive: true, force: true });

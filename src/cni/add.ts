@@ -1,16 +1,32 @@
-// ADD: IPAM first (it may say "no addresses left" before we touch any link), then the
-// veth pair with its pod end placed straight into the pod's namespace, the host end on
-// the node bridge (or routed /32 in ptp mode), and the pod's address and routes. Any
-// failure after IPAM undoes the links and releases the lease.
+// ADD: IPAM and the veth pair (its pod end created straight in the pod's namespace, the
+// host end on the node bridge, or routed /32 in ptp mode) at the same time, then the pod's
+// address and routes, all over rtnetlink (src/system/netlink.ts). Any failure undoes the
+// links and releases the lease.
 import { existsSync } from "node:fs";
-import { formatIpv4 } from "../encap/addr.js";
+import { formatIpv4, parseIpv4 } from "../encap/addr.js";
 import { podGsoMaxSize } from "../io/gso-batch.js";
-import * as ipr from "../system/iproute.js";
+import { IpError } from "../system/iproute.js";
+import {
+  ensureBridgeNl,
+  type LinkAttrs,
+  Netlink,
+  RT_SCOPE_LINK,
+  routeDst,
+  withNsFd,
+} from "../system/netlink.js";
 import type { NetConf } from "./config.js";
 import type { CniEnv } from "./env.js";
 import { CniCode, CniError } from "./errors.js";
-import { delegate, ipamSection } from "./ipam.js";
-import { attachmentAlias, deleteLink, HERE, hostVethName, step, vethMacs } from "./link.js";
+import { ipamAdd, ipamDel } from "./ipam.js";
+import {
+  attachmentAlias,
+  deleteLink,
+  HERE,
+  hostVethName,
+  inPodNs,
+  step,
+  vethMacs,
+} from "./link.js";
 import type { Logger } from "./log.js";
 import { type NodeState, readNodeState } from "./node-state.js";
 import { type CniResult, parseResult } from "./version.js";
@@ -35,14 +51,13 @@ export async function cmdAdd(env: CniEnv, conf: NetConf, log: Logger): Promise<C
       "an L2 overlay needs the pods on the node bridge: use the default bridge mode",
     );
   }
-  const ipam = ipamSection(conf, state);
-  const ipamP = delegate("ADD", env, conf, ipam);
+  const ipamP = ipamAdd(env, conf, state);
   try {
-    return await wire(env, conf, state, ipamP as Promise<CniResult>, log);
+    return await wire(env, conf, state, ipamP, log);
   } catch (e) {
     log.warn({ err: (e as Error).message, containerId: env.containerId }, "ADD failed, undoing");
     await deleteLink(hostVethName(env.containerId, env.ifname)).catch(() => {});
-    await delegate("DEL", env, conf, ipam).catch((d: Error) =>
+    await ipamDel(env, conf, state).catch((d: Error) =>
       log.error({ err: d.message }, "IPAM DEL after a failed ADD failed too"),
     );
     throw e;
@@ -61,7 +76,6 @@ async function wire(
   const host = hostVethName(env.containerId, env.ifname);
   const macs = vethMacs(env.containerId, env.ifname);
   const ptp = conf.mode === "ptp";
-  const alias = attachmentAlias(env.containerId, env.ifname);
   // The whole overlay is one L2 segment in vxlan-l2; in L3 modes the node subnet is.
   const prefixLen = ptp ? 32 : state.mode === "vxlan-l2" ? state.network.len : state.subnet.len;
   // VXLAN modes: the pod end's gso_max_size keeps its TCP super-packets to what one
@@ -69,105 +83,118 @@ async function wire(
   // sends, two datagrams to receive; pod to pod TCP measured 2.9-3.1 Gbit/s that way,
   // 3.6-3.9 with the limit). The pod end only: the host end carries our coalesced
   // writes to the pod, which must not be cut again. Not on the TUN either: a forwarded
-  // GSO packet longer than the TUN's limit is segmented in software before us.
-  const podGso = podGsoMaxSize(state.mode, mtu);
-  const gso = podGso === undefined ? [] : ["gso_max_size", String(podGso)];
-  const veth = [
-    ...["link", "add", host, "address", macs.host, "mtu", String(mtu), "type", "veth"],
-    ...["peer", "name", env.ifname, "address", macs.pod, "mtu", String(mtu), ...gso],
-    ...["netns", env.netns],
-  ];
-  const plumb = (hostSide: string[][]) => plumbHost(host, veth, hostSide, state, bridge, mtu, log);
+  // GSO packet longer than the TUN's gso_max_size is segmented in software before us.
+  const gsoMaxSize = podGsoMaxSize(state.mode, mtu);
 
-  // Bridge mode needs no address on the host side, so the veth is created and attached
-  // while IPAM runs (the two are the bulk of ADD's time). Both settle before any cleanup.
-  const early = ptp
-    ? Promise.resolve()
-    : plumb([
-        ["link", "set", "dev", host, "alias", alias],
-        ["link", "set", "dev", host, "master", bridge],
-        ...(conf.hairpinMode
-          ? [["link", "set", "dev", host, "type", "bridge_slave", "hairpin", "on"]]
-          : []),
-        ["link", "set", "dev", host, "up"],
-      ]);
-  const [ri, rh] = await Promise.allSettled([ipamP, early]);
-  if (ri.status === "rejected") throw ri.reason;
-  if (rh.status === "rejected") throw rh.reason;
-  const ipamResult = ri.value;
-  const v4 = ipamResult.ips.find((ip) => !ip.address.includes(":"));
-  if (!v4) throw new CniError(CniCode.ipam, "IPAM returned no IPv4 address");
-  const podIp = v4.address.split("/")[0];
-  const gw = v4.gateway ?? formatIpv4(state.gateway);
-  if (ptp) {
-    await plumb([
-      ["link", "set", "dev", host, "alias", alias, "up"],
-      ["addr", "add", `${gw}/32`, "dev", host],
-      ["route", "replace", `${podIp}/32`, "dev", host, "scope", "link"],
-    ]);
-  }
-
-  const routes = ipamResult.routes.length ? ipamResult.routes : [{ dst: "0.0.0.0/0", gw }];
-  const podSide: string[][] = [
-    ["addr", "add", `${podIp}/${prefixLen}`, "dev", env.ifname],
-    ["link", "set", "dev", env.ifname, "up"],
-  ];
-  if (ptp) podSide.push(["route", "add", `${gw}/32`, "dev", env.ifname, "scope", "link"]);
-  for (const r of routes) {
-    const dst = r.dst === "0.0.0.0/0" ? "default" : r.dst;
-    podSide.push(["route", "add", dst, "via", r.gw ?? gw, "dev", env.ifname]);
-  }
-  await step(`configuring ${env.ifname} in ${env.netns}`, ipr.ipBatch(env.netns, podSide));
-
-  const result: CniResult = {
-    interfaces: [
-      { name: host, mac: macs.host, mtu },
-      { name: env.ifname, mac: macs.pod, mtu, sandbox: env.netns },
-    ],
-    ips: [{ address: `${podIp}/${prefixLen}`, gateway: gw, interface: 1 }],
-    routes: routes.map((r) => ({ dst: r.dst, gw: r.gw ?? gw })),
-    dns: ipamResult.dns && Object.keys(ipamResult.dns).length ? ipamResult.dns : (conf.dns ?? {}),
-  };
-  return chain(conf, result);
-}
-
-/** Create the veth (pod end straight into the netns) and run the host-side commands. */
-async function plumbHost(
-  host: string,
-  veth: string[],
-  hostSide: string[][],
-  state: NodeState,
-  bridge: string,
-  mtu: number,
-  log: Logger,
-): Promise<void> {
-  const attach = (lines: string[][]) => ipr.ipBatch(HERE, lines).then(() => undefined, ipError);
-  let f = await attach([veth, ...hostSide]);
-  // `ip -batch` stops at the first failed line; of ours only the veth can exist already,
-  // and only the bridge can be missing (the veth was made by the same batch).
-  if (f?.kind === "exists") {
-    // A host veth left by an ADD whose DEL never came: same container and ifname, so ours.
-    log.warn({ host }, "replacing a leftover host veth");
-    await deleteLink(host);
-    f = await attach([veth, ...hostSide]);
-  }
-  if (f?.kind === "not-found") {
-    // First pod on this node: the bridge is created on demand with the gateway address.
-    const gwLen = state.mode === "vxlan-l2" ? state.network.len : state.subnet.len;
-    const cidr = `${formatIpv4(state.gateway)}/${gwLen}`;
-    await step(
-      `bridge ${bridge}`,
-      ipr.ensureBridge(HERE, bridge, { cidr, mtu, network: state.network }),
+  // The links while IPAM runs (it may wait for host-local's lock or process): both settle
+  // before any cleanup. Bridge mode needs no address on the host side.
+  const here = new Netlink(HERE);
+  try {
+    const early = Promise.resolve().then(() =>
+      step(`creating and attaching veth ${host}`, () => {
+        const master = ptp ? undefined : bridgeIndex(here, bridge, state, mtu);
+        addVeth(
+          here,
+          env,
+          { name: host, mac: macs.host, mtu, master, up: true },
+          {
+            name: env.ifname,
+            mac: macs.pod,
+            mtu,
+            gsoMaxSize,
+          },
+          log,
+        );
+        here.setLink(host, { alias: attachmentAlias(env.containerId, env.ifname) });
+        if (!ptp && conf.hairpinMode) here.setHairpin(here.link(host).index, true);
+      }),
     );
-    f = await attach(hostSide.slice(1)); // the veth and its alias are in place
+    const [ri, rh] = await Promise.allSettled([ipamP, early]);
+    if (ri.status === "rejected") throw ri.reason;
+    if (rh.status === "rejected") throw rh.reason;
+    const ipamResult = ri.value;
+    const v4 = ipamResult.ips.find((ip) => !ip.address.includes(":"));
+    if (!v4) throw new CniError(CniCode.ipam, "IPAM returned no IPv4 address");
+    const podIp = v4.address.split("/")[0];
+    const gw = v4.gateway ?? formatIpv4(state.gateway);
+    const podAddr = ipv4Of(podIp);
+    const gwAddr = ipv4Of(gw);
+    if (ptp) {
+      step(`routing ${podIp} to ${host}`, () => {
+        const idx = here.link(host).index;
+        here.addAddr(idx, gwAddr, 32);
+        here.addRoute({ dst: podAddr, len: 32, oif: idx, scope: RT_SCOPE_LINK });
+      });
+    }
+
+    const routes = ipamResult.routes.length ? ipamResult.routes : [{ dst: "0.0.0.0/0", gw }];
+    inPodNs(env.netns, `configuring ${env.ifname} in ${env.netns}`, (pod) => {
+      const idx = pod.link(env.ifname).index;
+      pod.addAddr(idx, podAddr, prefixLen);
+      pod.setLink(idx, { up: true });
+      if (ptp) pod.addRoute({ dst: gwAddr, len: 32, oif: idx, scope: RT_SCOPE_LINK }, "add");
+      for (const r of routes) {
+        const dst = routeDst(r.dst);
+        if (!dst) throw new CniError(CniCode.ipam, `IPAM route ${r.dst} is not an IPv4 prefix`);
+        pod.addRoute({ ...dst, gateway: ipv4Of(r.gw ?? gw), oif: idx }, "add");
+      }
+    });
+
+    const result: CniResult = {
+      interfaces: [
+        { name: host, mac: macs.host, mtu },
+        { name: env.ifname, mac: macs.pod, mtu, sandbox: env.netns },
+      ],
+      ips: [{ address: `${podIp}/${prefixLen}`, gateway: gw, interface: 1 }],
+      routes: routes.map((r) => ({ dst: r.dst, gw: r.gw ?? gw })),
+      dns: ipamResult.dns && Object.keys(ipamResult.dns).length ? ipamResult.dns : (conf.dns ?? {}),
+    };
+    return chain(conf, result);
+  } finally {
+    here.close();
   }
-  if (f) throw new CniError(CniCode.dataplane, `creating and attaching veth ${host}: ${f.detail}`);
 }
 
-/** An iproute2 failure as a value, to be told apart by kind; anything else rethrown. */
-function ipError(e: unknown): ipr.IpError {
-  if (e instanceof ipr.IpError) return e;
-  throw e;
+function ipv4Of(text: string): number {
+  const a = parseIpv4(text);
+  if (a === undefined) throw new CniError(CniCode.ipam, `IPAM address ${text} is not IPv4`);
+  return a;
+}
+
+/** The node bridge's ifindex; the first pod on the node creates it, with the gateway. */
+function bridgeIndex(nl: Netlink, bridge: string, state: NodeState, mtu: number): number {
+  const have = nl.index(bridge);
+  if (have !== undefined) return have;
+  const gwLen = state.mode === "vxlan-l2" ? state.network.len : state.subnet.len;
+  const cidr = `${formatIpv4(state.gateway)}/${gwLen}`;
+  return ensureBridgeNl(nl, bridge, { cidr, mtu, network: state.network });
+}
+
+/**
+ * The veth pair, pod end created straight in the pod's namespace. The kernel makes both
+ * ends or neither. A host end left by an ADD whose DEL never came (same container and
+ * ifname, so ours) is replaced; a name taken in the pod is the caller's error.
+ */
+function addVeth(
+  nl: Netlink,
+  env: CniEnv,
+  host: LinkAttrs & { name: string },
+  pod: LinkAttrs & { name: string },
+  log: Logger,
+): void {
+  withNsFd(env.netns, (nsFd) => {
+    const add = () => nl.addVeth(host, { ...pod, nsFd });
+    try {
+      add();
+    } catch (e) {
+      if (!(e instanceof IpError && e.kind === "exists") || nl.index(host.name) === undefined) {
+        throw e;
+      }
+      log.warn({ host: host.name }, "replacing a leftover host veth");
+      nl.delLink(host.name);
+      add();
+    }
+  });
 }
 
 /** Chained after another plugin: keep its interfaces and IPs, ours appended. */

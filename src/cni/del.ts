@@ -2,12 +2,12 @@
 // deletes the pair, so a vanished netns, missing links, repeated calls and DEL without
 // ADD all succeed. The lease is released first and always.
 import { join } from "node:path";
-import * as ipr from "../system/iproute.js";
+import { withNetlink } from "../system/netlink.js";
 import type { NetConf } from "./config.js";
 import type { CniEnv } from "./env.js";
 import { CniError } from "./errors.js";
-import { delegate, hostLocalLeases, ipamSection } from "./ipam.js";
-import { deleteLink, HERE, hostVethName, type LinkJson, step } from "./link.js";
+import { delegate, hostLocalLeases, ipamDel, ipamSection } from "./ipam.js";
+import { deleteLink, HERE, hostVethName, step } from "./link.js";
 import type { Logger } from "./log.js";
 import { type NodeState, readNodeState } from "./node-state.js";
 
@@ -22,10 +22,9 @@ function stateIfAny(conf: NetConf): NodeState | undefined {
 }
 
 export async function cmdDel(env: CniEnv, conf: NetConf, log: Logger): Promise<void> {
-  const ipam = ipamSection(conf, stateIfAny(conf));
   let ipamErr: unknown;
   try {
-    await delegate("DEL", env, conf, ipam);
+    await ipamDel(env, conf, stateIfAny(conf));
   } catch (e) {
     ipamErr = e;
   }
@@ -43,18 +42,16 @@ export async function cmdDel(env: CniEnv, conf: NetConf, log: Logger): Promise<v
  */
 export async function cmdGc(env: CniEnv, conf: NetConf, log: Logger): Promise<void> {
   const valid = new Set((conf.validAttachments ?? []).map((a) => `${a.containerID}/${a.ifname}`));
-  const links = await step(
-    "listing veths",
-    ipr.ipJson<LinkJson[]>(HERE, ["link", "show", "type", "veth"]),
-  );
+  const links = step("listing veths", () => withNetlink(HERE, (nl) => nl.links()));
   for (const l of links) {
-    const m = /^vxtun\/([^/]+)\/([^/]+)$/.exec(l.ifalias ?? "");
-    if (!m || valid.has(`${m[1]}/${m[2]}`)) continue;
-    if (l.ifname !== hostVethName(m[1], m[2])) continue; // not ours after all
-    log.info({ link: l.ifname, containerId: m[1] }, "GC: removing stale veth");
-    await deleteLink(l.ifname);
+    const m = /^vxtun\/([^/]+)\/([^/]+)$/.exec(l.alias ?? "");
+    if (l.kind !== "veth" || !m || valid.has(`${m[1]}/${m[2]}`)) continue;
+    if (l.name !== hostVethName(m[1], m[2])) continue; // not ours after all
+    log.info({ link: l.name, containerId: m[1] }, "GC: removing stale veth");
+    await deleteLink(l.name);
   }
-  const ipam = ipamSection(conf, stateIfAny(conf));
+  const state = stateIfAny(conf);
+  const ipam = ipamSection(conf, state);
   if (ipam.type !== "host-local") {
     await delegate("GC", env, conf, ipam);
     return;
@@ -63,7 +60,7 @@ export async function cmdGc(env: CniEnv, conf: NetConf, log: Logger): Promise<vo
   for (const lease of hostLocalLeases(dir)) {
     if (!lease.containerID || valid.has(`${lease.containerID}/${lease.ifname}`)) continue;
     log.info({ lease: lease.file, containerId: lease.containerID }, "GC: releasing stale lease");
-    await delegate("DEL", env, conf, ipam, {
+    await ipamDel(env, conf, state, {
       CNI_CONTAINERID: lease.containerID,
       CNI_IFNAME: lease.ifname || "eth0",
       CNI_NETNS: "",

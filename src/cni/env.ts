@@ -1,5 +1,5 @@
 // The CNI_* environment of one invocation, checked before anything runs: names that end
-// up in `ip` argv and on the filesystem are validated here, once.
+// up in link names and aliases and on the filesystem are validated here, once.
 import { CniCode, CniError } from "./errors.js";
 
 export type Command = "ADD" | "DEL" | "CHECK" | "GC" | "STATUS" | "VERSION";
@@ -21,7 +21,7 @@ export interface CniEnv {
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 /**
  * Stricter than the spec's rule (no '/', ':' or whitespace): the name also goes into
- * `ip -batch` lines and link aliases, so shell-ish characters are refused outright.
+ * link names, aliases and file names, so shell-ish characters are refused outright.
  */
 const IFNAME = /^[A-Za-z0-9_.+@-]{1,15}$/;
 
@@ -44,7 +44,21 @@ function checkIfname(name: string): void {
   }
 }
 
+/**
+ * The spec sets no limit, but every host veth records its attachment in the link alias
+ * "vxtun/<containerID>/<ifname>", which the kernel caps at 255 bytes (IFALIASZ - 1);
+ * with a 15-character ifname that leaves 233. Runtimes use 64.
+ */
+export const MAX_CONTAINER_ID = 255 - "vxtun//".length - 15;
+
 function checkContainerId(id: string): void {
+  if (id.length > MAX_CONTAINER_ID) {
+    throw new CniError(
+      CniCode.invalidEnv,
+      `CNI_CONTAINERID is ${id.length} characters long`,
+      `vxtun accepts container IDs of at most ${MAX_CONTAINER_ID} characters (runtimes use 64)`,
+    );
+  }
   if (!CONTAINER_ID.test(id)) {
     throw new CniError(
       CniCode.invalidEnv,

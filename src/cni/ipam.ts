@@ -1,6 +1,9 @@
-// IPAM by delegation, as the reference bridge does (invoke.DelegateAdd): find the plugin
-// named in `ipam.type` in CNI_PATH, run it with our environment and the network
-// configuration on stdin, and read its result (or its error JSON) from stdout.
+// IPAM. The section vxtun fills in itself (host-local over the node's subnet) is served
+// in-process on host-local's on-disk format (host-local.ts): no process per call, same
+// reservations. Any other section is delegated, as the reference bridge does
+// (invoke.DelegateAdd): find the plugin named in `ipam.type` in CNI_PATH, run it with
+// our environment and the network configuration on stdin, and read its result (or its
+// error JSON) from stdout.
 import { accessSync, constants, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { formatIpv4 } from "../encap/addr.js";
@@ -8,6 +11,7 @@ import { run } from "../system/exec.js";
 import type { NetConf } from "./config.js";
 import type { CniEnv } from "./env.js";
 import { CniCode, CniError } from "./errors.js";
+import { localAdd, localDel, localFind } from "./host-local.js";
 import type { NodeState } from "./node-state.js";
 import { type CniResult, cmpVersion, parseResult } from "./version.js";
 
@@ -116,4 +120,64 @@ export function hostLocalLeases(
     }
   }
   return out;
+}
+
+/** Keys of an `ipam` section the in-process host-local serves; any other goes to the plugin. */
+const BUILT_IN_KEYS = new Set(["type", "dataDir", "routes"]);
+
+/** True when IPAM is ours in-process: host-local over the node subnet vxtun generates. */
+export function builtInIpam(conf: NetConf): boolean {
+  const g = conf.ipam ?? { type: "host-local" };
+  return g.type === "host-local" && Object.keys(g).every((k) => BUILT_IN_KEYS.has(k));
+}
+
+/** host-local's directory for this network: <dataDir>/<network name>. */
+function leaseDir(conf: NetConf): string {
+  return join(String(conf.ipam?.dataDir ?? conf.dataDir), conf.name);
+}
+
+export async function ipamAdd(env: CniEnv, conf: NetConf, state: NodeState): Promise<CniResult> {
+  if (!builtInIpam(conf)) {
+    return (await delegate("ADD", env, conf, ipamSection(conf, state))) as CniResult;
+  }
+  const range = { subnet: state.subnet, gateway: state.gateway };
+  const ip = await localAdd(leaseDir(conf), env.containerId, env.ifname, range);
+  return parseResult(
+    {
+      cniVersion: "1.0.0",
+      ips: [
+        { address: `${formatIpv4(ip)}/${state.subnet.len}`, gateway: formatIpv4(state.gateway) },
+      ],
+      routes: conf.ipam?.routes ?? [],
+    },
+    "ipam",
+  );
+}
+
+/** Release (env.containerId, env.ifname)'s lease; `overrides` as in delegate(). */
+export async function ipamDel(
+  env: CniEnv,
+  conf: NetConf,
+  state: NodeState | undefined,
+  overrides: Record<string, string> = {},
+): Promise<void> {
+  if (!builtInIpam(conf)) {
+    await delegate("DEL", env, conf, ipamSection(conf, state), overrides);
+    return;
+  }
+  const id = overrides.CNI_CONTAINERID ?? env.containerId;
+  await localDel(leaseDir(conf), id, overrides.CNI_IFNAME ?? env.ifname);
+}
+
+export async function ipamCheck(env: CniEnv, conf: NetConf, state: NodeState): Promise<void> {
+  if (!builtInIpam(conf)) {
+    await delegate("CHECK", env, conf, ipamSection(conf, state));
+    return;
+  }
+  if (localFind(leaseDir(conf), env.containerId, env.ifname) === undefined) {
+    throw new CniError(
+      CniCode.ipam,
+      `host-local CHECK: no address reserved for ${env.containerId}/${env.ifname}`,
+    );
+  }
 }

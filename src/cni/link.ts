@@ -1,11 +1,11 @@
 // Names and errors for one attachment's links. The plugin runs in the node's namespace
-// (HERE); the pod's namespace is reached by path: `ip link add … peer … netns <path>`
-// places the pod end directly (iproute2 opens a name containing '/' as a path), and
-// src/system/iproute.ts runs `nsenter --net=<path> ip …` to configure it. nsenter rather
-// than `ip netns attach` or a bind mount: it leaves nothing behind when the plugin dies,
-// and accepts /run/netns/x and /proc/PID/ns/net alike.
+// (HERE); the pod's namespace is reached by path (/run/netns/x and /proc/PID/ns/net
+// alike): the veth's pod end is created there by the fd of that path (IFLA_NET_NS_FD),
+// and configured through a netlink socket opened inside it. Neither leaves anything
+// behind when the plugin dies (no `ip netns attach`, no bind mount).
 import { createHash } from "node:crypto";
-import * as ipr from "../system/iproute.js";
+import { IpError } from "../system/iproute.js";
+import { Netlink, unlessKind, withNetlink } from "../system/netlink.js";
 import { CniCode, CniError } from "./errors.js";
 
 /** The node's namespace, where the plugin runs. */
@@ -35,27 +35,41 @@ export function attachmentAlias(containerId: string, ifname: string): string {
   return `vxtun/${containerId}/${ifname}`;
 }
 
-/** Run an iproute2 step; its failure becomes the plugin's dataplane error, saying `what`. */
-export async function step<T>(what: string, p: Promise<T>): Promise<T> {
+/** Run a netlink step; its failure becomes the plugin's dataplane error, saying `what`. */
+export function step<T>(what: string, fn: () => T): T {
   try {
-    return await p;
+    return fn();
   } catch (e) {
-    const why = e instanceof ipr.IpError ? e.detail : (e as Error).message;
+    if (e instanceof CniError) throw e;
+    const why = e instanceof IpError ? e.detail : (e as Error).message;
     throw new CniError(CniCode.dataplane, `${what}: ${why}`);
   }
 }
 
-/** Delete a link here (its veth peer goes with it); a missing one is not an error. */
-export function deleteLink(name: string): Promise<void> {
-  return step(`deleting ${name}`, ipr.linkDel(HERE, name).catch(ipr.unless("not-found")));
+/**
+ * `fn` with a netlink socket inside the pod's namespace. A namespace that vanished
+ * under us is the spec's "unknown container", like one that was never there.
+ */
+export function inPodNs<T>(netns: string, what: string, fn: (nl: Netlink) => T): T {
+  let nl: Netlink;
+  try {
+    nl = new Netlink(netns);
+  } catch (e) {
+    if (e instanceof IpError && e.kind === "not-found") {
+      throw new CniError(CniCode.unknownContainer, `network namespace ${netns} does not exist`);
+    }
+    throw new CniError(CniCode.dataplane, `${what}: ${(e as Error).message}`);
+  }
+  try {
+    return step(what, () => fn(nl));
+  } finally {
+    nl.close();
+  }
 }
 
-export interface LinkJson {
-  ifname: string;
-  ifalias?: string;
-  mtu: number;
-  address?: string;
-  master?: string;
-  operstate?: string;
-  addr_info?: { family: string; local: string; prefixlen: number }[];
+/** Delete a link here (its veth peer goes with it); a missing one is not an error. */
+export async function deleteLink(name: string): Promise<void> {
+  step(`deleting ${name}`, () =>
+    withNetlink(HERE, (nl) => unlessKind("not-found", () => nl.delLink(name))),
+  );
 }

@@ -11,7 +11,7 @@ import { startCniServer } from "../cni/server.js";
 import { ConfigError, deviceMtu, instancePaths, vtepMac } from "../dataplane/config.js";
 import { Dataplane, findUnderlayMtu } from "../dataplane/dataplane.js";
 import { formatIpv4, formatMac, parseCidr } from "../encap/addr.js";
-import { ensureBridge } from "../system/iproute.js";
+import { ensureBridge } from "../system/netlink.js";
 import { applyMasquerade, removeMasquerade } from "../system/nft.js";
 import { type AgentConfig, agentPaths } from "./config.js";
 import { EtcdStore, etcdSecurity } from "./etcd-store.js";

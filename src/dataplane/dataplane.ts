@@ -14,7 +14,7 @@ import { Fdb, Learn, NeighTable, parsePrefix, type RouteSpec, RouteTable } from 
 import { Batch } from "../io/batch.js";
 import { native } from "../io/native.js";
 import { Slab } from "../io/slab.js";
-import * as ipr from "../system/iproute.js";
+import { interfaceAddr, unlessKind, withNetlink } from "../system/netlink.js";
 import { Device, TUN_F } from "../tun/device.js";
 import { probeOffloads } from "../tun/probe.js";
 import type { RawSocket } from "../underlay/raw.js";
@@ -51,7 +51,7 @@ import { C, Stats } from "./stats.js";
 export const DATAPLANE_NODE_FLAGS = ["--no-memory-reducer", "--min-semi-space-size=16"];
 const NO_MEMORY_REDUCER = DATAPLANE_NODE_FLAGS[0];
 
-/** The current network namespace, for src/system/iproute. */
+/** The current network namespace, for src/system/netlink. */
 const HERE = "";
 
 export interface PeerSpec {
@@ -227,25 +227,45 @@ export class Dataplane implements ControlTarget {
 
   private async configureDevice(): Promise<void> {
     const dev = this.device.name;
-    await ipr.linkSetMtu(HERE, dev, this.mtu);
-    if (this.cfg.mode === "vxlan-l2") {
-      await ipr.linkSetAddress(HERE, dev, formatMac(this.mac));
-      if (this.cfg.device.bridge) await ipr.linkSetMaster(HERE, dev, this.cfg.device.bridge);
-    } else {
-      // No IPv6 on a v4 overlay: it would only emit router solicitations into the tunnel.
-      await ipr.ip(HERE, ["link", "set", dev, "addrgenmode", "none"]).catch(() => undefined);
+    const address = this.cfg.device.address;
+    const want = address === undefined ? undefined : interfaceAddr(address);
+    if (address !== undefined && !want) {
+      throw new UserError(`device.address "${address}" is not an IPv4 address/prefix`);
     }
-    if (this.pool) {
-      // Full-size (64 KiB) super-packets: a pod's TCP builds them for its own veth, and a
-      // forwarded GSO packet longer than the TUN's gso_max_size is segmented in software
-      // before it reaches us (1.4 KB reads, ~6x slower). Segments are sent from header
-      // blocks + payload in place (gather), so nothing needs to fit in one slot.
-      await ipr
-        .ip(HERE, ["link", "set", "dev", dev, "gso_max_size", "65536"])
-        .catch(() => undefined);
-    }
-    if (this.cfg.device.address) await ipr.addrReplace(HERE, dev, this.cfg.device.address);
-    await ipr.linkSetUp(HERE, dev);
+    withNetlink(HERE, (nl) => {
+      const idx = nl.link(dev).index;
+      nl.setLink(idx, { mtu: this.mtu });
+      if (this.cfg.mode === "vxlan-l2") {
+        nl.setLink(idx, { mac: formatMac(this.mac) });
+        const br = this.cfg.device.bridge;
+        if (br) {
+          const master = nl.index(br);
+          if (master === undefined) throw new UserError(`device.bridge ${br} does not exist here`);
+          nl.setLink(idx, { master });
+        }
+      } else {
+        // No IPv6 on a v4 overlay: it would only emit router solicitations into the tunnel.
+        unlessKind("other", () => nl.setAddrGenModeNone(idx)); // kernels without IPv6
+      }
+      if (this.pool) {
+        // Full-size (64 KiB) super-packets: a pod's TCP builds them for its own veth, and a
+        // forwarded GSO packet longer than the TUN's gso_max_size is segmented in software
+        // before it reaches us (1.4 KB reads, ~6x slower). Segments are sent from header
+        // blocks + payload in place (gather), so nothing needs to fit in one slot.
+        unlessKind("other", () => nl.setLink(idx, { gsoMaxSize: 65536 }));
+      }
+      if (want) nl.addAddr(idx, want.addr, want.len, true);
+      nl.setLink(idx, { up: true });
+    });
+  }
+
+  /** The kernel's route for `prefix` into our device: replaced, or deleted (if present). */
+  private kernelRoute(prefix: { addr: number; len: number }, op: "replace" | "del"): void {
+    withNetlink(HERE, (nl) => {
+      const r = { dst: prefix.addr, len: prefix.len, oif: nl.link(this.device.name).index };
+      if (op === "replace") nl.addRoute(r);
+      else unlessKind("not-found", () => nl.delRoute(r));
+    });
   }
 
   /** The forwarder's settings, plain data (queue workers get a copy). */
@@ -371,14 +391,18 @@ export class Dataplane implements ControlTarget {
     const p = parsePrefix(prefix);
     this.routes.add(p.addr, p.len, spec);
     this.tablesChanged();
-    await ipr.routeReplace(HERE, { dst: prefix, dev: this.device.name });
+    this.kernelRoute(p, "replace");
   }
 
   async delRoute(prefix: string): Promise<void> {
     const p = parsePrefix(prefix);
     this.routes.del(p.addr, p.len);
     this.tablesChanged();
-    await ipr.routeDel(HERE, { dst: prefix, dev: this.device.name }).catch(() => undefined);
+    try {
+      this.kernelRoute(p, "del");
+    } catch {
+      // our device may be gone already (shutdown)
+    }
   }
 
   /**
@@ -415,10 +439,7 @@ export class Dataplane implements ControlTarget {
       this.routes.replace(net.addr, net.len, { remote: node });
     }
     this.tablesChanged();
-    await ipr.routeReplace(HERE, {
-      dst: `${formatIpv4(net.addr)}/${net.len}`,
-      dev: this.device.name,
-    });
+    this.kernelRoute(net, "replace");
     this.peers.set(p.address, p);
   }
 
@@ -435,9 +456,11 @@ export class Dataplane implements ControlTarget {
         this.neigh.del(net.addr);
         this.fdb.del(parseMac(p.vtepMac)!);
       }
-      await ipr
-        .routeDel(HERE, { dst: `${formatIpv4(net.addr)}/${net.len}`, dev: this.device.name })
-        .catch(() => undefined);
+      try {
+        this.kernelRoute(net, "del");
+      } catch {
+        // our device may be gone already (shutdown)
+      }
     }
     this.tablesChanged();
     this.peers.delete(address);
@@ -515,26 +538,25 @@ export class Dataplane implements ControlTarget {
 
 /** MTU of the underlay interface: the configured one, else the one holding local.address. */
 export async function findUnderlayMtu(cfg: Config): Promise<number> {
-  if (cfg.local.interface) {
-    const [link] = await ipr.linkShow(HERE, cfg.local.interface).catch(() => {
+  return withNetlink(HERE, (nl) => {
+    if (cfg.local.interface) {
+      const link = unlessKind("not-found", () => nl.link(cfg.local.interface as string));
+      if (!link) {
+        throw new UserError(
+          `underlay interface ${cfg.local.interface} not found in this network namespace (local.interface)`,
+        );
+      }
+      return link.mtu;
+    }
+    const local = parseIpv4(cfg.local.address);
+    const owner = nl.addrs().find((a) => a.addr === local);
+    if (!owner) {
       throw new UserError(
-        `underlay interface ${cfg.local.interface} not found in this network namespace (local.interface)`,
+        `local.address ${cfg.local.address} is not configured on any interface here: add it, or fix local.address`,
       );
-    });
-    return link.mtu;
-  }
-  const addrs = (await ipr.ipJson(HERE, ["addr", "show"])) as {
-    ifname: string;
-    mtu: number;
-    addr_info?: { local: string }[];
-  }[];
-  const owner = addrs.find((l) => l.addr_info?.some((a) => a.local === cfg.local.address));
-  if (!owner) {
-    throw new UserError(
-      `local.address ${cfg.local.address} is not configured on any interface here: add it, or fix local.address`,
-    );
-  }
-  return owner.mtu;
+    }
+    return nl.link(owner.index).mtu;
+  });
 }
 
 /** The fast path's report before (or without) it: `state` says why. */

@@ -97,6 +97,12 @@ export interface NativeAddon {
   getsockname4(fd: number): [number, number];
   close(fd: number): number;
   setns(fd: number, nstype: number): void;
+  /** A NETLINK_ROUTE socket opened inside the namespace at `netnsPath` ("" = ours). */
+  nlOpen(netnsPath: string): number;
+  /** Send one request; every reply message to its sequence number up to the ack/DONE. */
+  nlTransact(fd: number, request: Uint8Array): Buffer;
+  /** flock(2): 0 or -errno (constants LOCK_EX, LOCK_UN, LOCK_NB). */
+  flock(fd: number, op: number): number;
   Io: NativeIoConstructor;
   Csum: new (
     slab: ArrayBuffer,

@@ -6,7 +6,6 @@
 // there on purpose (docs/network-safety.md). Failures reject with an IpError whose `kind` is read
 // from iproute2's output here, once, so callers test a kind and never match its text.
 // Light on purpose: the CNI plugin's slow path loads it on every call.
-import { parseCidr, prefixMask } from "../encap/addr.js";
 import { run } from "./exec.js";
 
 const NS_NAME = /^[A-Za-z0-9_.-]+$/;
@@ -49,9 +48,11 @@ export class IpError extends Error {
     /** iproute2's own words, one line ("; " between lines of a batch). */
     readonly detail: string,
     stderr: string,
+    /** Already known (netlink: from the errno), else read from `stderr`. */
+    kind?: IpErrorKind,
   ) {
     super(`${argv.join(" ")}: ${detail}`);
-    this.kind = ipErrorKind(code, stderr);
+    this.kind = kind ?? ipErrorKind(code, stderr);
   }
 }
 
@@ -187,15 +188,6 @@ export async function addrReplace(ns: string, dev: string, cidr: string): Promis
   await ip(ns, ["addr", "replace", cidr, "dev", dev]);
 }
 
-interface AddrInfo {
-  ifname: string;
-  addr_info: { family: string; local: string; prefixlen: number }[];
-}
-
-async function addrShow(ns: string, dev?: string): Promise<AddrInfo[]> {
-  return ipJson<AddrInfo[]>(ns, dev ? ["addr", "show", "dev", dev] : ["addr", "show"]);
-}
-
 // ---- routes ----
 
 export interface RouteSpec {
@@ -235,38 +227,4 @@ export interface NeighSpec {
 /** A permanent entry, as flanneld writes them. */
 export async function neighReplace(ns: string, n: NeighSpec): Promise<void> {
   await ip(ns, ["neigh", "replace", n.addr, "lladdr", n.lladdr, "dev", n.dev, "nud", "permanent"]);
-}
-
-// ---- the node bridge ----
-
-/**
- * The node bridge pods attach to, in `ns`: created if missing (a concurrent creator,
- * e.g. another CNI ADD, is fine), with `mtu`, exactly `cidr` among its addresses inside
- * `network` (an address from an earlier subnet of this node would route a stranger's
- * pods here), and up. Idempotent: a restarted agent finds it in place and only fixes it.
- */
-export async function ensureBridge(
-  ns: string,
-  name: string,
-  o: { cidr: string; mtu: number; network: { addr: number; len: number } },
-): Promise<void> {
-  const fix: string[][] = [];
-  const created = await ip(ns, ["link", "add", name, "mtu", String(o.mtu), "type", "bridge"]).then(
-    () => true,
-    unless("exists"),
-  );
-  if (!created) {
-    fix.push(["link", "set", "dev", name, "mtu", String(o.mtu)]);
-    const mask = prefixMask(o.network.len);
-    const [info] = await addrShow(ns, name);
-    for (const a of info?.addr_info ?? []) {
-      const have = `${a.local}/${a.prefixlen}`;
-      const addr = a.family === "inet" ? parseCidr(have)?.addr : undefined;
-      if (addr !== undefined && (addr & mask) >>> 0 === o.network.addr && have !== o.cidr) {
-        fix.push(["addr", "del", have, "dev", name]);
-      }
-    }
-  }
-  fix.push(["addr", "replace", o.cidr, "dev", name], ["link", "set", "dev", name, "up"]);
-  await ipBatch(ns, fix);
 }

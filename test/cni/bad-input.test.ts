@@ -48,6 +48,13 @@ const cases: [string, Record<string, string | undefined>, string, number, RegExp
   ["too long ifname", env({ CNI_IFNAME: "eth0123456789abc" }), conf(), 4, /invalid interface name/],
   ["ifname with a slash", env({ CNI_IFNAME: "a/b" }), conf(), 4, /invalid interface name/],
   ["ifname '..'", env({ CNI_IFNAME: ".." }), conf(), 4, /invalid interface name/],
+  [
+    "300-character container ID",
+    env({ CNI_CONTAINERID: "c".repeat(300) }),
+    conf(),
+    4,
+    /CNI_CONTAINERID is 300 characters long/,
+  ],
   ["container ID with ';'", env({ CNI_CONTAINERID: "c1;rm" }), conf(), 4, /invalid container ID/],
   ["relative netns path", env({ CNI_NETNS: "netns/x" }), conf(), 4, /not an absolute path/],
   ["netns that does not exist", env(), conf(), 3, /network namespace .* does not exist/],

@@ -1,22 +1,19 @@
 // 20 ADDs at once on one node, through the agent's server and then through the Node
-// slow path: 20 distinct addresses (host-local's own file lock), 20 veths on the bridge,
-// and 20 concurrent DELs leave nothing. The plugin adds no lock of its own.
+// slow path: 20 distinct addresses (the in-process IPAM takes host-local's file lock, so
+// agent and slow-path processes exclude each other), 20 veths on the bridge, and 20
+// concurrent DELs leave nothing.
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
-import { NetnsLab } from "../../src/lab/netns.js";
 import { runOk } from "../../src/system/exec.js";
-import { cniTestEnv, driver, startCniServerIn, writeNodeFiles } from "../fixtures/cni.js";
+import { cniNode, startCniServerIn } from "../fixtures/cni.js";
 
 const N = 20;
 
 t.test("20 parallel ADDs and DELs", async (t) => {
-  const env = cniTestEnv(t);
-  if (!env) return;
-  const { drv, dir, bin } = env;
-  const { conflist, dataDir, cache, agentSocket } = writeNodeFiles(dir, { node: 1 });
-  const lab = await NetnsLab.create(t);
-  const node = await lab.addNs("n1");
+  const n = await cniNode(t);
+  if (!n) return;
+  const { conflist, dataDir, lab, node, run: drive, agentSocket } = n;
   const pods: string[] = [];
   for (let i = 0; i < N; i++) pods.push(await lab.addNs(`p${i}`));
   const server = await startCniServerIn(lab, node, agentSocket);
@@ -27,13 +24,7 @@ t.test("20 parallel ADDs and DELs", async (t) => {
       await new Promise((r) => server.once("exit", r));
     }
     const run = (cmd: string, i: number) =>
-      driver(lab, node, drv.path, bin, cache, [
-        cmd,
-        conflist,
-        `/run/netns/${pods[i]}`,
-        `par-${i}`,
-        "eth0",
-      ]);
+      drive([cmd, conflist, `/run/netns/${pods[i]}`, `par-${i}`, "eth0"]);
     const t0 = Date.now();
     const adds = await Promise.all(pods.map((_, i) => run("add", i)));
     const addMs = Date.now() - t0;

@@ -6,7 +6,6 @@ import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 import {
   addrAdd,
   bridge,
-  ensureBridge,
   IpError,
   type IpErrorKind,
   ip,
@@ -94,36 +93,4 @@ t.test("live: each failure from the real tools gets its kind", async (t) => {
   t.equal(await linkDel(ns, "nope0").catch(unless("not-found")), undefined);
   t.equal((await failure(linkDel(ns, "nope0").catch(unless("exists")))).kind, "not-found");
   await t.rejects(ip(ns, ["link", "add", "x", "type", "no-such-kind"]).catch(unless("exists")));
-});
-
-t.test("live: ensureBridge creates, repairs and repeats without error", async (t) => {
-  if (skipUnlessRoot(t)) return;
-  const lab = await NetnsLab.create(t);
-  const ns = await lab.addNs("br");
-  const network = { addr: 0x0af40000, len: 16 }; // 10.244.0.0/16
-  const want = { cidr: "10.244.1.1/24", mtu: 1450, network };
-  await ensureBridge(ns, "cni0", want);
-  // A restarted node with another subnet: the old address in the network goes, one
-  // outside it stays, and a second call in a row changes nothing.
-  await addrAdd(ns, "cni0", "10.244.7.1/24");
-  await addrAdd(ns, "cni0", "192.0.2.1/24");
-  await ip(ns, ["link", "set", "cni0", "mtu", "1500", "down"]);
-  await ensureBridge(ns, "cni0", want);
-  await ensureBridge(ns, "cni0", want);
-  const [link] = JSON.parse(await ip(ns, ["-json", "addr", "show", "dev", "cni0"])) as {
-    mtu: number;
-    flags: string[];
-    addr_info: { family: string; local: string; prefixlen: number }[];
-  }[];
-  t.equal(link.mtu, 1450);
-  t.ok(link.flags.includes("UP"), "up");
-  t.same(
-    link.addr_info
-      .filter((a) => a.family === "inet")
-      .map((a) => `${a.local}/${a.prefixlen}`)
-      .sort(),
-    ["10.244.1.1/24", "192.0.2.1/24"],
-  );
-  // Two creators at once (two CNI ADDs for the first pods): both succeed.
-  await Promise.all([ensureBridge(ns, "cni1", want), ensureBridge(ns, "cni1", want)]);
 });

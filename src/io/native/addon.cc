@@ -21,6 +21,7 @@
 
 #include "csum.h"
 #include "io.h"
+#include "netlink.h"
 #include "util.h"
 
 namespace vxtun {
@@ -253,6 +254,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     SetConst(env, c, (std::string("STAT_") + Io::StatName(i)).c_str(), i);
   }
   SetConst(env, c, "STAT_COUNT", Io::kStatCount);
+  NetlinkInit(env, exports, c);
   exports.Set("constants", c);
   return exports;
 }
