@@ -10,7 +10,17 @@ import { UserError } from "../api/errors.js";
 import type { ControlTarget } from "../api/handlers.js";
 import { formatIpv4, formatMac, parseCidr, parseIpv4, parseMac } from "../encap/addr.js";
 import { DfPolicy } from "../encap/ipip.js";
-import { Fdb, Learn, NeighTable, parsePrefix, type RouteSpec, RouteTable } from "../fdb/index.js";
+import {
+  Fdb,
+  Learn,
+  Neigh6Table,
+  NeighTable,
+  parsePrefix,
+  parsePrefix6,
+  type RouteSpec,
+  RouteTable,
+  RouteTable6,
+} from "../fdb/index.js";
 import { Batch } from "../io/batch.js";
 import { native } from "../io/native.js";
 import { Slab } from "../io/slab.js";
@@ -68,6 +78,9 @@ export class Dataplane implements ControlTarget {
   readonly fdb: Fdb;
   readonly neigh: NeighTable;
   readonly routes: RouteTable;
+  /** IPv6 routes and neighbours of the L3 modes (`route add fd00::/64 …`). */
+  readonly routes6: RouteTable6;
+  readonly neigh6: Neigh6Table;
   readonly mac: number;
   readonly mtu: number;
   /** The underlay's MTU when we started, and what that leaves for inner packets. */
@@ -109,6 +122,8 @@ export class Dataplane implements ControlTarget {
     });
     this.neigh = new NeighTable({ dev });
     this.routes = new RouteTable({ dev });
+    this.routes6 = new RouteTable6({ dev });
+    this.neigh6 = new Neigh6Table({ dev });
   }
 
   /** Open everything, program the kernel, start forwarding (and serving metrics). */
@@ -295,6 +310,7 @@ export class Dataplane implements ControlTarget {
           }
         : undefined,
     );
+    fwd.setTables6(this.routes6, this.neigh6);
     if (this.queueInfo.count > 1) {
       // Queue 0 learns into the real FDB; the workers' copies need the news.
       fwd.onLearn = (_mac, _remote, created) => {
@@ -361,6 +377,20 @@ export class Dataplane implements ControlTarget {
         changed = true;
       }
     }
+    // IPv6 routes too; below the IPv6 minimum (1280) the route keeps its MTU and the
+    // outer IPv4 packet (DF clear for IPv6 inside) is fragmented instead.
+    for (const r of inner >= 1280 ? this.routes6.list() : []) {
+      let to = r.remote;
+      if (this.cfg.mode === "vxlan") {
+        const mac = r.gateway === undefined ? -1 : this.neigh6.resolve(r.gateway);
+        to = mac < 0 ? 0 : (this.fdb.lookup(mac)?.remote ?? 0);
+      }
+      if (to === remote && (r.mtu === 0 || inner < r.mtu)) {
+        this.routes6.setMtu(r.prefix, r.len, inner);
+        this.stats.counters[C.pmtu_updates]++;
+        changed = true;
+      }
+    }
     if (changed) this.tablesChanged();
   }
 
@@ -368,15 +398,27 @@ export class Dataplane implements ControlTarget {
 
   /** A route in our table, and the kernel's route for its prefix into our device. */
   async addRoute(prefix: string, spec: RouteSpec): Promise<void> {
-    const p = parsePrefix(prefix);
-    this.routes.add(p.addr, p.len, spec);
+    if (prefix.includes(":")) {
+      // IPv6, as `ip route` tells the family by the address.
+      const p = parsePrefix6(prefix);
+      const gateway = spec.gateway === undefined ? undefined : String(spec.gateway);
+      this.routes6.add(p.addr, p.len, { ...spec, gateway });
+    } else {
+      const p = parsePrefix(prefix);
+      this.routes.add(p.addr, p.len, spec);
+    }
     this.tablesChanged();
     await ipr.routeReplace(HERE, { dst: prefix, dev: this.device.name });
   }
 
   async delRoute(prefix: string): Promise<void> {
-    const p = parsePrefix(prefix);
-    this.routes.del(p.addr, p.len);
+    if (prefix.includes(":")) {
+      const p = parsePrefix6(prefix);
+      this.routes6.del(p.addr, p.len);
+    } else {
+      const p = parsePrefix(prefix);
+      this.routes.del(p.addr, p.len);
+    }
     this.tablesChanged();
     await ipr.routeDel(HERE, { dst: prefix, dev: this.device.name }).catch(() => undefined);
   }

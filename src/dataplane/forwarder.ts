@@ -19,7 +19,7 @@
 // The stages are classes created once per Forwarder over one shared FwdState, so each
 // call site always sees the same class (monomorphic) and nothing is allocated per packet.
 import { Drop } from "../encap/drop.js";
-import type { Fdb, NeighTable, RouteTable } from "../fdb/index.js";
+import type { Fdb, Neigh6Table, NeighTable, RouteTable, RouteTable6 } from "../fdb/index.js";
 import type { Batch } from "../io/batch.js";
 import type { Slab } from "../io/slab.js";
 import {
@@ -105,6 +105,14 @@ export class Forwarder {
     s.fdb = fdb;
     s.neigh = neigh;
     s.routes = routes;
+    this.send.clearDests();
+  }
+
+  /** The IPv6 route and neighbour tables (L3 modes); between batches only. */
+  setTables6(routes6: RouteTable6, neigh6: Neigh6Table): void {
+    const s = this.s;
+    s.routes6 = routes6;
+    s.neigh6 = neigh6;
     this.send.clearDests();
   }
 
