@@ -247,7 +247,8 @@ export class Dataplane implements ControlTarget {
       await ipr.linkSetAddress(HERE, dev, formatMac(this.mac));
       if (this.cfg.device.bridge) await ipr.linkSetMaster(HERE, dev, this.cfg.device.bridge);
     } else {
-      // No IPv6 on a v4 overlay: it would only emit router solicitations into the tunnel.
+      // No link-local address: it would only emit router solicitations into the tunnel
+      // (IPv6 pods are routed by the addresses and routes given, as flannel-v6.1's).
       await ipr.ip(HERE, ["link", "set", dev, "addrgenmode", "none"]).catch(() => undefined);
     }
     if (this.pool) {
@@ -322,6 +323,7 @@ export class Dataplane implements ControlTarget {
     const fatal = (err: Error) => this.fatal(err);
     this.device.startReading(new Batch(cfg.io.batch), fwd.fromDevice, fatal);
     this.rx.startReading(new Batch(cfg.io.batch), fwd.fromUnderlay, fatal);
+    this.underlay?.rx6?.startReading(new Batch(cfg.io.batch), fwd.fromUnderlay, fatal);
     // Ageing is one sweep a second, not a timer per entry.
     this.timer = setInterval(() => {
       if (this.fdb.expire() > 0) this.tablesChanged();
@@ -549,6 +551,7 @@ export class Dataplane implements ControlTarget {
     this.metrics?.close();
     await this.queues?.stop();
     this.rx.close();
+    this.underlay?.rx6?.close();
     this.tx.close();
     this.pool?.close();
     this.device.closeDevice({ keep: this.cfg.device.persist });
@@ -629,7 +632,7 @@ function decideFastPath(cfg: Config): { on: boolean; tunOffloads: number; info: 
   }
   // USO: an application's UDP_SEGMENT runs reach us whole (segmented in usoSegment)
   // instead of being cut in software before the device. USO4 and USO6 come as a pair:
-  // an IPv6 run on the TUN is dropped like any IPv6 packet there, on the TAP it is cut
+  // an IPv6 run on the TUN is routed like a single IPv6 packet, on the TAP it is cut
   // like an IPv4 one; in ipip mode the datagrams leave as one raw sendmmsg batch.
   // (`all`: the kernel took CSUM with TSO4, TSO6, USO4 and USO6 together, so these are
   // safe to ask.)

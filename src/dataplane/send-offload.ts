@@ -73,8 +73,9 @@ export class OffloadSender {
    * smaller MTU; UDP at the sender's datagram size, which cannot change), encapsulate
    * each segment and queue them as UDP_SEGMENT messages on the flow's pool socket.
    * `bridged`: vxlan-l2, destination and template already set (bridge.ts); a bridge
-   * port sends no ICMP, so a DF segment too big for the tunnel is cut smaller. Only a
-   * bridged super-frame may be IPv6. `copy`: a flood copy of one already counted.
+   * port sends no ICMP, so a DF segment too big for the tunnel is cut smaller. IPv6:
+   * a bridged super-frame, or a routed USO6 run. `copy`: a flood copy of one already
+   * counted.
    */
   txSuper(
     off: number,
@@ -87,7 +88,8 @@ export class OffloadSender {
     const s = this.s;
     const u8 = this.u8;
     const head = this.head;
-    const v6 = bridged && len >= IPV6_HDR_LEN && u8[off] >>> 4 === 6;
+    // IPv6: a bridged frame's, or a USO6 run from the TUN (TSO6 is not asked for there).
+    const v6 = len >= IPV6_HDR_LEN && u8[off] >>> 4 === 6;
     if (v6) {
       head.totalLen = IPV6_HDR_LEN + read16(u8, off + IPV6_PAYLOAD_LEN);
       if (head.totalLen > len) return Drop.Ipv6Truncated;
@@ -111,13 +113,18 @@ export class OffloadSender {
       return udp ? Drop.UdpTruncated : Drop.TcpBadOffset;
     }
     if (!bridged) {
-      const code = this.send.resolve();
+      const code = v6 ? this.send.resolve6(off) : this.send.resolve();
       if (code !== Drop.None) return code;
     }
     let mss = gsoSize;
     if (mss <= 0) return Drop.VnetBadGsoSize;
     // PMTU applies per segment: each is hdr + mss bytes of inner IP.
     if (hdr + mss > s.curMtu) {
+      // A routed IPv6 datagram is never cut on the way: its sender learns the MTU.
+      if (v6 && !bridged) {
+        this.send.tooBig.packetTooBig(off, total, s.curMtu, s.curRoute6!);
+        return Drop.TooBig;
+      }
       if (head.df && !bridged) {
         this.send.tooBig.fragNeeded(off, total, s.curMtu, s.curFrom);
         return Drop.TooBig;

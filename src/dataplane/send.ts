@@ -6,7 +6,7 @@
 // (UDP socket) so that the policy decisions stay in TypeScript: a per-flow UDP source
 // port (RFC 7348 §5, for underlay ECMP), DF, TTL and TOS per packet.
 import { Drop } from "../encap/drop.js";
-import { DfPolicy, type IpipParams, ipipEncap, newIpipParams } from "../encap/ipip.js";
+import { DfPolicy, type IpipParams, ipipEncap, newIpipParams, sitEncap } from "../encap/ipip.js";
 import {
   IPPROTO_UDP,
   IPV4_DF,
@@ -125,9 +125,22 @@ export class Sender {
     code = this.resolve6(off);
     if (code !== Drop.None) return code;
     const total = s.ip6.totalLen;
-    if (total <= s.curMtu) return this.encapL3(slot, off, total);
-    this.tooBig.packetTooBig(off, total, s.curMtu, s.curRoute6!);
-    return Drop.TooBig;
+    if (total > s.curMtu) {
+      this.tooBig.packetTooBig(off, total, s.curMtu, s.curRoute6!);
+      return Drop.TooBig;
+    }
+    return s.ipip ? this.encapSit(slot, off, total) : this.encapL3(slot, off, total);
+  }
+
+  /** ipip mode, IPv6 inside: 6in4 (protocol 41) to s.curRemote. */
+  private encapSit(slot: number, off: number, len: number): number {
+    const ph = this.ipipHdr;
+    ph.dst = this.s.curRemote;
+    ph.id = this.s.nextId();
+    const start = sitEncap(this.u8, off, len, ph);
+    if (start < 0) return -start;
+    this.s.stats.counters[C.encap_packets]++;
+    return this.pushOuter(slot, start, len + IPV4_HDR_LEN);
   }
 
   /** resolve() for the IPv6 packet at `off`: its route, then (vxlan) the cached Dest. */
@@ -243,7 +256,8 @@ export class Sender {
     const ph = this.ipipHdr;
     ph.dst = this.s.curRemote;
     ph.id = 0;
-    return ipipEncap(this.u8, off, segLen, ph);
+    const u8 = this.u8;
+    return u8[off] >>> 4 === 6 ? sitEncap(u8, off, segLen, ph) : ipipEncap(u8, off, segLen, ph);
   }
 
   /**
