@@ -623,10 +623,9 @@ function decideFastPath(cfg: Config): { on: boolean; tunOffloads: number; info: 
   info.probe = probe;
   info.tunOffloads = ["csum", "tso4"];
   let flags = TUN_F.CSUM | TUN_F.TSO4;
-  // TSO6 only on a TAP (vxlan-l2): a bridge carries IPv6 frames, which the segmenter
-  // cuts like IPv4 ones. The L3 overlay (vxlan, ipip) routes IPv4 only, where an IPv6
-  // super-packet could only be dropped.
-  if (cfg.mode === "vxlan-l2" && probe.csumTso6) {
+  // TSO6: the segmenter cuts IPv6 like IPv4, a bridge's frames (vxlan-l2) and the
+  // routed IPv6 pods of the L3 modes alike.
+  if (probe.csumTso6) {
     flags |= TUN_F.TSO6;
     info.tunOffloads.push("tso6");
   }

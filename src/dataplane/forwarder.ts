@@ -153,12 +153,8 @@ export class Forwarder {
       return s.l2 ? this.bridge.txFrame(slot, off, len) : this.send.txPacket(slot, off, len);
     }
     const udp = gso === VNET_GSO_UDP_L4;
-    // TCPv6 super-frames come only from a TAP (TSO6 is asked for in vxlan-l2 mode).
-    if (s.l2) {
-      if (gso !== VNET_GSO_TCPV4 && gso !== VNET_GSO_TCPV6 && !udp) return Drop.VnetBadGsoType;
-      return this.bridge.txSuperFrame(off, len, h.gsoSize, udp);
-    }
-    if (gso !== VNET_GSO_TCPV4 && !udp) return Drop.VnetBadGsoType;
+    if (gso !== VNET_GSO_TCPV4 && gso !== VNET_GSO_TCPV6 && !udp) return Drop.VnetBadGsoType;
+    if (s.l2) return this.bridge.txSuperFrame(off, len, h.gsoSize, udp);
     return this.offload.txSuper(off, len, h.gsoSize, udp, false);
   }
 

@@ -11,7 +11,14 @@ import { type ForwarderOptions, INHERIT, MODE_IPIP } from "../../src/dataplane/f
 import { ICMP6_PACKET_TOO_BIG, icmp6Parse, newIcmp6Info } from "../../src/encap/icmp6.js";
 import { ipv6Parse, newIpv6Info } from "../../src/encap/ipv6.js";
 import { Batch } from "../../src/io/batch.js";
-import { VNET_LEN } from "../../src/tun/vnet.js";
+import {
+  newVnetHeader,
+  VNET_F_NEEDS_CSUM,
+  VNET_GSO_TCPV6,
+  VNET_GSO_UDP_L4,
+  VNET_LEN,
+  vnetWrite,
+} from "../../src/tun/vnet.js";
 import { forwarderRig, NODE_B } from "../fixtures/forwarder-rig.js";
 import { all, problems, TSHARK_SKIP, tshark } from "../fixtures/tshark.js";
 
@@ -33,6 +40,8 @@ p = {
   "sit_in": IP(src="198.18.0.2", dst="198.18.0.1")/IPv6(src="fd00:0:0:4::1", dst=A)/ICMPv6EchoRequest(id=9, seq=3),
   "sit_bad_inner": IP(src="198.18.0.2", dst="198.18.0.1", proto=41)/Raw(bytes(IPv6(src=B, dst=A)/UDP())[:30]),
   "gre": IP(src="198.18.0.2", dst="198.18.0.1", proto=47)/Raw(b"x"*40),
+  "tso6": IPv6(src=A, dst=B)/TCP(sport=40000, dport=5201, seq=1, flags="A", window=512, chksum=0)/Raw(bytes(range(256))*40),
+  "uso6": IPv6(src=A, dst=B)/UDP(sport=40000, dport=4433, chksum=0)/Raw(b"u"*(12*1000)),
 }
 out = {k: bytes(v).hex() for k, v in p.items()}
 out["truncated"] = bytes(p["echo"])[:50].hex()
@@ -193,4 +202,47 @@ t.test("ipip mode: 6in4 from the underlay goes to the TUN", { skip: SKIP }, asyn
   t.equal(snap.drops.ipip_bad_inner, 1, "a truncated inner IPv6 header");
   t.equal(snap.drops.ipv4_bad_protocol, 1, "neither IPIP nor 6in4");
   t.equal(rig.stats.totalDrops(), 2, "nothing else");
+});
+
+t.test("TSO6/USO6 super-packets routed from the TUN", { skip: SKIP }, async (t) => {
+  for (const [name, gsoType, hdr, size, csum] of [
+    ["tso6", VNET_GSO_TCPV6, 60, 1000, 16],
+    ["uso6", VNET_GSO_UDP_L4, 48, 1000, 6],
+  ] as const) {
+    const rig = forwarderRig();
+    const inner: Buffer[] = [];
+    rig.captureMessages((datagrams) => inner.push(...datagrams));
+    const slot = rig.slab.alloc();
+    const at = rig.slab.dataOffset(slot);
+    rig.u8.set(pk[name], at);
+    const h = newVnetHeader();
+    h.flags = VNET_F_NEEDS_CSUM;
+    h.gsoType = gsoType;
+    h.hdrLen = hdr;
+    h.gsoSize = size;
+    h.csumStart = 40;
+    h.csumOffset = csum;
+    vnetWrite(rig.u8, at - VNET_LEN, h);
+    const dev = new Batch(64);
+    dev.push(slot, at, pk[name].length);
+    rig.fwd.fromDevice(dev);
+    const payload = pk[name].length - hdr;
+    t.equal(rig.stats.totalDrops(), 0, `${name}: nothing dropped`);
+    t.equal(inner.length, Math.ceil(payload / size), `${name}: cut at ${size} bytes`);
+    t.ok(
+      inner.every((d) => d.readUInt16BE(20) === 0x86dd),
+      `${name}: every segment's inner ethertype is IPv6`,
+    );
+    t.test(`${name}: tshark finds every segment clean`, { skip: TSHARK_SKIP }, async (t) => {
+      const p = dissect(
+        t,
+        inner.map((d) => d.subarray(22)),
+      );
+      const field = name === "tso6" ? "tcp.checksum.status" : "udp.checksum.status";
+      for (const [i, l] of p.entries()) {
+        t.same(problems(l), [], `segment ${i}`);
+        t.same(all(l, field), ["1"], `segment ${i}: checksum good`);
+      }
+    });
+  }
 });
