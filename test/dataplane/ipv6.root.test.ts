@@ -115,6 +115,16 @@ t.test("vxlan mode: IPv6 pods between two vxtun nodes", async (t) => {
   const c = ((await procs[0].call("stats")) as Counters).counters;
   t.ok(c.encap_packets > 100 && c.decap_packets > 100, "vxtun carried the IPv6 traffic");
   await tooBig(t, lab, nodes[0].ns, procs[0], 1450);
+
+  // The underlay shrinks under the running dataplane: EMSGSIZE lowers the IPv6 route's
+  // MTU as it does the IPv4 one's, and the next sender hears it.
+  const a = nodes[0];
+  await runOk(["ip", "-n", a.ns, "link", "set", a.dev, "mtu", "1400"]);
+  await podPing(lab, a.ns, pod6(0), pod6(1), { count: 1, args: ["-M", "do", "-s", "1372"] });
+  const after = (await procs[0].cli(["route", "show"])).stdout;
+  t.match(after, `${net6(1)} via ${vtep6(1)} dev vxtun0 onlink mtu 1350`, "IPv6 route MTU lowered");
+  const r = await podPing(lab, a.ns, pod6(0), pod6(1), { args: ["-M", "do", "-s", "1372"] });
+  t.match(r.stdout + r.stderr, /mtu ?[=:] ?1350\b/, "the next IPv6 sender hears mtu 1350");
 });
 
 t.test("vxlan mode: vxtun <-> kernel vxlan programmed as flannel-v6.1", async (t) => {
