@@ -93,14 +93,40 @@ function txSmall(i: number): void {
   const slot = slab.alloc();
   const ip = slab.dataOffset(slot);
   ipv4Header(ip, 100, 17, i & 0xffff);
-  write16(u8, ip + 20, 40000);
-  write16(u8, ip + 22, 9);
-  write16(u8, ip + 24, 80);
-  write16(u8, ip + 26, 0);
+  sendUdp(slot, ip + 20, 80);
+}
+
+/** A UDP header of `len` bytes at `udp`, then the packet in `slot` from the device. */
+function sendUdp(slot: number, udp: number, len: number): void {
+  write16(u8, udp, 40000);
+  write16(u8, udp + 2, 9);
+  write16(u8, udp + 4, len);
+  write16(u8, udp + 6, 0);
+  const ip = slab.dataOffset(slot);
   for (let k = 0; k < VNET_LEN; k++) u8[ip - VNET_LEN + k] = 0;
   dev.clear();
   dev.push(slot, ip, 100);
   fwd.fromDevice(dev);
+}
+
+/** The same as IPv6 (fd00:0:0:1::1 -> fd00:0:0:2::1): the IPv6 route path. */
+function txSmall6(i: number): void {
+  const slot = slab.alloc();
+  const ip = slab.dataOffset(slot);
+  u8[ip] = 0x60;
+  u8[ip + 1] = 0;
+  write16(u8, ip + 2, i & 0xffff);
+  write16(u8, ip + 4, 60);
+  u8[ip + 6] = 17;
+  u8[ip + 7] = 64;
+  for (let k = 8; k < 40; k++) u8[ip + k] = 0;
+  u8[ip + 8] = 0xfd;
+  u8[ip + 15] = 1;
+  u8[ip + 23] = 1;
+  u8[ip + 24] = 0xfd;
+  u8[ip + 31] = 2;
+  u8[ip + 39] = 1;
+  sendUdp(slot, ip + 40, 60);
 }
 
 /** One VXLAN datagram holding one small segment (no GRO). */
@@ -155,6 +181,7 @@ measure("tx USO super-packet (fromDevice)", txUso);
 console.log(`rx UDP datagram: ${udpGro.len} bytes, gso ${udpGro.size}`);
 measure("rx UDP GRO datagram, merged (fromUnderlay)", () => rxRound(udpGro));
 measure("tx small packet (raw path)", txSmall);
+measure("tx small IPv6 packet (raw path)", txSmall6);
 measure("rx single datagram", () => rxSmall());
 {
   const c = stats.snapshot().counters;

@@ -6,6 +6,7 @@
 //   --reverse     also measure node 2 -> node 1
 //   --streams N   parallel iperf3 streams (default 1)
 //   --queues N|auto   forwarding queues per node (io.queues, default auto)
+//   --ipv6        IPv6 pods (fd00:0:0:<i>::1), routed as flannel-v6.1 over the IPv4 underlay
 //   --shrink-underlay MTU   lower node 1's underlay MTU under the running dataplane
 //                 first (PMTU: EMSGSIZE lowers the route MTU, TSO segments then
 //                 get ICMP frag-needed until TCP's MSS fits)
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     streams: { type: "string", default: "1" },
     queues: { type: "string", default: "auto" },
     "shrink-underlay": { type: "string", default: "" },
+    ipv6: { type: "boolean", default: false },
   },
 });
 process.env.VXTUN_IO_OFFLOAD = values.offload;
@@ -73,14 +75,42 @@ try {
     );
   }
   const [a, b] = nodes;
+  const v6 = values.ipv6;
+  if (v6) await ipv6Pods();
   const link = {
     clientNs: a.ns,
-    clientIp: "10.244.1.1",
+    clientIp: v6 ? "fd00:0:0:1::1" : "10.244.1.1",
     serverNs: b.ns,
-    serverIp: "10.244.2.1",
+    serverIp: v6 ? "fd00:0:0:2::1" : "10.244.2.1",
     seconds,
     streams: Number(values.streams),
   };
+  /**
+   * IPv6 pods on loopback and their routes, as flanneld programs flannel-v6.1 (VTEP
+   * address fd00:0:0:<i>::, permanent neighbour, onlink route), through vxtun's CLI on
+   * a vxtun node. The lab turns IPv6 off in its nodes: back on for lo and the device.
+   */
+  async function ipv6Pods(): Promise<void> {
+    for (const [i, n] of nodes.entries()) {
+      const j = 1 - i;
+      const kernel = i === 1 && values.peer === "kernel";
+      const dev = kernel ? "flannel.1" : "vxtun0";
+      for (const d of ["lo", dev]) {
+        await lab.execOk(n.ns, ["sysctl", "-qw", `net/ipv6/conf/${d}/disable_ipv6=0`]);
+      }
+      await runOk(["ip", "-n", n.ns, "-6", "addr", "add", `fd00:0:0:${i + 1}::1/128`, "dev", "lo"]);
+      const [net, gw] = [`fd00:0:0:${j + 1}::/64`, `fd00:0:0:${j + 1}::`];
+      if (kernel) {
+        const ip6 = (...args: string[]) => runOk(["ip", "-n", n.ns, "-6", ...args]);
+        await ip6("addr", "add", `fd00:0:0:${i + 1}::/128`, "dev", dev, "nodad");
+        await ip6("neigh", "replace", gw, "lladdr", MAC(j + 1), "dev", dev, "nud", "permanent");
+        await ip6("route", "replace", net, "via", gw, "dev", dev, "onlink");
+      } else {
+        await procs[i].cli(["neigh", "add", gw, "lladdr", MAC(j + 1)]);
+        await procs[i].cli(["route", "add", net, "via", gw, "onlink"]);
+      }
+    }
+  }
   const info = await procs[0].call("info");
   console.log("offload:", JSON.stringify((info as { offload: unknown }).offload));
   await pingRtt(lab, a.ns, link.clientIp, link.serverIp, 3, 0.1);

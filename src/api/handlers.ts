@@ -6,7 +6,14 @@
 import { VERSION } from "../cli/version.js";
 import type { PeerSpec } from "../dataplane/dataplane.js";
 import { parseMac } from "../encap/addr.js";
-import type { Fdb, NeighTable, RouteSpec, RouteTable } from "../fdb/index.js";
+import type {
+  Fdb,
+  Neigh6Table,
+  NeighTable,
+  RouteSpec,
+  RouteTable,
+  RouteTable6,
+} from "../fdb/index.js";
 import type { Args, Handler, VerbName } from "./verbs.js";
 
 /** What the verbs need from a dataplane (Dataplane implements it). */
@@ -14,6 +21,8 @@ export interface ControlTarget {
   readonly fdb: Fdb;
   readonly neigh: NeighTable;
   readonly routes: RouteTable;
+  readonly neigh6: Neigh6Table;
+  readonly routes6: RouteTable6;
   readonly peers: ReadonlyMap<string, PeerSpec>;
   /** The tables changed here: queue workers need the news. */
   tablesChanged(): void;
@@ -32,6 +41,8 @@ export type DataplaneVerb = Exclude<VerbName, "agent">;
 
 const str = (v: Args[string]) => v as string;
 const opt = (v: Args[string]) => v as string | undefined;
+/** IPv6 by the address, as `ip` tells the family. */
+const v6 = (v: Args[string]) => str(v).includes(":");
 
 export function dataplaneHandlers(dp: ControlTarget): Record<DataplaneVerb, Handler> {
   /** A table edit; the queue workers' copies follow it. */
@@ -50,10 +61,16 @@ export function dataplaneHandlers(dp: ControlTarget): Record<DataplaneVerb, Hand
         : dp.fdb.add(str(a.mac), str(a.dst)),
     ),
     "fdb.del": edit((a) => dp.fdb.del(str(a.mac), opt(a.dst))),
-    "neigh.show": (a) => (a.json ? dp.neigh.showJson() : dp.neigh.show({ dev: true })),
-    "neigh.add": edit((a) => dp.neigh.add(str(a.ip), str(a.lladdr))),
-    "neigh.del": edit((a) => dp.neigh.del(str(a.ip))),
-    "route.show": (a) => (a.json ? dp.routes.showJson() : dp.routes.show()),
+    "neigh.show": (a) =>
+      a.json
+        ? [...dp.neigh.showJson(), ...dp.neigh6.showJson()]
+        : dp.neigh.show({ dev: true }) + dp.neigh6.show({ dev: true }),
+    "neigh.add": edit((a) => (v6(a.ip) ? dp.neigh6 : dp.neigh).add(str(a.ip), str(a.lladdr))),
+    "neigh.del": edit((a) => (v6(a.ip) ? dp.neigh6 : dp.neigh).del(str(a.ip))),
+    "route.show": (a) =>
+      a.json
+        ? [...dp.routes.showJson(), ...dp.routes6.showJson()]
+        : dp.routes.show() + dp.routes6.show(),
     "route.add": (a) =>
       dp.addRoute(str(a.prefix), {
         gateway: opt(a.via),

@@ -10,7 +10,17 @@ import { UserError } from "../api/errors.js";
 import type { ControlTarget } from "../api/handlers.js";
 import { formatIpv4, formatMac, parseCidr, parseIpv4, parseMac } from "../encap/addr.js";
 import { DfPolicy } from "../encap/ipip.js";
-import { Fdb, Learn, NeighTable, parsePrefix, type RouteSpec, RouteTable } from "../fdb/index.js";
+import {
+  Fdb,
+  Learn,
+  Neigh6Table,
+  NeighTable,
+  parsePrefix,
+  parsePrefix6,
+  type RouteSpec,
+  RouteTable,
+  RouteTable6,
+} from "../fdb/index.js";
 import { Batch } from "../io/batch.js";
 import { native } from "../io/native.js";
 import { Slab } from "../io/slab.js";
@@ -68,6 +78,9 @@ export class Dataplane implements ControlTarget {
   readonly fdb: Fdb;
   readonly neigh: NeighTable;
   readonly routes: RouteTable;
+  /** IPv6 routes and neighbours of the L3 modes (`route add fd00::/64 …`). */
+  readonly routes6: RouteTable6;
+  readonly neigh6: Neigh6Table;
   readonly mac: number;
   readonly mtu: number;
   /** The underlay's MTU when we started, and what that leaves for inner packets. */
@@ -109,6 +122,8 @@ export class Dataplane implements ControlTarget {
     });
     this.neigh = new NeighTable({ dev });
     this.routes = new RouteTable({ dev });
+    this.routes6 = new RouteTable6({ dev });
+    this.neigh6 = new Neigh6Table({ dev });
   }
 
   /** Open everything, program the kernel, start forwarding (and serving metrics). */
@@ -244,7 +259,8 @@ export class Dataplane implements ControlTarget {
           nl.setLink(idx, { master });
         }
       } else {
-        // No IPv6 on a v4 overlay: it would only emit router solicitations into the tunnel.
+        // No link-local address: it would only emit router solicitations into the tunnel
+        // (IPv6 pods are routed by the addresses and routes given, as flannel-v6.1's).
         unlessKind("other", () => nl.setAddrGenModeNone(idx)); // kernels without IPv6
       }
       if (this.pool) {
@@ -260,7 +276,10 @@ export class Dataplane implements ControlTarget {
   }
 
   /** The kernel's route for `prefix` into our device: replaced, or deleted (if present). */
-  private kernelRoute(prefix: { addr: number; len: number }, op: "replace" | "del"): void {
+  private kernelRoute(
+    prefix: { addr: number | Uint8Array; len: number },
+    op: "replace" | "del",
+  ): void {
     withNetlink(HERE, (nl) => {
       const r = { dst: prefix.addr, len: prefix.len, oif: nl.link(this.device.name).index };
       if (op === "replace") nl.addRoute(r);
@@ -315,6 +334,7 @@ export class Dataplane implements ControlTarget {
           }
         : undefined,
     );
+    fwd.setTables6(this.routes6, this.neigh6);
     if (this.queueInfo.count > 1) {
       // Queue 0 learns into the real FDB; the workers' copies need the news.
       fwd.onLearn = (_mac, _remote, created) => {
@@ -326,6 +346,7 @@ export class Dataplane implements ControlTarget {
     const fatal = (err: Error) => this.fatal(err);
     this.device.startReading(new Batch(cfg.io.batch), fwd.fromDevice, fatal);
     this.rx.startReading(new Batch(cfg.io.batch), fwd.fromUnderlay, fatal);
+    this.underlay?.rx6?.startReading(new Batch(cfg.io.batch), fwd.fromUnderlay, fatal);
     // Ageing is one sweep a second, not a timer per entry.
     this.timer = setInterval(() => {
       if (this.fdb.expire() > 0) this.tablesChanged();
@@ -381,6 +402,20 @@ export class Dataplane implements ControlTarget {
         changed = true;
       }
     }
+    // IPv6 routes too; below the IPv6 minimum (1280) the route keeps its MTU and the
+    // outer IPv4 packet (DF clear for IPv6 inside) is fragmented instead.
+    for (const r of inner >= 1280 ? this.routes6.list() : []) {
+      let to = r.remote;
+      if (this.cfg.mode === "vxlan") {
+        const mac = r.gateway === undefined ? -1 : this.neigh6.resolve(r.gateway);
+        to = mac < 0 ? 0 : (this.fdb.lookup(mac)?.remote ?? 0);
+      }
+      if (to === remote && (r.mtu === 0 || inner < r.mtu)) {
+        this.routes6.setMtu(r.prefix, r.len, inner);
+        this.stats.counters[C.pmtu_updates]++;
+        changed = true;
+      }
+    }
     if (changed) this.tablesChanged();
   }
 
@@ -388,15 +423,24 @@ export class Dataplane implements ControlTarget {
 
   /** A route in our table, and the kernel's route for its prefix into our device. */
   async addRoute(prefix: string, spec: RouteSpec): Promise<void> {
-    const p = parsePrefix(prefix);
-    this.routes.add(p.addr, p.len, spec);
+    // IPv6 or IPv4, as `ip route` tells the family by the address.
+    const v6 = prefix.includes(":");
+    const p = v6 ? parsePrefix6(prefix) : parsePrefix(prefix);
+    if (v6) {
+      const gateway = spec.gateway === undefined ? undefined : String(spec.gateway);
+      this.routes6.add(p.addr as Uint8Array, p.len, { ...spec, gateway });
+    } else {
+      this.routes.add(p.addr as number, p.len, spec);
+    }
     this.tablesChanged();
     this.kernelRoute(p, "replace");
   }
 
   async delRoute(prefix: string): Promise<void> {
-    const p = parsePrefix(prefix);
-    this.routes.del(p.addr, p.len);
+    const v6 = prefix.includes(":");
+    const p = v6 ? parsePrefix6(prefix) : parsePrefix(prefix);
+    if (v6) this.routes6.del(p.addr as Uint8Array, p.len);
+    else this.routes.del(p.addr as number, p.len);
     this.tablesChanged();
     try {
       this.kernelRoute(p, "del");
@@ -530,6 +574,7 @@ export class Dataplane implements ControlTarget {
     this.metrics?.close();
     await this.queues?.stop();
     this.rx.close();
+    this.underlay?.rx6?.close();
     this.tx.close();
     this.pool?.close();
     this.device.closeDevice({ keep: this.cfg.device.persist });
@@ -600,16 +645,15 @@ function decideFastPath(cfg: Config): { on: boolean; tunOffloads: number; info: 
   info.probe = probe;
   info.tunOffloads = ["csum", "tso4"];
   let flags = TUN_F.CSUM | TUN_F.TSO4;
-  // TSO6 only on a TAP (vxlan-l2): a bridge carries IPv6 frames, which the segmenter
-  // cuts like IPv4 ones. The L3 overlay (vxlan, ipip) routes IPv4 only, where an IPv6
-  // super-packet could only be dropped.
-  if (cfg.mode === "vxlan-l2" && probe.csumTso6) {
+  // TSO6: the segmenter cuts IPv6 like IPv4, a bridge's frames (vxlan-l2) and the
+  // routed IPv6 pods of the L3 modes alike.
+  if (probe.csumTso6) {
     flags |= TUN_F.TSO6;
     info.tunOffloads.push("tso6");
   }
   // USO: an application's UDP_SEGMENT runs reach us whole (segmented in usoSegment)
   // instead of being cut in software before the device. USO4 and USO6 come as a pair:
-  // an IPv6 run on the TUN is dropped like any IPv6 packet there, on the TAP it is cut
+  // an IPv6 run on the TUN is routed like a single IPv6 packet, on the TAP it is cut
   // like an IPv4 one; in ipip mode the datagrams leave as one raw sendmmsg batch.
   // (`all`: the kernel took CSUM with TSO4, TSO6, USO4 and USO6 together, so these are
   // safe to ask.)

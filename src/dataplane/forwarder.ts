@@ -19,7 +19,7 @@
 // The stages are classes created once per Forwarder over one shared FwdState, so each
 // call site always sees the same class (monomorphic) and nothing is allocated per packet.
 import { Drop } from "../encap/drop.js";
-import type { Fdb, NeighTable, RouteTable } from "../fdb/index.js";
+import type { Fdb, Neigh6Table, NeighTable, RouteTable, RouteTable6 } from "../fdb/index.js";
 import type { Batch } from "../io/batch.js";
 import type { Slab } from "../io/slab.js";
 import {
@@ -108,6 +108,14 @@ export class Forwarder {
     this.send.clearDests();
   }
 
+  /** The IPv6 route and neighbour tables (L3 modes); between batches only. */
+  setTables6(routes6: RouteTable6, neigh6: Neigh6Table): void {
+    const s = this.s;
+    s.routes6 = routes6;
+    s.neigh6 = neigh6;
+    this.send.clearDests();
+  }
+
   /** A batch read from the TUN/TAP device. Bound once, handed to the reader. */
   readonly fromDevice = (b: Batch): void => {
     const s = this.s;
@@ -145,12 +153,8 @@ export class Forwarder {
       return s.l2 ? this.bridge.txFrame(slot, off, len) : this.send.txPacket(slot, off, len);
     }
     const udp = gso === VNET_GSO_UDP_L4;
-    // TCPv6 super-frames come only from a TAP (TSO6 is asked for in vxlan-l2 mode).
-    if (s.l2) {
-      if (gso !== VNET_GSO_TCPV4 && gso !== VNET_GSO_TCPV6 && !udp) return Drop.VnetBadGsoType;
-      return this.bridge.txSuperFrame(off, len, h.gsoSize, udp);
-    }
-    if (gso !== VNET_GSO_TCPV4 && !udp) return Drop.VnetBadGsoType;
+    if (gso !== VNET_GSO_TCPV4 && gso !== VNET_GSO_TCPV6 && !udp) return Drop.VnetBadGsoType;
+    if (s.l2) return this.bridge.txSuperFrame(off, len, h.gsoSize, udp);
     return this.offload.txSuper(off, len, h.gsoSize, udp, false);
   }
 

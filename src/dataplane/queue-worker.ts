@@ -65,6 +65,7 @@ try {
         }
       : undefined,
   );
+  fwd.setTables6(t.routes6, t.neigh6);
   if (init.fwd.learning && init.device.kind === "tap") {
     // vxlan-l2: the main thread owns the FDB (queues.ts). New and moved MACs go there at
     // once; once a second, the learned MACs our frames refreshed, so they do not age.
@@ -105,6 +106,7 @@ try {
     if (m.type === "tables" && m.snapshot) {
       t = tablesFrom(m.snapshot, init.tables);
       fwd.setTables(t.fdb, t.neigh, t.routes);
+      fwd.setTables6(t.routes6, t.neigh6);
     } else if (m.type === "stop") {
       close();
       say({ type: "stopped" });

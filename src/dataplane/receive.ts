@@ -5,7 +5,7 @@
 // flow in one read) are split at their segment size first.
 import { Drop } from "../encap/drop.js";
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ethernetParse } from "../encap/ethernet.js";
-import { ipipDecap } from "../encap/ipip.js";
+import { ipipDecap, sitDecap } from "../encap/ipip.js";
 import { IPV4_HDR_LEN, ipv4Parse } from "../encap/ipv4.js";
 import { VXLAN_L3_HEADROOM, vxlanDecap } from "../encap/vxlan.js";
 import type { Batch } from "../io/batch.js";
@@ -159,7 +159,8 @@ export class Receiver {
     const s = this.s;
     const info = s.ipipInfo;
     const code = ipipDecap(this.u8, off, len, info);
-    if (code !== Drop.None) return code;
+    // 6in4 (protocol 41 socket) only once the IPIP parse refused the protocol.
+    if (code !== Drop.None) return code === Drop.Ipv4BadProtocol ? this.rxSit(slot) : code;
     const ipOff = info.innerOff;
     const total = info.innerLen;
     s.stats.counters[C.decap_packets]++;
@@ -168,6 +169,17 @@ export class Receiver {
     const known = ipOff + IPV4_HDR_LEN === off + IPIP_TCP_AT && ipOff + total === off + len;
     if (this.dev.coal?.add(slot, ipOff, total, known ? pre : -1)) return Drop.None;
     this.dev.push(slot, ipOff, total);
+    return Drop.None;
+  }
+
+  /** The IPv6 packet of a 6in4 datagram whose outer header ipipDecap parsed, to the TUN. */
+  private rxSit(slot: number): number {
+    const s = this.s;
+    const info = s.ipipInfo;
+    const code = sitDecap(this.u8, info, s.ip6);
+    if (code !== Drop.None) return code;
+    s.stats.counters[C.decap_packets]++;
+    this.dev.push(slot, info.innerOff, info.innerLen);
     return Drop.None;
   }
 }

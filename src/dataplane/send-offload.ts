@@ -5,8 +5,9 @@
 // run leaves as UDP_SEGMENT messages on the flow's pool socket (vxlan modes) or as
 // gathered raw packets (ipip). Everything else (small packets, ICMP, fragments) takes
 // send.ts, so DF/PMTU handling is unchanged.
-import { read16 } from "../encap/bytes.js";
+import { read16, write16 } from "../encap/bytes.js";
 import { Drop } from "../encap/drop.js";
+import { ETHERTYPE_IPV6 } from "../encap/ethernet.js";
 import { IPPROTO_TCP, IPPROTO_UDP, IPV4_HDR_LEN, ipv4Parse } from "../encap/ipv4.js";
 import {
   IPV6_HDR_LEN,
@@ -42,6 +43,8 @@ class Super {
   ttl = 0;
   /** IPv4 DF (IPv6: false, a bridge cuts smaller). */
   df = false;
+  /** An IPv6 packet routed from the TUN: the L3 template's ethertype is patched. */
+  routed6 = false;
   /** IP + L4 header bytes, copied into every segment. */
   hdr = 0;
   /** Payload bytes per segment (the last may be shorter). */
@@ -73,8 +76,9 @@ export class OffloadSender {
    * smaller MTU; UDP at the sender's datagram size, which cannot change), encapsulate
    * each segment and queue them as UDP_SEGMENT messages on the flow's pool socket.
    * `bridged`: vxlan-l2, destination and template already set (bridge.ts); a bridge
-   * port sends no ICMP, so a DF segment too big for the tunnel is cut smaller. Only a
-   * bridged super-frame may be IPv6. `copy`: a flood copy of one already counted.
+   * port sends no ICMP, so a DF segment too big for the tunnel is cut smaller. IPv6:
+   * a bridged super-frame, or a routed USO6 run. `copy`: a flood copy of one already
+   * counted.
    */
   txSuper(
     off: number,
@@ -87,7 +91,8 @@ export class OffloadSender {
     const s = this.s;
     const u8 = this.u8;
     const head = this.head;
-    const v6 = bridged && len >= IPV6_HDR_LEN && u8[off] >>> 4 === 6;
+    // IPv6: a bridged frame's, or a TSO6/USO6 run routed from the TUN.
+    const v6 = len >= IPV6_HDR_LEN && u8[off] >>> 4 === 6;
     if (v6) {
       head.totalLen = IPV6_HDR_LEN + read16(u8, off + IPV6_PAYLOAD_LEN);
       if (head.totalLen > len) return Drop.Ipv6Truncated;
@@ -111,13 +116,18 @@ export class OffloadSender {
       return udp ? Drop.UdpTruncated : Drop.TcpBadOffset;
     }
     if (!bridged) {
-      const code = this.send.resolve();
+      const code = v6 ? this.send.resolve6(off) : this.send.resolve();
       if (code !== Drop.None) return code;
     }
     let mss = gsoSize;
     if (mss <= 0) return Drop.VnetBadGsoSize;
     // PMTU applies per segment: each is hdr + mss bytes of inner IP.
     if (hdr + mss > s.curMtu) {
+      // A routed IPv6 datagram is never cut on the way: its sender learns the MTU.
+      if (v6 && !bridged) {
+        this.send.tooBig.packetTooBig(off, total, s.curMtu, s.curRoute6!);
+        return Drop.TooBig;
+      }
       if (head.df && !bridged) {
         this.send.tooBig.fragNeeded(off, total, s.curMtu, s.curFrom);
         return Drop.TooBig;
@@ -129,6 +139,7 @@ export class OffloadSender {
     }
     head.hdr = hdr;
     head.mss = mss;
+    head.routed6 = v6 && !bridged;
     if (this.out.ipipOut !== undefined) return this.txSuperIpip(off, udp);
     return this.txSuperVxlan(off, udp, copy);
   }
@@ -169,6 +180,8 @@ export class OffloadSender {
       if (at < 0) return Drop.PoolExhausted;
       const tpl = s.curTpl;
       for (let i = 0; i < SEG_PREFIX; i++) u8[at + i] = tpl[i];
+      // The route's template says IPv4 (vxlanEncapL3Template patches it per packet).
+      if (head.routed6) write16(u8, at + SEG_PREFIX - 2, ETHERTYPE_IPV6);
       const made = superSegment(u8, udp, off, total, hdr, mss, at, SEG_PREFIX, summer, first, n);
       if (made !== n) return udp ? Drop.UdpTruncated : Drop.TcpTruncated;
       if (first === 0) {

@@ -6,7 +6,7 @@
 // (UDP socket) so that the policy decisions stay in TypeScript: a per-flow UDP source
 // port (RFC 7348 §5, for underlay ECMP), DF, TTL and TOS per packet.
 import { Drop } from "../encap/drop.js";
-import { DfPolicy, type IpipParams, ipipEncap, newIpipParams } from "../encap/ipip.js";
+import { DfPolicy, type IpipParams, ipipEncap, newIpipParams, sitEncap } from "../encap/ipip.js";
 import {
   IPPROTO_UDP,
   IPV4_DF,
@@ -19,6 +19,7 @@ import {
   ipv4Write,
   newIpv4Fields,
 } from "../encap/ipv4.js";
+import { IPV6_DST, IPV6_HOP_LIMIT, ipv6Parse, ipv6TrafficClass } from "../encap/ipv6.js";
 import { UDP_HDR_LEN, udpWrite } from "../encap/udp.js";
 import {
   VXLAN_L3_HEADROOM,
@@ -26,7 +27,7 @@ import {
   vxlanSourcePort,
   vxlanWriteL3Template,
 } from "../encap/vxlan.js";
-import type { Route } from "../fdb/index.js";
+import type { Route, Route6 } from "../fdb/index.js";
 import type { DeviceOut } from "./device-out.js";
 import { FRAG_INNER, type FwdState, INHERIT, NO_TEMPLATE } from "./state.js";
 import { C } from "./stats.js";
@@ -58,6 +59,9 @@ export class Sender {
    */
   private readonly dests = new Map<Route, Dest>();
   private destVersion = -1;
+  /** The same for IPv6 routes (gateway through the IPv6 neighbour table). */
+  private readonly dests6 = new Map<Route6, Dest>();
+  private destVersion6 = -1;
   // The header writers' parameters: filled per packet, never reallocated.
   private readonly ipipHdr: IpipParams = newIpipParams();
   private readonly outerIp: Ipv4Fields = { ...newIpv4Fields(), protocol: IPPROTO_UDP };
@@ -81,14 +85,18 @@ export class Sender {
   clearDests(): void {
     this.dests.clear();
     this.destVersion = -1;
+    this.dests6.clear();
+    this.destVersion6 = -1;
   }
 
-  /** L3 modes: an IPv4 packet from the TUN. */
+  /** L3 modes: an IP packet from the TUN. */
   txPacket(slot: number, off: number, len: number): number {
     const s = this.s;
     const ip = s.ip;
     let code = ipv4Parse(this.u8, off, len, ip);
-    if (code !== Drop.None) return code;
+    // IPv6 by its version nibble, tested only once the IPv4 parse has failed: the IPv4
+    // path pays nothing for it.
+    if (code !== Drop.None) return this.u8[off] >>> 4 === 6 ? this.txPacket6(slot, off, len) : code;
     code = this.resolve();
     if (code !== Drop.None) return code;
     const total = ip.totalLen;
@@ -104,6 +112,69 @@ export class Sender {
     return s.o.fragment === FRAG_INNER
       ? this.tooBig.fragmentInner(off, total, mtu)
       : this.encapL3(slot, off, total);
+  }
+
+  /**
+   * An IPv6 packet from the TUN: routed like IPv4, but never fragmented on the way
+   * (RFC 8200 §5): one too big for the tunnel gets a Packet Too Big with its MTU.
+   */
+  private txPacket6(slot: number, off: number, len: number): number {
+    const s = this.s;
+    let code = ipv6Parse(this.u8, off, len, s.ip6);
+    if (code !== Drop.None) return code;
+    code = this.resolve6(off);
+    if (code !== Drop.None) return code;
+    const total = s.ip6.totalLen;
+    if (total > s.curMtu) {
+      this.tooBig.packetTooBig(off, total, s.curMtu, s.curRoute6!);
+      return Drop.TooBig;
+    }
+    return s.ipip ? this.encapSit(slot, off, total) : this.encapL3(slot, off, total);
+  }
+
+  /** ipip mode, IPv6 inside: 6in4 (protocol 41) to s.curRemote. */
+  private encapSit(slot: number, off: number, len: number): number {
+    const ph = this.ipipHdr;
+    ph.dst = this.s.curRemote;
+    ph.id = this.s.nextId();
+    const start = sitEncap(this.u8, off, len, ph);
+    if (start < 0) return -start;
+    this.s.stats.counters[C.encap_packets]++;
+    return this.pushOuter(slot, start, len + IPV4_HDR_LEN);
+  }
+
+  /** resolve() for the IPv6 packet at `off`: its route, then (vxlan) the cached Dest. */
+  resolve6(off: number): number {
+    const s = this.s;
+    const route = s.routes6.lookup(this.u8, off + IPV6_DST);
+    if (route === undefined) return Drop.NoRoute;
+    if (s.ipip) {
+      s.curRemote = route.remote | 0;
+      if (s.curRemote === 0) return Drop.NoRoute;
+    } else {
+      const v = s.routes6.version + s.neigh6.version + s.fdb.version;
+      if (v !== this.destVersion6) {
+        this.dests6.clear();
+        this.destVersion6 = v;
+      }
+      let d = this.dests6.get(route);
+      if (d === undefined) {
+        // Allocates (the key, the template): once per route and table change.
+        const mac =
+          route.gateway !== undefined
+            ? s.neigh6.resolve(route.gateway)
+            : s.neigh6.resolve(this.u8, off + IPV6_DST);
+        d = this.destFor(mac);
+        this.dests6.set(route, d);
+      }
+      if (d.code !== Drop.None) return d.code;
+      s.curRemote = d.remote;
+      s.curPort = d.port;
+      s.curTpl = d.tpl;
+    }
+    s.curMtu = route.mtu || s.o.tunnelMtu;
+    s.curRoute6 = route;
+    return Drop.None;
   }
 
   /** Route (and in vxlan mode neighbour + FDB) lookup for s.ip.dst into s.cur*. */
@@ -144,8 +215,12 @@ export class Sender {
    * Allocates (the cache entry, its header template): once per route and table change.
    */
   private resolveDest(route: Route, dst: number): Dest {
+    return this.destFor(this.s.neigh.resolve(route.gateway || dst));
+  }
+
+  /** The destination behind VTEP MAC `mac` (-1: no neighbour entry), through the FDB. */
+  private destFor(mac: number): Dest {
     const s = this.s;
-    const mac = s.neigh.resolve(route.gateway || dst);
     if (mac < 0) return new Dest(Drop.NoNeigh, 0, 0, 0, NO_TEMPLATE);
     const fe = s.fdb.lookup(mac);
     if (fe === undefined) return new Dest(Drop.NoFdb, 0, 0, 0, NO_TEMPLATE);
@@ -181,12 +256,14 @@ export class Sender {
     const ph = this.ipipHdr;
     ph.dst = this.s.curRemote;
     ph.id = 0;
-    return ipipEncap(this.u8, off, segLen, ph);
+    const u8 = this.u8;
+    return u8[off] >>> 4 === 6 ? sitEncap(u8, off, segLen, ph) : ipipEncap(u8, off, segLen, ph);
   }
 
   /**
    * Outer IPv4 + UDP in front of a VXLAN packet at [start, start+len), to s.curRemote
-   * and s.curPort; `innerIp` is the inner IPv4 header (for inherited TTL/TOS/DF) or -1.
+   * and s.curPort; `innerIp` is the inner IP header (for inherited TTL/TOS, and DF from
+   * IPv4; an IPv6 packet has no DF to copy) or -1.
    */
   pushVxlan(slot: number, start: number, len: number, innerIp: number): number {
     const s = this.s;
@@ -200,8 +277,19 @@ export class Sender {
     // With the fast path on, one flow's small packets leave from its pool port too.
     const ports = this.out.poolPorts;
     if (ports !== undefined) sport = ports[(sport - o.sportLo) % ports.length];
-    const innerTos = innerIp >= 0 ? u8[innerIp + IPV4_TOS] : 0;
-    const innerDf = innerIp >= 0 && ((u8[innerIp + IPV4_FLAGS_FRAG] << 8) & IPV4_DF) !== 0;
+    let innerTos = 0;
+    let innerTtl = 64;
+    let innerDf = false;
+    if (innerIp >= 0) {
+      if (u8[innerIp] >>> 4 === 6) {
+        innerTos = ipv6TrafficClass(u8, innerIp);
+        innerTtl = u8[innerIp + IPV6_HOP_LIMIT];
+      } else {
+        innerTos = u8[innerIp + IPV4_TOS];
+        innerTtl = u8[innerIp + IPV4_TTL];
+        innerDf = ((u8[innerIp + IPV4_FLAGS_FRAG] << 8) & IPV4_DF) !== 0;
+      }
+    }
     const df = o.df === DfPolicy.Set || (o.df === DfPolicy.Copy && innerDf);
     const total = len + UDP_HDR_LEN + IPV4_HDR_LEN;
     const h = this.outerIp;
@@ -209,7 +297,7 @@ export class Sender {
     h.totalLen = total;
     h.id = s.nextId();
     h.flags = df ? IPV4_DF : 0;
-    h.ttl = o.ttl === INHERIT ? (innerIp >= 0 ? u8[innerIp + IPV4_TTL] : 64) : o.ttl;
+    h.ttl = o.ttl === INHERIT ? innerTtl : o.ttl;
     h.dst = s.curRemote;
     ipv4Write(u8, ipOff, h);
     udpWrite(u8, udpOff, sport, s.curPort, len + UDP_HDR_LEN);

@@ -15,6 +15,8 @@ import { ipipQueueFilter } from "./steer.js";
 /** IPPROTO_RAW: a send-only raw socket whose packets carry their own IPv4 header. */
 const IPPROTO_RAW = 255;
 const IPPROTO_IPIP = 4;
+/** 6in4 (RFC 4213): IPv6 pods in ipip mode. */
+const IPPROTO_IPV6 = 41;
 
 export interface UnderlaySpec {
   mode: "vxlan" | "vxlan-l2" | "ipip";
@@ -39,6 +41,8 @@ export interface UnderlaySpec {
 
 export interface Underlay {
   rx: UdpSocket | RawSocket;
+  /** ipip, queue 0 only: the raw socket for 6in4 (IPv6 pods); their traffic is light. */
+  rx6: RawSocket | undefined;
   tx: RawSocket;
   pool: UdpSenderPool | undefined;
   /** UDP_GRO segment sizes parallel to the rx batch (undefined: GRO off). */
@@ -49,6 +53,7 @@ export interface Underlay {
 export function openUnderlay(spec: UnderlaySpec, slab: Slab, index = 0): Underlay {
   const shared = spec.queues > 1;
   let rx: UdpSocket | RawSocket | undefined;
+  let rx6: RawSocket | undefined;
   let tx: RawSocket | undefined;
   let pool: UdpSenderPool | undefined;
   let rxGso: Uint16Array | undefined;
@@ -70,6 +75,14 @@ export function openUnderlay(spec: UnderlaySpec, slab: Slab, index = 0): Underla
             reusePort: shared,
             rcvBuf: spec.fast ? 16 << 20 : 4 << 20,
           });
+    if (spec.mode === "ipip" && index === 0) {
+      rx6 = RawSocket.open({
+        slab,
+        protocol: IPPROTO_IPV6,
+        addr: spec.localIp,
+        rcvBuf: 4 << 20,
+      });
+    }
     if (spec.fast && rx instanceof UdpSocket) {
       rxGso = new Uint16Array(new ArrayBuffer(spec.batch * 2));
       if (!spec.udpGro || !rx.enableGro(rxGso)) rxGso = undefined;
@@ -89,15 +102,17 @@ export function openUnderlay(spec: UnderlaySpec, slab: Slab, index = 0): Underla
     }
   } catch (e) {
     pool?.close();
+    rx6?.close();
     rx?.close();
     tx?.close();
     throw e;
   }
-  return { rx, tx, pool, rxGso };
+  return { rx, rx6, tx, pool, rxGso };
 }
 
 export function closeUnderlay(u: Underlay): void {
   u.rx.close();
+  u.rx6?.close();
   u.tx.close();
   u.pool?.close();
 }

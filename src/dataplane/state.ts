@@ -7,8 +7,16 @@ import { Drop } from "../encap/drop.js";
 import { type EthernetInfo, newEthernetInfo } from "../encap/ethernet.js";
 import { type DfPolicy, type IpipInfo, newIpipInfo } from "../encap/ipip.js";
 import { type Ipv4Info, newIpv4Info } from "../encap/ipv4.js";
+import { type Ipv6Info, newIpv6Info } from "../encap/ipv6.js";
 import { newVxlanInfo, VXLAN_L3_HEADROOM, type VxlanInfo } from "../encap/vxlan.js";
-import type { Fdb, NeighTable, RouteTable } from "../fdb/index.js";
+import {
+  type Fdb,
+  Neigh6Table,
+  type NeighTable,
+  type Route6,
+  type RouteTable,
+  RouteTable6,
+} from "../fdb/index.js";
 import type { Batch } from "../io/batch.js";
 import type { GsoBatch } from "../io/gso-batch.js";
 import type { Slab } from "../io/slab.js";
@@ -103,9 +111,12 @@ export class FwdState {
   curMtu = 0;
   /** Where an ICMP error about the current packet comes from (next hop). */
   curFrom = 0;
+  /** The current IPv6 packet's route (its gateway is where a Packet Too Big comes from). */
+  curRoute6: Route6 | undefined = undefined;
   onLearn: LearnHook | undefined = undefined;
   // One reusable result object per decoder: no per-packet objects.
   readonly ip: Ipv4Info = newIpv4Info();
+  readonly ip6: Ipv6Info = newIpv6Info();
   readonly eth: EthernetInfo = newEthernetInfo();
   readonly arp: ArpInfo = newArpInfo();
   readonly vx: VxlanInfo = newVxlanInfo();
@@ -127,6 +138,9 @@ export class FwdState {
     public routes: RouteTable,
     readonly stats: Stats,
     readonly fast: FastPathIo | undefined,
+    /** The IPv6 tables of the L3 modes (empty until the dataplane sets its own). */
+    public routes6: RouteTable6 = new RouteTable6(),
+    public neigh6: Neigh6Table = new Neigh6Table(),
   ) {
     this.u8 = slab.u8;
     this.l2 = o.mode === MODE_VXLAN_L2;

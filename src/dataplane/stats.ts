@@ -48,6 +48,8 @@ export const COUNTER_NAMES = [
   // UDP super-packets (USO: an application sent with UDP_SEGMENT) and their datagrams.
   "uso_superpackets",
   "uso_segments",
+  // IPv6 packets too big for the tunnel, answered with an ICMPv6 Packet Too Big.
+  "icmp6_too_big_sent",
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];

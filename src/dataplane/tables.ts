@@ -5,7 +5,7 @@
 // vxlan-l2 learning is the one write from the data path: a worker learns into its copy
 // and tells the main thread, which learns into the real table and sends a new snapshot
 // (see queues.ts); learned entries arrive as learned ones, so they can still move.
-import { Fdb, NeighTable, RouteTable } from "../fdb/index.js";
+import { Fdb, Neigh6Table, NeighTable, RouteTable, RouteTable6 } from "../fdb/index.js";
 
 export interface TablesSnapshot {
   routes: {
@@ -21,12 +21,25 @@ export interface TablesSnapshot {
   neigh: { ip: number; mac: number }[];
   fdb: { mac: number; remote: number; vni: number; port: number; learned: boolean }[];
   flood: number[];
+  /** IPv6 routes and neighbours (addresses as 16 bytes: structured clone copies them). */
+  routes6: {
+    prefix: Uint8Array;
+    len: number;
+    gateway: Uint8Array | undefined;
+    onlink: boolean;
+    remote: number;
+    mtu: number;
+    metric: number;
+  }[];
+  neigh6: { ip: Uint8Array; mac: number }[];
 }
 
 export interface Tables {
   fdb: Fdb;
   neigh: NeighTable;
   routes: RouteTable;
+  routes6: RouteTable6;
+  neigh6: Neigh6Table;
 }
 
 export interface TableDefaults {
@@ -37,15 +50,7 @@ export interface TableDefaults {
 
 export function snapshotTables(t: Tables): TablesSnapshot {
   return {
-    routes: t.routes.list().map((r) => ({
-      prefix: r.prefix,
-      len: r.len,
-      gateway: r.gateway,
-      onlink: r.onlink,
-      remote: r.remote,
-      mtu: r.mtu,
-      metric: r.metric,
-    })),
+    routes: t.routes.list().map(routeFields),
     neigh: t.neigh
       .entries()
       .filter((e) => e.mac >= 0)
@@ -58,7 +63,23 @@ export function snapshotTables(t: Tables): TablesSnapshot {
       learned: !e.isStatic,
     })),
     flood: [...t.fdb.floodList()],
+    routes6: t.routes6.list().map(routeFields),
+    neigh6: t.neigh6.entries().map((e) => ({ ip: e.ip, mac: e.mac })),
   };
+}
+
+/** A route of either family as plain data (the class's fields, no methods). */
+function routeFields<P, G>(r: {
+  prefix: P;
+  len: number;
+  gateway: G;
+  onlink: boolean;
+  remote: number;
+  mtu: number;
+  metric: number;
+}) {
+  const { prefix, len, gateway, onlink, remote, mtu, metric } = r;
+  return { prefix, len, gateway, onlink, remote, mtu, metric };
 }
 
 /** Fresh tables holding exactly the snapshot's entries. */
@@ -83,5 +104,17 @@ export function tablesFrom(s: TablesSnapshot, d: TableDefaults): Tables {
     else fdb.replace(e.mac, e.remote, { vni: e.vni, port: e.port });
   }
   for (const ip of s.flood) fdb.append(0, ip);
-  return { fdb, neigh, routes };
+  const routes6 = new RouteTable6({ dev: d.dev });
+  for (const r of s.routes6) {
+    routes6.replace(r.prefix, r.len, {
+      gateway: r.gateway,
+      onlink: r.onlink,
+      remote: r.remote || undefined,
+      mtu: r.mtu || undefined,
+      metric: r.metric,
+    });
+  }
+  const neigh6 = new Neigh6Table({ dev: d.dev });
+  for (const n of s.neigh6) neigh6.replace(n.ip, n.mac);
+  return { fdb, neigh, routes, routes6, neigh6 };
 }

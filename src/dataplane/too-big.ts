@@ -1,11 +1,20 @@
 // A packet too big for the tunnel path, as the kernel's tunnels handle it: DF set, an
 // ICMP "fragmentation needed" back to the sender (RFC 1191); DF clear, fragments of the
 // inner packet before encapsulation (kernel-like) or of the outer packet after it
-// (the receiving kernel reassembles them before our socket sees the datagram).
+// (the receiving kernel reassembles them before our socket sees the datagram). IPv6 is
+// never fragmented on the way (RFC 8200 §5): always a Packet Too Big (RFC 4443 §3).
 import { Drop } from "../encap/drop.js";
 import { ipv4FragmentCount, ipv4WriteFragment } from "../encap/fragment.js";
 import { type IcmpErrorParams, icmpWriteError, newIcmpErrorParams } from "../encap/icmp.js";
+import {
+  ICMP6_PACKET_TOO_BIG,
+  type Icmp6ErrorParams,
+  icmp6WriteError,
+  newIcmp6ErrorParams,
+} from "../encap/icmp6.js";
 import { IPV4_DF, IPV4_FLAGS_FRAG } from "../encap/ipv4.js";
+import { IPV6_DST } from "../encap/ipv6.js";
+import type { Route6 } from "../fdb/index.js";
 import type { DeviceOut } from "./device-out.js";
 import type { Sender } from "./send.js";
 import type { FwdState } from "./state.js";
@@ -15,6 +24,8 @@ import type { UnderlayOut } from "./underlay-out.js";
 export class TooBig {
   /** Frag-needed from the next hop, TTL 64; mtu, source and id filled per error. */
   private readonly icmpErr: IcmpErrorParams = newIcmpErrorParams();
+  /** Packet Too Big, hop limit 64; mtu and source filled per error. */
+  private readonly icmp6Err: Icmp6ErrorParams = newIcmp6ErrorParams();
 
   constructor(
     private readonly s: FwdState,
@@ -54,6 +65,27 @@ export class TooBig {
     if (n === 0) return;
     this.dev.push(reply, at, n);
     s.stats.counters[C.icmp_frag_needed_sent]++;
+  }
+
+  /**
+   * Answer the IPv6 packet at `off` with a Packet Too Big announcing `mtu`, through the
+   * TUN, from the route's gateway (the next hop, as for IPv4) or else the destination.
+   */
+  packetTooBig(off: number, total: number, mtu: number, route: Route6): void {
+    const s = this.s;
+    const reply = s.takeSlot();
+    if (reply < 0) return;
+    const at = s.slab.dataOffset(reply);
+    const e = this.icmp6Err;
+    e.type = ICMP6_PACKET_TOO_BIG;
+    e.value = mtu;
+    const gw = route.gateway;
+    if (gw !== undefined) e.from.set(gw);
+    else for (let i = 0; i < 16; i++) e.from[i] = s.u8[off + IPV6_DST + i];
+    const n = icmp6WriteError(s.u8, at, s.u8, off, total, e);
+    if (n === 0) return;
+    this.dev.push(reply, at, n);
+    s.stats.counters[C.icmp6_too_big_sent]++;
   }
 
   /**

@@ -1,5 +1,5 @@
 // IP in IP (RFC 2003): a plain outer IPv4 header, protocol 4, in front of the inner
-// IPv4 packet.
+// IPv4 packet; and IPv6 in IPv4 (RFC 4213 6in4, the kernel's `sit`), protocol 41.
 
 import { read16 } from "./bytes.js";
 import { Drop } from "./drop.js";
@@ -21,6 +21,16 @@ import {
   newIpv4Fields,
   newIpv4Info,
 } from "./ipv4.js";
+import {
+  IPV6_HDR_LEN,
+  IPV6_HOP_LIMIT,
+  type Ipv6Info,
+  ipv6Parse,
+  ipv6TrafficClass,
+} from "./ipv6.js";
+
+/** IPv6 encapsulated in IPv4 (RFC 4213). */
+export const IPPROTO_IPV6 = 41;
 
 export const IPIP_OVERHEAD = IPV4_HDR_LEN;
 /** TTL or TOS argument meaning "copy from the inner header". */
@@ -78,12 +88,52 @@ export function ipipEncap(
   h.tos = dscp | (innerEcn === ECN_CE ? ECN_ECT0 : innerEcn);
   h.ttl = p.ttl === IPIP_INHERIT ? buf[innerOff + IPV4_TTL] : p.ttl;
   h.flags = p.df === DfPolicy.Set || (p.df === DfPolicy.Copy && innerDf) ? IPV4_DF : 0;
+  return writeOuter(buf, off, innerLen, p, h);
+}
+
+/** The rest of the outer header (length, id, addresses) and the write; returns `off`. */
+function writeOuter(
+  buf: Uint8Array,
+  off: number,
+  innerLen: number,
+  p: IpipParams,
+  h: Ipv4Fields,
+): number {
   h.totalLen = innerLen + IPV4_HDR_LEN;
   h.id = p.id;
   h.src = p.src;
   h.dst = p.dst;
   ipv4Write(buf, off, h);
   return off;
+}
+
+/** The outer header sitEncap fills (protocol 41). */
+const outerHdr6: Ipv4Fields = { ...newIpv4Fields(), protocol: IPPROTO_IPV6 };
+
+/**
+ * 6in4 (RFC 4213 §3.5): the outer header in front of the IPv6 packet at
+ * buf[innerOff..+innerLen), as ipipEncap does for IPv4: TOS from the traffic class
+ * (ECN per RFC 6040), TTL from the hop limit when inherited. IPv6 has no DF to copy:
+ * DF only where the policy sets it (RFC 4213 §3.2.1: a sender too big for the tunnel
+ * gets a Packet Too Big before this, so the outer packet may be fragmented on the way).
+ */
+export function sitEncap(
+  buf: Uint8Array,
+  innerOff: number,
+  innerLen: number,
+  p: IpipParams,
+): number {
+  if (innerLen < IPV6_HDR_LEN || innerOff + innerLen > buf.length) return -Drop.Ipv6Truncated;
+  if (innerLen > IPV4_MAX_LEN - IPV4_HDR_LEN) return -Drop.TooBig;
+  const off = innerOff - IPV4_HDR_LEN;
+  if (off < 0) return -Drop.NoHeadroom;
+  const tc = ipv6TrafficClass(buf, innerOff);
+  const ecn = tc & ECN_MASK;
+  const h = outerHdr6;
+  h.tos = ((p.tos === IPIP_INHERIT ? tc : p.tos) & ~ECN_MASK) | (ecn === ECN_CE ? ECN_ECT0 : ecn);
+  h.ttl = p.ttl === IPIP_INHERIT ? buf[innerOff + IPV6_HOP_LIMIT] : p.ttl;
+  h.flags = p.df === DfPolicy.Set ? IPV4_DF : 0;
+  return writeOuter(buf, off, innerLen, p, h);
 }
 
 export interface IpipInfo {
@@ -122,5 +172,21 @@ export function ipipDecap(buf: Uint8Array, off: number, len: number, out: IpipIn
   if (innerCode !== Drop.None) return Drop.IpipBadInner;
   out.innerOff = outer.payloadOff;
   out.innerLen = out.inner.totalLen;
+  return Drop.None;
+}
+
+/**
+ * A 6in4 packet: what ipipDecap left in `out` when it returned Ipv4BadProtocol (the
+ * outer header is parsed). Checks protocol 41 and the inner IPv6 header into `inner`.
+ */
+export function sitDecap(buf: Uint8Array, out: IpipInfo, inner: Ipv6Info): Drop {
+  const outer = out.outer;
+  if (outer.protocol !== IPPROTO_IPV6) return Drop.Ipv4BadProtocol;
+  if (outer.mf || outer.fragOff !== 0) return Drop.Ipv4Fragment;
+  const innerCode = ipv6Parse(buf, outer.payloadOff, outer.payloadLen, inner);
+  out.innerDrop = innerCode;
+  if (innerCode !== Drop.None) return Drop.IpipBadInner;
+  out.innerOff = outer.payloadOff;
+  out.innerLen = inner.totalLen;
   return Drop.None;
 }

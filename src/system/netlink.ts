@@ -8,6 +8,7 @@
 import { closeSync, constants as fsConstants, openSync } from "node:fs";
 import { getSystemErrorMap } from "node:util";
 import { formatIpv4, parseCidr, parseIpv4, prefixMask } from "../encap/addr.js";
+import { formatIpv6 } from "../encap/addr6.js";
 import { native } from "../io/native.js";
 import { IpError, type IpErrorKind } from "./iproute.js";
 
@@ -252,8 +253,11 @@ export interface Addr {
 }
 
 export interface Route {
-  /** Network (host byte order) and prefix length; len 0 is the default route. */
-  dst: number;
+  /**
+   * Network and prefix length; len 0 is the default route. IPv4 as a number (host byte
+   * order); IPv6 as 16 bytes, which makes the route an IPv6 one (gateway: IPv4 only).
+   */
+  dst: number | Uint8Array;
   len: number;
   gateway?: number;
   oif?: number;
@@ -581,7 +585,8 @@ function parseLink(body: Buffer): Link {
 
 function routeBody(r: Route): Buffer {
   const b = Buffer.alloc(12);
-  b.writeUInt8(AF_INET, 0);
+  const v6 = typeof r.dst !== "number";
+  b.writeUInt8(v6 ? AF_INET6 : AF_INET, 0);
   b.writeUInt8(r.len, 1);
   b.writeUInt8(RT_TABLE_MAIN, 4);
   b.writeUInt8(RTPROT_BOOT, 5);
@@ -589,14 +594,19 @@ function routeBody(r: Route): Buffer {
   b.writeUInt8(RTN_UNICAST, 7);
   if (r.onlink) b.writeUInt32LE(RTNH_F_ONLINK, 8);
   const attrs: Attr[] = [];
-  if (r.len > 0) attrs.push(ipv4(RTA_DST, r.dst));
+  if (r.len > 0) {
+    attrs.push(
+      typeof r.dst === "number" ? ipv4(RTA_DST, r.dst) : attr(RTA_DST, Buffer.from(r.dst)),
+    );
+  }
   if (r.gateway !== undefined) attrs.push(ipv4(RTA_GATEWAY, r.gateway));
   if (r.oif !== undefined) attrs.push(u32(RTA_OIF, r.oif));
   return Buffer.concat([b, encodeAttrs(attrs)]);
 }
 
 function routeText(r: Route): string {
-  const dst = r.len === 0 ? "default" : `${formatIpv4(r.dst)}/${r.len}`;
+  const addr = typeof r.dst === "number" ? formatIpv4(r.dst) : formatIpv6(r.dst);
+  const dst = r.len === 0 ? "default" : `${addr}/${r.len}`;
   return `${dst}${r.gateway !== undefined ? ` via ${formatIpv4(r.gateway)}` : ""}${r.oif !== undefined ? ` oif ${r.oif}` : ""}`;
 }
 

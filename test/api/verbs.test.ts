@@ -21,7 +21,14 @@ import {
 } from "../../src/api/verbs.js";
 import { buildProgram } from "../../src/cli/main.js";
 import type { PeerSpec } from "../../src/dataplane/dataplane.js";
-import { Fdb, NeighTable, type RouteSpec, RouteTable } from "../../src/fdb/index.js";
+import {
+  Fdb,
+  Neigh6Table,
+  NeighTable,
+  type RouteSpec,
+  RouteTable,
+  RouteTable6,
+} from "../../src/fdb/index.js";
 
 const NAMES = Object.keys(VERBS) as VerbName[];
 
@@ -122,6 +129,8 @@ t.test("the dataplane serves every verb but the agent's, on its tables", async (
     fdb,
     neigh: new NeighTable({ dev: "vxtun0" }),
     routes: new RouteTable({ dev: "vxtun0" }),
+    neigh6: new Neigh6Table({ dev: "vxtun0" }),
+    routes6: new RouteTable6({ dev: "vxtun0" }),
     peers: new Map<string, PeerSpec>(),
     tablesChanged: () => void calls.push(["tablesChanged"]),
     addRoute: async (prefix: string, spec: RouteSpec) =>
@@ -167,6 +176,17 @@ t.test("the dataplane serves every verb but the agent's, on its tables", async (
     { version: /^\d+\.\d+\.\d+/, uptimeSeconds: 5, counters: {} },
     "stats carries the version and the uptime",
   );
+  // The family comes from the address, as with `ip neigh`.
+  await call("neigh.add", { ip: "10.244.2.0", lladdr: "02:00:00:00:02:01" });
+  await call("neigh.add", { ip: "fd00:0:0:2::", lladdr: "02:00:00:00:02:01" });
+  t.equal(
+    await call("neigh.show"),
+    "10.244.2.0 dev vxtun0 lladdr 02:00:00:00:02:01 PERMANENT\n" +
+      "fd00:0:0:2:: dev vxtun0 lladdr 02:00:00:00:02:01 PERMANENT\n",
+    "neigh show lists both families",
+  );
+  await call("neigh.del", { ip: "fd00:0:0:2::" });
+  t.equal(target.neigh6.size, 0, "an IPv6 neigh del reaches the IPv6 table");
 
   await t.rejects(
     call("neigh.add", { ip: "10.244.1.0" }),

@@ -2,34 +2,19 @@
 // Linux kernel's vxlan on node B, programmed the way flanneld programs flannel.1.
 import { readFileSync } from "node:fs";
 import t from "tap";
-import { addFlannelPeer, addKernelVxlan } from "../../src/lab/kernel-vxlan.js";
 import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
 import { runOk } from "../../src/system/exec.js";
+import { kernelFlannelNode, MAC_A, MAC_B } from "../fixtures/kernel-peer.js";
 import { podPing, tcpBothWays } from "../fixtures/traffic.js";
 import { startVxtun } from "../fixtures/vxtun.js";
-
-const MAC_A = "02:00:00:00:01:01";
-const MAC_B = "02:00:00:00:02:01";
 
 t.test("vxtun vxlan <-> kernel vxlan (flannel-style)", async (t) => {
   if (skipUnlessRoot(t)) return;
   const lab = await NetnsLab.create(t);
   const [a, b] = (await buildUnderlay(lab, 2)).nodes;
   // Node B: the kernel, as flanneld would program it.
-  const dev = await addKernelVxlan({
-    ns: b.ns,
-    local: b.address,
-    underlayDev: b.dev,
-    vtepIp: "10.244.2.0",
-    vtepMac: MAC_B,
-  });
-  await addFlannelPeer(b.ns, dev, {
-    subnet: "10.244.1.0/24",
-    vtepIp: "10.244.1.0",
-    vtepMac: MAC_A,
-    publicIp: a.address,
-  });
+  await kernelFlannelNode(b, a);
   // "Pods": an address per node on loopback.
   await runOk(["ip", "-n", a.ns, "addr", "add", "10.244.1.1/32", "dev", "lo"]);
   await runOk(["ip", "-n", b.ns, "addr", "add", "10.244.2.1/32", "dev", "lo"]);

@@ -2,7 +2,6 @@
 // solicitations, errors and hostile headers our decoders must accept or drop by name;
 // tshark dissects the advertisements and Packet Too Big errors we write.
 
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -27,7 +26,6 @@ import {
 import { IPV6_SRC, ipv6Parse, newIpv6Info } from "../../src/encap/ipv6.js";
 import { all, problems, TSHARK_SKIP, tshark } from "../fixtures/tshark.js";
 
-const PY = "/usr/bin/python3";
 const SCRIPT = `
 import json, logging
 logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
@@ -54,15 +52,10 @@ p = {
 }
 print(json.dumps({k: bytes(v).hex() for k, v in p.items()}))
 `;
-const run = spawnSync(PY, ["-c", SCRIPT], { encoding: "utf8" });
-const SKIP =
-  run.status === 0 ? false : `scapy not available under ${PY} (apt-get install python3-scapy)`;
-const pk: Record<string, Buffer> = {};
-if (run.status === 0) {
-  for (const [k, v] of Object.entries(JSON.parse(run.stdout) as Record<string, string>)) {
-    pk[k] = Buffer.from(v, "hex");
-  }
-}
+
+import { scapyPackets } from "../fixtures/scapy.js";
+
+const { skip: SKIP, pk } = scapyPackets(SCRIPT);
 
 const ip6 = (s: string) => parseIpv6(s)!;
 const info = newIpv6Info();

@@ -1,7 +1,6 @@
 // Oracle: scapy (Debian python3-scapy, which nobody on the team wrote) builds packets;
 // our decoders must read back the fields it was told to set.
 
-import { spawnSync } from "node:child_process";
 import t from "tap";
 import { formatIpv4, formatMac, readIpv4 } from "../../src/encap/addr.js";
 import { arpParse, newArpInfo } from "../../src/encap/arp.js";
@@ -26,7 +25,6 @@ import { newUdpInfo, udpChecksumOk, udpParse } from "../../src/encap/udp.js";
 import { newVxlanInfo, vxlanDecap } from "../../src/encap/vxlan.js";
 
 // Debian's scapy lives under the system interpreter, not the pyenv python3 on PATH.
-const PY = "/usr/bin/python3";
 
 const SCRIPT = `
 import json, logging
@@ -51,15 +49,9 @@ p = {
 print(json.dumps({k: bytes(v).hex() for k, v in p.items()}))
 `;
 
-const run = spawnSync(PY, ["-c", SCRIPT], { encoding: "utf8" });
-const SKIP =
-  run.status === 0 ? false : `scapy not available under ${PY} (apt-get install python3-scapy)`;
-const pk: Record<string, Buffer> = {};
-if (run.status === 0) {
-  for (const [k, v] of Object.entries(JSON.parse(run.stdout) as Record<string, string>)) {
-    pk[k] = Buffer.from(v, "hex");
-  }
-}
+import { scapyPackets } from "../fixtures/scapy.js";
+
+const { skip: SKIP, pk } = scapyPackets(SCRIPT);
 
 t.test("VXLAN built by scapy", { skip: SKIP }, (t) => {
   for (const [name, port, vni] of [

@@ -21,29 +21,15 @@ function sendOneBatch(payloads: number[]) {
   const problems: string[] = [];
   let seq = 1000;
   let nextSeq = seq;
-  for (const s of rig.sockets) {
-    s.sendGso = (b, from, count) => {
-      const g = b.gather!;
-      for (let m = from; m < from + count; m++) {
-        const parts: Uint8Array[] = [];
-        for (let r = g.start[m]; r < g.start[m] + g.count[m]; r++) {
-          parts.push(rig.u8.slice(g.off[r], g.off[r] + g.len[r]));
-        }
-        const bytes = Buffer.concat(parts);
-        if (b.addr[m] >>> 0 !== NODE_B) problems.push(`message ${msgs.length}: wrong remote`);
-        const size = b.gso[m] || bytes.length;
-        let n = 0;
-        for (let at = 0; at < bytes.length; at += size, n++) {
-          const d = bytes.subarray(at, Math.min(at + size, bytes.length));
-          const why = checkDatagram(d, nextSeq);
-          if (why) problems.push(`message ${msgs.length} datagram ${n}: ${why}`);
-          nextSeq += d.length - 74;
-        }
-        msgs.push(n);
-      }
-      return count;
-    };
-  }
+  rig.captureMessages((datagrams, remote) => {
+    if (remote !== NODE_B) problems.push(`message ${msgs.length}: wrong remote`);
+    for (const [n, d] of datagrams.entries()) {
+      const why = checkDatagram(d, nextSeq);
+      if (why) problems.push(`message ${msgs.length} datagram ${n}: ${why}`);
+      nextSeq += d.length - 74;
+    }
+    msgs.push(datagrams.length);
+  });
   const dev = new Batch(64);
   for (const p of payloads) {
     const slot = rig.slab.alloc();
