@@ -12,8 +12,8 @@ import { REPO } from "./fixtures/vxtun.js";
 /** What only a test that needs root and network namespaces uses. */
 const ROOT_MARKERS =
   /\b(skipUnlessRoot|netnsUnavailableReason|NetnsLab|cniTestEnv|withNetns|deviceInNs|startVxtun|vxtunPair|startAgent|LabEtcd)\b/;
-/** How a root test skips without root (cniTestEnv and skipUnlessEtcd call skipUnlessRoot). */
-const SKIPS = /\b(skipUnlessRoot|skipUnlessEtcd|cniTestEnv)\(t\)/g;
+/** How a root test skips without root (cniTestEnv, cniNode and skipUnlessEtcd end in skipUnlessRoot). */
+const SKIPS = /\b(skipUnlessRoot|skipUnlessEtcd|cniTestEnv|cniNode)\(t\)/g;
 
 function testFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
