@@ -19,13 +19,15 @@ const N = Number(process.argv[2] ?? 20000);
 const WARM = Number(process.argv[3] ?? 20000);
 const PAYLOAD = 60 * 1024 - 52;
 
+const rig = forwarderRig();
 const { slab, u8, stats, fwd, sockets, rxGso, counted, ipv4Header, superPacket, udpSuperPacket } =
-  forwarderRig();
+  rig;
 
 const dev = new Batch(64);
-function txRound(i: number): void {
+/** A TSO super-packet from the device (`v6`: a TSO6 one, routed as flannel-v6.1). */
+function txRound(i: number, v6 = false): void {
   const slot = slab.alloc();
-  const len = superPacket(slot, i * PAYLOAD, PAYLOAD);
+  const len = superPacket(slot, i * PAYLOAD, PAYLOAD, false, v6);
   dev.clear();
   dev.push(slot, slab.dataOffset(slot), len);
   dev.count = 1;
@@ -87,6 +89,7 @@ function rxRound(g: Gro): void {
 }
 const tcpGro = captureGro(() => txRound(0));
 const udpGro = captureGro(() => txUso(0));
+const tcp6Gro = captureGro(() => txRound(0, true));
 
 /** A 100-byte UDP packet (plain vnet header): the raw, one-packet path. */
 function txSmall(i: number): void {
@@ -113,19 +116,8 @@ function sendUdp(slot: number, udp: number, len: number): void {
 function txSmall6(i: number): void {
   const slot = slab.alloc();
   const ip = slab.dataOffset(slot);
-  u8[ip] = 0x60;
-  u8[ip + 1] = 0;
-  write16(u8, ip + 2, i & 0xffff);
-  write16(u8, ip + 4, 60);
-  u8[ip + 6] = 17;
-  u8[ip + 7] = 64;
-  for (let k = 8; k < 40; k++) u8[ip + k] = 0;
-  u8[ip + 8] = 0xfd;
-  u8[ip + 15] = 1;
-  u8[ip + 23] = 1;
-  u8[ip + 24] = 0xfd;
-  u8[ip + 31] = 2;
-  u8[ip + 39] = 1;
+  rig.ipv6Header(ip, 60, 17);
+  write16(u8, ip + 2, i & 0xffff); // a flow label
   sendUdp(slot, ip + 40, 60);
 }
 
@@ -177,6 +169,9 @@ function heapUsed(): [number, number] {
 measure("tx (fromDevice)", txRound);
 console.log(`rx datagram: ${tcpGro.len} bytes, gso ${tcpGro.size}`);
 measure("rx (fromUnderlay)", () => rxRound(tcpGro));
+measure("tx TSO6 super-packet (fromDevice)", (i) => txRound(i, true));
+console.log(`rx IPv6 datagram: ${tcp6Gro.len} bytes, gso ${tcp6Gro.size}`);
+measure("rx IPv6 GRO datagram, merged (fromUnderlay)", () => rxRound(tcp6Gro));
 measure("tx USO super-packet (fromDevice)", txUso);
 console.log(`rx UDP datagram: ${udpGro.len} bytes, gso ${udpGro.size}`);
 measure("rx UDP GRO datagram, merged (fromUnderlay)", () => rxRound(udpGro));

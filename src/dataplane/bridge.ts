@@ -4,7 +4,6 @@
 // neighbour table; received frames teach the FDB where their source MAC lives.
 import { isMulticastMac, readMac } from "../encap/addr.js";
 import { ARP_OP_REQUEST, arpParse, arpRequestToReply } from "../encap/arp.js";
-import { read16 } from "../encap/bytes.js";
 import { Drop } from "../encap/drop.js";
 import {
   ETH_HDR_LEN,
@@ -17,7 +16,6 @@ import {
   ethernetReplyHeader,
 } from "../encap/ethernet.js";
 import { IPV4_HDR_LEN, ipv4Parse } from "../encap/ipv4.js";
-import { IPV6_HDR_LEN, IPV6_PAYLOAD_LEN } from "../encap/ipv6.js";
 import { VXLAN_HDR_LEN, VXLAN_L3_HEADROOM, vxlanEncapL2, vxlanWrite } from "../encap/vxlan.js";
 import { Learn } from "../fdb/index.js";
 import type { Batch } from "../io/batch.js";
@@ -193,9 +191,10 @@ export class BridgePort {
           const known = ipOff + IPV4_HDR_LEN === off + RX_TCP_AT && ipOff + total === off + len;
           if (coal.add(slot, ipOff, total, known ? pre : -1)) return Drop.None;
         }
-      } else if (eth.ethertype === ETHERTYPE_IPV6 && eth.payloadLen >= IPV6_HDR_LEN) {
-        const total = IPV6_HDR_LEN + read16(this.u8, ipOff + IPV6_PAYLOAD_LEN);
-        if (total <= eth.payloadLen && coal.add(slot, ipOff, total)) return Drop.None;
+      } else if (eth.ethertype === ETHERTYPE_IPV6) {
+        // ipOff + 20 is off + RX_TCP_AT here (untagged), where `pre` was summed from.
+        const known = ipOff + eth.payloadLen === off + len;
+        if (this.dev.add6(slot, ipOff, eth.payloadLen, known ? pre : -1)) return Drop.None;
       }
     }
     this.dev.push(slot, vx.innerOff, vx.innerLen);

@@ -329,6 +329,7 @@ export class Dataplane implements ControlTarget {
             raw: cfg.mode === "ipip" ? this.tx : undefined,
             udpSegment: this.fastInfo.udpSegment,
             usoWrites: this.fastInfo.tunOffloads.includes("uso4"),
+            tso6Writes: this.fastInfo.tunOffloads.includes("tso6"),
             rxGso: this.rxGso,
             summer: new NativeSummer(this.slab.buffer),
           }

@@ -2,8 +2,10 @@
 // TUN/TAP, written after the underlay batch through the counted flush (flush.ts). With
 // the offload fast path, in-order TCP segments and UDP datagrams of a flow are first
 // merged (coalesce.ts) into one GSO write, and every write carries a virtio_net_hdr.
+import { read16 } from "../encap/bytes.js";
 import { Drop } from "../encap/drop.js";
 import { ETH_HDR_LEN } from "../encap/ethernet.js";
+import { IPV6_HDR_LEN, IPV6_PAYLOAD_LEN } from "../encap/ipv6.js";
 import { Batch } from "../io/batch.js";
 import { VNET_LEN, vnetWritePlain } from "../tun/vnet.js";
 import { countFlush, FlushCounters } from "./flush.js";
@@ -25,7 +27,14 @@ export class DeviceOut implements VnetSink {
     const fast = s.fast;
     this.coal =
       fast !== undefined
-        ? new Coalescer(s.u8, fast.summer, this, s.l2 ? ETH_HDR_LEN : 0, fast.usoWrites)
+        ? new Coalescer(
+            s.u8,
+            fast.summer,
+            this,
+            s.l2 ? ETH_HDR_LEN : 0,
+            fast.usoWrites,
+            s.l2 || fast.tso6Writes,
+          )
         : undefined;
     this.b = new Batch(s.o.batch);
     // Coalesced super-packets are written from their segments' ranges (coalesce.ts).
@@ -79,6 +88,18 @@ export class DeviceOut implements VnetSink {
       b.pushGather(slot, 0, 0, count);
     }
     for (let i = 0; i < count; i++) b.addRange(offs[i], lens[i]);
+  }
+
+  /**
+   * An IPv6 packet at [ip, ip+avail) (`avail`: what the frame or datagram holds) offered
+   * to the coalescer; false: not taken, the caller writes it. `pre`: the sum of
+   * [ip+20, ip+avail) when known (coalesce.ts), else -1.
+   */
+  add6(slot: number, ip: number, avail: number, pre: number): boolean {
+    const coal = this.coal;
+    if (coal === undefined || avail < IPV6_HDR_LEN) return false;
+    const total = IPV6_HDR_LEN + read16(this.s.u8, ip + IPV6_PAYLOAD_LEN);
+    return total <= avail && coal.add(slot, ip, total, total === avail ? pre : -1);
   }
 
   /** VnetSink: scratch for a vnet header, in the batch's header arena. */

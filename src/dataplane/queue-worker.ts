@@ -60,6 +60,7 @@ try {
           raw: init.underlay.mode === "ipip" ? u.tx : undefined,
           udpSegment: init.udpSegment,
           usoWrites: (init.device.offloads & TUN_F.USO4) !== 0,
+          tso6Writes: (init.device.offloads & TUN_F.TSO6) !== 0,
           rxGso: u.rxGso,
           summer: new NativeSummer(slab.buffer),
         }

@@ -147,7 +147,12 @@ export class Receiver {
         this.dev.push(slot, ipOff, total);
       }
     } else if (eth.ethertype === ETHERTYPE_IPV6) {
-      this.dev.push(slot, eth.payloadOff, eth.payloadLen);
+      // Merged where the TUN took TSO6; `pre` was summed from where IPv4's TCP would be.
+      const ipOff = eth.payloadOff;
+      const known = ipOff + IPV4_HDR_LEN === off + RX_TCP_AT;
+      if (!this.dev.add6(slot, ipOff, eth.payloadLen, known ? pre : -1)) {
+        this.dev.push(slot, ipOff, eth.payloadLen);
+      }
     } else {
       return Drop.UnsupportedEthertype;
     }
@@ -160,7 +165,9 @@ export class Receiver {
     const info = s.ipipInfo;
     const code = ipipDecap(this.u8, off, len, info);
     // 6in4 (protocol 41 socket) only once the IPIP parse refused the protocol.
-    if (code !== Drop.None) return code === Drop.Ipv4BadProtocol ? this.rxSit(slot) : code;
+    if (code !== Drop.None) {
+      return code === Drop.Ipv4BadProtocol ? this.rxSit(slot, off, len, pre) : code;
+    }
     const ipOff = info.innerOff;
     const total = info.innerLen;
     s.stats.counters[C.decap_packets]++;
@@ -172,14 +179,20 @@ export class Receiver {
     return Drop.None;
   }
 
-  /** The IPv6 packet of a 6in4 datagram whose outer header ipipDecap parsed, to the TUN. */
-  private rxSit(slot: number): number {
+  /**
+   * The IPv6 packet of a 6in4 datagram whose outer header ipipDecap parsed, to the TUN
+   * (merged where it took TSO6; `pre` as for rxIpip, summed from off + 40).
+   */
+  private rxSit(slot: number, off: number, len: number, pre: number): number {
     const s = this.s;
     const info = s.ipipInfo;
     const code = sitDecap(this.u8, info, s.ip6);
     if (code !== Drop.None) return code;
     s.stats.counters[C.decap_packets]++;
-    this.dev.push(slot, info.innerOff, info.innerLen);
+    const ipOff = info.innerOff;
+    const total = info.innerLen;
+    const known = ipOff + IPV4_HDR_LEN === off + IPIP_TCP_AT && ipOff + total === off + len;
+    if (!this.dev.add6(slot, ipOff, total, known ? pre : -1)) this.dev.push(slot, ipOff, total);
     return Drop.None;
   }
 }

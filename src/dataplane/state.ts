@@ -79,6 +79,11 @@ export interface FastPathIo {
   udpSegment: boolean;
   /** The device took USO4|USO6: received UDP datagrams of a flow merge into one write. */
   usoWrites: boolean;
+  /**
+   * The device took TSO6: received IPv6 TCP segments of a flow merge into one TCPv6
+   * write (a TAP merges IPv6 in any case: its bridge carries it).
+   */
+  tso6Writes: boolean;
   /** UDP_GRO segment sizes parallel to the underlay reading batch, when GRO is on. */
   rxGso: Uint16Array | undefined;
   /** The addon's checksum over the slab. */

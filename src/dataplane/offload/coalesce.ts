@@ -18,12 +18,13 @@
 // same MAC addresses, keeps the first frame's Ethernet header, and its virtio_net_hdr
 // is a range of its own (`vnetScratch`): a frame follows its 8-byte VXLAN header
 // directly, so the 10 bytes in front of it may be the tail of the previous datagram
-// of a GRO batch, still waiting to be written. A bridge also carries IPv6: segments
-// of one IPv6 TCP flow (no extension headers) merge the same way, into a TCPv6 write
-// (same traffic class, flow label and hop limit instead of TOS, TTL and DF).
+// of a GRO batch, still waiting to be written. IPv6 (a bridge's frames on a TAP;
+// routed IPv6 pods on a TUN that took TSO6): segments of one IPv6 TCP flow (no
+// extension headers) merge the same way, into a TCPv6 write (same traffic class, flow
+// label and hop limit instead of TOS, TTL and DF).
 //
 // UDP, where the device took USO4|USO6 (the kernels that take a UDP_L4 GSO write):
-// datagrams of one flow (IPv4; on a TAP IPv6 too) merge the way Linux's UDP GRO
+// datagrams of one flow (IPv4, and IPv6 where IPv6 merges) merge the way Linux's UDP GRO
 // merges them, all of the first one's size but a shorter last, into one write with
 // gso_type UDP_L4 and gso_size that size. The kernel forwards it as one packet and
 // cuts it back into the same datagrams where it must (before a device or socket that
@@ -84,6 +85,16 @@ function same32(u8: Uint8Array, a: number, b: number): boolean {
   );
 }
 
+/**
+ * `sum` (a sum of 16-bit words from `at` on) without the 20 bytes [at, at+20), in
+ * one's complement arithmetic: subtracting is adding the complement.
+ */
+function unsum20(u8: Uint8Array, at: number, sum: number): number {
+  let s = 0;
+  for (let i = 0; i < 20; i += 2) s += (u8[at + i] << 8) | u8[at + i + 1];
+  return checksumFold(checksumFold(sum) + (~checksumFold(s) & 0xffff));
+}
+
 /** Most segments in one group (and ranges in its gather list). */
 export const MAX_GROUP_SEGMENTS = 64;
 
@@ -138,22 +149,27 @@ export class Coalescer {
     /** Bytes of link-layer header in front of each IPv4 packet: 0 (TUN) or 14 (TAP). */
     private readonly l2 = 0,
     /**
-     * Merge UDP datagrams too (IPv4; on a TAP IPv6 too) into UDP_L4 GSO writes: only
-     * where the device took USO4|USO6, the same kernels that take such a write.
+     * Merge UDP datagrams too into UDP_L4 GSO writes: only where the device took
+     * USO4|USO6, the same kernels that take such a write.
      */
     private readonly udp = false,
+    /**
+     * Merge IPv6 too (TCPv6 writes): a TAP (a bridge carries IPv6) or a TUN that took
+     * TSO6 (the L3 modes' routed IPv6 pods).
+     */
+    private readonly ip6 = l2 > 0,
   ) {
     this.lead = l2 > 0 ? 2 : 1;
   }
 
   /**
    * Offer the IPv4 packet [ip, ip+len) of `slot` (`len` is its total length, header
-   * checksum already verified; VNET_LEN bytes in front of it are free), or on a TAP an
-   * IPv6 one (`len`: 40 + its payload length). True: it was
+   * checksum already verified; VNET_LEN bytes in front of it are free), or an IPv6 one
+   * (`len`: 40 + its payload length) where IPv6 merges. True: it was
    * taken and reaches the sink, merged or not; its bytes must stay put until the sink
    * has written it. False: not a mergeable TCP segment; the caller must flush() and
    * write it itself. `pre`: the sum of [ip+20, ip+len) when the caller already has it
-   * (sumMany over a GRO datagram).
+   * (sumMany over a GRO datagram), for IPv6 too (summed where an IPv4 header would end).
    */
   add(slot: number, ip: number, len: number, pre = -1): boolean {
     const u8 = this.u8;
@@ -163,14 +179,16 @@ export class Coalescer {
       const proto = u8[ip + IPV4_PROTOCOL];
       if (proto !== IPPROTO_TCP)
         return proto === IPPROTO_UDP && this.udp && this.addUdp(slot, ip, len, pre);
-    } else if (u8[ip] >>> 4 === 6 && this.l2 > 0) {
+    } else if (u8[ip] >>> 4 === 6 && this.ip6) {
       if (len < IPV6_HDR_LEN) return false;
+      // The caller summed from where a 20-byte IPv4 header would end: take the IPv6
+      // header's last 20 bytes back out (cheaper than another addon call).
+      if (pre >= 0) pre = unsum20(u8, ip + 20, pre);
       const next = u8[ip + IPV6_NEXT_HEADER];
       if (next !== IPPROTO_TCP)
-        return next === IPPROTO_UDP && this.udp && this.addUdp(slot, ip, len, -1);
+        return next === IPPROTO_UDP && this.udp && this.addUdp(slot, ip, len, pre);
       if (read16(u8, ip + IPV6_PAYLOAD_LEN) !== len - IPV6_HDR_LEN) return false;
       l3 = IPV6_HDR_LEN;
-      pre = -1; // summed from where a 20-byte IPv4 header would end
     } else {
       return false;
     }
@@ -211,7 +229,7 @@ export class Coalescer {
   }
 
   /**
-   * A UDP datagram: IPv4 (no options, not a fragment) or, on a TAP, IPv6 (no extension
+   * A UDP datagram: IPv4 (no options, not a fragment) or IPv6 (no extension
    * headers). Merged the way Linux's UDP GRO merges (udp_gro_receive_segment): same
    * addresses, ports and TOS, TTL and DF (IPv6: traffic class, flow label and hop
    * limit) as the group's first, a payload of the first one's size, a shorter one
