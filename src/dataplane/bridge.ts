@@ -1,7 +1,8 @@
 // vxlan-l2: the dataplane as a bridge port on a TAP, like the kernel's vxlan device.
 // Frames go to the FDB's remote for their destination MAC, or (unknown unicast,
-// broadcast, multicast) to every flood remote; ARP requests may be answered from the
-// neighbour table; received frames teach the FDB where their source MAC lives.
+// broadcast, multicast) to every flood remote; ARP requests and IPv6 neighbour
+// solicitations may be answered from the neighbour tables; received frames teach the
+// FDB where their source MAC lives.
 import { isMulticastMac, readMac } from "../encap/addr.js";
 import { ARP_OP_REQUEST, arpParse, arpRequestToReply } from "../encap/arp.js";
 import { Drop } from "../encap/drop.js";
@@ -15,7 +16,20 @@ import {
   ethernetParse,
   ethernetReplyHeader,
 } from "../encap/ethernet.js";
+import {
+  ICMP6_HDR_LEN,
+  type Icmp6Info,
+  IPPROTO_ICMPV6,
+  icmp6Parse,
+  NDP_NEIGHBOR_SOLICIT,
+  type NdpSolicit,
+  ndpParseSolicit,
+  ndpWriteAdvert,
+  newIcmp6Info,
+  newNdpSolicit,
+} from "../encap/icmp6.js";
 import { IPV4_HDR_LEN, ipv4Parse } from "../encap/ipv4.js";
+import { IPV6_HDR_LEN, IPV6_NEXT_HEADER, IPV6_SRC, ipv6Parse } from "../encap/ipv6.js";
 import { VXLAN_HDR_LEN, VXLAN_L3_HEADROOM, vxlanEncapL2, vxlanWrite } from "../encap/vxlan.js";
 import { Learn } from "../fdb/index.js";
 import type { Batch } from "../io/batch.js";
@@ -31,6 +45,9 @@ export class BridgePort {
   private readonly u8: Uint8Array;
   /** Super-frames: VXLAN header + the frame's Ethernet header. */
   private readonly tpl = new Uint8Array(VXLAN_L3_HEADROOM);
+  /** NDP proxy: the parsed ICMPv6 message and solicitation (reused). */
+  private readonly icmp6: Icmp6Info = newIcmp6Info();
+  private readonly ns: NdpSolicit = newNdpSolicit();
 
   constructor(
     private readonly s: FwdState,
@@ -51,8 +68,10 @@ export class BridgePort {
     // A bridge port does not fragment or answer PMTU (neither does the kernel's vxlan).
     if (len - ETH_HDR_LEN > s.o.tunnelMtu) return Drop.TooBig;
     if (isMulticastMac(eth.dst)) {
-      if (eth.ethertype === ETHERTYPE_ARP && s.o.proxyArp && this.proxyArp(slot, off, eth)) {
-        return Drop.None;
+      if (s.o.proxyArp) {
+        const et = eth.ethertype;
+        if (et === ETHERTYPE_ARP && this.proxyArp(slot, off, eth)) return Drop.None;
+        if (et === ETHERTYPE_IPV6 && this.proxyNdp(slot, off, eth)) return Drop.None;
       }
       return this.flood(slot, off, len, eth);
     }
@@ -77,11 +96,41 @@ export class BridgePort {
     if (arpParse(this.u8, eth.payloadOff, eth.payloadLen, arp) !== Drop.None) return false;
     if (arp.op !== ARP_OP_REQUEST) return false;
     const mac = s.neigh.resolve(arp.tpa);
-    if (mac < 0) return false;
+    if (mac < 0 || mac === eth.src) return false;
     arpRequestToReply(this.u8, eth.payloadOff, mac);
     ethernetReplyHeader(this.u8, off, mac);
     this.dev.push(slot, off, eth.payloadOff + 28 - off);
     s.stats.counters[C.arp_proxied]++;
+    return true;
+  }
+
+  /**
+   * Answer an IPv6 neighbour solicitation for an address of the IPv6 neighbour table
+   * with its MAC, as the kernel's vxlan `proxy` does (neigh_reduce): the NA is written
+   * over the NS in its slot and goes back into the TAP. Not answered (flooded, as a
+   * miss is): anything but a valid NS (RFC 4861 §7.1.1, checksum included), and an
+   * NS from the table's own owner of the target (its duplicate address detection
+   * must not see itself as a duplicate).
+   */
+  private proxyNdp(slot: number, off: number, eth: EthernetInfo): boolean {
+    const s = this.s;
+    const u8 = this.u8;
+    const ip = eth.payloadOff;
+    // Cheap test first: most IPv6 multicast is not NDP. NS carry no extension headers.
+    if (eth.payloadLen < IPV6_HDR_LEN + ICMP6_HDR_LEN) return false;
+    if (u8[ip + IPV6_NEXT_HEADER] !== IPPROTO_ICMPV6) return false;
+    if (u8[ip + IPV6_HDR_LEN] !== NDP_NEIGHBOR_SOLICIT) return false;
+    if (ipv6Parse(u8, ip, eth.payloadLen, s.ip6) !== Drop.None) return false;
+    const m = this.icmp6;
+    if (icmp6Parse(u8, ip, s.ip6.totalLen, m) !== Drop.None) return false;
+    const ns = this.ns;
+    if (ndpParseSolicit(u8, ip, m, ns) !== Drop.None) return false;
+    const mac = s.neigh6.resolve(u8, ns.targetOff);
+    if (mac < 0 || mac === eth.src) return false;
+    const n = ndpWriteAdvert(u8, ip, u8, ns.targetOff, mac, u8, ip + IPV6_SRC, ns.fromUnspecified);
+    ethernetReplyHeader(u8, off, mac);
+    this.dev.push(slot, off, ETH_HDR_LEN + n);
+    s.stats.counters[C.ndp_proxied]++;
     return true;
   }
 

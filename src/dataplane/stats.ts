@@ -19,6 +19,7 @@ export const COUNTER_NAMES = [
   "decap_packets",
   "flood_copies",
   "arp_proxied",
+  "ndp_proxied",
   "icmp_frag_needed_sent",
   "fragmented_inner",
   "fragmented_outer",

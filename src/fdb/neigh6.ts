@@ -1,8 +1,9 @@
 // IPv6 neighbours, like `ip -6 neigh` on flannel-v6.1: the permanent entries flanneld
 // programs (remote VTEP IPv6 address -> VTEP MAC). The L3 data path resolves a route's
-// gateway through it once per route and table version (send.ts), so lookups here are
-// control-path only and may build a key; NUD states stay with the IPv4 table
-// (neigh.ts), since nothing on the IPv6 side snoops or resolves on the wire.
+// gateway through it once per route and table version (send.ts); the vxlan-l2 bridge
+// port answers neighbour solicitations from it (NDP proxy, bridge.ts) per packet, so
+// resolve() goes through a numeric hash of the address and allocates nothing. NUD
+// states stay with the IPv4 table (neigh.ts), since nothing on the IPv6 side snoops.
 
 import { formatMac } from "../encap/addr.js";
 import { formatIpv6, IPV6_LEN } from "../encap/addr6.js";
@@ -23,6 +24,8 @@ export class Neigh6Table {
   version = 0;
   readonly dev: string;
   private readonly byIp = new Map<string, Neigh6Entry>();
+  /** The same entries by hash6() of the address (a list per hash: collisions). */
+  private readonly byHash = new Map<number, Neigh6Entry[]>();
 
   constructor(opts: { dev?: string } = {}) {
     this.dev = opts.dev ?? "vxtun0";
@@ -32,9 +35,12 @@ export class Neigh6Table {
     return this.byIp.size;
   }
 
-  /** MAC of the 16-byte address at buf[off], or -1. Builds a key: not per packet. */
+  /** MAC of the 16-byte address at buf[off], or -1. Allocates nothing. */
   resolve(buf: Uint8Array, off = 0): number {
-    return this.byIp.get(key(buf, off))?.mac ?? -1;
+    const list = this.byHash.get(hash6(buf, off));
+    if (list === undefined) return -1;
+    for (let i = 0; i < list.length; i++) if (sameIp(list[i].ip, buf, off)) return list[i].mac;
+    return -1;
   }
 
   /** `ip -6 neigh add IP lladdr MAC nud permanent`: fails if IP has an entry. */
@@ -57,12 +63,15 @@ export class Neigh6Table {
   /** `ip -6 neigh del IP`. */
   del(ip: Ipv6Input): void {
     const a = toIpv6(ip);
-    if (!this.byIp.delete(key(a, 0))) {
+    const old = this.byIp.get(key(a, 0));
+    if (old === undefined) {
       throw new TableError(
         "ENOENT",
         `no neighbour ${formatIpv6(a)} to delete: see neigh show for the table`,
       );
     }
+    this.byIp.delete(key(a, 0));
+    this.unhash(old);
     this.version++;
   }
 
@@ -93,8 +102,36 @@ export class Neigh6Table {
 
   private set(ip: Uint8Array, mac: number): void {
     this.version++;
-    this.byIp.set(key(ip, 0), new Neigh6Entry(ip, mac));
+    const old = this.byIp.get(key(ip, 0));
+    if (old !== undefined) this.unhash(old);
+    const e = new Neigh6Entry(ip, mac);
+    this.byIp.set(key(ip, 0), e);
+    const h = hash6(ip, 0);
+    const list = this.byHash.get(h);
+    if (list === undefined) this.byHash.set(h, [e]);
+    else list.push(e);
   }
+
+  private unhash(e: Neigh6Entry): void {
+    const h = hash6(e.ip, 0);
+    const list = this.byHash.get(h);
+    if (list === undefined) return;
+    const rest = list.filter((x) => x !== e);
+    if (rest.length === 0) this.byHash.delete(h);
+    else this.byHash.set(h, rest);
+  }
+}
+
+/** A small integer (a Smi: never boxed) from the 16 bytes at buf[off]. */
+function hash6(buf: Uint8Array, off: number): number {
+  let h = 0;
+  for (let i = 0; i < IPV6_LEN; i++) h = (Math.imul(h, 31) + buf[off + i]) | 0;
+  return h & 0x3fffffff;
+}
+
+function sameIp(ip: Uint8Array, buf: Uint8Array, off: number): boolean {
+  for (let i = 0; i < IPV6_LEN; i++) if (ip[i] !== buf[off + i]) return false;
+  return true;
 }
 
 function key(buf: Uint8Array, off: number): string {
