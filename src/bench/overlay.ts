@@ -1,7 +1,9 @@
 // Overlay benchmark: two lab nodes, the same measurements through each path — bare
-// underlay, the kernel's vxlan (flannel-style), vxtun vxlan / vxlan-l2 / ipip — repeated
-// with the paths interleaved (so drift hits all alike), reported as medians and as
-// ratios to the kernel's vxlan measured in the same run.
+// underlay, the kernel's vxlan (flannel-style), vxtun vxlan / vxlan-l2 / ipip, and the
+// IPv6 pods' paths (`-ipv6`: the kernel's vxlan as flanneld programs flannel-v6.1 over
+// the IPv4 underlay, vxtun vxlan the same way, vxtun ipip as 6in4) — repeated with the
+// paths interleaved (so drift hits all alike), reported as medians and as ratios to the
+// kernel's vxlan measured in the same run (IPv6 rows: to the kernel's with IPv6 pods).
 import { cpus, release } from "node:os";
 import { podGsoMaxSize } from "../io/gso-batch.js";
 import { NetnsLab } from "../lab/netns.js";
@@ -21,8 +23,18 @@ export const PATHS = [
   "vxtun-vxlan-nooffload",
   "vxtun-vxlan-l2",
   "vxtun-ipip",
+  "kernel-vxlan-ipv6",
+  "vxtun-vxlan-ipv6",
+  // 6in4 (protocol 41): this kernel has no `sit` to compare with, so its ratio is to
+  // the kernel's vxlan with IPv6 pods like the other IPv6 rows.
+  "vxtun-ipip-ipv6",
 ] as const;
 export type PathName = (typeof PATHS)[number];
+
+/** The same-run reference a path's ratios are to. */
+export function referenceOf(path: string): PathName {
+  return path.endsWith("-ipv6") ? "kernel-vxlan-ipv6" : "kernel-vxlan";
+}
 
 export const METRICS = {
   tcp1_gbps: "TCP 1 stream (Gbit/s)",
@@ -80,6 +92,7 @@ interface Setup {
 async function setupPath(lab: NetnsLab, path: PathName): Promise<Setup> {
   const nodes = (await buildUnderlay(lab, 2)).nodes;
   const [a, b] = nodes;
+  if (path.endsWith("-ipv6")) return setupPath6(lab, nodes, path);
   if (path === "underlay") {
     return { a: { ns: a.ns, ip: a.address }, b: { ns: b.ns, ip: b.address }, procs: [] };
   }
@@ -135,6 +148,85 @@ async function setupPath(lab: NetnsLab, path: PathName): Promise<Setup> {
 }
 
 const MTU = 1450;
+
+/**
+ * IPv6 pods (fd00:0:0:<i+1>::2/128, point to point behind fd00:0:0:<i+1>::1), each
+ * node's pod subnet fd00:0:0:<i+1>::/64 routed as flanneld routes flannel-v6.1 (VTEP
+ * address fd00:0:0:<i+1>::, a permanent neighbour, an onlink route; over the IPv4
+ * underlay, reusing the IPv4 FDB entry), by the kernel or by vxtun's CLI; ipip: a route
+ * with the node as remote (6in4). The lab turns IPv6 off in its nodes: on again for
+ * the pod veth and the tunnel device.
+ */
+async function setupPath6(
+  lab: NetnsLab,
+  nodes: readonly UnderlayNode[],
+  path: PathName,
+): Promise<Setup> {
+  const kernel = path === "kernel-vxlan-ipv6";
+  const ipip = path === "vxtun-ipip-ipv6";
+  const gso = kernel ? undefined : podGsoMaxSize(ipip ? "ipip" : "vxlan", MTU);
+  const podIp = (i: number) => `fd00:0:0:${i + 1}::2`;
+  const procs: VxtunProc[] = [];
+  const pods: string[] = [];
+  for (const [i, n] of nodes.entries()) {
+    await lab.execOk(n.ns, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    const ns = await lab.addNs(`${n.name}-pod`);
+    await lab.veth(ns, "eth0", n.ns, "pod0", { mtu: MTU });
+    await lab.execOk(n.ns, ["sysctl", "-qw", "net.ipv6.conf.pod0.disable_ipv6=0"]);
+    const pod6 = (...args: string[]) => runOk(["ip", "-n", ns, "-6", ...args]);
+    const node6 = (...args: string[]) => runOk(["ip", "-n", n.ns, "-6", ...args]);
+    if (gso !== undefined) {
+      await runOk(["ip", "-n", ns, "link", "set", "eth0", "gso_max_size", String(gso)]);
+    }
+    const gw = `fd00:0:0:${i + 1}::1`;
+    await pod6("addr", "add", `${podIp(i)}/128`, "dev", "eth0", "nodad");
+    await pod6("route", "add", `${gw}/128`, "dev", "eth0");
+    await pod6("route", "add", "default", "via", gw, "dev", "eth0");
+    await node6("addr", "add", `${gw}/128`, "dev", "pod0", "nodad");
+    await node6("route", "replace", `${podIp(i)}/128`, "dev", "pod0");
+    pods.push(ns);
+    const j = 1 - i;
+    const [net, vtep] = [`fd00:0:0:${j + 1}::/64`, `fd00:0:0:${j + 1}::`];
+    if (kernel) {
+      await kernelVxlanNode(nodes, i, { finishChecksums: false });
+      await lab.execOk(n.ns, ["sysctl", "-qw", "net/ipv6/conf/flannel.1/disable_ipv6=0"]);
+      await node6("addr", "add", `fd00:0:0:${i + 1}::/128`, "dev", "flannel.1", "nodad");
+      await node6(
+        "neigh",
+        "replace",
+        vtep,
+        "lladdr",
+        vtepMacOf(j),
+        "dev",
+        "flannel.1",
+        "nud",
+        "permanent",
+      );
+      await node6("route", "replace", net, "via", vtep, "dev", "flannel.1", "onlink");
+      continue;
+    }
+    const p = await startVxtun(lab, n.ns, {
+      name: n.name,
+      mode: ipip ? "ipip" : "vxlan",
+      local: { address: n.address },
+      device: { name: "vxtun0", address: `10.244.${i + 1}.0/32`, vtepMac: vtepMacOf(i) },
+      peers: [otherPeer(nodes, i)],
+    });
+    procs.push(p);
+    await lab.execOk(n.ns, ["sysctl", "-qw", "net.ipv6.conf.vxtun0.disable_ipv6=0"]);
+    const cli = async (args: string[]) => {
+      const r = await p.cli(args);
+      if (r.code !== 0) throw new Error(`vxtun ${args.join(" ")}: ${r.stderr.trim()}`);
+    };
+    if (ipip) {
+      await cli(["route", "add", net, "remote", nodes[j].address]);
+    } else {
+      await cli(["neigh", "add", vtep, "lladdr", vtepMacOf(j)]);
+      await cli(["route", "add", net, "via", vtep, "onlink"]);
+    }
+  }
+  return { a: { ns: pods[0], ip: podIp(0) }, b: { ns: pods[1], ip: podIp(1) }, procs };
+}
 
 /**
  * A pod behind node `n`, wired the way the CNI plugin wires one: a veth (MTU 1450, the
@@ -269,9 +361,9 @@ export async function runOverlayBench(o: OverlayBenchOptions = {}): Promise<Over
       if (Number.isFinite(v)) med[path][k] = v;
     }
   }
-  const base = med["kernel-vxlan"];
   for (const path of paths) {
     ratio[path] = {};
+    const base = med[referenceOf(path)];
     for (const [k, v] of Object.entries(med[path]) as [MetricName, number][]) {
       const b = base?.[k];
       if (b !== undefined && b !== 0) ratio[path][k] = v / b;
@@ -309,14 +401,17 @@ export function overlayMarkdown(r: OverlayBenchResult): string {
       const v = r.median[p]?.[k];
       const x = r.ratio[p]?.[k];
       // A ratio of loss percentages says nothing (0.04 % vs 78 % is not "1947×").
-      const noRatio = p === "kernel-vxlan" || x === undefined || k.endsWith("_loss");
+      const noRatio = p === referenceOf(p) || x === undefined || k.endsWith("_loss");
       return noRatio ? fmt(v) : `${fmt(v)} (${fmt(x)}×)`;
     });
     return `| ${p} | ${cells.join(" | ")} |`;
   });
   const m = r.machine;
   return [
-    `Medians of ${r.options.reps} runs of ${r.options.seconds} s, ratios to kernel vxlan in the same run. ` +
+    `Medians of ${r.options.reps} runs of ${r.options.seconds} s, ratios to kernel vxlan in the same run` +
+      (r.options.paths.some((p) => p.endsWith("-ipv6"))
+        ? " (`-ipv6` rows: IPv6 pods, ratios to kernel-vxlan-ipv6; vxtun-ipip-ipv6 is 6in4, which has no kernel `sit` here to compare with). "
+        : ". ") +
       `Machine: ${m.cpus} × ${m.cpu}, Linux ${m.kernel}, Node ${m.node}; ${r.date.slice(0, 10)}.`,
     "",
     head,
@@ -340,7 +435,7 @@ const SERIES = {
  */
 export function overlayChart(r: OverlayBenchResult): VegaLiteSpec {
   const series = (p: string): keyof typeof SERIES =>
-    p === "kernel-vxlan"
+    p === referenceOf(p)
       ? "kernel vxlan (reference), median"
       : p === "underlay"
         ? "underlay without tunnel, median"

@@ -31,6 +31,9 @@ t.test("vxtun bench --quick", async (t) => {
     "vxtun-vxlan-nooffload",
     "vxtun-vxlan-l2",
     "vxtun-ipip",
+    "kernel-vxlan-ipv6",
+    "vxtun-vxlan-ipv6",
+    "vxtun-ipip-ipv6",
   ]);
   t.type(j.machine.cpus, "number");
   for (const p of j.options.paths) {
@@ -38,6 +41,13 @@ t.test("vxtun bench --quick", async (t) => {
     t.ok(j.median[p].ping_p50_ms > 0, `${p}: a ping figure`);
   }
   t.ok(j.ratio["vxtun-vxlan"].tcp1_gbps > 0, "ratios to kernel vxlan");
+  // IPv6 rows: ratios to the kernel's vxlan with IPv6 pods, measured in the same run.
+  t.equal(
+    j.ratio["vxtun-vxlan-ipv6"].tcp1_gbps,
+    j.median["vxtun-vxlan-ipv6"].tcp1_gbps / j.median["kernel-vxlan-ipv6"].tcp1_gbps,
+    "IPv6 ratios to kernel-vxlan-ipv6",
+  );
+  t.equal(j.ratio["kernel-vxlan-ipv6"].tcp1_gbps, 1, "the IPv6 reference is its own");
   t.match(readFileSync(join(out, "bench.md"), "utf8"), /\| vxtun-ipip \|/);
   t.same([...readFileSync(join(out, "bench.png")).subarray(0, 4)], PNG, "a PNG chart");
   t.same(await listLabNamespaces(), before, "no namespace left behind");
