@@ -12,13 +12,17 @@ import { buildUnderlay } from "../lab/underlay.js";
 import { startVxtun, type VxtunProc } from "../lab/vxtun-process.js";
 import { runOk } from "../system/exec.js";
 import type { VegaLiteSpec } from "./chart.js";
-import { kernelVxlanNode, otherPeer, vtepMacOf } from "./two-nodes.js";
+import { ipv6PeerRoute, kernelVxlanNode, otherPeer, vtepMacOf } from "./two-nodes.js";
 
 export const SWEEP_PATHS = [
   "kernel-vxlan",
   "vxtun-vxlan",
   "vxtun-vxlan-outer",
   "vxtun-ipip",
+  // IPv6 inner (flannel-v6.1 over the IPv4 underlay): IPv6 has no DF; "DF on" is
+  // `ping -M do` (the sender does not fragment), and too big is a Packet Too Big.
+  "kernel-vxlan-ipv6",
+  "vxtun-vxlan-ipv6",
 ] as const;
 export type SweepPath = (typeof SWEEP_PATHS)[number];
 
@@ -58,6 +62,8 @@ const OVERHEAD: Record<SweepPath, number> = {
   "vxtun-vxlan": 50,
   "vxtun-vxlan-outer": 50,
   "vxtun-ipip": 20,
+  "kernel-vxlan-ipv6": 50,
+  "vxtun-vxlan-ipv6": 50,
 };
 
 /** Sizes to probe for a tunnel MTU T on an underlay of MTU U. */
@@ -79,9 +85,11 @@ export function sweepSizes(
     .filter((p, i, all) => i === 0 || all[i - 1].size !== p.size);
 }
 
-async function ipFragCreates(lab: NetnsLab, ns: string): Promise<number> {
-  const r = await lab.exec(ns, ["nstat", "-asz", "IpFragCreates"]);
-  const m = /IpFragCreates\s+(\d+)/.exec(r.stdout);
+/** Fragments the sending kernel made: IpFragCreates, or Ip6FragCreates (`v6`). */
+async function ipFragCreates(lab: NetnsLab, ns: string, v6 = false): Promise<number> {
+  const name = v6 ? "Ip6FragCreates" : "IpFragCreates";
+  const r = await lab.exec(ns, ["nstat", "-asz", name]);
+  const m = new RegExp(`${name}\\s+(\\d+)`).exec(r.stdout);
   return m ? Number(m[1]) : 0;
 }
 
@@ -92,10 +100,16 @@ async function setup(
 ): Promise<{ nodes: { ns: string }[]; procs: VxtunProc[] }> {
   const nodes = (await buildUnderlay(lab, 2, mtu)).nodes;
   const procs: VxtunProc[] = [];
+  const v6 = path.endsWith("-ipv6");
   for (const [i, n] of nodes.entries()) {
     await runOk(["ip", "-n", n.ns, "addr", "add", `10.244.${i + 1}.1/32`, "dev", "lo"]);
-    if (path === "kernel-vxlan") {
+    if (v6) {
+      await lab.execOk(n.ns, ["sysctl", "-qw", "net.ipv6.conf.lo.disable_ipv6=0"]);
+      await runOk(["ip", "-n", n.ns, "-6", "addr", "add", `fd00:0:0:${i + 1}::1/128`, "dev", "lo"]);
+    }
+    if (path.startsWith("kernel-vxlan")) {
       await kernelVxlanNode(nodes, i, { mtu: mtu - 50 });
+      if (v6) await ipv6PeerRoute(lab, nodes, i, "kernel");
       continue;
     }
     procs.push(
@@ -108,6 +122,7 @@ async function setup(
         policy: { fragment: path === "vxtun-vxlan-outer" ? "outer" : "inner", df: "unset" },
       }),
     );
+    if (v6) await ipv6PeerRoute(lab, nodes, i, procs[i]);
   }
   return { nodes, procs };
 }
@@ -126,6 +141,11 @@ export async function runMtuSweep(o: SweepOptions = {}): Promise<SweepResult> {
   let done = 0;
   for (const { path, u, sizes } of plan) {
     const lab = await NetnsLab.create();
+    const v6 = path.endsWith("-ipv6");
+    // Inner IP + ICMP echo header: what `ping -s` leaves out of the packet size.
+    const [src, dst, echoHdr] = v6
+      ? ["fd00:0:0:1::1", "fd00:0:0:2::1", 48]
+      : ["10.244.1.1", "10.244.2.1", 28];
     try {
       const { nodes, procs } = await setup(lab, path, u);
       const a = nodes[0].ns;
@@ -133,11 +153,11 @@ export async function runMtuSweep(o: SweepOptions = {}): Promise<SweepResult> {
         for (const { size, label } of sizes) {
           o.onProgress?.(done, total, `${path} MTU ${u} ${df ? "DF" : "no DF"} ${size} B`);
           // A fresh route cache per probe: a learned PMTU would change the next answer.
-          await lab.exec(a, ["ip", "route", "flush", "cache"]);
+          await lab.exec(a, ["ip", ...(v6 ? ["-6"] : []), "route", "flush", "cache"]);
           const before = procs[0]
             ? ((await procs[0].call("stats")) as Counters).counters
             : undefined;
-          const kfrag0 = await ipFragCreates(lab, a);
+          const kfrag0 = await ipFragCreates(lab, a, v6);
           const r = await lab.exec(a, [
             "ping",
             "-c",
@@ -147,23 +167,23 @@ export async function runMtuSweep(o: SweepOptions = {}): Promise<SweepResult> {
             "-M",
             df ? "do" : "dont",
             "-s",
-            String(size - 28),
+            String(size - echoHdr),
             "-I",
-            "10.244.1.1",
-            "10.244.2.1",
+            src,
+            dst,
           ]);
           const text = r.stdout + r.stderr;
           const mtuMatch = /mtu ?= ?(\d+)/.exec(text);
           const outcome: Outcome =
             r.code === 0
               ? "delivered"
-              : /Frag needed/i.test(text)
+              : /Frag needed|Packet too big/i.test(text)
                 ? "frag-needed"
                 : /message too long/i.test(text)
                   ? "local-error"
                   : "lost";
           const fragmented: string[] = [];
-          if ((await ipFragCreates(lab, a)) > kfrag0) fragmented.push("kernel");
+          if ((await ipFragCreates(lab, a, v6)) > kfrag0) fragmented.push("kernel");
           if (before) {
             const after = ((await procs[0].call("stats")) as Counters).counters;
             if (after.fragmented_inner > before.fragmented_inner) fragmented.push("inner");
@@ -196,7 +216,8 @@ function cell(p: Probe): string {
   const where = p.fragmented.length ? ` (frag: ${p.fragmented.join("+")})` : "";
   if (p.outcome === "delivered") return `ok${where}`;
   if (p.outcome === "frag-needed") return `ICMP mtu ${p.mtu}`;
-  if (p.outcome === "local-error") return `EMSGSIZE mtu ${p.mtu}`;
+  // (ping -6 does not print the MTU with its local error.)
+  if (p.outcome === "local-error") return p.mtu ? `EMSGSIZE mtu ${p.mtu}` : "EMSGSIZE";
   return `lost${where}`;
 }
 
@@ -207,7 +228,8 @@ export function sweepMarkdown(r: SweepResult): string {
     const ps = r.probes.filter((p) => p.underlayMtu === u);
     const sizes = [...new Set(ps.map((p) => p.size))].sort((a, b) => a - b);
     out.push(
-      `Underlay MTU ${u} (T = tunnel MTU: ${u - 50} for VXLAN, ${u - 20} for IPIP); inner IPv4 size in bytes.`,
+      `Underlay MTU ${u} (T = tunnel MTU: ${u - 50} for VXLAN, ${u - 20} for IPIP); inner IPv4 size in bytes` +
+        (r.options.paths.some((p) => p.endsWith("-ipv6")) ? " (IPv6 in the `-ipv6` rows)." : "."),
       "",
     );
     out.push(

@@ -12,7 +12,7 @@ import { startVxtun, type VxtunProc } from "../lab/vxtun-process.js";
 import { runOk } from "../system/exec.js";
 import type { VegaLiteSpec } from "./chart.js";
 import { cpuSeconds, iperf, machineJiffies, median, pingFlood, pingRtt } from "./traffic.js";
-import { kernelVxlanNode, otherPeer, vtepMacOf } from "./two-nodes.js";
+import { ipv6PeerRoute, kernelVxlanNode, otherPeer, vtepMacOf } from "./two-nodes.js";
 
 export const PATHS = [
   "underlay",
@@ -151,11 +151,9 @@ const MTU = 1450;
 
 /**
  * IPv6 pods (fd00:0:0:<i+1>::2/128, point to point behind fd00:0:0:<i+1>::1), each
- * node's pod subnet fd00:0:0:<i+1>::/64 routed as flanneld routes flannel-v6.1 (VTEP
- * address fd00:0:0:<i+1>::, a permanent neighbour, an onlink route; over the IPv4
- * underlay, reusing the IPv4 FDB entry), by the kernel or by vxtun's CLI; ipip: a route
- * with the node as remote (6in4). The lab turns IPv6 off in its nodes: on again for
- * the pod veth and the tunnel device.
+ * node's pod subnet fd00:0:0:<i+1>::/64 routed as flanneld routes flannel-v6.1 over
+ * the IPv4 underlay (ipv6PeerRoute), by the kernel or by vxtun; ipip: 6in4. The lab
+ * turns IPv6 off in its nodes: on again for the pod veth.
  */
 async function setupPath6(
   lab: NetnsLab,
@@ -185,24 +183,9 @@ async function setupPath6(
     await node6("addr", "add", `${gw}/128`, "dev", "pod0", "nodad");
     await node6("route", "replace", `${podIp(i)}/128`, "dev", "pod0");
     pods.push(ns);
-    const j = 1 - i;
-    const [net, vtep] = [`fd00:0:0:${j + 1}::/64`, `fd00:0:0:${j + 1}::`];
     if (kernel) {
       await kernelVxlanNode(nodes, i, { finishChecksums: false });
-      await lab.execOk(n.ns, ["sysctl", "-qw", "net/ipv6/conf/flannel.1/disable_ipv6=0"]);
-      await node6("addr", "add", `fd00:0:0:${i + 1}::/128`, "dev", "flannel.1", "nodad");
-      await node6(
-        "neigh",
-        "replace",
-        vtep,
-        "lladdr",
-        vtepMacOf(j),
-        "dev",
-        "flannel.1",
-        "nud",
-        "permanent",
-      );
-      await node6("route", "replace", net, "via", vtep, "dev", "flannel.1", "onlink");
+      await ipv6PeerRoute(lab, nodes, i, "kernel");
       continue;
     }
     const p = await startVxtun(lab, n.ns, {
@@ -213,17 +196,7 @@ async function setupPath6(
       peers: [otherPeer(nodes, i)],
     });
     procs.push(p);
-    await lab.execOk(n.ns, ["sysctl", "-qw", "net.ipv6.conf.vxtun0.disable_ipv6=0"]);
-    const cli = async (args: string[]) => {
-      const r = await p.cli(args);
-      if (r.code !== 0) throw new Error(`vxtun ${args.join(" ")}: ${r.stderr.trim()}`);
-    };
-    if (ipip) {
-      await cli(["route", "add", net, "remote", nodes[j].address]);
-    } else {
-      await cli(["neigh", "add", vtep, "lladdr", vtepMacOf(j)]);
-      await cli(["route", "add", net, "via", vtep, "onlink"]);
-    }
+    await ipv6PeerRoute(lab, nodes, i, p, ipip);
   }
   return { a: { ns: pods[0], ip: podIp(0) }, b: { ns: pods[1], ip: podIp(1) }, procs };
 }

@@ -31,8 +31,9 @@
 // USO (TUN_F_USO4|USO6, when the kernel takes them): an application's UDP_SEGMENT run
 // reaches us whole and superSegment cuts it into the sender's datagrams (same header
 // blocks + gather lists). TSO6/USO6: IPv6 super-frames from the TAP in vxlan-l2 mode
-// (segment.ts handles both IP versions). Multi-queue: queues.ts. Not done: TSO6 on the
-// TUN (the L3 overlay is IPv4).
+// and routed IPv6 super-packets from the TUN (segment.ts handles both IP versions);
+// received IPv6 merges into TCPv6 writes where the device took TSO6 (coalesce.ts).
+// Multi-queue: queues.ts.
 //
 // TX: UDP GSO needs a UDP socket (the kernel writes the outer IPv4 + UDP headers), so
 // the per-flow outer source port (RFC 7348 §5, for underlay ECMP) cannot be chosen per
