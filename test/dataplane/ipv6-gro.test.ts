@@ -11,6 +11,7 @@ import {
   newVnetHeader,
   VNET_F_NEEDS_CSUM,
   VNET_GSO_TCPV6,
+  VNET_GSO_UDP_L4,
   VNET_LEN,
   vnetRead,
 } from "../../src/tun/vnet.js";
@@ -20,13 +21,18 @@ const SEGS = 20;
 const SIZE = MSS - 20; // the rig's TSO6 gso_size: 20 bytes more IP header than IPv4
 const SEQ = 1000;
 
-/** Route one IPv6 super-packet, glue what leaves into one GRO datagram, receive it. */
-function roundTrip(fastOpts: { tso6Writes?: boolean } = {}, corrupt = -1) {
+/**
+ * Route one IPv6 super-packet (TSO6, or with `udp` a USO6 run), glue what leaves into
+ * one GRO datagram, receive it.
+ */
+function roundTrip(fastOpts: { tso6Writes?: boolean } = {}, corrupt = -1, udp = false) {
   const rig = forwarderRig({}, fastOpts);
   const datagrams: Buffer[] = [];
   rig.captureMessages((d) => datagrams.push(...d));
   const slot = rig.slab.alloc();
-  const len = rig.superPacket(slot, SEQ, SEGS * SIZE, true, true);
+  const len = udp
+    ? rig.udpSuperPacket(slot, SEGS * 1000, 1000, true)
+    : rig.superPacket(slot, SEQ, SEGS * SIZE, true, true);
   const dev = new Batch(64);
   dev.push(slot, rig.slab.dataOffset(slot), len);
   rig.fwd.fromDevice(dev);
@@ -105,4 +111,20 @@ t.test("a TUN without TSO6 gets IPv6 segments one by one", async (t) => {
     writes.every((w) => w.readUInt16BE(VNET_LEN + 4) === 32 + SIZE),
     "each write one segment",
   );
+});
+
+t.test("USO6: IPv6 UDP datagrams from the underlay merge into one UDP_L4 write", async (t) => {
+  const { datagrams, writes, c } = roundTrip({}, -1, true);
+  t.equal(datagrams.length, SEGS, `the run left as ${SEGS} datagrams`);
+  t.equal(writes.length, 1, "one write to the TUN");
+  t.equal(c.coalesced_udp_writes, 1, "coalesced_udp_writes");
+  t.equal(c.coalesced_udp_datagrams, SEGS, "coalesced_udp_datagrams");
+  const h = newVnetHeader();
+  vnetRead(writes[0], 0, h);
+  t.equal(h.gsoType, VNET_GSO_UDP_L4, "gso_type UDP_L4");
+  t.equal(h.gsoSize, 1000, "gso_size: the sender's datagram size");
+  t.equal(h.csumStart, 40, "csum_start: the UDP header");
+  const p = writes[0].subarray(VNET_LEN);
+  t.equal(read16(p, 4), 8 + SEGS * 1000, "IPv6 payload length covers the run");
+  t.equal(read16(p, 44), 8 + SEGS * 1000, "so does the UDP length");
 });
