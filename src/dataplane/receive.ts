@@ -7,6 +7,7 @@ import { Drop } from "../encap/drop.js";
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ethernetParse } from "../encap/ethernet.js";
 import { ipipDecap, sitDecap } from "../encap/ipip.js";
 import { IPV4_HDR_LEN, ipv4Parse } from "../encap/ipv4.js";
+import { ipv6Parse } from "../encap/ipv6.js";
 import { VXLAN_L3_HEADROOM, vxlanDecap } from "../encap/vxlan.js";
 import type { Batch } from "../io/batch.js";
 import type { BridgePort } from "./bridge.js";
@@ -147,16 +148,29 @@ export class Receiver {
         this.dev.push(slot, ipOff, total);
       }
     } else if (eth.ethertype === ETHERTYPE_IPV6) {
-      // Merged where the TUN took TSO6; `pre` was summed from where IPv4's TCP would be.
-      const ipOff = eth.payloadOff;
-      const known = ipOff + IPV4_HDR_LEN === off + RX_TCP_AT;
-      if (!this.dev.add6(slot, ipOff, eth.payloadLen, known ? pre : -1)) {
-        this.dev.push(slot, ipOff, eth.payloadLen);
-      }
+      code = this.rx6(slot, off, pre);
+      if (code !== Drop.None) return code;
     } else {
       return Drop.UnsupportedEthertype;
     }
     s.stats.counters[C.decap_packets]++;
+    return Drop.None;
+  }
+
+  /**
+   * The IPv6 packet behind the Ethernet header rxVxlan parsed (s.eth), checked (a
+   * truncated header or a jumbogram is dropped by name), then merged where the TUN took
+   * TSO6; `pre` as for IPv4, summed from where IPv4's TCP header would start.
+   */
+  private rx6(slot: number, off: number, pre: number): number {
+    const s = this.s;
+    const eth = s.eth;
+    const ipOff = eth.payloadOff;
+    const code = ipv6Parse(this.u8, ipOff, eth.payloadLen, s.ip6);
+    if (code !== Drop.None) return code;
+    const total = s.ip6.totalLen;
+    const known = ipOff + IPV4_HDR_LEN === off + RX_TCP_AT && total === eth.payloadLen;
+    if (!this.dev.add6(slot, ipOff, total, known ? pre : -1)) this.dev.push(slot, ipOff, total);
     return Drop.None;
   }
 

@@ -152,6 +152,39 @@ t.test("hostile and unroutable IPv6 is dropped by name", { skip: SKIP }, async (
   t.equal(rig.counted.underlay.length + rig.counted.device.length, 0, "nothing sent");
 });
 
+t.test(
+  "vxlan mode: IPv6 from the underlay is checked; hostile packets dropped by name",
+  { skip: SKIP },
+  async (t) => {
+    const rig = forwarderRig();
+    rig.counted.keep = true;
+    const rx = new Batch(64);
+    for (const n of ["echo", "jumbogram", "truncated", "short"]) {
+      const slot = rig.slab.alloc();
+      const at = rig.slab.dataOffset(slot);
+      // VXLAN (flags I, VNI 1), then an Ethernet header with ethertype IPv6.
+      const frame = Buffer.concat([
+        Buffer.from("0800000000000100", "hex"),
+        Buffer.from("02000000010102000000020186dd", "hex"),
+        pk[n],
+      ]);
+      rig.u8.set(frame, at);
+      rx.push(slot, at, frame.length, NODE_B, 8472);
+    }
+    rig.fwd.fromUnderlay(rx);
+    const snap = rig.stats.snapshot();
+    t.equal(snap.counters.decap_packets, 1, "one decapsulated");
+    t.same(
+      rig.counted.device.map((d) => d.subarray(VNET_LEN)),
+      [pk.echo],
+      "the good one reaches the TUN as sent",
+    );
+    t.equal(snap.drops.ipv6_jumbogram, 1, "jumbogram refused");
+    t.equal(snap.drops.ipv6_truncated, 2, "payload length past the end; shorter than a header");
+    t.equal(rig.stats.totalDrops(), 3, "nothing else");
+  },
+);
+
 /** A pcap of `bufs` (raw IP) dissected by tshark. */
 function dissect(t: { teardown(fn: () => void): void }, bufs: Uint8Array[]) {
   const dir = mkdtempSync(join(tmpdir(), "vxtun-ipv6-"));
