@@ -29,7 +29,8 @@ export function tunnelOverhead(mode: Mode, v6: boolean): number {
 const underlayAddr = z
   .string()
   .refine((s) => parseIpv4(s) !== undefined || parseIpv6(s) !== undefined, {
-    message: "expected an IPv4 address such as 198.18.0.1 or an IPv6 one such as fd00:18::1",
+    message:
+      "expected a dotted-quad IPv4 address such as 198.18.0.1, or an IPv6 address such as 2001:db8::1",
   });
 export const cidr = z.string().refine((s) => parseCidr(s) !== undefined, {
   message: "expected an IPv4 prefix such as 10.244.1.0/24",
@@ -382,7 +383,7 @@ export function chooseLocal(
  * Peers and allowPeers of the underlay's family, and no ipip over IPv6 (RFC 2473 needs
  * the kernel's ip6tnl to be tested against; this one has none, so it is not built).
  */
-function checkUnderlayFamily(cfg: ConfigFile, local: UnderlayLocal): void {
+export function checkUnderlayFamily(cfg: ConfigFile, local: UnderlayLocal): void {
   const v6 = isIpv6Underlay(local.address);
   if (v6 && cfg.mode === "ipip") {
     throw new ConfigError(

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -89,9 +90,14 @@ class Io : public Napi::ObjectWrap<Io> {
   // Drains the socket error queue (IP_RECVERR). Returns the last EMSGSIZE mtu seen.
   struct msghdr& PrepareMessage(uint32_t k, uint8_t* data, uint32_t len, uint32_t addr,
                                 uint32_t port);
-  // False when `addr` cannot name a destination (IPv6: no such table entry).
+  // False when `addr` cannot name a destination (IPv6: no such table entry, or an
+  // unused one, which is all zeros: never sent to "::").
   bool DestOk(uint32_t addr) const {
-    return family_ != AF_INET6 || (addr != 0 && (static_cast<size_t>(addr) + 1) * 16 <= peers6Len_);
+    if (family_ != AF_INET6) return true;
+    if (addr == 0 || (static_cast<size_t>(addr) + 1) * 16 > peers6Len_) return false;
+    uint64_t w[2];
+    std::memcpy(w, peers6_ + static_cast<size_t>(addr) * 16, 16);
+    return (w[0] | w[1]) != 0;
   }
   // IPv6: the table index of address `a` (16 bytes), 0 when it is not in the table.
   uint32_t PeerIndex6(const uint8_t* a) const;
