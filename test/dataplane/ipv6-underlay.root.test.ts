@@ -189,17 +189,8 @@ t.test("judge: vxtun <-> kernel vxlan as flannel-v6.1 over an IPv6 underlay", as
   const dir = mkdtempSync(join(tmpdir(), "vxtun-v6u-"));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const pcap = join(dir, "v6underlay.pcap");
-  const dump = lab.spawn(a.ns, [
-    "tcpdump",
-    "-i",
-    a.dev,
-    "-U",
-    "-c",
-    "400",
-    "-w",
-    pcap,
-    "udp port 8472",
-  ]);
+  const capture = `tcpdump -i ${a.dev} -U -c 400 -w ${pcap} udp port 8472`;
+  const dump = lab.spawn(a.ns, capture.split(" "));
   await new Promise((r) => setTimeout(r, 500));
   const before = await Promise.all([a, b].map((n) => csumCounters(lab, n.ns)));
   await bothWays(t, lab, a.ns, b.ns, podIp6(0), podIp6(1));
