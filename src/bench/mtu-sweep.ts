@@ -7,6 +7,9 @@
 // vxtun's device is given the underlay's MTU (not the tunnel's) so that too-big packets
 // reach vxtun and its PMTU policy is what is measured; the kernel vxlan reference keeps
 // the usual device MTU (underlay - 50), so there the sending kernel does the work.
+// The `…-ipv6` paths run VXLAN over an IPv6 underlay (2001:2::/64, 70 bytes of
+// overhead): IPv6 is never fragmented on the way, so an outer packet too big for the
+// path is fragmented by the sending kernel's IPv6 (Ip6FragCreates, shown as "outer6").
 import { NetnsLab } from "../lab/netns.js";
 import { buildUnderlay } from "../lab/underlay.js";
 import { startVxtun, type VxtunProc } from "../lab/vxtun-process.js";
@@ -19,6 +22,8 @@ export const SWEEP_PATHS = [
   "vxtun-vxlan",
   "vxtun-vxlan-outer",
   "vxtun-ipip",
+  "kernel-vxlan-ipv6",
+  "vxtun-vxlan-ipv6",
 ] as const;
 export type SweepPath = (typeof SWEEP_PATHS)[number];
 
@@ -58,7 +63,12 @@ const OVERHEAD: Record<SweepPath, number> = {
   "vxtun-vxlan": 50,
   "vxtun-vxlan-outer": 50,
   "vxtun-ipip": 20,
+  "kernel-vxlan-ipv6": 70,
+  "vxtun-vxlan-ipv6": 70,
 };
+
+/** The paths whose underlay is IPv6. */
+const outerIpv6 = (path: SweepPath) => path.endsWith("-ipv6");
 
 /** Sizes to probe for a tunnel MTU T on an underlay of MTU U. */
 export function sweepSizes(
@@ -79,9 +89,9 @@ export function sweepSizes(
     .filter((p, i, all) => i === 0 || all[i - 1].size !== p.size);
 }
 
-async function ipFragCreates(lab: NetnsLab, ns: string): Promise<number> {
-  const r = await lab.exec(ns, ["nstat", "-asz", "IpFragCreates"]);
-  const m = /IpFragCreates\s+(\d+)/.exec(r.stdout);
+async function fragCreates(lab: NetnsLab, ns: string, key = "IpFragCreates"): Promise<number> {
+  const r = await lab.exec(ns, ["nstat", "-asz", key]);
+  const m = new RegExp(`${key}\\s+(\\d+)`).exec(r.stdout);
   return m ? Number(m[1]) : 0;
 }
 
@@ -90,12 +100,12 @@ async function setup(
   path: SweepPath,
   mtu: number,
 ): Promise<{ nodes: { ns: string }[]; procs: VxtunProc[] }> {
-  const nodes = (await buildUnderlay(lab, 2, mtu)).nodes;
+  const nodes = (await buildUnderlay(lab, 2, mtu, outerIpv6(path) ? "ipv6" : "ipv4")).nodes;
   const procs: VxtunProc[] = [];
   for (const [i, n] of nodes.entries()) {
     await runOk(["ip", "-n", n.ns, "addr", "add", `10.244.${i + 1}.1/32`, "dev", "lo"]);
-    if (path === "kernel-vxlan") {
-      await kernelVxlanNode(nodes, i, { mtu: mtu - 50 });
+    if (path.startsWith("kernel-vxlan")) {
+      await kernelVxlanNode(nodes, i, { mtu: mtu - OVERHEAD[path] });
       continue;
     }
     procs.push(
@@ -137,7 +147,8 @@ export async function runMtuSweep(o: SweepOptions = {}): Promise<SweepResult> {
           const before = procs[0]
             ? ((await procs[0].call("stats")) as Counters).counters
             : undefined;
-          const kfrag0 = await ipFragCreates(lab, a);
+          const kfrag0 = await fragCreates(lab, a);
+          const frag6 = outerIpv6(path) ? await fragCreates(lab, a, "Ip6FragCreates") : 0;
           const r = await lab.exec(a, [
             "ping",
             "-c",
@@ -163,7 +174,9 @@ export async function runMtuSweep(o: SweepOptions = {}): Promise<SweepResult> {
                   ? "local-error"
                   : "lost";
           const fragmented: string[] = [];
-          if ((await ipFragCreates(lab, a)) > kfrag0) fragmented.push("kernel");
+          if ((await fragCreates(lab, a)) > kfrag0) fragmented.push("kernel");
+          if (outerIpv6(path) && (await fragCreates(lab, a, "Ip6FragCreates")) > frag6)
+            fragmented.push("outer6");
           if (before) {
             const after = ((await procs[0].call("stats")) as Counters).counters;
             if (after.fragmented_inner > before.fragmented_inner) fragmented.push("inner");
@@ -207,7 +220,7 @@ export function sweepMarkdown(r: SweepResult): string {
     const ps = r.probes.filter((p) => p.underlayMtu === u);
     const sizes = [...new Set(ps.map((p) => p.size))].sort((a, b) => a - b);
     out.push(
-      `Underlay MTU ${u} (T = tunnel MTU: ${u - 50} for VXLAN, ${u - 20} for IPIP); inner IPv4 size in bytes.`,
+      `Underlay MTU ${u} (T = tunnel MTU: ${u - 50} for VXLAN, ${u - 70} for VXLAN over IPv6, ${u - 20} for IPIP); inner IPv4 size in bytes.`,
       "",
     );
     out.push(
@@ -277,6 +290,7 @@ export function sweepChart(r: SweepResult): VegaLiteSpec {
               "delivered, fragmented (kernel)",
               "delivered, fragmented (kernel+inner)",
               "delivered, fragmented (kernel+outer)",
+              "delivered, fragmented (outer6)",
               "ICMP frag-needed",
               "EMSGSIZE (sender)",
               "lost",
@@ -288,6 +302,7 @@ export function sweepChart(r: SweepResult): VegaLiteSpec {
               "#b279a2",
               "#ff9da6",
               "#9d755d",
+              "#bab0ac",
               "#4c78a8",
               "#72b7b2",
               "#e45756",

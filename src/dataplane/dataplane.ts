@@ -76,8 +76,13 @@ const NO_MEMORY_REDUCER = DATAPLANE_NODE_FLAGS[0];
 const HERE = "";
 
 export interface PeerSpec {
-  /** Remote node's underlay address. */
+  /** Remote node's underlay address (a lease's PublicIP). */
   address: string;
+  /**
+   * The node's IPv6 underlay address (a lease's PublicIPv6): where packets go when our
+   * underlay is IPv6 (flannel-v6.1's FDB entries point there). Else unused.
+   */
+  publicIpv6?: string;
   /** Remote node's pod subnet. */
   subnet?: string;
   /** Remote VTEP MAC (vxlan mode). */
@@ -343,6 +348,11 @@ export class Dataplane implements ControlTarget {
     return n;
   }
 
+  /** Where a peer is reached on our underlay: its PublicIPv6 on an IPv6 one, if it has one. */
+  private underlayAddressOf(p: PeerSpec): string {
+    return this.peers6 !== undefined && p.publicIpv6 !== undefined ? p.publicIpv6 : p.address;
+  }
+
   /** An underlay peer's number as text (remoteOf's inverse). */
   formatRemote(n: number): string {
     return this.peers6 !== undefined ? this.peers6.format(n) : formatIpv4(n);
@@ -527,7 +537,7 @@ export class Dataplane implements ControlTarget {
    * The kernel's route for the subnet points into our TUN.
    */
   async addPeer(p: PeerSpec): Promise<void> {
-    const node = this.remoteOf(p.address, "peer address");
+    const node = this.remoteOf(this.underlayAddressOf(p), "peer address");
     const mode = this.cfg.mode;
     if (mode === "vxlan-l2") {
       this.fdb.append(0, node);
@@ -558,7 +568,7 @@ export class Dataplane implements ControlTarget {
   async delPeer(address: string): Promise<void> {
     const p = this.peers.get(address);
     if (!p) throw new UserError(`no peer ${address}; see 'vxtun peer show'`);
-    const node = this.remoteOf(address, "peer address");
+    const node = this.remoteOf(this.underlayAddressOf(p), "peer address");
     if (this.cfg.mode === "vxlan-l2") {
       this.fdb.del(0, node);
     } else if (p.subnet) {
