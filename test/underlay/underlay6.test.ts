@@ -6,8 +6,10 @@ import {
   type Config,
   checkUnderlayFamily,
   chooseLocal,
+  configSchema,
   deviceMtu,
   parseConfig,
+  parseWithEnv,
 } from "../../src/dataplane/config.js";
 import { parseIpv6 } from "../../src/encap/addr6.js";
 import { Batch } from "../../src/io/batch.js";
@@ -103,3 +105,19 @@ t.test("config: peers of the underlay's family; no ipip over IPv6 (RFC 2473)", a
   t.equal(deviceMtu(c, 1500), 1430, "VXLAN over IPv6: 70 bytes");
   t.equal(deviceMtu({ ...c, mode: "vxlan-l2" }, 9000), 8930);
 });
+
+t.test(
+  "config: VXTUN_LOCAL_FAMILY and an IPv6 VXTUN_LOCAL_ADDRESS from the environment",
+  async (t) => {
+    const env = { VXTUN_LOCAL_FAMILY: "ipv6", VXTUN_LOCAL_PUBLIC_ADDRESS: "2001:2::50" };
+    const c = parseWithEnv(configSchema, {}, "f.yaml", env);
+    t.same(c.local, { family: "ipv6", publicAddress: "2001:2::50" });
+    t.equal(
+      parseWithEnv(configSchema, {}, "f", { VXTUN_LOCAL_ADDRESS: "2001:2::5" }).local.address,
+      "2001:2::5",
+    );
+    t.throws(() => parseWithEnv(configSchema, {}, "f.yaml", { VXTUN_LOCAL_FAMILY: "ipx" }), {
+      message: /^f\.yaml: local\.family \(from VXTUN_LOCAL_FAMILY\): /,
+    });
+  },
+);
