@@ -199,6 +199,11 @@ export interface UnderlayLocal {
   /** What the lease advertises: publicAddress, else address. */
   publicAddress: string;
   interfaceRegex?: string;
+  /**
+   * IPv6 underlay: the interface's first IPv4 address, if it has one; flannel's lease
+   * needs an IPv4 PublicIP beside PublicIPv6 (the address peers send to here).
+   */
+  address4?: string;
 }
 
 /** A config whose underlay has been looked up on this node. */
@@ -335,6 +340,7 @@ export function chooseLocal(
       interface: i.name,
       publicAddress,
       interfaceRegex: local.interfaceRegex,
+      ...(v6 && i.ipv4.length > 0 ? { address4: i.ipv4[0] } : {}),
     };
   };
   if (local.interface) {

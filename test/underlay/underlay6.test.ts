@@ -58,6 +58,7 @@ t.test("config: an IPv6 underlay chosen as flanneld chooses flannel-v6.1's", asy
     interface: "eth0",
     publicAddress: "2001:2::5",
     interfaceRegex: undefined,
+    address4: "198.18.0.5",
   });
   t.equal(l({ address: "2001:2:0::99" }).address, "2001:2::99", "written any way, found");
   t.equal(l({ address: "2001:2::99" }).interface, "eth0");
