@@ -7,6 +7,7 @@
 //   --streams N   parallel iperf3 streams (default 1)
 //   --queues N|auto   forwarding queues per node (io.queues, default auto)
 //   --ipv6        IPv6 pods (fd00:0:0:<i>::1), routed as flannel-v6.1 over the IPv4 underlay
+//   --underlay ipv4|ipv6   the nodes' underlay (ipv6: VXLAN over 2001:2::/64, MTU - 70)
 //   --shrink-underlay MTU   lower node 1's underlay MTU under the running dataplane
 //                 first (PMTU: EMSGSIZE lowers the route MTU, TSO segments then
 //                 get ICMP frag-needed until TCP's MSS fits)
@@ -31,6 +32,7 @@ const { values } = parseArgs({
     queues: { type: "string", default: "auto" },
     "shrink-underlay": { type: "string", default: "" },
     ipv6: { type: "boolean", default: false },
+    underlay: { type: "string", default: "ipv4" },
   },
 });
 process.env.VXTUN_IO_OFFLOAD = values.offload;
@@ -41,7 +43,8 @@ const lab = await NetnsLab.create();
 const procs: VxtunProc[] = [];
 const started: number[] = [];
 try {
-  const nodes = (await buildUnderlay(lab, 2)).nodes;
+  const family = values.underlay === "ipv6" ? "ipv6" : "ipv4";
+  const nodes = (await buildUnderlay(lab, 2, 1500, family)).nodes;
   for (const [i, n] of nodes.entries()) {
     const j = 1 - i;
     await runOk(["ip", "-n", n.ns, "addr", "add", `10.244.${i + 1}.1/32`, "dev", "lo"]);
@@ -53,6 +56,7 @@ try {
         vtepIp: `10.244.${i + 1}.0`,
         vtepMac: MAC(i + 1),
         finishChecksums: true,
+        mtu: family === "ipv6" ? 1430 : 1450,
       });
       await addFlannelPeer(n.ns, dev, {
         subnet: `10.244.${j + 1}.0/24`,

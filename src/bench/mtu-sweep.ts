@@ -7,6 +7,9 @@
 // vxtun's device is given the underlay's MTU (not the tunnel's) so that too-big packets
 // reach vxtun and its PMTU policy is what is measured; the kernel vxlan reference keeps
 // the usual device MTU (underlay - 50), so there the sending kernel does the work.
+// The `…-under6` paths run VXLAN (IPv4 inner) over an IPv6 underlay (2001:2::/64, 70
+// bytes of overhead): IPv6 is never fragmented on the way, so an outer packet too big
+// for the path is fragmented by the sending kernel's IPv6 (Ip6FragCreates: "outer6").
 import { NetnsLab } from "../lab/netns.js";
 import { buildUnderlay } from "../lab/underlay.js";
 import { startVxtun, type VxtunProc } from "../lab/vxtun-process.js";
@@ -23,6 +26,9 @@ export const SWEEP_PATHS = [
   // `ping -M do` (the sender does not fragment), and too big is a Packet Too Big.
   "kernel-vxlan-ipv6",
   "vxtun-vxlan-ipv6",
+  // IPv4 inner over an IPv6 underlay.
+  "kernel-vxlan-under6",
+  "vxtun-vxlan-under6",
 ] as const;
 export type SweepPath = (typeof SWEEP_PATHS)[number];
 
@@ -64,7 +70,12 @@ const OVERHEAD: Record<SweepPath, number> = {
   "vxtun-ipip": 20,
   "kernel-vxlan-ipv6": 50,
   "vxtun-vxlan-ipv6": 50,
+  "kernel-vxlan-under6": 70,
+  "vxtun-vxlan-under6": 70,
 };
+
+/** The paths whose underlay is IPv6. */
+const outerIpv6 = (path: SweepPath) => path.endsWith("-under6");
 
 /** Sizes to probe for a tunnel MTU T on an underlay of MTU U. */
 export function sweepSizes(
@@ -98,7 +109,7 @@ async function setup(
   path: SweepPath,
   mtu: number,
 ): Promise<{ nodes: { ns: string }[]; procs: VxtunProc[] }> {
-  const nodes = (await buildUnderlay(lab, 2, mtu)).nodes;
+  const nodes = (await buildUnderlay(lab, 2, mtu, outerIpv6(path) ? "ipv6" : "ipv4")).nodes;
   const procs: VxtunProc[] = [];
   const v6 = path.endsWith("-ipv6");
   for (const [i, n] of nodes.entries()) {
@@ -108,7 +119,7 @@ async function setup(
       await runOk(["ip", "-n", n.ns, "-6", "addr", "add", `fd00:0:0:${i + 1}::1/128`, "dev", "lo"]);
     }
     if (path.startsWith("kernel-vxlan")) {
-      await kernelVxlanNode(nodes, i, { mtu: mtu - 50 });
+      await kernelVxlanNode(nodes, i, { mtu: mtu - OVERHEAD[path] });
       if (v6) await ipv6PeerRoute(lab, nodes, i, "kernel");
       continue;
     }
@@ -158,6 +169,7 @@ export async function runMtuSweep(o: SweepOptions = {}): Promise<SweepResult> {
             ? ((await procs[0].call("stats")) as Counters).counters
             : undefined;
           const kfrag0 = await ipFragCreates(lab, a, v6);
+          const frag6 = outerIpv6(path) ? await ipFragCreates(lab, a, true) : 0;
           const r = await lab.exec(a, [
             "ping",
             "-c",
@@ -184,6 +196,8 @@ export async function runMtuSweep(o: SweepOptions = {}): Promise<SweepResult> {
                   : "lost";
           const fragmented: string[] = [];
           if ((await ipFragCreates(lab, a, v6)) > kfrag0) fragmented.push("kernel");
+          if (outerIpv6(path) && (await ipFragCreates(lab, a, true)) > frag6)
+            fragmented.push("outer6");
           if (before) {
             const after = ((await procs[0].call("stats")) as Counters).counters;
             if (after.fragmented_inner > before.fragmented_inner) fragmented.push("inner");
@@ -228,7 +242,7 @@ export function sweepMarkdown(r: SweepResult): string {
     const ps = r.probes.filter((p) => p.underlayMtu === u);
     const sizes = [...new Set(ps.map((p) => p.size))].sort((a, b) => a - b);
     out.push(
-      `Underlay MTU ${u} (T = tunnel MTU: ${u - 50} for VXLAN, ${u - 20} for IPIP); inner IPv4 size in bytes` +
+      `Underlay MTU ${u} (T = tunnel MTU: ${u - 50} for VXLAN, ${u - 70} for VXLAN over IPv6, ${u - 20} for IPIP); inner IPv4 size in bytes` +
         (r.options.paths.some((p) => p.endsWith("-ipv6")) ? " (IPv6 in the `-ipv6` rows)." : "."),
       "",
     );
@@ -299,6 +313,7 @@ export function sweepChart(r: SweepResult): VegaLiteSpec {
               "delivered, fragmented (kernel)",
               "delivered, fragmented (kernel+inner)",
               "delivered, fragmented (kernel+outer)",
+              "delivered, fragmented (outer6)",
               "ICMP frag-needed",
               "EMSGSIZE (sender)",
               "lost",
@@ -310,6 +325,7 @@ export function sweepChart(r: SweepResult): VegaLiteSpec {
               "#b279a2",
               "#ff9da6",
               "#9d755d",
+              "#bab0ac",
               "#4c78a8",
               "#72b7b2",
               "#e45756",

@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { parseCidr, parseIpv4, parseMac } from "../encap/addr.js";
+import { formatIpv6, parseIpv6 } from "../encap/addr6.js";
 import { defaultRouteInterface, type Iface, listInterfaces } from "../system/ifaddr.js";
 import { envName, overlayEnv } from "./config-env.js";
 
@@ -13,10 +14,24 @@ export type Mode = (typeof MODES)[number];
 
 /** Bytes each mode adds on the underlay (outer IPv4 + UDP + VXLAN + inner Ethernet, or outer IPv4). */
 export const TUNNEL_OVERHEAD: Record<Mode, number> = { vxlan: 50, "vxlan-l2": 50, ipip: 20 };
+/** An IPv6 outer header is 20 bytes longer than an IPv4 one (VXLAN over IPv6: 70). */
+export const IPV6_OUTER_EXTRA = 20;
 
-const ipv4 = z.string().refine((s) => parseIpv4(s) !== undefined, {
-  message: "expected a dotted-quad IPv4 address such as 198.18.0.1",
-});
+/** Whether an underlay address (config text) is IPv6. */
+export const isIpv6Underlay = (address: string): boolean => address.includes(":");
+
+/** What `mode` adds on an IPv4 or IPv6 underlay. */
+export function tunnelOverhead(mode: Mode, v6: boolean): number {
+  return TUNNEL_OVERHEAD[mode] + (v6 ? IPV6_OUTER_EXTRA : 0);
+}
+
+/** An underlay address: IPv4, or (VXLAN over IPv6) a global IPv6 address without zone. */
+const underlayAddr = z
+  .string()
+  .refine((s) => parseIpv4(s) !== undefined || parseIpv6(s) !== undefined, {
+    message:
+      "expected a dotted-quad IPv4 address such as 198.18.0.1, or an IPv6 address such as 2001:db8::1",
+  });
 export const cidr = z.string().refine((s) => parseCidr(s) !== undefined, {
   message: "expected an IPv4 prefix such as 10.244.1.0/24",
 });
@@ -36,8 +51,8 @@ const u8 = z.number().int().min(0).max(255);
 
 const peer = z
   .object({
-    /** The remote node's underlay address (outer destination). */
-    address: ipv4,
+    /** The remote node's underlay address (outer destination), of local.address's family. */
+    address: underlayAddr,
     /** The remote node's pod subnet, routed through the tunnel (L3 modes). */
     subnet: cidr.optional(),
     /** The remote VTEP's MAC (vxlan mode: neighbour + FDB entry). */
@@ -61,7 +76,12 @@ export const configSchema = z
     local: z
       .object({
         /** Underlay address this node sends from and listens on (flannel: --iface=ADDR). */
-        address: ipv4.optional(),
+        address: underlayAddr.optional(),
+        /**
+         * The underlay's family when local.address does not say: ipv6 takes the IPv6
+         * default route's interface and its first global IPv6 address (flannel-v6.1).
+         */
+        family: z.enum(["ipv4", "ipv6"]).optional(),
         /** Underlay interface; its MTU sets the default device MTU (flannel: --iface). */
         interface: ifname.optional(),
         /** The first interface whose name or IPv4 address matches (flannel: --iface-regex). */
@@ -70,7 +90,7 @@ export const configSchema = z
           .refine(validRegex, { message: "not a valid regular expression" })
           .optional(),
         /** The address peers send to, when NAT makes it differ from ours (flannel: --public-ip). */
-        publicAddress: ipv4.optional(),
+        publicAddress: underlayAddr.optional(),
       })
       .strict()
       .default({}),
@@ -91,7 +111,7 @@ export const configSchema = z
       .default({ name: "vxtun0", persist: false }),
     peers: z.array(peer).default([]),
     /** Outer packets from other sources are dropped and counted (empty: accept any). */
-    allowPeers: z.array(ipv4).default([]),
+    allowPeers: z.array(underlayAddr).default([]),
     fdb: z
       .object({
         ageingSeconds: z.number().int().min(1).default(300),
@@ -179,6 +199,11 @@ export interface UnderlayLocal {
   /** What the lease advertises: publicAddress, else address. */
   publicAddress: string;
   interfaceRegex?: string;
+  /**
+   * IPv6 underlay: the interface's first IPv4 address, if it has one; flannel's lease
+   * needs an IPv4 PublicIP beside PublicIPv6 (the address peers send to here).
+   */
+  address4?: string;
 }
 
 /** A config whose underlay has been looked up on this node. */
@@ -251,37 +276,71 @@ export async function loadConfig(file: string, env = process.env): Promise<Confi
 
 const hint = (key: string) => `local.${key} (${envName(["local", key])})`;
 
+/** The family local.* asks for: local.address's, else local.family, else IPv4. */
+function localFamily(local: ConfigFile["local"]): "ipv4" | "ipv6" {
+  if (local.address !== undefined) {
+    const fam = isIpv6Underlay(local.address) ? "ipv6" : "ipv4";
+    if (local.family !== undefined && local.family !== fam) {
+      throw new ConfigError(
+        `local.address ${local.address} is not ${local.family}: fix ${hint("address")} or ${hint("family")}`,
+      );
+    }
+    return fam;
+  }
+  return local.family ?? "ipv4";
+}
+
+/** RFC 5952 text for IPv6 (as ip prints it), IPv4 as written. */
+function canonical(address: string): string {
+  const a6 = isIpv6Underlay(address) ? parseIpv6(address) : undefined;
+  return a6 === undefined ? address : formatIpv6(a6);
+}
+
 /**
  * The underlay, flanneld's way: local.interface (its first IPv4 address unless
  * local.address names another of its own), else the first interface whose name or an
  * address matches local.interfaceRegex, else the interface holding local.address, else
- * the default route's interface and its first IPv4 address. Throws one line naming
- * what to set.
+ * the default route's interface and its first IPv4 address. With an IPv6 local.address
+ * (or local.family: ipv6) the same with global IPv6 addresses and the IPv6 default
+ * route, as flanneld chooses flannel-v6.1's. Throws one line naming what to set.
  */
 export function chooseLocal(
   local: ConfigFile["local"],
   ifaces: readonly Iface[],
   defaultIface: string | undefined,
 ): UnderlayLocal {
+  const fam = localFamily(local);
+  const v6 = fam === "ipv6";
+  const famName = v6 ? "global IPv6" : "IPv4";
+  const addrsOf = (i: Iface) => (v6 ? (i.ipv6 ?? []) : i.ipv4);
+  const want = local.address === undefined ? undefined : canonical(local.address);
   const have = () =>
-    ifaces.map((i) => `${i.name}${i.ipv4.length ? `=${i.ipv4.join(",")}` : ""}`).join(" ");
+    ifaces.map((i) => `${i.name}${addrsOf(i).length ? `=${addrsOf(i).join(",")}` : ""}`).join(" ");
   const pick = (i: Iface, why: string): UnderlayLocal => {
-    const address = local.address ?? i.ipv4[0];
+    const addrs = addrsOf(i);
+    const address = want ?? addrs[0];
     if (!address) {
       throw new ConfigError(
-        `${why} ${i.name} has no IPv4 address: give it one, or set ${hint("interface")} or ${hint("address")}`,
+        `${why} ${i.name} has no ${famName} address: give it one, or set ${hint("interface")} or ${hint("address")}`,
       );
     }
-    if (!i.ipv4.includes(address)) {
+    if (!addrs.includes(address)) {
       throw new ConfigError(
-        `local.address ${address} is not on ${why} ${i.name} (it has ${i.ipv4.join(", ") || "none"}): fix ${hint("address")}`,
+        `local.address ${address} is not on ${why} ${i.name} (it has ${addrs.join(", ") || "none"}): fix ${hint("address")}`,
+      );
+    }
+    const publicAddress = local.publicAddress ?? address;
+    if (isIpv6Underlay(publicAddress) !== v6) {
+      throw new ConfigError(
+        `local.publicAddress ${publicAddress} is not ${famName} like the underlay ${address}: fix ${hint("publicAddress")}`,
       );
     }
     return {
       address,
       interface: i.name,
-      publicAddress: local.publicAddress ?? address,
+      publicAddress,
       interfaceRegex: local.interfaceRegex,
+      ...(v6 && i.ipv4.length > 0 ? { address4: i.ipv4[0] } : {}),
     };
   };
   if (local.interface) {
@@ -297,22 +356,22 @@ export function chooseLocal(
     const re = new RegExp(local.interfaceRegex);
     const i = ifaces.find(
       (x) =>
-        x.ipv4.length > 0 &&
-        (!local.address || x.ipv4.includes(local.address)) &&
-        (re.test(x.name) || x.ipv4.some((a) => re.test(a))),
+        addrsOf(x).length > 0 &&
+        (!want || addrsOf(x).includes(want)) &&
+        (re.test(x.name) || addrsOf(x).some((a) => re.test(a))),
     );
     if (!i) {
       throw new ConfigError(
-        `local.interfaceRegex /${local.interfaceRegex}/ matches no interface with an IPv4 address${local.address ? ` ${local.address}` : ""} (have: ${have()}): fix ${hint("interfaceRegex")}`,
+        `local.interfaceRegex /${local.interfaceRegex}/ matches no interface with an ${famName} address${want ? ` ${want}` : ""} (have: ${have()}): fix ${hint("interfaceRegex")}`,
       );
     }
     return pick(i, "interface");
   }
-  if (local.address) {
-    const i = ifaces.find((x) => x.ipv4.includes(local.address!));
+  if (want) {
+    const i = ifaces.find((x) => addrsOf(x).includes(want));
     if (!i) {
       throw new ConfigError(
-        `local.address ${local.address} is not configured on any interface here (have: ${have()}): add it, or fix ${hint("address")}`,
+        `local.address ${want} is not configured on any interface here (have: ${have()}): add it, or fix ${hint("address")}`,
       );
     }
     return pick(i, "interface");
@@ -320,10 +379,36 @@ export function chooseLocal(
   const i = ifaces.find((x) => x.name === defaultIface);
   if (!i) {
     throw new ConfigError(
-      `no default route to find the underlay interface by: set ${hint("interface")}, ${hint("interfaceRegex")} or ${hint("address")}`,
+      `no ${v6 ? "IPv6 " : ""}default route to find the underlay interface by: set ${hint("interface")}, ${hint("interfaceRegex")} or ${hint("address")}`,
     );
   }
   return pick(i, "the default route's interface");
+}
+
+/**
+ * Peers and allowPeers of the underlay's family, and no ipip over IPv6 (RFC 2473 needs
+ * the kernel's ip6tnl to be tested against; this one has none, so it is not built).
+ */
+export function checkUnderlayFamily(cfg: ConfigFile, local: UnderlayLocal): void {
+  const v6 = isIpv6Underlay(local.address);
+  if (v6 && cfg.mode === "ipip") {
+    throw new ConfigError(
+      `mode ipip needs an IPv4 underlay (IP in IPv6, RFC 2473, is not supported), but local.address is ${local.address}: use mode vxlan, or an IPv4 local.address`,
+    );
+  }
+  const fam = v6 ? "IPv6" : "IPv4";
+  cfg.peers.forEach((p, k) => {
+    if (isIpv6Underlay(p.address) !== v6)
+      throw new ConfigError(
+        `peers.${k}.address ${p.address} is not ${fam} like the underlay ${local.address}`,
+      );
+  });
+  cfg.allowPeers.forEach((a, k) => {
+    if (isIpv6Underlay(a) !== v6)
+      throw new ConfigError(
+        `allowPeers.${k} ${a} is not ${fam} like the underlay ${local.address}`,
+      );
+  });
 }
 
 /** `cfg` with its underlay looked up in this network namespace. */
@@ -331,7 +416,13 @@ export async function resolveLocal<T extends ConfigFile>(cfg: T): Promise<Resolv
   const ifaces = await listInterfaces();
   const l = cfg.local;
   const needRoute = !l.interface && !l.interfaceRegex && !l.address;
-  const local = chooseLocal(l, ifaces, needRoute ? await defaultRouteInterface() : undefined);
+  const fam = localFamily(l);
+  const local = chooseLocal(
+    l,
+    ifaces,
+    needRoute ? await defaultRouteInterface("", fam) : undefined,
+  );
+  checkUnderlayFamily(cfg, local);
   return { ...cfg, local };
 }
 
@@ -359,9 +450,11 @@ export function vtepMac(cfg: Config): number {
   return h.readUIntBE(0, 6);
 }
 
-/** Device MTU: configured, else underlay MTU minus the mode's overhead. */
+/** Device MTU: configured, else underlay MTU minus the mode's overhead (on its family). */
 export function deviceMtu(cfg: Config, underlayMtu: number): number {
-  return cfg.device.mtu ?? underlayMtu - TUNNEL_OVERHEAD[cfg.mode];
+  return (
+    cfg.device.mtu ?? underlayMtu - tunnelOverhead(cfg.mode, isIpv6Underlay(cfg.local.address))
+  );
 }
 
 /** The outer DF policy in effect: the configured one or the mode's kernel default. */

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { UserError } from "../api/errors.js";
 import type { ControlTarget } from "../api/handlers.js";
 import { formatIpv4, formatMac, parseCidr, parseIpv4, parseMac } from "../encap/addr.js";
+import { parseIpv6 } from "../encap/addr6.js";
 import { DfPolicy } from "../encap/ipip.js";
 import {
   Fdb,
@@ -20,6 +21,7 @@ import {
   type RouteSpec,
   RouteTable,
   RouteTable6,
+  TableError,
 } from "../fdb/index.js";
 import { Batch } from "../io/batch.js";
 import { native } from "../io/native.js";
@@ -27,9 +29,18 @@ import { Slab } from "../io/slab.js";
 import { interfaceAddr, unlessKind, withNetlink } from "../system/netlink.js";
 import { Device, TUN_F } from "../tun/device.js";
 import { probeOffloads } from "../tun/probe.js";
+import { PeerTable6 } from "../underlay/peers6.js";
 import type { RawSocket } from "../underlay/raw.js";
 import type { UdpSocket } from "../underlay/udp.js";
-import { type Config, deviceMtu, dfPolicy, TUNNEL_OVERHEAD, vtepMac } from "./config.js";
+import {
+  type Config,
+  deviceMtu,
+  dfPolicy,
+  IPV6_OUTER_EXTRA,
+  isIpv6Underlay,
+  tunnelOverhead,
+  vtepMac,
+} from "./config.js";
 import {
   Forwarder,
   type ForwarderOptions,
@@ -65,8 +76,13 @@ const NO_MEMORY_REDUCER = DATAPLANE_NODE_FLAGS[0];
 const HERE = "";
 
 export interface PeerSpec {
-  /** Remote node's underlay address. */
+  /** Remote node's underlay address (a lease's PublicIP). */
   address: string;
+  /**
+   * The node's IPv6 underlay address (a lease's PublicIPv6): where packets go when our
+   * underlay is IPv6 (flannel-v6.1's FDB entries point there). Else unused.
+   */
+  publicIpv6?: string;
   /** Remote node's pod subnet. */
   subnet?: string;
   /** Remote VTEP MAC (vxlan mode). */
@@ -87,6 +103,8 @@ export class Dataplane implements ControlTarget {
   readonly underlayMtu: number;
   readonly tunnelMtu: number;
   readonly peers = new Map<string, PeerSpec>();
+  /** IPv6 underlay: peers are numbered in this table (peers6.ts); undefined on IPv4. */
+  readonly peers6: PeerTable6 | undefined;
   private metrics: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
@@ -107,11 +125,13 @@ export class Dataplane implements ControlTarget {
     readonly rx: UdpSocket | RawSocket,
     readonly tx: RawSocket,
     underlayMtu: number,
+    peers6: PeerTable6 | undefined,
   ) {
     this.mac = vtepMac(cfg);
     this.mtu = deviceMtu(cfg, underlayMtu);
     this.underlayMtu = underlayMtu;
-    this.tunnelMtu = underlayMtu - TUNNEL_OVERHEAD[cfg.mode];
+    this.peers6 = peers6;
+    this.tunnelMtu = underlayMtu - this.overhead;
     const dev = device.name;
     this.fdb = new Fdb({
       dev,
@@ -119,6 +139,14 @@ export class Dataplane implements ControlTarget {
       dstPort: cfg.port,
       ageingMs: cfg.fdb.ageingSeconds * 1000,
       maxAddress: cfg.fdb.maxAddress,
+      ...(peers6 !== undefined
+        ? {
+            remotes: {
+              parse: (v, what) => this.remoteOf(v, what),
+              format: (n) => peers6.format(n),
+            },
+          }
+        : {}),
     });
     this.neigh = new NeighTable({ dev });
     this.routes = new RouteTable({ dev });
@@ -133,7 +161,9 @@ export class Dataplane implements ControlTarget {
         `node runs without ${NO_MEMORY_REDUCER}: expect 10-30 ms GC pauses in traffic ~8 s after start (start vxtun through bin/vxtun.js or the lab)`,
       );
     }
-    const local = parseIpv4(cfg.local.address)!;
+    const v6 = isIpv6Underlay(cfg.local.address);
+    const local = v6 ? 0 : parseIpv4(cfg.local.address)!;
+    const peers6 = v6 ? new PeerTable6() : undefined;
     const underlayMtu = await findUnderlayMtu(cfg);
     const mtu = deviceMtu(cfg, underlayMtu);
     const fast = decideFastPath(cfg);
@@ -144,7 +174,7 @@ export class Dataplane implements ControlTarget {
       : Math.max(2048, 2 ** Math.ceil(Math.log2(128 + mtu + 18)));
     const slots = fast.on ? Math.min(cfg.io.slots, 512) : cfg.io.slots;
     const slab = new Slab({ count: slots, slotSize, headroom: 128 });
-    const queues = decideQueues(cfg);
+    const queues = decideQueues(cfg, v6);
     const device = Device.open({
       kind: cfg.mode === "vxlan-l2" ? "tap" : "tun",
       slab,
@@ -164,13 +194,20 @@ export class Dataplane implements ControlTarget {
       sportLo: cfg.sourcePortRange[0],
       sportHi: cfg.sourcePortRange[1],
       sourcePorts: cfg.io.sourcePorts,
-      pmtuDisc: df === "unset" ? "dont" : "probe",
+      // IPv6 has no DF bit: "dont" lets the kernel fragment at the source, "do" reports
+      // EMSGSIZE once an ICMPv6 Packet Too Big has lowered the path MTU.
+      pmtuDisc: df === "unset" ? "dont" : v6 ? "do" : "probe",
       ttl: cfg.policy.ttl === "inherit" ? 0 : cfg.policy.ttl,
       queues: queues.count,
     };
     let u: Underlay;
     try {
-      u = openUnderlay(spec, slab);
+      u = openUnderlay(
+        spec,
+        slab,
+        0,
+        peers6 !== undefined ? { addr: parseIpv6(cfg.local.address)!, peers: peers6 } : undefined,
+      );
     } catch (e) {
       device.close();
       throw e;
@@ -180,7 +217,7 @@ export class Dataplane implements ControlTarget {
       if (!rxGso) fast.info.udpGro = false;
       if (pool) fast.info.sourcePorts = [...pool.ports];
     }
-    const dp = new Dataplane(cfg, log, slab, device, rx, tx, underlayMtu);
+    const dp = new Dataplane(cfg, log, slab, device, rx, tx, underlayMtu, peers6);
     dp.fastInfo = fast.info;
     dp.underlay = u;
     dp.pool = pool;
@@ -287,6 +324,40 @@ export class Dataplane implements ControlTarget {
     });
   }
 
+  /** What the mode adds on this underlay (an IPv6 outer header is 20 bytes more). */
+  get overhead(): number {
+    return tunnelOverhead(this.cfg.mode, this.peers6 !== undefined);
+  }
+
+  /**
+   * The number the dataplane names an underlay peer by: the IPv4 address itself, or
+   * with an IPv6 underlay its index in the peer table. Throws a TableError (one line)
+   * for an address of the other family or no address.
+   */
+  remoteOf(value: string | number, what = "address"): number {
+    if (typeof value === "number") return value;
+    const t = value.trim();
+    const n = this.peers6 !== undefined ? this.peers6.parse(t) : parseIpv4(t);
+    if (n === undefined) {
+      const fam = this.peers6 !== undefined ? "IPv6" : "IPv4";
+      throw new TableError(
+        "EINVAL",
+        `bad ${what} "${value}": the underlay is ${fam} (local.address ${this.cfg.local.address}): write an ${fam} address`,
+      );
+    }
+    return n;
+  }
+
+  /** Where a peer is reached on our underlay: its PublicIPv6 on an IPv6 one, if it has one. */
+  private underlayAddressOf(p: PeerSpec): string {
+    return this.peers6 !== undefined && p.publicIpv6 !== undefined ? p.publicIpv6 : p.address;
+  }
+
+  /** An underlay peer's number as text (remoteOf's inverse). */
+  formatRemote(n: number): string {
+    return this.peers6 !== undefined ? this.peers6.format(n) : formatIpv4(n);
+  }
+
   /** The forwarder's settings, plain data (queue workers get a copy). */
   forwarderOptions(): ForwarderOptions {
     const cfg = this.cfg;
@@ -297,17 +368,25 @@ export class Dataplane implements ControlTarget {
       port: cfg.port,
       sportLo: cfg.sourcePortRange[0],
       sportHi: cfg.sourcePortRange[1],
-      localIp: parseIpv4(cfg.local.address)!,
+      localIp: this.peers6 !== undefined ? 0 : parseIpv4(cfg.local.address)!,
       vtepMac: this.mac,
       ttl: policy.ttl === "inherit" ? INHERIT : policy.ttl,
       tos: policy.tos === "inherit" ? INHERIT : policy.tos,
       df: { set: DfPolicy.Set, unset: DfPolicy.Clear, inherit: DfPolicy.Copy }[dfPolicy(cfg)],
       proxyArp: cfg.fdb.proxyArp,
       learning: cfg.fdb.learning,
-      allowPeers: cfg.allowPeers.map((a) => parseIpv4(a)!),
+      allowPeers: cfg.allowPeers.map((a) => this.remoteOf(a)),
       batch: cfg.io.batch,
       tunnelMtu: this.tunnelMtu,
-      underlayMtu: this.underlayMtu,
+      // The limit on the outer packet the forwarder writes, IPv4-sized: over IPv6 the
+      // kernel's UDP socket writes a header 20 bytes longer, and fragments at the source
+      // itself ("outer": never cut by us, as IPv4 fragments would be wrong there).
+      underlayMtu:
+        this.peers6 === undefined
+          ? this.underlayMtu
+          : policy.fragment === "outer"
+            ? 65535
+            : this.underlayMtu - IPV6_OUTER_EXTRA,
       fragment: policy.fragment === "outer" ? FRAG_OUTER : FRAG_INNER,
     };
   }
@@ -321,7 +400,8 @@ export class Dataplane implements ControlTarget {
       this.neigh,
       this.routes,
       this.stats,
-      this.tx,
+      // IPv6 underlay: the per-packet path's datagrams leave from the AF_INET6 pool.
+      this.underlay?.out6 ?? this.tx,
       { sendBatch: (b, from, count) => this.device.writeBatch(b, from, count) },
       this.fastInfo.state === "on"
         ? {
@@ -388,7 +468,7 @@ export class Dataplane implements ControlTarget {
    */
   lowerPmtu(remote: number, mtu: number): void {
     if (mtu <= 0) return;
-    const inner = mtu - TUNNEL_OVERHEAD[this.cfg.mode];
+    const inner = mtu - this.overhead;
     let changed = false;
     for (const r of this.routes.list()) {
       let to = r.remote;
@@ -399,7 +479,7 @@ export class Dataplane implements ControlTarget {
       if (to === remote && (r.mtu === 0 || inner < r.mtu)) {
         this.routes.setMtu(r.prefix, r.len, inner);
         this.stats.counters[C.pmtu_updates]++;
-        this.log.info({ remote: formatIpv4(remote), mtu }, "path MTU lowered");
+        this.log.info({ remote: this.formatRemote(remote), mtu }, "path MTU lowered");
         changed = true;
       }
     }
@@ -458,9 +538,7 @@ export class Dataplane implements ControlTarget {
    * The kernel's route for the subnet points into our TUN.
    */
   async addPeer(p: PeerSpec): Promise<void> {
-    const node = parseIpv4(p.address);
-    if (node === undefined)
-      throw new UserError(`peer address "${p.address}" is not an IPv4 address`);
+    const node = this.remoteOf(this.underlayAddressOf(p), "peer address");
     const mode = this.cfg.mode;
     if (mode === "vxlan-l2") {
       this.fdb.append(0, node);
@@ -491,7 +569,7 @@ export class Dataplane implements ControlTarget {
   async delPeer(address: string): Promise<void> {
     const p = this.peers.get(address);
     if (!p) throw new UserError(`no peer ${address}; see 'vxtun peer show'`);
-    const node = parseIpv4(address)!;
+    const node = this.remoteOf(this.underlayAddressOf(p), "peer address");
     if (this.cfg.mode === "vxlan-l2") {
       this.fdb.del(0, node);
     } else if (p.subnet) {
@@ -522,6 +600,7 @@ export class Dataplane implements ControlTarget {
       tunnelMtu: this.tunnelMtu,
       vtepMac: formatMac(this.mac),
       local: this.cfg.local.address,
+      underlay: this.peers6 !== undefined ? "ipv6" : "ipv4",
       vni: this.cfg.vni,
       port: this.cfg.port,
       offload: this.fastInfo,
@@ -673,8 +752,10 @@ function decideFastPath(cfg: Config): { on: boolean; tunOffloads: number; info: 
  * (ipip: each queue's raw socket filters its share of the flows, steer.ts; vxlan-l2:
  * workers send what they learn to the main thread, queues.ts).
  */
-export function decideQueues(cfg: Config): { count: number; why: string } {
+export function decideQueues(cfg: Config, v6 = false): { count: number; why: string } {
   const q = cfg.io.queues;
+  // The IPv6 peer table lives on the main thread (workers would need a shared one).
+  if (v6) return { count: 1, why: "IPv6 underlay: one queue" };
   if (q === "auto") {
     const n = Math.min(availableParallelism(), 8);
     return { count: n, why: `auto: ${availableParallelism()} cores` };

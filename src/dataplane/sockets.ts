@@ -6,9 +6,11 @@
 // so the kernel spreads received flows over the queues by their outer 4-tuple.
 import { type IoEndpoint, STAT } from "../io/endpoint.js";
 import type { Slab } from "../io/slab.js";
+import type { PeerTable6 } from "../underlay/peers6.js";
 import { RawSocket } from "../underlay/raw.js";
 import type { PmtuDiscMode } from "../underlay/sockopt.js";
 import { UdpSocket } from "../underlay/udp.js";
+import { Udp6Out } from "../underlay/udp6-out.js";
 import { UdpSenderPool } from "./offload/fastpath.js";
 import { ipipQueueFilter } from "./steer.js";
 
@@ -39,6 +41,16 @@ export interface UnderlaySpec {
   queues: number;
 }
 
+/**
+ * An IPv6 underlay (vxlan modes): the local address and the table the dataplane's peer
+ * numbers index (peers6.ts). Every datagram then leaves from the pool's AF_INET6
+ * sockets (created with or without the fast path) through `out6`.
+ */
+export interface Underlay6 {
+  addr: Uint8Array;
+  peers: PeerTable6;
+}
+
 export interface Underlay {
   rx: UdpSocket | RawSocket;
   /** ipip, queue 0 only: the raw socket for 6in4 (IPv6 pods); their traffic is light. */
@@ -47,10 +59,12 @@ export interface Underlay {
   pool: UdpSenderPool | undefined;
   /** UDP_GRO segment sizes parallel to the rx batch (undefined: GRO off). */
   rxGso: Uint16Array | undefined;
+  /** IPv6 underlay: where the per-packet path's datagrams go instead of `tx`. */
+  out6: Udp6Out | undefined;
 }
 
 /** The underlay sockets of queue `index` (0: the main thread's). */
-export function openUnderlay(spec: UnderlaySpec, slab: Slab, index = 0): Underlay {
+export function openUnderlay(spec: UnderlaySpec, slab: Slab, index = 0, v6?: Underlay6): Underlay {
   const shared = spec.queues > 1;
   let rx: UdpSocket | RawSocket | undefined;
   let rx6: RawSocket | undefined;
@@ -74,6 +88,7 @@ export function openUnderlay(spec: UnderlaySpec, slab: Slab, index = 0): Underla
             port: spec.port,
             reusePort: shared,
             rcvBuf: spec.fast ? 16 << 20 : 4 << 20,
+            v6,
           });
     if (spec.mode === "ipip" && index === 0) {
       rx6 = RawSocket.open({
@@ -86,6 +101,8 @@ export function openUnderlay(spec: UnderlaySpec, slab: Slab, index = 0): Underla
     if (spec.fast && rx instanceof UdpSocket) {
       rxGso = new Uint16Array(new ArrayBuffer(spec.batch * 2));
       if (!spec.udpGro || !rx.enableGro(rxGso)) rxGso = undefined;
+    }
+    if ((spec.fast || v6 !== undefined) && rx instanceof UdpSocket) {
       pool = new UdpSenderPool({
         slab,
         localIp: spec.localIp,
@@ -98,6 +115,7 @@ export function openUnderlay(spec: UnderlaySpec, slab: Slab, index = 0): Underla
         sndBuf: 8 << 20,
         reusePort: shared,
         onPmtu: () => undefined,
+        v6,
       });
     }
   } catch (e) {
@@ -107,7 +125,11 @@ export function openUnderlay(spec: UnderlaySpec, slab: Slab, index = 0): Underla
     tx?.close();
     throw e;
   }
-  return { rx, rx6, tx, pool, rxGso };
+  const out6 =
+    v6 !== undefined && pool !== undefined
+      ? new Udp6Out(slab.u8, pool.sockets, spec.sportLo, Math.min(1024, spec.batch * 4))
+      : undefined;
+  return { rx, rx6, tx, pool, rxGso, out6 };
 }
 
 export function closeUnderlay(u: Underlay): void {

@@ -61,7 +61,17 @@ export interface FdbOptions {
   /** Device VNI and UDP port: defaults for entries, and omitted when printing. */
   vni?: number;
   dstPort?: number;
+  /** How remotes are written (default IPv4; an IPv6 underlay numbers its peers). */
+  remotes?: RemoteCodec;
 }
+
+/** Remote addresses: text (or a number) in, the number the dataplane uses, text out. */
+export interface RemoteCodec {
+  parse(value: Ipv4Input, what: string): number;
+  format(remote: number): string;
+}
+
+const IPV4_REMOTES: RemoteCodec = { parse: toIpv4, format: formatIpv4 };
 
 export interface FdbEntryOptions {
   vni?: number;
@@ -106,6 +116,7 @@ export class Fdb {
   readonly dev: string;
   readonly vni: number;
   readonly dstPort: number;
+  readonly remotes: RemoteCodec;
   private readonly clock: Clock;
   private readonly byMac = new MacMap<FdbEntry>(256);
   // Mutated in place so the dataplane can hold the reference across batches.
@@ -119,6 +130,7 @@ export class Fdb {
     this.dev = opts.dev ?? "vxtun0";
     this.vni = toUint(opts.vni ?? 1, 0, 0xffffff, "VNI");
     this.dstPort = toUint(opts.dstPort ?? DEFAULT_VXLAN_PORT, 1, 0xffff, "port");
+    this.remotes = opts.remotes ?? IPV4_REMOTES;
   }
 
   /** Number of unicast entries (the flood list is not counted). */
@@ -211,12 +223,12 @@ export class Fdb {
   add(mac: MacInput, dst: Ipv4Input, opts: FdbEntryOptions = {}): void {
     this.version++;
     const m = toMac(mac);
-    const ip = toIpv4(dst, "dst");
+    const ip = this.remotes.parse(dst, "dst");
     if (m === ZERO_MAC) {
       if (this.flood.length > 0) {
         throw new TableError(
           "EEXIST",
-          `flood entry 00:00:00:00:00:00 already exists: use append to add remote ${formatIpv4(ip)}`,
+          `flood entry 00:00:00:00:00:00 already exists: use append to add remote ${this.remotes.format(ip)}`,
         );
       }
       this.appendFlood(ip);
@@ -235,7 +247,7 @@ export class Fdb {
   append(mac: MacInput, dst: Ipv4Input): void {
     this.version++;
     const m = toMac(mac);
-    const ip = toIpv4(dst, "dst");
+    const ip = this.remotes.parse(dst, "dst");
     if (m !== ZERO_MAC) {
       throw new TableError(
         "EINVAL",
@@ -245,7 +257,7 @@ export class Fdb {
     if (this.flood.includes(ip)) {
       throw new TableError(
         "EEXIST",
-        `remote ${formatIpv4(ip)} is already in the flood list: nothing to append`,
+        `remote ${this.remotes.format(ip)} is already in the flood list: nothing to append`,
       );
     }
     this.appendFlood(ip);
@@ -258,7 +270,7 @@ export class Fdb {
   replace(mac: MacInput, dst: Ipv4Input, opts: FdbEntryOptions = {}): void {
     this.version++;
     const m = toMac(mac);
-    const ip = toIpv4(dst, "dst");
+    const ip = this.remotes.parse(dst, "dst");
     if (m === ZERO_MAC) {
       this.flood.length = 0;
       this.appendFlood(ip);
@@ -285,7 +297,7 @@ export class Fdb {
   del(mac: MacInput, dst?: Ipv4Input): void {
     this.version++;
     const m = toMac(mac);
-    const ip = dst === undefined ? undefined : toIpv4(dst, "dst");
+    const ip = dst === undefined ? undefined : this.remotes.parse(dst, "dst");
     if (m === ZERO_MAC) {
       if (this.flood.length === 0) {
         throw new TableError("ENOENT", "no flood entry 00:00:00:00:00:00 to delete");
@@ -298,7 +310,7 @@ export class Fdb {
       if (i < 0) {
         throw new TableError(
           "ENOENT",
-          `remote ${formatIpv4(ip)} is not in the flood list: see fdb show for the remotes`,
+          `remote ${this.remotes.format(ip)} is not in the flood list: see fdb show for the remotes`,
         );
       }
       this.flood.splice(i, 1);
@@ -306,7 +318,7 @@ export class Fdb {
     }
     const e = this.byMac.get(m);
     if (e === undefined || (ip !== undefined && e.remote !== ip)) {
-      const where = ip === undefined ? "" : ` dst ${formatIpv4(ip)}`;
+      const where = ip === undefined ? "" : ` dst ${this.remotes.format(ip)}`;
       throw new TableError("ENOENT", `no FDB entry ${formatMac(m)}${where} to delete`);
     }
     this.byMac.delete(m);
@@ -379,7 +391,7 @@ export class Fdb {
     return {
       mac: formatMac(mac),
       ifname: this.dev,
-      dst: formatIpv4(dst),
+      dst: this.remotes.format(dst),
       ...(port !== this.dstPort ? { port } : {}),
       ...(vni !== this.vni ? { vni } : {}),
       used: ageSeconds(now, used),

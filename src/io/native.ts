@@ -35,6 +35,8 @@ export interface NativeIo {
     count: number,
   ): number;
   close(closeFd: boolean): void;
+  /** IPv6 socket: addr[i] indexes `peers` (16 bytes each); reads put sources in rxAddr. */
+  setAddr6(peers: Uint8Array, rxAddr: Uint8Array): void;
   /** TUN: reads carry `bytes` of virtio_net_hdr just before the packet's offset. */
   setVnet(bytes: number): void;
   /** Sockets: store each received datagram's UDP_GRO segment size (0: none) here. */
@@ -95,6 +97,9 @@ export interface NativeAddon {
   getsockoptInt(fd: number, level: number, name: number): number;
   bind4(fd: number, addr: number, port: number): void;
   getsockname4(fd: number): [number, number];
+  bind6(fd: number, addr: Uint8Array, port: number): void;
+  /** The local address goes to `out` (16 bytes); returns the port. */
+  getsockname6(fd: number, out: Uint8Array): number;
   close(fd: number): number;
   setns(fd: number, nstype: number): void;
   /** A NETLINK_ROUTE socket opened inside the namespace at `netnsPath` ("" = ours). */

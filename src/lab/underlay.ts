@@ -1,6 +1,8 @@
 // The lab's underlay: one "switch" namespace holding a Linux bridge, and one namespace
 // per node, each with an eth0 veth plugged into that bridge. Addresses come from
-// 198.18.0.0/15 (RFC 2544's benchmarking range), so nothing can leak to a real network.
+// 198.18.0.0/15 (RFC 2544's benchmarking range), so nothing can leak to a real network;
+// an IPv6 underlay adds 2001:2::/64 (RFC 5180's benchmarking range) on the same links
+// and the nodes' `address` is the IPv6 one (VXLAN over IPv6, as flannel-v6.1 runs).
 
 import { ip, linkSetMaster } from "../system/iproute.js";
 import type { NetnsLab } from "./netns.js";
@@ -10,8 +12,10 @@ export interface UnderlayNode {
   name: string;
   /** Full namespace name. */
   ns: string;
-  /** Underlay address, e.g. 198.18.0.1. */
+  /** Underlay address, e.g. 198.18.0.1 (IPv6 underlay: 2001:2::1). */
   address: string;
+  /** The node's IPv4 address on the underlay, e.g. 198.18.0.1 (either family). */
+  address4: string;
   /** Underlay interface inside the node namespace. */
   dev: string;
 }
@@ -21,12 +25,25 @@ export interface Underlay {
   nodes: UnderlayNode[];
 }
 
+export type UnderlayFamily = "ipv4" | "ipv6";
+export const UNDERLAY_FAMILIES: readonly UnderlayFamily[] = ["ipv4", "ipv6"];
+
 /** The underlay address of node i (1-based). */
 function underlayAddress(i: number): string {
   return `198.18.0.${i}`;
 }
 
-export async function buildUnderlay(lab: NetnsLab, count: number, mtu = 1500): Promise<Underlay> {
+/** The IPv6 underlay address of node i (1-based), in RFC 5180's 2001:2::/48. */
+export function underlayAddress6(i: number): string {
+  return `2001:2::${i.toString(16)}`;
+}
+
+export async function buildUnderlay(
+  lab: NetnsLab,
+  count: number,
+  mtu = 1500,
+  family: UnderlayFamily = "ipv4",
+): Promise<Underlay> {
   if (count < 1 || count > 250) throw new Error(`node count ${count} out of range 1..250`);
   const switchNs = await lab.addNs("sw");
   await ip(switchNs, ["link", "add", "br0", "mtu", String(mtu), "type", "bridge"]);
@@ -50,7 +67,16 @@ export async function buildUnderlay(lab: NetnsLab, count: number, mtu = 1500): P
     ]) {
       await lab.execOk(ns, ["sysctl", "-qw", `${k}=${v}`]);
     }
-    nodes.push({ name, ns, address, dev: "eth0" });
+    let address6: string | undefined;
+    if (family === "ipv6") {
+      // IPv6 on the underlay link only (and lo); no DAD, so the address is usable at once.
+      address6 = underlayAddress6(i);
+      for (const d of ["lo", "eth0"]) {
+        await lab.execOk(ns, ["sysctl", "-qw", `net.ipv6.conf.${d}.disable_ipv6=0`]);
+      }
+      await ip(ns, ["-6", "addr", "add", `${address6}/64`, "dev", "eth0", "nodad"]);
+    }
+    nodes.push({ name, ns, address: address6 ?? address, address4: address, dev: "eth0" });
   }
   return { switchNs, nodes };
 }

@@ -28,15 +28,29 @@ export function sizeBuffer(fd: number, which: "rcv" | "snd", bytes: number): num
   return native.getsockoptInt(fd, C.SOL_SOCKET, plain);
 }
 
-export function setPmtuDisc(fd: number, mode: PmtuDiscMode): void {
-  const v = PMTU_DISC[mode];
+/** The IPv6 twins (IPV6_MTU_DISCOVER): "dont" lets the sender fragment, as IPv6 may. */
+const PMTU_DISC6: Record<PmtuDiscMode, number> = {
+  dont: C.IPV6_PMTUDISC_DONT,
+  want: C.IPV6_PMTUDISC_WANT,
+  do: C.IPV6_PMTUDISC_DO,
+  probe: C.IPV6_PMTUDISC_PROBE,
+};
+
+export function setPmtuDisc(fd: number, mode: PmtuDiscMode, v6 = false): void {
+  const v = (v6 ? PMTU_DISC6 : PMTU_DISC)[mode];
   if (v === undefined) throw new Error(`invalid PMTU discovery mode ${JSON.stringify(mode)}`);
-  setIntOpt(fd, C.SOL_IP, C.IP_MTU_DISCOVER, v, `setsockopt IP_MTU_DISCOVER ${mode}`);
+  if (v6) setIntOpt(fd, C.SOL_IPV6, C.IPV6_MTU_DISCOVER, v, `setsockopt IPV6_MTU_DISCOVER ${mode}`);
+  else setIntOpt(fd, C.SOL_IP, C.IP_MTU_DISCOVER, v, `setsockopt IP_MTU_DISCOVER ${mode}`);
 }
 
 /** Open a socket and run `configure`; the fd is closed if configuration throws. */
-export function withNewSocket<T>(type: number, protocol: number, configure: (fd: number) => T): T {
-  const fd = native.socket(C.AF_INET, type, protocol);
+export function withNewSocket<T>(
+  type: number,
+  protocol: number,
+  configure: (fd: number) => T,
+  domain: number = C.AF_INET,
+): T {
+  const fd = native.socket(domain, type, protocol);
   try {
     return configure(fd);
   } catch (e) {

@@ -2,10 +2,12 @@
 import { existsSync } from "node:fs";
 import t from "tap";
 import { parseIpv4, readIpv4, writeIpv4 } from "../../src/encap/addr.js";
+import { parseIpv6 } from "../../src/encap/addr6.js";
 import { Batch } from "../../src/io/batch.js";
 import { Slab } from "../../src/io/slab.js";
 import { NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 import { withNetns } from "../../src/system/netns.js";
+import { PeerTable6 } from "../../src/underlay/peers6.js";
 import { RawSocket } from "../../src/underlay/raw.js";
 import { UdpSocket } from "../../src/underlay/udp.js";
 import {
@@ -177,3 +179,86 @@ t.test("UDP: EMSGSIZE with IP_PMTUDISC_DO is counted and reported with the MTU",
   t.equal(c.txPackets, 2, "the others still went out");
   t.same(reports, [[B, 9, 1400]], "onPmtu(dst, port, 1400) from the error queue");
 });
+
+/** Two namespaces on a veth with IPv6 only (2001:2::1 and ::2, no DAD), and a peer table. */
+async function twoHosts6(t: Parameters<typeof NetnsLab.create>[0] & object, mtu = 1500) {
+  const lab = await NetnsLab.create(t);
+  const nsA = await lab.addNs("a");
+  const nsB = await lab.addNs("b");
+  await lab.veth(nsA, "ua", nsB, "ub", { mtu });
+  for (const [ns, dev, addr] of [
+    [nsA, "ua", "2001:2::1"],
+    [nsB, "ub", "2001:2::2"],
+  ]) {
+    await lab.execOk(ns, ["sysctl", "-qw", `net.ipv6.conf.${dev}.disable_ipv6=0`]);
+    await lab.execOk(ns, ["ip", "-6", "addr", "add", `${addr}/64`, "dev", dev, "nodad"]);
+  }
+  const peers = new PeerTable6();
+  return { lab, nsA, nsB, peers };
+}
+
+t.test("UDP over IPv6: peers by table index both ways, sources resolved per batch", async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const { nsA, nsB, peers } = await twoHosts6(t);
+  const slab = new Slab({ count: 512 });
+  const a6 = parseIpv6("2001:2::1")!;
+  const b6 = parseIpv6("2001:2::2")!;
+  const a = withNetns(nsA, () => UdpSocket.open({ slab, port: 40001, v6: { addr: a6, peers } }));
+  const b = withNetns(nsB, () => UdpSocket.open({ slab, port: 40002, v6: { addr: b6, peers } }));
+  t.teardown(() => {
+    a.close();
+    b.close();
+  });
+  t.equal(a.describe(), "udp [2001:2::1]:40001", "describe() names the IPv6 address");
+  const toB = peers.parse("2001:2::2")!;
+  const fromA = peers.parse("2001:2::1")!;
+  t.ok(toB > 0 && fromA > 0 && toB !== fromA, "two table entries, neither 0");
+  const N = 100;
+  const got = new Set<number>();
+  let badPeer = 0;
+  readEach(t, b, slab, (batch, i) => {
+    if (batch.addr[i] !== fromA || batch.port[i] !== 40001) badPeer++;
+    const p = readPayload(slab.u8.subarray(batch.off[i], batch.off[i] + batch.len[i]), 200);
+    if (p.exact) got.add(p.index);
+  });
+  const tx = new Batch(128);
+  fillBatch(slab, tx, 1, 200, toB, 40002);
+  a.sendBatch(tx); // neighbour discovery first
+  tx.freeSlots(slab);
+  await waitFor(() => got.size === 1);
+  got.clear();
+  fillBatch(slab, tx, N, 200, toB, 40002);
+  t.equal(a.sendBatch(tx), N, "sendmmsg to table index -> sockaddr_in6");
+  tx.freeSlots(slab);
+  t.ok(await waitFor(() => got.size === N), `received ${got.size}/${N} byte-exact`);
+  t.equal(badPeer, 0, "every datagram's source resolved to 2001:2::1's index, port 40001");
+  t.equal(peers.size, 3, "no new entries for a known source");
+  // An index that names no entry is dropped and counted, not sent to "::".
+  fillBatch(slab, tx, 1, 200, 999, 40002);
+  t.equal(a.sendBatch(tx), 1, "consumed");
+  tx.freeSlots(slab);
+  t.equal(a.counters().txErrors, 1, "unknown index: a tx error");
+});
+
+t.test(
+  "UDP over IPv6: EMSGSIZE (IPV6_PMTUDISC_DO) reported with the MTU and the index",
+  async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const { nsA, peers } = await twoHosts6(t, 1400);
+    const slab = new Slab({ count: 16, slotSize: 4096 });
+    const a = withNetns(nsA, () =>
+      UdpSocket.open({ slab, pmtuDisc: "do", v6: { addr: parseIpv6("2001:2::1")!, peers } }),
+    );
+    t.teardown(() => a.close());
+    const reports: [number, number, number][] = [];
+    a.onPmtu = (addr, port, mtu) => reports.push([addr, port, mtu]);
+    const dst = peers.parse("2001:2::2")!;
+    const tx = new Batch(4);
+    fillBatch(slab, tx, 3, 100, dst, 9);
+    tx.len[1] = 2000;
+    t.equal(a.sendBatch(tx), 3, "all consumed: two sent, the big one dropped");
+    tx.freeSlots(slab);
+    t.equal(a.counters().emsgsize, 1, "EMSGSIZE counted");
+    t.same(reports, [[dst, 9, 1400]], "onPmtu(index, port, 1400) from IPV6_RECVERR");
+  },
+);

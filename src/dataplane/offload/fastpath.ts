@@ -43,13 +43,14 @@
 // its packets onto the same ports (sourcePorts), so small packets and super-packets of
 // one flow share an outer 5-tuple and cannot be reordered by ECMP.
 import { formatIpv4 } from "../../encap/addr.js";
+import { formatIpv6 } from "../../encap/addr6.js";
 import type { PmtuHandler } from "../../io/endpoint.js";
 import { GsoBatch } from "../../io/gso-batch.js";
-import { C, native } from "../../io/native.js";
+import { native } from "../../io/native.js";
 import type { Slab } from "../../io/slab.js";
 import type { OffloadProbe } from "../../tun/probe.js";
 import type { PmtuDiscMode } from "../../underlay/sockopt.js";
-import { UdpSocket } from "../../underlay/udp.js";
+import { type Udp6Options, UdpSocket } from "../../underlay/udp.js";
 import { SUM_MANY, type Summer } from "./segment.js";
 
 /** The addon's checksum loop over a slab (src/io/native/csum.cc). */
@@ -101,6 +102,8 @@ export interface UdpPoolOptions {
   /** Other queues bind the same ports (SO_REUSEPORT). */
   reusePort?: boolean;
   onPmtu: PmtuHandler;
+  /** IPv6 underlay: AF_INET6 sockets on that address (localIp is then unused). */
+  v6?: Udp6Options;
 }
 
 /** K UDP sockets on distinct source ports, one GsoBatch each. */
@@ -130,12 +133,13 @@ export class UdpSenderPool {
             sndBuf: o.sndBuf,
             rcvBuf: 4096,
             pmtuDisc: o.pmtuDisc,
+            v6: o.v6,
           });
         } catch (e) {
           if ((e as { code?: string }).code === "EADDRINUSE") continue;
           throw e;
         }
-        if (o.ttl > 0) native.setsockoptInt(s.fd, C.SOL_IP, C.IP_TTL, o.ttl);
+        if (o.ttl > 0) s.setTtl(o.ttl);
         s.onPmtu = o.onPmtu;
         this.sockets.push(s);
         // Gather lists: two ranges (header block, payload) per segment.
@@ -148,7 +152,7 @@ export class UdpSenderPool {
     }
     if (ports.length === 0) {
       throw new Error(
-        `no free UDP source port in ${o.sportLo}-${o.sportHi} on ${formatIpv4(o.localIp)}`,
+        `no free UDP source port in ${o.sportLo}-${o.sportHi} on ${o.v6 ? formatIpv6(o.v6.addr) : formatIpv4(o.localIp)}`,
       );
     }
     this.ports = Uint16Array.from(ports);

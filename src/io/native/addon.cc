@@ -153,6 +153,44 @@ Napi::Value Bind4(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// bind6(fd, addr: Uint8Array(16), port): an AF_INET6 socket, IPv6 only (no IPv4-mapped
+// traffic: an IPv6 underlay is one family, as the kernel's vxlan with a `local` IPv6).
+Napi::Value Bind6(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t fd, port;
+  if (!ArgInt(info, 0, &fd, "fd") || !ArgInt(info, 2, &port, "port")) return env.Undefined();
+  size_t n;
+  uint8_t* a = TypedData<uint8_t>(env, info[1], napi_uint8_array, &n, "addr");
+  if (a == nullptr) return env.Undefined();
+  if (n != 16) return ThrowType(env, "bind6: addr must be 16 bytes");
+  struct sockaddr_in6 sa;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sin6_family = AF_INET6;
+  sa.sin6_port = htons(static_cast<uint16_t>(port));
+  std::memcpy(&sa.sin6_addr, a, 16);
+  if (bind(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0)
+    return ThrowErrno(env, "bind", errno);
+  return env.Undefined();
+}
+
+// getsockname6(fd, out: Uint8Array(16)) -> port; the address is written to `out`.
+Napi::Value Getsockname6(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t fd;
+  if (!ArgInt(info, 0, &fd, "fd")) return env.Undefined();
+  size_t n;
+  uint8_t* out = TypedData<uint8_t>(env, info[1], napi_uint8_array, &n, "out");
+  if (out == nullptr) return env.Undefined();
+  if (n < 16) return ThrowType(env, "getsockname6: out must hold 16 bytes");
+  struct sockaddr_in6 sa;
+  socklen_t len = sizeof sa;
+  std::memset(&sa, 0, sizeof sa);
+  if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&sa), &len) < 0)
+    return ThrowErrno(env, "getsockname", errno);
+  std::memcpy(out, &sa.sin6_addr, 16);
+  return Napi::Number::New(env, ntohs(sa.sin6_port));
+}
+
 // getsockname4(fd) -> [addr, port]
 Napi::Value Getsockname4(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -201,6 +239,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attachFilter", Napi::Function::New(env, AttachFilter, "attachFilter"));
   exports.Set("bind4", Napi::Function::New(env, Bind4, "bind4"));
   exports.Set("getsockname4", Napi::Function::New(env, Getsockname4, "getsockname4"));
+  exports.Set("bind6", Napi::Function::New(env, Bind6, "bind6"));
+  exports.Set("getsockname6", Napi::Function::New(env, Getsockname6, "getsockname6"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("setns", Napi::Function::New(env, Setns, "setns"));
   exports.Set("Io", Io::Init(env));
@@ -221,6 +261,17 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   SetConst(env, c, "TUN_F_USO4", TUN_F_USO4);
   SetConst(env, c, "TUN_F_USO6", TUN_F_USO6);
   SetConst(env, c, "AF_INET", AF_INET);
+  SetConst(env, c, "AF_INET6", AF_INET6);
+  SetConst(env, c, "SOL_IPV6", SOL_IPV6);
+  SetConst(env, c, "IPV6_V6ONLY", IPV6_V6ONLY);
+  SetConst(env, c, "IPV6_RECVERR", IPV6_RECVERR);
+  SetConst(env, c, "IPV6_MTU_DISCOVER", IPV6_MTU_DISCOVER);
+  SetConst(env, c, "IPV6_PMTUDISC_DONT", IPV6_PMTUDISC_DONT);
+  SetConst(env, c, "IPV6_PMTUDISC_WANT", IPV6_PMTUDISC_WANT);
+  SetConst(env, c, "IPV6_PMTUDISC_DO", IPV6_PMTUDISC_DO);
+  SetConst(env, c, "IPV6_PMTUDISC_PROBE", IPV6_PMTUDISC_PROBE);
+  SetConst(env, c, "IPV6_UNICAST_HOPS", IPV6_UNICAST_HOPS);
+  SetConst(env, c, "IPV6_TCLASS", IPV6_TCLASS);
   SetConst(env, c, "SOCK_DGRAM", SOCK_DGRAM);
   SetConst(env, c, "SOCK_RAW", SOCK_RAW);
   SetConst(env, c, "IPPROTO_UDP", IPPROTO_UDP);

@@ -48,6 +48,7 @@ Napi::Function Io::Init(Napi::Env env) {
                          InstanceMethod<&Io::SetGro>("setGro"),
                          InstanceMethod<&Io::SendGso>("sendGso"),
                          InstanceMethod<&Io::SetGather>("setGather"),
+                         InstanceMethod<&Io::SetAddr6>("setAddr6"),
                      });
 }
 
@@ -87,6 +88,7 @@ Io::Io(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Io>(info), fd_(-1), ki
   iov_.resize(kMaxBatch);
   msgLen_.resize(kMaxBatch);
   sa_.resize(kMaxBatch);
+  sa6_.resize(kMaxBatch);
   slots_.resize(kMaxBatch);
   ctrl_.resize(kMaxBatch * kCtrl);
 }
@@ -321,8 +323,13 @@ void Io::ReadSocket(uint32_t want) {
     iov_[i].iov_base = slab_ + static_cast<size_t>(slot) * slotSize_ + headroom_;
     iov_[i].iov_len = capBytes;
     struct msghdr& h = msgs_[i].msg_hdr;
-    h.msg_name = &sa_[i];
-    h.msg_namelen = sizeof(struct sockaddr_in);
+    if (family_ == AF_INET6) {
+      h.msg_name = &sa6_[i];
+      h.msg_namelen = sizeof(struct sockaddr_in6);
+    } else {
+      h.msg_name = &sa_[i];
+      h.msg_namelen = sizeof(struct sockaddr_in);
+    }
     h.msg_iov = &iov_[i];
     h.msg_iovlen = 1;
     h.msg_control = bGso_ != nullptr ? &ctrl_[i * kCtrl] : nullptr;
@@ -365,8 +372,16 @@ void Io::ReadSocket(uint32_t want) {
     bSlot_[n] = slot;
     bOff_[n] = slot * slotSize_ + headroom_;
     bLen_[n] = len;
-    bAddr_[n] = ntohl(sa_[i].sin_addr.s_addr);
-    bPort_[n] = ntohs(sa_[i].sin_port);
+    if (family_ == AF_INET6) {
+      // The source goes to TypeScript as bytes; it owns the address table (addr = 0).
+      if (static_cast<size_t>(n + 1) * 16 <= rxAddr6Len_)
+        std::memcpy(rxAddr6_ + n * 16, &sa6_[i].sin6_addr, 16);
+      bAddr_[n] = 0;
+      bPort_[n] = ntohs(sa6_[i].sin6_port);
+    } else {
+      bAddr_[n] = ntohl(sa_[i].sin_addr.s_addr);
+      bPort_[n] = ntohs(sa_[i].sin_port);
+    }
     if (bGso_ != nullptr && n < bGsoLen_) {
       uint16_t gso = 0;
       struct msghdr& h = msgs_[i].msg_hdr;
@@ -447,7 +462,7 @@ uint32_t Io::DrainErrQueue(bool fromPoll) {
   for (int i = 0; i < 256 && !closed_; i++) {
     char data[64];
     char ctrl[512];
-    struct sockaddr_in sa;
+    struct sockaddr_in6 sa;  // room for either family
     std::memset(&sa, 0, sizeof sa);
     struct iovec iov = {data, sizeof data};
     struct msghdr m;
@@ -465,13 +480,24 @@ uint32_t Io::DrainErrQueue(bool fromPoll) {
     }
     stats_[kErrQueue]++;
     for (struct cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
-      if (c->cmsg_level != SOL_IP || c->cmsg_type != IP_RECVERR) continue;
+      bool v4 = c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR;
+      bool v6 = c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR;
+      if (!v4 && !v6) continue;
       struct sock_extended_err ee;
       std::memcpy(&ee, CMSG_DATA(c), sizeof ee);
       if (ee.ee_errno == EMSGSIZE) {
         lastMtu = ee.ee_info;
-        // msg_name is the original destination (and, for ICMP, its port).
-        if (fromPoll) ReportPmtu(ntohl(sa.sin_addr.s_addr), ntohs(sa.sin_port), ee.ee_info);
+        // msg_name is the original destination (and, for ICMP, its port); an IPv6 one
+        // is reported as its index in the address table (rare: a linear search).
+        if (fromPoll) {
+          if (family_ == AF_INET6) {
+            ReportPmtu(PeerIndex6(reinterpret_cast<const uint8_t*>(&sa.sin6_addr)),
+                       ntohs(sa.sin6_port), ee.ee_info);
+          } else {
+            const auto* s4 = reinterpret_cast<const struct sockaddr_in*>(&sa);
+            ReportPmtu(ntohl(s4->sin_addr.s_addr), ntohs(s4->sin_port), ee.ee_info);
+          }
+        }
       } else if (ee.ee_errno == ECONNREFUSED && fromPoll) {
         // Dequeuing the entry clears sk_err, so no send will report this refusal.
         stats_[kEconnrefused]++;
@@ -479,6 +505,13 @@ uint32_t Io::DrainErrQueue(bool fromPoll) {
     }
   }
   return lastMtu;
+}
+
+uint32_t Io::PeerIndex6(const uint8_t* a) const {
+  for (size_t k = 1; (k + 1) * 16 <= peers6Len_; k++) {
+    if (std::memcmp(peers6_ + k * 16, a, 16) == 0) return static_cast<uint32_t>(k);
+  }
+  return 0;
 }
 
 void Io::ReportPmtu(uint32_t addr, uint32_t port, uint32_t mtu) {

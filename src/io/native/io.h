@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,6 +74,11 @@ class Io : public Napi::ObjectWrap<Io> {
   // super-packet it came from), so neither direction has to move payload bytes to glue
   // a message together. Registered once per endpoint.
   Napi::Value SetGather(const Napi::CallbackInfo& info);
+  // IPv6 underlay (src/underlay/peers6.ts): the socket is AF_INET6; a batch's addr[i] is
+  // then an index into a table of 16-byte addresses that TypeScript keeps (index 0 is
+  // "none"), and reads store each datagram's source address in rxAddr[i*16..] for
+  // TypeScript to turn into an index (addr[i] is left 0).
+  Napi::Value SetAddr6(const Napi::CallbackInfo& info);
 
   static void PollCb(uv_poll_t* handle, int status, int events);
   void OnReadable();
@@ -84,6 +90,17 @@ class Io : public Napi::ObjectWrap<Io> {
   // Drains the socket error queue (IP_RECVERR). Returns the last EMSGSIZE mtu seen.
   struct msghdr& PrepareMessage(uint32_t k, uint8_t* data, uint32_t len, uint32_t addr,
                                 uint32_t port);
+  // False when `addr` cannot name a destination (IPv6: no such table entry, or an
+  // unused one, which is all zeros: never sent to "::").
+  bool DestOk(uint32_t addr) const {
+    if (family_ != AF_INET6) return true;
+    if (addr == 0 || (static_cast<size_t>(addr) + 1) * 16 > peers6Len_) return false;
+    uint64_t w[2];
+    std::memcpy(w, peers6_ + static_cast<size_t>(addr) * 16, 16);
+    return (w[0] | w[1]) != 0;
+  }
+  // IPv6: the table index of address `a` (16 bytes), 0 when it is not in the table.
+  uint32_t PeerIndex6(const uint8_t* a) const;
   // Points message k at the gathered ranges of batch entry j, using scratch iovecs from
   // *used on. Returns the message's length, or -1 when j has no gather list, a range is
   // outside the slab, or the scratch is full (*full set).
@@ -114,6 +131,12 @@ class Io : public Napi::ObjectWrap<Io> {
 
   int fd_;
   int kind_;
+  int family_ = AF_INET;
+  uint8_t* peers6_ = nullptr;
+  size_t peers6Len_ = 0;
+  uint8_t* rxAddr6_ = nullptr;
+  size_t rxAddr6Len_ = 0;
+  std::vector<Napi::ObjectReference> addr6Refs_;
   bool closed_ = false;
   bool reading_ = false;
   bool paused_ = false;
@@ -172,6 +195,7 @@ class Io : public Napi::ObjectWrap<Io> {
   std::vector<struct mmsghdr> msgs_;
   std::vector<struct iovec> iov_;
   std::vector<struct sockaddr_in> sa_;
+  std::vector<struct sockaddr_in6> sa6_;
   std::vector<uint32_t> slots_;
   // Per-message control buffers (UDP_GRO on receive; UDP_SEGMENT, IP_TOS, IP_TTL on send).
   static constexpr size_t kCtrl = 64;

@@ -88,11 +88,22 @@ struct msghdr& Io::PrepareMessage(uint32_t k, uint8_t* data, uint32_t len, uint3
   iov_[k].iov_base = data;
   iov_[k].iov_len = len;
   msgLen_[k] = len;
-  struct sockaddr_in& sa = sa_[k];
-  SetSockaddr4(&sa, addr, static_cast<uint16_t>(port));
   struct msghdr& h = msgs_[k].msg_hdr;
-  h.msg_name = &sa;
-  h.msg_namelen = sizeof sa;
+  if (family_ == AF_INET6) {
+    // addr indexes the address table (DestOk checked it).
+    struct sockaddr_in6& sa = sa6_[k];
+    std::memset(&sa, 0, sizeof sa);
+    sa.sin6_family = AF_INET6;
+    sa.sin6_port = htons(static_cast<uint16_t>(port));
+    std::memcpy(&sa.sin6_addr, peers6_ + static_cast<size_t>(addr) * 16, 16);
+    h.msg_name = &sa;
+    h.msg_namelen = sizeof sa;
+  } else {
+    struct sockaddr_in& sa = sa_[k];
+    SetSockaddr4(&sa, addr, static_cast<uint16_t>(port));
+    h.msg_name = &sa;
+    h.msg_namelen = sizeof sa;
+  }
   h.msg_iov = &iov_[k];
   h.msg_iovlen = 1;
   h.msg_flags = 0;
@@ -210,7 +221,7 @@ Napi::Value Io::Send(const Napi::CallbackInfo& info) {
   SendArgs a;
   if (!ParseSendArgs(info, 0, "send", &a)) return env.Undefined();
   int64_t sent = SendLoop(a, [this, &a](uint32_t k, int64_t j) {
-    if (!InSlab(a.off[j], a.len[j])) return false;
+    if (!InSlab(a.off[j], a.len[j]) || !DestOk(a.addr[j])) return false;
     struct msghdr& h = PrepareMessage(k, slab_ + a.off[j], a.len[j], a.addr[j], a.port[j]);
     h.msg_control = nullptr;
     h.msg_controllen = 0;
@@ -280,6 +291,28 @@ Napi::Value Io::SetGather(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// setAddr6(peers: Uint8Array, rxAddr: Uint8Array): this socket is AF_INET6. addr[i]
+// of a sent batch indexes `peers` (16 bytes per entry, entry 0 unused); a read stores
+// datagram i's source address at rxAddr[i*16] (the batch's addr[i] stays 0).
+Napi::Value Io::SetAddr6(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (kind_ != kSocket) return ThrowType(env, "setAddr6 needs a socket");
+  size_t np, nr;
+  uint8_t* p = TypedData<uint8_t>(env, info[0], napi_uint8_array, &np, "peers");
+  if (p == nullptr) return env.Undefined();
+  uint8_t* r = TypedData<uint8_t>(env, info[1], napi_uint8_array, &nr, "rxAddr");
+  if (r == nullptr) return env.Undefined();
+  addr6Refs_.clear();
+  addr6Refs_.push_back(Napi::Persistent(info[0].As<Napi::Object>()));
+  addr6Refs_.push_back(Napi::Persistent(info[1].As<Napi::Object>()));
+  peers6_ = p;
+  peers6Len_ = np;
+  rxAddr6_ = r;
+  rxAddr6Len_ = nr;
+  family_ = AF_INET6;
+  return env.Undefined();
+}
+
 int64_t Io::GatherInto(struct iovec* iov, size_t cap, int64_t j, size_t* used, bool* full) {
   uint32_t start = gStart_[j];
   uint32_t n = gCount_[j];
@@ -333,6 +366,7 @@ Napi::Value Io::SendGso(const Napi::CallbackInfo& info) {
   size_t gUsed = 0;  // gather scratch taken by the chunk being built
   int64_t sent = SendLoop(a, [&](uint32_t k, int64_t j) {
     if (k == 0) gUsed = 0;
+    if (!DestOk(a.addr[j])) return false;
     uint32_t msgLen = a.len[j];
     if (gCount_ != nullptr && static_cast<size_t>(j) < gEntries_ && gCount_[j] > 0) {
       size_t at = gUsed;
@@ -363,8 +397,14 @@ Napi::Value Io::SendGso(const Napi::CallbackInfo& info) {
       used += CMSG_SPACE(sizeof(uint16_t));
     }
     if ((meta[j] & 0xff) != 0) {
-      used += PutCmsgInt(ctrl + used, SOL_IP, IP_TOS, meta[j] >> 8);
-      used += PutCmsgInt(ctrl + used, SOL_IP, IP_TTL, meta[j] & 0xff);
+      // IPv6: the traffic class and hop limit are the same fields under other names.
+      if (family_ == AF_INET6) {
+        used += PutCmsgInt(ctrl + used, SOL_IPV6, IPV6_TCLASS, meta[j] >> 8);
+        used += PutCmsgInt(ctrl + used, SOL_IPV6, IPV6_HOPLIMIT, meta[j] & 0xff);
+      } else {
+        used += PutCmsgInt(ctrl + used, SOL_IP, IP_TOS, meta[j] >> 8);
+        used += PutCmsgInt(ctrl + used, SOL_IP, IP_TTL, meta[j] & 0xff);
+      }
     }
     h.msg_control = used > 0 ? ctrl : nullptr;
     h.msg_controllen = used;
