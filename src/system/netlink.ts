@@ -512,6 +512,20 @@ export class Netlink {
     return out;
   }
 
+  /** IPv6 addresses of one link, as "addr/len" text. */
+  addrs6(index: number): string[] {
+    const out: string[] = [];
+    const req = ifaddrmsg(0, 0);
+    req.writeUInt8(AF_INET6, 0);
+    for (const m of this.request(["-6 addr show"], RTM_GETADDR, F_DUMP, req)) {
+      if (m.body.readUInt8(0) !== AF_INET6 || m.body.readUInt32LE(4) !== index) continue;
+      const a = parseAttrs(m.body, 8);
+      const local = a.get(IFA_LOCAL) ?? a.get(IFA_ADDRESS);
+      if (local) out.push(`${formatIpv6(local)}/${m.body.readUInt8(1)}`);
+    }
+    return out;
+  }
+
   // ---- routes (IPv4, main table)
 
   /** `mode`: "add" fails on an existing route, "replace" overwrites it. */
