@@ -93,7 +93,7 @@ export const agentConfigSchema = configSchema
     message: "must be longer than the network's prefix",
     path: ["subnetLen"],
   })
-  .refine((c) => !c.ipv6Network || c.ipv6SubnetLen > parseNet6(c.ipv6Network)!.len, {
+  .refine((c) => !c.ipv6Network || c.ipv6SubnetLen > (parseNet6(c.ipv6Network)?.len ?? 0), {
     message: "must be longer than ipv6Network's prefix",
     path: ["ipv6SubnetLen"],
   });

@@ -121,6 +121,15 @@ t.test("agent config: defaults, refusals", async (t) => {
   t.throws(() => parseAgentConfig({ local: { address: "198.18.0.1" }, subnetLen: 16 }), {
     message: /subnetLen: must be longer/,
   });
+  t.throws(
+    () => parseAgentConfig({ local: { address: "198.18.0.1" }, ipv6Network: "fd00::1/48" }),
+    {
+      message: /^config: ipv6Network: an IPv6 prefix with host bits clear/,
+    },
+  );
+  t.throws(() => parseAgentConfig({ local: { address: "198.18.0.1" }, ipv6Network: "fd00::/64" }), {
+    message: /ipv6SubnetLen: must be longer than ipv6Network's prefix/,
+  });
   t.throws(() => parseAgentConfig({ local: { address: "198.18.0.1" }, store: { type: "zk" } }), {
     message: /^config: store/,
   });
