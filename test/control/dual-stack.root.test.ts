@@ -28,7 +28,8 @@ t.test(
 
     const extra = {
       store: { type: "etcd", endpoints: [ETCD_URL] },
-      leaseTtlSeconds: 30,
+      // Short: renewals (every third of it) run during the test and must keep both halves.
+      leaseTtlSeconds: 3,
       ipv6Network: NET6,
     };
     const a1 = await startAgent(t, lab, nodes[0], extra);
@@ -118,5 +119,16 @@ t.test(
       2000,
     );
     t.pass(`revoked ${Date.now() - t0} ms after the put: both halves left`);
+
+    // --- renewals and a restart keep both subnets under the one key
+    await new Promise((r) => setTimeout(r, 3000));
+    const now = async () => [...(await etcd.getPrefix(`${PREFIX}/subnets/`)).keys()].sort();
+    t.same(await now(), keys, "renewed in place");
+    const before = await a1.report();
+    await a1.proc.stop();
+    await a1.restart();
+    const after = await a1.report();
+    t.same([after.subnet, after.subnet6], [before.subnet, before.subnet6], "a restart keeps both");
+    t.same(await now(), keys, "no second key");
   },
 );
