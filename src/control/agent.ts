@@ -207,7 +207,9 @@ export class Agent {
     // run is removed, so subnet.env's FLANNEL_IPMASQ is the truth either way.
     if (cfg.ipMasq) {
       this.masq = true;
-      await applyMasquerade(cfg.name, network, claim.subnet);
+      const masq6 =
+        v6 && claim.subnet6 ? { network: v6.network, subnet: claim.subnet6 } : undefined;
+      await applyMasquerade(cfg.name, network, claim.subnet, "", masq6);
     } else {
       // Without nft there is no table to remove: fine when masquerade is off.
       await removeMasquerade(cfg.name).catch((e) =>

@@ -7,8 +7,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
-import { enableOverlayIpv6, NetnsLab } from "../../src/lab/netns.js";
+import { enableOverlayIpv6, NetnsLab, skipUnlessRoot } from "../../src/lab/netns.js";
 import { buildUnderlay } from "../../src/lab/underlay.js";
+import { masqueradeRules } from "../../src/system/nft.js";
 import { pingBridges, startAgent, tempDir, waitFor } from "../fixtures/agents.js";
 import { ETCD_URL, LabEtcd, skipUnlessEtcd } from "../fixtures/etcd.js";
 
@@ -132,3 +133,28 @@ t.test(
     t.same(await now(), keys, "no second key");
   },
 );
+
+t.test("dual stack: IPv6 pod traffic leaving the pod network is masqueraded", async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const lab = await NetnsLab.create(t);
+  const { nodes } = await buildUnderlay(lab, 1);
+  const [n1] = nodes;
+  await enableOverlayIpv6(n1.ns, n1.dev);
+  // An IPv6 host outside the pod network, with no route back to it.
+  const out = await lab.addNs("out6");
+  await lab.veth(n1.ns, "eth6", out, "eth0");
+  await lab.execOk(n1.ns, ["ip", "addr", "add", "fd99::1/64", "dev", "eth6", "nodad"]);
+  await lab.execOk(out, ["ip", "addr", "add", "fd99::2/64", "dev", "eth0", "nodad"]);
+  const store = { type: "file", dir: tempDir(t, "masq6") };
+  const ping = () =>
+    lab.exec(n1.ns, ["ping", "-c", "1", "-W", "2", "-I", "fd10:244:0:1::1", "fd99::2"]);
+  const off = await startAgent(t, lab, n1, { store, ipv6Network: "fd10:244::/48", ipMasq: false });
+  t.not((await ping()).code, 0, "ipMasq off: the outside host cannot answer a pod address");
+  await off.proc.stop();
+  const on = await startAgent(t, lab, n1, { store, ipv6Network: "fd10:244::/48" });
+  t.equal((await masqueradeRules("n1", n1.ns, "ip6")).length, 5, "flannel's five rules for IPv6");
+  const r = await ping();
+  t.equal(r.code, 0, `masqueraded to fd99::1, answered: ${r.stdout.split("\n").at(-3)}`);
+  await on.proc.stop();
+  t.same(await masqueradeRules("n1", n1.ns, "ip6"), [], "a clean stop removes the IPv6 table");
+});
