@@ -172,6 +172,7 @@ export function buildProgram(): Command {
     .option("--nodes <n>", "number of nodes", "2")
     .option("--pods <m>", "pods per node", "2")
     .option("--mode <mode>", "vxlan | vxlan-l2 | ipip", "vxlan")
+    .option("--stack <stack>", "pod addresses: ipv4 | ipv6 | dual", "ipv4")
     .option("--store <store>", "file (embedded) | etcd", "file");
   labVerb("status", "nodes, agents and pods of a running lab", (m, o) =>
     m.labStatusCommand(o as LabOpts),

@@ -31,9 +31,13 @@ interface AgentReply {
   subnet: string;
   gateway?: string;
   network: string;
+  /** Dual stack. */
+  subnet6?: string;
+  gateway6?: string;
+  ipv6Network?: string;
   lease: { ttlSeconds: number; expiresAt: string };
   store: { kind: string; ok: boolean; error?: string; lastOk?: number; watching?: boolean };
-  peers: { address: string; subnet: string; vtepMac?: string; since?: number }[];
+  peers: { address: string; subnet: string; subnet6?: string; vtepMac?: string; since?: number }[];
 }
 
 export interface Rates {
@@ -147,13 +151,18 @@ export function formatStatus(s: Status, now = Date.now()): string {
   const expires = Date.parse(a.lease.expiresAt);
   lines.push(
     `subnet:   ${a.subnet} of ${a.network}, gateway ${a.gateway ?? "?"}`,
+    ...(a.subnet6
+      ? [`subnet6:  ${a.subnet6} of ${a.ipv6Network}, gateway ${a.gateway6 ?? "?"}`]
+      : []),
     `lease:    expires ${a.lease.expiresAt} (in ${duration((expires - now) / 1000)})`,
     `store:    ${a.store.kind} ${a.store.ok ? "ok" : "FAILING"}${a.store.watching === false ? ", not watching" : ""}${a.store.lastOk ? `, last ok ${duration((now - a.store.lastOk) / 1000)} ago` : ""}${a.store.error ? `, last error: ${a.store.error}` : ""}`,
     `peers:    ${a.peers.length}`,
   );
   for (const p of a.peers) {
     const age = p.since ? `, up ${duration((now - p.since) / 1000)}` : "";
-    lines.push(`  ${p.address} ${p.subnet}${p.vtepMac ? ` vtep ${p.vtepMac}` : ""}${age}`);
+    lines.push(
+      `  ${p.address} ${p.subnet}${p.subnet6 ? ` ${p.subnet6}` : ""}${p.vtepMac ? ` vtep ${p.vtepMac}` : ""}${age}`,
+    );
   }
   return lines.join("\n");
 }

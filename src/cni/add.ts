@@ -4,6 +4,7 @@
 // links and releases the lease.
 import { existsSync } from "node:fs";
 import { formatIpv4, parseIpv4 } from "../encap/addr.js";
+import { maskIpv6, parseCidr6, parseIpv6 } from "../encap/addr6.js";
 import { podGsoMaxSize } from "../io/gso-batch.js";
 import { IpError } from "../system/iproute.js";
 import {
@@ -113,30 +114,58 @@ async function wire(
     if (ri.status === "rejected") throw ri.reason;
     if (rh.status === "rejected") throw rh.reason;
     const ipamResult = ri.value;
-    const v4 = ipamResult.ips.find((ip) => !ip.address.includes(":"));
-    if (!v4) throw new CniError(CniCode.ipam, "IPAM returned no IPv4 address");
-    const podIp = v4.address.split("/")[0];
-    const gw = v4.gateway ?? formatIpv4(state.gateway);
-    const podAddr = ipv4Of(podIp);
-    const gwAddr = ipv4Of(gw);
+    // Either family or both (dual stack: host-local's two range sets).
+    const fam = (six: boolean) => {
+      const ip = ipamResult.ips.find((x) => x.address.includes(":") === six);
+      if (!ip) return undefined;
+      const addr = ip.address.split("/")[0];
+      const gw = ip.gateway ?? (six ? state.ipv6?.gateway : formatIpv4(state.gateway));
+      if (!gw) throw new CniError(CniCode.ipam, `IPAM gave ${ip.address} without a gateway`);
+      const v6 = state.ipv6;
+      const len = six
+        ? ptp
+          ? 128
+          : state.mode === "vxlan-l2"
+            ? (v6?.networkLen ?? 64)
+            : (v6?.len ?? Number(ip.address.split("/")[1]))
+        : prefixLen;
+      return { addr, gw, len, a: addrOf(addr), g: addrOf(gw) };
+    };
+    const fams = [fam(false), fam(true)].filter((f) => f !== undefined);
+    if (fams.length === 0) throw new CniError(CniCode.ipam, "IPAM returned no address");
     if (ptp) {
-      step(`routing ${podIp} to ${host}`, () => {
+      step(`routing ${fams.map((f) => f.addr).join(", ")} to ${host}`, () => {
         const idx = here.link(host).index;
-        here.addAddr(idx, gwAddr, 32);
-        here.addRoute({ dst: podAddr, len: 32, oif: idx, scope: RT_SCOPE_LINK });
+        for (const f of fams) {
+          addAddrOf(here, idx, f.g, f.g instanceof Uint8Array ? 128 : 32);
+          here.addRoute({ dst: f.a, len: f.len, oif: idx, scope: RT_SCOPE_LINK });
+        }
       });
     }
 
-    const routes = ipamResult.routes.length ? ipamResult.routes : [{ dst: "0.0.0.0/0", gw }];
+    const routes = ipamResult.routes.length
+      ? ipamResult.routes
+      : fams.map((f) => ({ dst: f.a instanceof Uint8Array ? "::/0" : "0.0.0.0/0", gw: f.gw }));
+    const gwFor = (dst: string) => fams.find((f) => dst.includes(":") === f.addr.includes(":"))?.gw;
     inPodNs(env.netns, `configuring ${env.ifname} in ${env.netns}`, (pod) => {
       const idx = pod.link(env.ifname).index;
-      pod.addAddr(idx, podAddr, prefixLen);
+      for (const f of fams) addAddrOf(pod, idx, f.a, f.len);
       pod.setLink(idx, { up: true });
-      if (ptp) pod.addRoute({ dst: gwAddr, len: 32, oif: idx, scope: RT_SCOPE_LINK }, "add");
+      for (const f of ptp ? fams : []) {
+        pod.addRoute(
+          { dst: f.g, len: f.g instanceof Uint8Array ? 128 : 32, oif: idx, scope: RT_SCOPE_LINK },
+          "add",
+        );
+      }
       for (const r of routes) {
-        const dst = routeDst(r.dst);
-        if (!dst) throw new CniError(CniCode.ipam, `IPAM route ${r.dst} is not an IPv4 prefix`);
-        pod.addRoute({ ...dst, gateway: ipv4Of(r.gw ?? gw), oif: idx }, "add");
+        const dst = routeDst(r.dst) ?? routeDst6(r.dst);
+        const gw = r.gw ?? gwFor(r.dst);
+        if (!dst || !gw)
+          throw new CniError(
+            CniCode.ipam,
+            `IPAM route ${r.dst}: no prefix or gateway of our families`,
+          );
+        pod.addRoute({ ...dst, gateway: addrOf(gw), oif: idx }, "add");
       }
     });
 
@@ -145,8 +174,8 @@ async function wire(
         { name: host, mac: macs.host, mtu },
         { name: env.ifname, mac: macs.pod, mtu, sandbox: env.netns },
       ],
-      ips: [{ address: `${podIp}/${prefixLen}`, gateway: gw, interface: 1 }],
-      routes: routes.map((r) => ({ dst: r.dst, gw: r.gw ?? gw })),
+      ips: fams.map((f) => ({ address: `${f.addr}/${f.len}`, gateway: f.gw, interface: 1 })),
+      routes: routes.map((r) => ({ dst: r.dst, gw: r.gw ?? gwFor(r.dst) })),
       dns: ipamResult.dns && Object.keys(ipamResult.dns).length ? ipamResult.dns : (conf.dns ?? {}),
     };
     return chain(conf, result);
@@ -155,19 +184,35 @@ async function wire(
   }
 }
 
-function ipv4Of(text: string): number {
-  const a = parseIpv4(text);
-  if (a === undefined) throw new CniError(CniCode.ipam, `IPAM address ${text} is not IPv4`);
+/** An IPAM address as netlink takes it: a number (IPv4) or 16 bytes (IPv6). */
+function addrOf(text: string): number | Uint8Array {
+  const a = text.includes(":") ? parseIpv6(text) : parseIpv4(text);
+  if (a === undefined) throw new CniError(CniCode.ipam, `IPAM address ${text} is not an address`);
   return a;
 }
 
-/** The node bridge's ifindex; the first pod on the node creates it, with the gateway. */
+function addAddrOf(nl: Netlink, idx: number, a: number | Uint8Array, len: number): void {
+  if (typeof a === "number") nl.addAddr(idx, a, len);
+  else nl.addAddr6(idx, a, len);
+}
+
+/** "fd00::/8" or "::/0" as a netlink route's dst/len; undefined if it is not one. */
+function routeDst6(s: string): { dst: Uint8Array; len: number } | undefined {
+  const c = parseCidr6(s);
+  return c && { dst: maskIpv6(c.addr, c.len), len: c.len };
+}
+
+/** The node bridge's ifindex; the first pod on the node creates it, with the gateway(s). */
 function bridgeIndex(nl: Netlink, bridge: string, state: NodeState, mtu: number): number {
   const have = nl.index(bridge);
   if (have !== undefined) return have;
   const gwLen = state.mode === "vxlan-l2" ? state.network.len : state.subnet.len;
   const cidr = `${formatIpv4(state.gateway)}/${gwLen}`;
-  return ensureBridgeNl(nl, bridge, { cidr, mtu, network: state.network });
+  const index = ensureBridgeNl(nl, bridge, { cidr, mtu, network: state.network });
+  const v6 = state.ipv6;
+  if (v6)
+    nl.addAddr6(index, parseIpv6(v6.gateway)!, state.mode === "vxlan-l2" ? v6.networkLen : v6.len);
+  return index;
 }
 
 /**

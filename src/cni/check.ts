@@ -41,12 +41,16 @@ export async function cmdCheck(env: CniEnv, conf: NetConf): Promise<void> {
     if (want.mac && link.mac?.toLowerCase() !== want.mac.toLowerCase()) {
       fail(`${env.ifname} has MAC ${link.mac}, expected ${want.mac}`);
     }
-    const have = new Set(nl.addrs(link.index).map((a) => `${formatIpv4(a.addr)}/${a.len}`));
+    const have = new Set([
+      ...nl.addrs(link.index).map((a) => `${formatIpv4(a.addr)}/${a.len}`),
+      ...nl.addrs6(link.index),
+    ]);
     for (const ip of prev.ips) {
       if (ip.interface === idx && !have.has(ip.address)) fail(`${env.ifname} lacks ${ip.address}`);
     }
     const routes = nl.routes();
-    for (const r of prev.routes) {
+    // IPv4 routes (the netlink module lists the main table's IPv4 ones); IPv6 addresses above.
+    for (const r of prev.routes.filter((x) => !x.dst.includes(":"))) {
       const dst = routeDst(r.dst);
       const gw = r.gw === undefined ? undefined : parseIpv4(r.gw);
       const ok = routes.some(

@@ -11,7 +11,7 @@ import { run } from "../system/exec.js";
 import type { NetConf } from "./config.js";
 import type { CniEnv } from "./env.js";
 import { CniCode, CniError } from "./errors.js";
-import { localAdd, localDel, localFind } from "./host-local.js";
+import { localAdd, localAdd6, localDel, localFind } from "./host-local.js";
 import type { NodeState } from "./node-state.js";
 import { type CniResult, cmpVersion, parseResult } from "./version.js";
 
@@ -41,7 +41,10 @@ export function ipamSection(conf: NetConf, state: NodeState | undefined): Record
   const subnet = state ? `${formatIpv4(state.subnet.addr)}/${state.subnet.len}` : "169.254.0.0/16";
   const range: Record<string, string> = { subnet };
   if (state) range.gateway = formatIpv4(state.gateway);
-  return { ...given, ranges: [[range]], dataDir: given.dataDir ?? conf.dataDir };
+  // Dual stack as the reference plugins configure it: a second range set for IPv6.
+  const v6 = state?.ipv6;
+  const ranges = v6 ? [[range], [{ subnet: v6.subnet, gateway: v6.gateway }]] : [[range]];
+  return { ...given, ranges, dataDir: given.dataDir ?? conf.dataDir };
 }
 
 /**
@@ -141,17 +144,22 @@ export async function ipamAdd(env: CniEnv, conf: NetConf, state: NodeState): Pro
     return (await delegate("ADD", env, conf, ipamSection(conf, state))) as CniResult;
   }
   const range = { subnet: state.subnet, gateway: state.gateway };
-  const ip = await localAdd(leaseDir(conf), env.containerId, env.ifname, range);
-  return parseResult(
-    {
-      cniVersion: "1.0.0",
-      ips: [
-        { address: `${formatIpv4(ip)}/${state.subnet.len}`, gateway: formatIpv4(state.gateway) },
-      ],
-      routes: conf.ipam?.routes ?? [],
-    },
-    "ipam",
-  );
+  const dir = leaseDir(conf);
+  const ip = await localAdd(dir, env.containerId, env.ifname, range);
+  const ips = [
+    { address: `${formatIpv4(ip)}/${state.subnet.len}`, gateway: formatIpv4(state.gateway) },
+  ];
+  const v6 = state.ipv6;
+  if (v6) {
+    try {
+      const ip6 = await localAdd6(dir, env.containerId, env.ifname, v6);
+      ips.push({ address: `${ip6}/${v6.len}`, gateway: v6.gateway });
+    } catch (e) {
+      await localDel(dir, env.containerId, env.ifname); // both families or neither
+      throw e;
+    }
+  }
+  return parseResult({ cniVersion: "1.0.0", ips, routes: conf.ipam?.routes ?? [] }, "ipam");
 }
 
 /** Release (env.containerId, env.ifname)'s lease; `overrides` as in delegate(). */
@@ -174,10 +182,12 @@ export async function ipamCheck(env: CniEnv, conf: NetConf, state: NodeState): P
     await delegate("CHECK", env, conf, ipamSection(conf, state));
     return;
   }
-  if (localFind(leaseDir(conf), env.containerId, env.ifname) === undefined) {
-    throw new CniError(
-      CniCode.ipam,
-      `host-local CHECK: no address reserved for ${env.containerId}/${env.ifname}`,
-    );
+  for (const family of state.ipv6 ? ([4, 6] as const) : ([4] as const)) {
+    if (localFind(leaseDir(conf), env.containerId, env.ifname, family) === undefined) {
+      throw new CniError(
+        CniCode.ipam,
+        `host-local CHECK: no IPv${family} address reserved for ${env.containerId}/${env.ifname}`,
+      );
+    }
   }
 }

@@ -5,6 +5,7 @@
 // maps every problem to CNI's code 11 ("try again later") and yields numbers, not text.
 import { readFileSync } from "node:fs";
 import { parseCidr, parseIpv4 } from "../encap/addr.js";
+import { formatIpv6, maskIpv6, parseCidr6 } from "../encap/addr6.js";
 import { CniCode, CniError } from "./errors.js";
 
 export type OverlayMode = "vxlan" | "vxlan-l2" | "ipip";
@@ -23,6 +24,18 @@ export interface NodeState {
   node: string;
   dataplaneSocket?: string;
   cniSocket?: string;
+  /** Dual stack (FLANNEL_IPV6_NETWORK, FLANNEL_IPV6_SUBNET), as text: IPv6 is no number. */
+  ipv6?: NodeState6;
+}
+
+export interface NodeState6 {
+  /** The IPv6 pod network's prefix length (the bridge's in vxlan-l2). */
+  networkLen: number;
+  /** This node's IPv6 subnet, host bits clear ("fd00:0:0:1::/64"). */
+  subnet: string;
+  len: number;
+  /** FLANNEL_IPV6_SUBNET's address, e.g. fd00:0:0:1::1. */
+  gateway: string;
 }
 
 /** KEY=VALUE lines; '#' starts a comment (also after a value, as in the agent's file). */
@@ -81,5 +94,17 @@ function nodeStateFrom(kv: Record<string, string>, file: string): NodeState {
   };
   if (kv.VXTUN_DATAPLANE_SOCKET) st.dataplaneSocket = kv.VXTUN_DATAPLANE_SOCKET;
   if (kv.VXTUN_CNI_SOCKET) st.cniSocket = kv.VXTUN_CNI_SOCKET;
+  if (kv.FLANNEL_IPV6_SUBNET) {
+    const net6 =
+      parseCidr6(kv.FLANNEL_IPV6_NETWORK ?? "") ?? bad("FLANNEL_IPV6_NETWORK", "is not a prefix");
+    const sub6 =
+      parseCidr6(kv.FLANNEL_IPV6_SUBNET) ?? bad("FLANNEL_IPV6_SUBNET", "is not a prefix");
+    st.ipv6 = {
+      networkLen: net6.len,
+      subnet: `${formatIpv6(maskIpv6(sub6.addr, sub6.len))}/${sub6.len}`,
+      len: sub6.len,
+      gateway: formatIpv6(sub6.addr),
+    };
+  }
   return st;
 }

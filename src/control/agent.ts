@@ -11,7 +11,8 @@ import { startCniServer } from "../cni/server.js";
 import { ConfigError, deviceMtu, instancePaths, vtepMac } from "../dataplane/config.js";
 import { Dataplane, findUnderlayMtu } from "../dataplane/dataplane.js";
 import { formatIpv4, formatMac, parseCidr } from "../encap/addr.js";
-import { ensureBridge } from "../system/netlink.js";
+import { parseIpv6 } from "../encap/addr6.js";
+import { ensureBridge, withNetlink } from "../system/netlink.js";
 import { applyMasquerade, removeMasquerade } from "../system/nft.js";
 import { type AgentConfig, agentPaths } from "./config.js";
 import { EtcdStore, etcdSecurity } from "./etcd-store.js";
@@ -20,9 +21,13 @@ import {
   CorruptValueError,
   configMismatch,
   gatewayOf,
+  type Ipv6Network,
+  type LeaseSubnets,
   leaseValueFor,
   networkConfigFor,
+  subnetsOf,
 } from "./flannel.js";
+import { firstHost6, formatNet6, parseNet6 } from "./ip6net.js";
 import {
   AllocationError,
   claimSubnet,
@@ -39,6 +44,7 @@ import {
   watchAgent,
 } from "./metrics.js";
 import { writeNodeState } from "./node-state.js";
+import { leaseTarget, vtep6Of } from "./peer-target.js";
 import { PeerSync } from "./peers.js";
 import { LeaseLostError, LeaseTakenError, type Store } from "./store.js";
 
@@ -75,6 +81,11 @@ async function untilStoreAnswers<T>(what: string, log: Logger, fn: () => Promise
   }
 }
 
+/** An IPv6 address on one of our links, usable at once (no duplicate address detection). */
+function addAddress6(dev: string, addr: string, len: number): void {
+  withNetlink("", (nl) => nl.addAddr6(nl.link(dev).index, parseIpv6(addr)!, len));
+}
+
 export class Agent {
   private renewTimer: NodeJS.Timeout | undefined;
   private expiresAt = 0;
@@ -85,6 +96,8 @@ export class Agent {
   dp: Dataplane | undefined;
   sync: PeerSync | undefined;
   subnet = "";
+  /** Dual stack: our IPv6 subnet. */
+  subnet6: string | undefined;
   /** Resolves when the agent stops by itself (lease lost) instead of by stop(). */
   readonly done: Promise<void>;
   private finish!: () => void;
@@ -110,6 +123,12 @@ export class Agent {
     return agent;
   }
 
+  /** flannel's IPv6Network and IPv6SubnetLen, canonical; undefined on a single stack. */
+  private get v6(): Ipv6Network | undefined {
+    const n = this.cfg.ipv6Network ? parseNet6(this.cfg.ipv6Network) : undefined;
+    return n && { network: formatNet6(n), subnetLen: this.cfg.ipv6SubnetLen };
+  }
+
   private get identity() {
     const c = this.cfg;
     return {
@@ -118,7 +137,13 @@ export class Agent {
       vni: c.vni,
       port: c.port,
       vtepMac: formatMac(vtepMac(c)),
+      ipv6: this.v6 !== undefined,
+      publicIpv6: c.publicIpv6,
     };
+  }
+
+  private get lease(): LeaseSubnets {
+    return subnetsOf({ subnet: this.subnet, subnet6: this.subnet6 });
   }
 
   private async init(): Promise<void> {
@@ -129,10 +154,11 @@ export class Agent {
     const { stateFile, cniSocket } = agentPaths(cfg);
     const rememberedFile = join(dpPaths.state, "lease.json");
 
+    const v6 = this.v6;
     const stored = await untilStoreAnswers("network config", log, () =>
-      store.putConfigIfAbsent(networkConfigFor(network, cfg.subnetLen, this.identity)),
+      store.putConfigIfAbsent(networkConfigFor(network, cfg.subnetLen, this.identity, v6)),
     );
-    const mismatch = configMismatch(stored, network, cfg.subnetLen, this.identity);
+    const mismatch = configMismatch(stored, network, cfg.subnetLen, this.identity, v6);
     if (mismatch) {
       throw new ConfigError(
         `the store's network config (${store.kind}) differs from ours: ${mismatch}`,
@@ -145,18 +171,21 @@ export class Agent {
       claimSubnet(store, {
         network,
         subnetLen: cfg.subnetLen,
+        v6: v6 && { network: parseNet6(v6.network)!, subnetLen: v6.subnetLen },
         value,
         ttlSeconds: cfg.leaseTtlSeconds,
-        previous: previous?.network === network ? previous.subnet : undefined,
+        previous: previous?.network === network ? subnetsOf(previous) : undefined,
         log,
       }),
     );
     this.subnet = claim.subnet;
+    this.subnet6 = claim.subnet6;
     this.expiresAt = claim.expiresAt;
     writeRemembered(rememberedFile, {
-      subnet: claim.subnet,
+      ...this.lease,
       network,
       publicIp: cfg.local.publicAddress,
+      ...(v6 ? { network6: v6.network } : {}),
     });
     if (previous && previous.subnet !== claim.subnet) {
       log.warn({ was: previous.subnet, now: claim.subnet }, "previous subnet was taken; moved");
@@ -167,11 +196,20 @@ export class Agent {
     const gw = gatewayOf(claim.subnet);
     const cidr = `${gw}/${l2 ? net.len : cfg.subnetLen}`;
     await ensureBridge("", cfg.bridge, { cidr, mtu, network: net });
+    const gw6 = claim.subnet6 && firstHost6(claim.subnet6);
+    if (gw6 && v6) {
+      // The IPv6 gateway beside the IPv4 one (in vxlan-l2 with the whole network's length,
+      // as for IPv4: every pod is on one segment).
+      const len6 = l2 ? parseNet6(v6.network)!.len : v6.subnetLen;
+      addAddress6(cfg.bridge, gw6, len6);
+    }
     // Replaced atomically at every start; with ipMasq off a table left by an earlier
     // run is removed, so subnet.env's FLANNEL_IPMASQ is the truth either way.
     if (cfg.ipMasq) {
       this.masq = true;
-      await applyMasquerade(cfg.name, network, claim.subnet);
+      const masq6 =
+        v6 && claim.subnet6 ? { network: v6.network, subnet: claim.subnet6 } : undefined;
+      await applyMasquerade(cfg.name, network, claim.subnet, "", masq6);
     } else {
       // Without nft there is no table to remove: fine when masquerade is off.
       await removeMasquerade(cfg.name).catch((e) =>
@@ -192,6 +230,8 @@ export class Agent {
       },
       log,
     );
+    // flannel-v6.1 style: the IPv6 subnet's network address /128 on the L3 device.
+    if (claim.subnet6 && !l2) addAddress6(this.dp.device.name, vtep6Of(claim.subnet6), 128);
     // The dataplane's verbs and the agent's own report, on the dataplane's socket.
     this.control = new ControlServer(dpPaths.socket, {
       ...dataplaneHandlers(this.dp),
@@ -203,6 +243,7 @@ export class Agent {
       network,
       subnet: `${gw}/${cfg.subnetLen}`,
       mtu: this.dp.mtu,
+      ...(gw6 && v6 ? { ipv6Network: v6.network, ipv6Subnet: `${gw6}/${v6.subnetLen}` } : {}),
       ipMasq: cfg.ipMasq,
       mode: cfg.mode,
       bridge: cfg.bridge,
@@ -213,9 +254,10 @@ export class Agent {
     // The CNI plugin's long-lived half: pods are wired by this process, next to the state.
     this.cni = await startCniServer({ socket: cniSocket, stateFile, log });
 
-    this.sync = new PeerSync(store, peerTargetWithMetrics(this.dp), {
+    this.sync = new PeerSync(store, peerTargetWithMetrics(leaseTarget(this.dp, cfg.mode)), {
       mode: cfg.mode,
       ownSubnet: claim.subnet,
+      ipv6: v6 !== undefined,
       log,
       onReconcile: reconciled,
     });
@@ -223,7 +265,7 @@ export class Agent {
     this.sync.start();
     this.scheduleRenew(renewDelayMs(cfg.leaseTtlSeconds));
     log.info(
-      { subnet: claim.subnet, gateway: gw, store: store.kind, stateFile },
+      { subnet: claim.subnet, subnet6: claim.subnet6, gateway: gw, store: store.kind, stateFile },
       "vxtun agent running",
     );
   }
@@ -237,7 +279,7 @@ export class Agent {
   private async renew(): Promise<void> {
     const ttl = this.cfg.leaseTtlSeconds;
     try {
-      const r = await this.store.renewLease(this.subnet, leaseValueFor(this.identity), ttl);
+      const r = await this.store.renewLease(this.lease, leaseValueFor(this.identity), ttl);
       this.expiresAt = r.expiresAt;
       leaseRenewed(true);
       this.scheduleRenew(renewDelayMs(ttl));
@@ -268,7 +310,15 @@ export class Agent {
       network: this.cfg.network,
       subnet: this.subnet,
       gateway: this.subnet ? gatewayOf(this.subnet) : undefined,
+      ...(this.subnet6
+        ? {
+            ipv6Network: this.v6?.network,
+            subnet6: this.subnet6,
+            gateway6: firstHost6(this.subnet6),
+          }
+        : {}),
       publicIp: this.cfg.local.publicAddress,
+      ...(this.cfg.publicIpv6 ? { publicIpv6: this.cfg.publicIpv6 } : {}),
       local: { address: this.cfg.local.address, interface: this.cfg.local.interface },
       ipMasq: this.cfg.ipMasq,
       vtepMac: this.identity.vtepMac,

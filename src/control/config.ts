@@ -13,6 +13,8 @@ import {
   resolveLocal,
 } from "../dataplane/config.js";
 import { parseCidr } from "../encap/addr.js";
+import { parseIpv6 } from "../encap/addr6.js";
+import { parseNet6 } from "./ip6net.js";
 
 const fileStore = z
   .object({ type: z.literal("file"), dir: z.string().default("/var/lib/vxtun/store") })
@@ -53,6 +55,21 @@ export const agentConfigSchema = configSchema
   .extend({
     network: cidr.default("10.244.0.0/16"),
     subnetLen: z.number().int().min(8).max(30).default(24),
+    /** Dual stack (flannel's EnableIPv6 + IPv6Network): pods get an address of each family. */
+    ipv6Network: z
+      .string()
+      .refine(
+        (s) => parseNet6(s) !== undefined,
+        "an IPv6 prefix with host bits clear, e.g. fd00::/48",
+      )
+      .optional(),
+    /** Length of each node's IPv6 subnet (flannel's IPv6SubnetLen; 64 as flannel picks). */
+    ipv6SubnetLen: z.number().int().min(8).max(126).default(64),
+    /** The node's IPv6 underlay address for the lease's PublicIPv6 (flanneld --public-ipv6). */
+    publicIpv6: z
+      .string()
+      .refine((s) => parseIpv6(s) !== undefined, "an IPv6 address")
+      .optional(),
     store: z
       .discriminatedUnion("type", [fileStore, etcdStore])
       .default({ type: "file", dir: "/var/lib/vxtun/store" }),
@@ -75,6 +92,10 @@ export const agentConfigSchema = configSchema
   .refine((c) => c.subnetLen > (parseCidr(c.network)?.len ?? 32), {
     message: "must be longer than the network's prefix",
     path: ["subnetLen"],
+  })
+  .refine((c) => !c.ipv6Network || c.ipv6SubnetLen > (parseNet6(c.ipv6Network)?.len ?? 0), {
+    message: "must be longer than ipv6Network's prefix",
+    path: ["ipv6SubnetLen"],
   });
 
 export type AgentConfigFile = z.infer<typeof agentConfigSchema>;

@@ -19,6 +19,7 @@ import { ConfigError } from "../dataplane/config.js";
 import type { EtcdConfig } from "./config.js";
 import {
   keySubnet,
+  type LeaseSubnets,
   type LeaseValue,
   leaseValueSchema,
   type NetworkConfig,
@@ -184,8 +185,8 @@ export class EtcdStore implements Store {
     return `${this.prefix}/subnets/`;
   }
 
-  private leaseKey(subnet: string): string {
-    return `${this.subnetsPrefix}${subnetKey(subnet)}`;
+  private leaseKey(l: LeaseSubnets): string {
+    return `${this.subnetsPrefix}${subnetKey(l.subnet, l.subnet6)}`;
   }
 
   getConfig(): Promise<NetworkConfig | undefined> {
@@ -213,22 +214,29 @@ export class EtcdStore implements Store {
     });
   }
 
-  createLease(subnet: string, value: LeaseValue, ttlSeconds: number) {
-    return this.run(() => this.claim(subnet, value, ttlSeconds, LeaseTakenError));
+  createLease(lease: LeaseSubnets, value: LeaseValue, ttlSeconds: number) {
+    return this.run(() => this.claim(lease, value, ttlSeconds, LeaseTakenError));
   }
 
-  renewLease(subnet: string, value: LeaseValue, ttlSeconds: number) {
-    return this.run(() => this.claim(subnet, value, ttlSeconds, LeaseLostError));
+  renewLease(lease: LeaseSubnets, value: LeaseValue, ttlSeconds: number) {
+    return this.run(() => this.claim(lease, value, ttlSeconds, LeaseLostError));
+  }
+
+  deleteLease(lease: LeaseSubnets): Promise<void> {
+    return this.run(async () => {
+      await this.client.delete().key(this.leaseKey(lease)).exec();
+    });
   }
 
   /** Put our value under a fresh etcd lease if the key is absent or already ours. */
   private async claim(
-    subnet: string,
+    lease: LeaseSubnets,
     value: LeaseValue,
     ttlSeconds: number,
     Taken: typeof LeaseTakenError,
   ): Promise<{ expiresAt: number }> {
-    const key = this.leaseKey(subnet);
+    const { subnet } = lease;
+    const key = this.leaseKey(lease);
     for (let attempt = 0; attempt < 5; attempt++) {
       const kvs = (await this.client.get(key).exec()).kvs;
       const have = kvs[0];
@@ -251,9 +259,8 @@ export class EtcdStore implements Store {
         await this.revoke(id);
         continue;
       }
-      const old =
-        this.ourLeases.get(subnet) ?? (have && have.lease !== "0" ? have.lease : undefined);
-      this.ourLeases.set(subnet, id);
+      const old = this.ourLeases.get(key) ?? (have && have.lease !== "0" ? have.lease : undefined);
+      this.ourLeases.set(key, id);
       if (old && old !== id) await this.revoke(old);
       return { expiresAt: Date.now() + Number(granted.TTL) * 1000 };
     }
@@ -275,10 +282,10 @@ export class EtcdStore implements Store {
   }
 
   private recordOf(kv: IKeyValue): LeaseRecord | undefined {
-    const subnet = keySubnet(kv.key.toString().slice(this.subnetsPrefix.length));
-    if (!subnet) return undefined;
+    const subnets = keySubnet(kv.key.toString().slice(this.subnetsPrefix.length));
+    if (!subnets) return undefined;
     const value = this.parseLeaseQuiet(kv);
-    return value ? { subnet, value } : undefined;
+    return value ? { ...subnets, value } : undefined;
   }
 
   listLeases(): Promise<LeaseSnapshot> {
@@ -320,9 +327,9 @@ export class EtcdStore implements Store {
       if (rec) onEvent({ type: "put", lease: rec });
     });
     watcher.on("delete", (kv) => {
-      const subnet = keySubnet(kv.key.toString().slice(this.subnetsPrefix.length));
+      const subnets = keySubnet(kv.key.toString().slice(this.subnetsPrefix.length));
       // etcd reports a lease expiry as a delete of the key.
-      if (subnet) onEvent({ type: "delete", subnet });
+      if (subnets) onEvent({ type: "delete", ...subnets });
     });
     watcher.on("disconnected", (e) =>
       die(new Error(`etcd watch disconnected: ${this.explain(e).message}`)),

@@ -20,12 +20,14 @@ import lockfile from "proper-lockfile";
 import { z } from "zod";
 import {
   keySubnet,
+  type LeaseSubnets,
   type LeaseValue,
   leaseValueSchema,
   type NetworkConfig,
   networkConfigSchema,
   parseJsonValue,
   subnetKey,
+  subnetsOf,
 } from "./flannel.js";
 import {
   HealthTracker,
@@ -77,8 +79,8 @@ export class FileStore implements Store {
     return this.tracker.get();
   }
 
-  private leaseFile(subnet: string): string {
-    return join(this.subnetsDir, `${subnetKey(subnet)}.json`);
+  private leaseFile(l: LeaseSubnets): string {
+    return join(this.subnetsDir, `${subnetKey(l.subnet, l.subnet6)}.json`);
   }
 
   private get configFile(): string {
@@ -127,8 +129,8 @@ export class FileStore implements Store {
   }
 
   /** A lease file: undefined if absent; throws naming the file if corrupt. */
-  private readLease(subnet: string): { value: LeaseValue; expiresAt: number } | undefined {
-    const file = this.leaseFile(subnet);
+  private readLease(l: LeaseSubnets): { value: LeaseValue; expiresAt: number } | undefined {
+    const file = this.leaseFile(l);
     let text: string;
     try {
       text = readFileSync(file, "utf8");
@@ -139,28 +141,34 @@ export class FileStore implements Store {
     return parseJsonValue(leaseFileSchema, text, `lease file ${file}`);
   }
 
-  createLease(subnet: string, value: LeaseValue, ttlSeconds: number) {
-    return this.tracker.run(() => this.claim(subnet, value, ttlSeconds, LeaseTakenError));
+  createLease(lease: LeaseSubnets, value: LeaseValue, ttlSeconds: number) {
+    return this.tracker.run(() => this.claim(lease, value, ttlSeconds, LeaseTakenError));
   }
 
-  renewLease(subnet: string, value: LeaseValue, ttlSeconds: number) {
-    return this.tracker.run(() => this.claim(subnet, value, ttlSeconds, LeaseLostError));
+  renewLease(lease: LeaseSubnets, value: LeaseValue, ttlSeconds: number) {
+    return this.tracker.run(() => this.claim(lease, value, ttlSeconds, LeaseLostError));
+  }
+
+  deleteLease(lease: LeaseSubnets): Promise<void> {
+    return this.tracker.run(() =>
+      this.locked(() => rmSync(this.leaseFile(lease), { force: true })),
+    );
   }
 
   /** Write our lease unless another node holds a live one (then throw `Taken`). */
   private claim(
-    subnet: string,
+    lease: LeaseSubnets,
     value: LeaseValue,
     ttlSeconds: number,
     Taken: typeof LeaseTakenError,
   ): Promise<{ expiresAt: number }> {
     return this.locked(() => {
-      const have = this.readLease(subnet);
+      const have = this.readLease(lease);
       if (have && have.expiresAt > Date.now() && have.value.PublicIP !== value.PublicIP) {
-        throw new Taken(subnet, have.value.PublicIP);
+        throw new Taken(lease.subnet, have.value.PublicIP);
       }
       const expiresAt = Date.now() + ttlSeconds * 1000;
-      writeFileAtomic(this.leaseFile(subnet), `${JSON.stringify({ value, expiresAt })}\n`);
+      writeFileAtomic(this.leaseFile(lease), `${JSON.stringify({ value, expiresAt })}\n`);
       return { expiresAt };
     });
   }
@@ -169,33 +177,34 @@ export class FileStore implements Store {
     return this.tracker.run(async () => {
       const now = Date.now();
       const leases: LeaseRecord[] = [];
-      for (const subnet of this.subnetNames()) {
-        const l = this.readLeaseQuiet(subnet);
-        if (l && l.expiresAt > now) leases.push({ subnet, value: l.value, expiresAt: l.expiresAt });
+      for (const key of this.leaseKeys()) {
+        const l = this.readLeaseQuiet(key);
+        if (l && l.expiresAt > now) leases.push({ ...key, value: l.value, expiresAt: l.expiresAt });
       }
       return { leases, revision: 0 };
     });
   }
 
-  private subnetNames(): string[] {
-    const out: string[] = [];
+  private leaseKeys(): LeaseSubnets[] {
+    const out: LeaseSubnets[] = [];
     for (const f of readdirSync(this.subnetsDir)) {
       if (!f.endsWith(".json")) continue; // temp files of writers in flight
-      const subnet = keySubnet(f.slice(0, -5));
-      if (subnet) out.push(subnet);
+      const key = keySubnet(f.slice(0, -5));
+      if (key) out.push(key);
     }
     return out;
   }
 
   /** For readers of the whole table: a corrupt file is reported once and skipped. */
-  private readLeaseQuiet(subnet: string): { value: LeaseValue; expiresAt: number } | undefined {
+  private readLeaseQuiet(key: LeaseSubnets): { value: LeaseValue; expiresAt: number } | undefined {
+    const name = subnetKey(key.subnet, key.subnet6);
     try {
-      const l = this.readLease(subnet);
-      this.warned.delete(subnet);
+      const l = this.readLease(key);
+      this.warned.delete(name);
       return l;
     } catch (e) {
-      if (!this.warned.has(subnet)) {
-        this.warned.add(subnet);
+      if (!this.warned.has(name)) {
+        this.warned.add(name);
         this.opts.warn?.((e as Error).message);
       }
       return undefined;
@@ -212,48 +221,60 @@ export class FileStore implements Store {
     onEvent: (e: LeaseEvent) => void,
     onError: (err: Error) => void,
   ): Promise<Watch> {
-    const known = new Map<string, { sig: string; stat: string; expiresAt: number }>();
+    // Keyed by the file's key name: a dual-stack lease is one file, as in flannel's etcd.
+    const known = new Map<
+      string,
+      { key: LeaseSubnets; sig: string; stat: string; expiresAt: number }
+    >();
+    const nameOf = (k: LeaseSubnets) => subnetKey(k.subnet, k.subnet6);
     for (const l of from.leases) {
-      known.set(l.subnet, { sig: sigOf(l.value, l.expiresAt!), stat: "", expiresAt: l.expiresAt! });
+      const key = subnetsOf(l);
+      known.set(nameOf(l), {
+        key,
+        sig: sigOf(l.value, l.expiresAt!),
+        stat: "",
+        expiresAt: l.expiresAt!,
+      });
     }
     const poll = () => {
       try {
         const now = Date.now();
         const seen = new Set<string>();
-        for (const subnet of this.subnetNames()) {
-          seen.add(subnet);
+        for (const key of this.leaseKeys()) {
+          const name = nameOf(key);
+          seen.add(name);
           let st: string;
           try {
-            const s = statSync(this.leaseFile(subnet));
+            const s = statSync(this.leaseFile(key));
             st = `${s.ino}:${s.mtimeMs}:${s.size}`;
           } catch {
             continue; // removed between readdir and stat: next poll sees it gone
           }
-          const k = known.get(subnet);
+          const k = known.get(name);
           const live = k !== undefined && k.sig !== "";
           if (k && k.stat === st) {
             // Unchanged file: only time can change its meaning.
             if (live && k.expiresAt <= now) {
-              known.set(subnet, { ...k, sig: "" });
-              onEvent({ type: "expire", subnet });
+              known.set(name, { ...k, sig: "" });
+              onEvent({ type: "expire", ...key });
             }
             continue;
           }
-          const l = this.readLeaseQuiet(subnet);
+          const l = this.readLeaseQuiet(key);
           if (!l || l.expiresAt <= now) {
             // Remember the stat so an unchanged expired or corrupt file is not re-read.
-            known.set(subnet, { sig: "", stat: st, expiresAt: 0 });
-            if (live) onEvent({ type: l ? "expire" : "delete", subnet });
+            known.set(name, { key, sig: "", stat: st, expiresAt: 0 });
+            if (live) onEvent({ type: l ? "expire" : "delete", ...key });
             continue;
           }
           const sig = sigOf(l.value, l.expiresAt);
-          known.set(subnet, { sig, stat: st, expiresAt: l.expiresAt });
-          if (!live || k.sig !== sig) onEvent({ type: "put", lease: { subnet, ...l } });
+          known.set(name, { key, sig, stat: st, expiresAt: l.expiresAt });
+          if (!live || k.sig !== sig) onEvent({ type: "put", lease: { ...key, ...l } });
         }
-        for (const [subnet, k] of known) {
-          if (seen.has(subnet)) continue;
-          known.delete(subnet);
-          if (k.sig !== "") onEvent({ type: "delete", subnet });
+        for (const [name, k] of known) {
+          if (seen.has(name)) continue;
+          known.delete(name);
+          if (k.sig !== "") onEvent({ type: "delete", ...k.key });
         }
       } catch (e) {
         clearInterval(timer);

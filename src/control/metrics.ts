@@ -4,8 +4,8 @@
 // renewals and reconciles are reported. One agent per process, so the registry is the
 // module's.
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { PeerSpec } from "../dataplane/dataplane.js";
 import { addHealthCheck, addMetricsRegistry } from "../dataplane/metrics.js";
+import type { LeasePeer } from "./flannel.js";
 import type { PeerTarget } from "./peers.js";
 import { LeaseTakenError, type Store, type StoreHealth } from "./store.js";
 
@@ -69,7 +69,7 @@ export function storeWithMetrics<S extends Store>(store: S): S {
 /** The dataplane as the peer sync drives it, with each change counted, timed and dated. */
 export function peerTargetWithMetrics(target: PeerTarget): PeerTarget {
   return {
-    async addPeer(p: PeerSpec) {
+    async addPeer(p: LeasePeer) {
       const end = peerProgramming.startTimer();
       await target.addPeer(p);
       end();

@@ -5,6 +5,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { MODES, type Mode } from "../dataplane/config.js";
 import { parseCidr } from "../encap/addr.js";
+import { parseCidr6 } from "../encap/addr6.js";
 import { writeFileAtomic } from "./file-store.js";
 
 export interface NodeState {
@@ -12,6 +13,10 @@ export interface NodeState {
   network: string;
   /** FLANNEL_SUBNET: the gateway with the subnet's prefix, e.g. 10.244.1.1/24. */
   subnet: string;
+  /** FLANNEL_IPV6_NETWORK (dual stack), e.g. fd00::/48. */
+  ipv6Network?: string;
+  /** FLANNEL_IPV6_SUBNET: the IPv6 gateway with the subnet's prefix, e.g. fd00:0:0:1::1/64. */
+  ipv6Subnet?: string;
   /** FLANNEL_MTU: the overlay device MTU (pods use it). */
   mtu: number;
   /** FLANNEL_IPMASQ. */
@@ -28,6 +33,10 @@ export function formatNodeState(s: NodeState): string {
   return [
     `FLANNEL_NETWORK=${s.network}`,
     `FLANNEL_SUBNET=${s.subnet}`,
+    // flanneld's order (subnet.WriteSubnetFile): the IPv6 pair after the IPv4 one.
+    ...(s.ipv6Network && s.ipv6Subnet
+      ? [`FLANNEL_IPV6_NETWORK=${s.ipv6Network}`, `FLANNEL_IPV6_SUBNET=${s.ipv6Subnet}`]
+      : []),
     `FLANNEL_MTU=${s.mtu}`,
     `FLANNEL_IPMASQ=${s.ipMasq}`,
     `VXTUN_MODE=${s.mode}`,
@@ -78,6 +87,10 @@ export function readNodeState(file: string): NodeState {
   if (!parseCidr(network)) bad("FLANNEL_NETWORK", "is not a prefix");
   const subnet = need("FLANNEL_SUBNET");
   if (!parseCidr(subnet)) bad("FLANNEL_SUBNET", "is not an address/prefix");
+  const v6 = ["FLANNEL_IPV6_NETWORK", "FLANNEL_IPV6_SUBNET"].map((k) => kv.get(k));
+  if (v6[0] !== undefined && !parseCidr6(v6[0])) bad("FLANNEL_IPV6_NETWORK", "is not a prefix");
+  if (v6[1] !== undefined && !parseCidr6(v6[1]))
+    bad("FLANNEL_IPV6_SUBNET", "is not an address/prefix");
   const mtu = Number(need("FLANNEL_MTU"));
   if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) bad("FLANNEL_MTU", "is not an MTU");
   const masq = kv.get("FLANNEL_IPMASQ") ?? "false";
@@ -88,6 +101,7 @@ export function readNodeState(file: string): NodeState {
   return {
     network,
     subnet,
+    ...(v6[0] && v6[1] ? { ipv6Network: v6[0], ipv6Subnet: v6[1] } : {}),
     mtu,
     ipMasq: masq === "true",
     mode,

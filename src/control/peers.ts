@@ -5,13 +5,12 @@
 // ones), so nothing missed during the outage lingers.
 import type { Logger } from "pino";
 import type { Mode } from "../dataplane/config.js";
-import type { PeerSpec } from "../dataplane/dataplane.js";
-import { peerFromLease } from "./flannel.js";
+import { type LeasePeer, peerFromLease } from "./flannel.js";
 import type { LeaseEvent, LeaseRecord, Store, Watch } from "./store.js";
 
 /** The part of the Dataplane the sync drives. */
 export interface PeerTarget {
-  addPeer(p: PeerSpec): Promise<void>;
+  addPeer(p: LeasePeer): Promise<void>;
   delPeer(address: string): Promise<void>;
 }
 
@@ -19,6 +18,8 @@ export interface PeerSyncOptions {
   mode: Mode;
   /** Our own subnet: our lease is not a peer. */
   ownSubnet: string;
+  /** Dual stack: program the IPv6 half of leases too. */
+  ipv6?: boolean;
   log: Logger;
   /** Backoff bounds for reconnecting to the store. */
   minBackoffMs?: number;
@@ -34,12 +35,17 @@ export interface SyncStatus {
   resyncs: number;
 }
 
-const same = (a: PeerSpec, b: PeerSpec) =>
-  a.address === b.address && a.subnet === b.subnet && a.vtepMac === b.vtepMac;
+const same = (a: LeasePeer, b: LeasePeer) =>
+  a.address === b.address &&
+  a.subnet === b.subnet &&
+  a.vtepMac === b.vtepMac &&
+  a.subnet6 === b.subnet6 &&
+  a.vtepMac6 === b.vtepMac6 &&
+  a.publicIpv6 === b.publicIpv6;
 
 export class PeerSync {
   /** Programmed peers by subnet. */
-  readonly peers = new Map<string, PeerSpec>();
+  readonly peers = new Map<string, LeasePeer>();
   private readonly status: SyncStatus = { watching: false, resyncs: 0 };
   private queue: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -148,7 +154,7 @@ export class PeerSync {
 
   private async put(l: LeaseRecord): Promise<void> {
     if (l.subnet === this.o.ownSubnet) return;
-    const spec = peerFromLease(l.subnet, l.value, this.o.mode);
+    const spec = peerFromLease(l, l.value, this.o.mode, this.o.ipv6);
     if (typeof spec === "string") {
       if (this.ignored.get(l.subnet) !== spec) {
         this.ignored.set(l.subnet, spec);

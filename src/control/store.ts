@@ -1,11 +1,10 @@
 // The agent's view of the cluster store: flannel's two kinds of records (the network
 // config and one lease per node subnet) behind one interface, so the embedded file store
 // (one machine, labs) and etcd (clusters, flanneld interop) are interchangeable.
-import type { LeaseValue, NetworkConfig } from "./flannel.js";
+import type { LeaseSubnets, LeaseValue, NetworkConfig } from "./flannel.js";
 
-export interface LeaseRecord {
-  /** "10.244.1.0/24". */
-  subnet: string;
+/** One lease: its subnets (IPv4, and IPv6 in a dual-stack lease, as flannel keys it). */
+export interface LeaseRecord extends LeaseSubnets {
   value: LeaseValue;
   /** Epoch ms when the lease runs out, where the store knows it cheaply. */
   expiresAt?: number;
@@ -19,7 +18,7 @@ export interface LeaseSnapshot {
 
 export type LeaseEvent =
   | { type: "put"; lease: LeaseRecord }
-  | { type: "delete" | "expire"; subnet: string };
+  | ({ type: "delete" | "expire" } & LeaseSubnets);
 
 export interface Watch {
   cancel(): void;
@@ -61,12 +60,21 @@ export interface Store {
    * other claimants (create-if-absent / compare-and-swap).
    */
   createLease(
-    subnet: string,
+    lease: LeaseSubnets,
     value: LeaseValue,
     ttlSeconds: number,
   ): Promise<{ expiresAt: number }>;
   /** Extend our lease (re-creating it if it expired meanwhile); LeaseLostError if taken. */
-  renewLease(subnet: string, value: LeaseValue, ttlSeconds: number): Promise<{ expiresAt: number }>;
+  renewLease(
+    lease: LeaseSubnets,
+    value: LeaseValue,
+    ttlSeconds: number,
+  ): Promise<{ expiresAt: number }>;
+  /**
+   * Remove a lease of ours whose key no longer fits the network config (an IPv4-only
+   * lease once the network is dual stack), as flanneld deletes an incompatible lease.
+   */
+  deleteLease(lease: LeaseSubnets): Promise<void>;
   /** Live (unexpired) leases. */
   listLeases(): Promise<LeaseSnapshot>;
   /**

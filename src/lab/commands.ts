@@ -6,7 +6,9 @@ import {
   formatLab,
   formatMatrix,
   LAB_MODES,
+  LAB_STACKS,
   type LabMode,
+  type LabStack,
   labDown,
   labDownAll,
   labPing,
@@ -34,8 +36,12 @@ export async function labUpCommand(o: {
   nodes: string;
   pods: string;
   mode: string;
+  stack: string;
   store: string;
 }): Promise<void> {
+  if (!LAB_STACKS.includes(o.stack as LabStack)) {
+    throw new UserError(`unknown stack "${o.stack}": choose ${LAB_STACKS.join(", ")}`);
+  }
   if (!LAB_MODES.includes(o.mode as LabMode)) {
     throw new UserError(`unknown mode "${o.mode}": choose ${LAB_MODES.join(", ")}`);
   }
@@ -48,6 +54,7 @@ export async function labUpCommand(o: {
     nodes: count(o.nodes, "--nodes"),
     pods: count(o.pods, "--pods"),
     mode: o.mode as LabMode,
+    stack: o.stack as LabStack,
     store: o.store,
     onProgress: (msg) => process.stderr.write(`lab: ${msg}\n`),
   });
@@ -68,8 +75,9 @@ export async function labPingCommand(o: { lab: string }): Promise<void> {
     progress.stop();
   }
   console.log(formatMatrix(m));
-  const pairs = m.pods.length * (m.pods.length - 1);
-  console.log(`\n${pairs - m.failures}/${pairs} pairs reachable`);
+  const pairs = m.pods.length * (m.pods.length - 1) * m.families.length;
+  const fams = m.families.map((f) => f.family).join(" and ");
+  console.log(`\n${pairs - m.failures}/${pairs} pairs reachable (${fams})`);
   if (m.failures > 0) process.exitCode = 1;
 }
 

@@ -10,16 +10,22 @@ import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { controlCall } from "../api/client.js";
 import { UserError } from "../api/errors.js";
+import { firstHost6 } from "../control/ip6net.js";
 import { run } from "../system/exec.js";
 import { addrAdd, linkSetMaster, routeReplace } from "../system/iproute.js";
 import { removeMasquerade } from "../system/nft.js";
-import { listLabNamespaces, NetnsLab, removeAllLabNamespaces } from "./netns.js";
+import { enableOverlayIpv6, listLabNamespaces, NetnsLab, removeAllLabNamespaces } from "./netns.js";
 import { buildUnderlay, type Underlay } from "./underlay.js";
 import { vxtunCommand } from "./vxtun-process.js";
 
 export const LABS_DIR = "/run/vxtun/labs";
 export const LAB_MODES = ["vxlan", "vxlan-l2", "ipip"] as const;
 export type LabMode = (typeof LAB_MODES)[number];
+/** The pods' address families: IPv4, IPv6, or both (dual stack). */
+export const LAB_STACKS = ["ipv4", "ipv6", "dual"] as const;
+export type LabStack = (typeof LAB_STACKS)[number];
+/** The lab's IPv6 pod network (flannel's IPv6Network): node n gets fd10:244:0:n::/64. */
+export const LAB_IPV6_NETWORK = "fd10:244::/48";
 
 export interface LabNode {
   name: string;
@@ -31,6 +37,8 @@ export interface LabNode {
   log: string;
   pid: number;
   subnet?: string;
+  /** The node's IPv6 subnet (stacks ipv6 and dual). */
+  subnet6?: string;
 }
 
 export interface LabPod {
@@ -38,13 +46,18 @@ export interface LabPod {
   node: string;
   ns: string;
   containerId: string;
+  /** The pod's first address: IPv4, or IPv6 in an ipv6 lab. */
   ip: string;
+  /** Its IPv6 address (stacks ipv6 and dual). */
+  ip6?: string;
 }
 
 export interface LabState {
   name: string;
   prefix: string;
   mode: LabMode;
+  /** Absent in labs from before stacks existed: ipv4. */
+  stack?: LabStack;
   store: "file" | "etcd";
   dir: string;
   nodes: LabNode[];
@@ -59,6 +72,8 @@ export interface LabUpOptions {
   nodes: number;
   pods: number;
   mode?: LabMode;
+  /** Default ipv4. */
+  stack?: LabStack;
   store?: "file" | "etcd";
   onProgress?: (msg: string) => void;
 }
@@ -157,6 +172,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     name,
     prefix: net.prefix,
     mode: o.mode ?? "vxlan",
+    stack: o.stack ?? "ipv4",
     store: o.store ?? "file",
     dir,
     nodes: [],
@@ -166,6 +182,9 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
   try {
     progress(`underlay: ${o.nodes} nodes on a switch (198.18.0.0/24)`);
     const underlay = await buildUnderlay(net, o.nodes);
+    const v6 = state.stack !== "ipv4";
+    // The pods' IPv6 rides the IPv4 underlay, which keeps IPv6 off.
+    if (v6) for (const n of underlay.nodes) await enableOverlayIpv6(n.ns, n.dev);
     progress(`outside host ${OUTSIDE_IP} (the nodes' default gateway, no route to the pods)`);
     state.outside = { ns: await addOutsideHost(net, underlay), address: OUTSIDE_IP };
     saveLab(state);
@@ -219,6 +238,9 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
         mode: state.mode,
         device: { name: state.mode === "vxlan-l2" ? "vxtap0" : "vxtun0" },
         store,
+        // IPv6 pods need an IPv6 lease; an ipv6 lab still leases IPv4 subnets (flannel's
+        // etcd layout keys every lease by one), its pods just get no IPv4 address.
+        ...(v6 ? { ipv6Network: LAB_IPV6_NETWORK } : {}),
         // Many nodes on one machine: one forwarding queue (no worker thread) and a
         // small slab each, ~3x less memory per agent (50 agents fit in a few GiB).
         ...(o.nodes > LIGHT_AGENTS_ABOVE ? { io: { queues: 1, slots: 64 } } : {}),
@@ -257,9 +279,14 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     for (const node of state.nodes) {
       const info = await waitFor(`agent ${node.name} (log: ${node.log})`, 30_000, async () => {
         if (!existsSync(node.stateFile)) return undefined;
-        return (await controlCall(node.socket, "agent", {}, 1000)) as { subnet?: string };
+        return (await controlCall(node.socket, "agent", {}, 1000)) as {
+          subnet?: string;
+          subnet6?: string;
+          gateway6?: string;
+        };
       });
       node.subnet = info.subnet;
+      node.subnet6 = info.subnet6;
     }
     saveLab(state);
     const plugin = cniPluginCommand();
@@ -276,12 +303,19 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
           stateFile: node.stateFile,
           agentSocket: node.cniSocket,
           dataDir: join(dir, node.name, "ipam"),
+          // IPv6 only: host-local with one IPv6 range, as a runtime would configure it.
+          ...(state.stack === "ipv6"
+            ? { ipam: ipv6OnlyIpam(node, join(dir, node.name, "ipam")) }
+            : {}),
         };
         const r = await runCni(node.ns, plugin, "ADD", containerId, ns, conf);
         const result = JSON.parse(r) as { ips?: { address: string }[] };
-        const ip = result.ips?.[0]?.address?.split("/")[0];
-        if (!ip) throw new Error(`CNI ADD for ${podName} returned no address: ${r}`);
-        state.pods.push({ name: podName, node: node.name, ns, containerId, ip });
+        const ips = (result.ips ?? []).map((x) => x.address.split("/")[0]);
+        const ip6 = ips.find((a) => a.includes(":"));
+        if (!ips[0] || (v6 && !ip6)) {
+          throw new Error(`CNI ADD for ${podName} returned no${v6 ? " IPv6" : ""} address: ${r}`);
+        }
+        state.pods.push({ name: podName, node: node.name, ns, containerId, ip: ips[0], ip6 });
         saveLab(state);
       }
     }
@@ -290,6 +324,13 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     await labDown(name).catch(() => undefined);
     throw e;
   }
+}
+
+/** host-local over the node's IPv6 subnet only, gateway reserved. */
+function ipv6OnlyIpam(node: LabNode, dataDir: string): Record<string, unknown> {
+  if (!node.subnet6) throw new Error(`agent ${node.name} leased no IPv6 subnet (log: ${node.log})`);
+  const range = { subnet: node.subnet6, gateway: firstHost6(node.subnet6) };
+  return { type: "host-local", ranges: [[range]], dataDir };
 }
 
 /**
@@ -383,13 +424,25 @@ export async function labDownAll(): Promise<{ namespaces: number; processes: num
   return { namespaces: removed.length, processes };
 }
 
+export type LabFamily = "ipv4" | "ipv6";
+
 export interface PingMatrix {
   pods: string[];
-  /** ok[i][j]: pod i reached pod j (diagonal true). */
+  /** ok[i][j]: pod i reached pod j in every family the lab has (diagonal true). */
   ok: boolean[][];
+  /** The same per family: the lab's families, each with its matrix. */
+  families: { family: LabFamily; ok: boolean[][]; failures: number }[];
+  /** Failed (pair, family) checks. */
   failures: number;
 }
 
+/** The address families a lab's pods have. */
+export function labFamilies(s: Pick<LabState, "stack">): LabFamily[] {
+  const st = s.stack ?? "ipv4";
+  return st === "dual" ? ["ipv4", "ipv6"] : [st];
+}
+
+/** Every pod pings every other pod, in each family the lab has. */
 export async function labPing(
   name: string,
   onProgress?: (done: number, total: number, what: string) => void,
@@ -397,45 +450,61 @@ export async function labPing(
   const s = readLab(name);
   const pods = s.pods;
   const ok = pods.map(() => pods.map(() => true));
-  const total = pods.length * (pods.length - 1);
+  const fams = labFamilies(s);
+  const total = pods.length * (pods.length - 1) * fams.length;
   let done = 0;
   let failures = 0;
-  for (const [i, a] of pods.entries()) {
-    for (const [j, b] of pods.entries()) {
-      if (i === j) continue;
-      onProgress?.(done, total, `${a.name} -> ${b.name}`);
-      const r = await run(["ip", "netns", "exec", a.ns, "ping", "-c", "1", "-W", "2", b.ip]);
-      if (r.code !== 0) {
-        // One retry: the very first packet may wait for ARP on both bridges.
-        const again = await run(["ip", "netns", "exec", a.ns, "ping", "-c", "1", "-W", "2", b.ip]);
-        ok[i][j] = again.code === 0;
+  const families: PingMatrix["families"] = [];
+  for (const family of fams) {
+    const fok = pods.map(() => pods.map(() => true));
+    let ffail = 0;
+    for (const [i, a] of pods.entries()) {
+      for (const [j, b] of pods.entries()) {
+        if (i === j) continue;
+        const dst = family === "ipv6" ? (b.ip6 ?? "") : b.ip;
+        const what = `${a.name} -> ${b.name} (${family})`;
+        onProgress?.(done, total, what);
+        const ping = () => run(["ip", "netns", "exec", a.ns, "ping", "-c", "1", "-W", "2", dst]);
+        // One retry: the very first packet may wait for ARP or NDP on both bridges.
+        fok[i][j] = dst !== "" && ((await ping()).code === 0 || (await ping()).code === 0);
+        if (!fok[i][j]) {
+          ffail++;
+          ok[i][j] = false;
+        }
+        onProgress?.(++done, total, what);
       }
-      if (!ok[i][j]) failures++;
-      onProgress?.(++done, total, `${a.name} -> ${b.name}`);
     }
+    families.push({ family, ok: fok, failures: ffail });
+    failures += ffail;
   }
-  return { pods: pods.map((p) => p.name), ok, failures };
+  return { pods: pods.map((p) => p.name), ok, families, failures };
 }
 
-export function formatMatrix(m: PingMatrix): string {
-  const w = Math.max(...m.pods.map((p) => p.length), 4);
-  const head = `${"".padEnd(w)}  ${m.pods.map((p) => p.padStart(w)).join(" ")}`;
-  const rows = m.pods.map(
+function formatOne(pods: string[], ok: boolean[][]): string {
+  const w = Math.max(...pods.map((p) => p.length), 4);
+  const head = `${"".padEnd(w)}  ${pods.map((p) => p.padStart(w)).join(" ")}`;
+  const rows = pods.map(
     (p, i) =>
-      `${p.padEnd(w)}  ${m.ok[i].map((v, j) => (i === j ? "-" : v ? "ok" : "FAIL").padStart(w)).join(" ")}`,
+      `${p.padEnd(w)}  ${ok[i].map((v, j) => (i === j ? "-" : v ? "ok" : "FAIL").padStart(w)).join(" ")}`,
   );
   return [head, ...rows].join("\n");
 }
 
+/** One matrix per family (titled when the lab has two). */
+export function formatMatrix(m: PingMatrix): string {
+  if (m.families.length <= 1) return formatOne(m.pods, m.ok);
+  return m.families.map((f) => `${f.family}:\n${formatOne(m.pods, f.ok)}`).join("\n\n");
+}
+
 export function formatLab(s: LabState): string {
   const lines = [
-    `lab ${s.name}: mode ${s.mode}, store ${s.store}, namespaces ${s.prefix}*`,
+    `lab ${s.name}: mode ${s.mode}, stack ${s.stack ?? "ipv4"}, store ${s.store}, namespaces ${s.prefix}*`,
     "",
     "nodes:",
   ];
   for (const n of s.nodes) {
     lines.push(
-      `  ${n.name.padEnd(4)} ns ${n.ns.padEnd(18)} underlay ${n.address.padEnd(12)} subnet ${n.subnet ?? "?"}`,
+      `  ${n.name.padEnd(4)} ns ${n.ns.padEnd(18)} underlay ${n.address.padEnd(12)} subnet ${n.subnet ?? "?"}${n.subnet6 ? ` ${n.subnet6}` : ""}`,
     );
   }
   if (s.outside)
@@ -444,7 +513,9 @@ export function formatLab(s: LabState): string {
     );
   lines.push("", "pods:");
   for (const p of s.pods)
-    lines.push(`  ${p.name.padEnd(8)} on ${p.node.padEnd(4)} ${p.ip.padEnd(14)} ns ${p.ns}`);
+    lines.push(
+      `  ${p.name.padEnd(8)} on ${p.node.padEnd(4)} ${p.ip.padEnd(14)}${p.ip6 && p.ip6 !== p.ip ? ` ${p.ip6}` : ""} ns ${p.ns}`,
+    );
   return lines.join("\n");
 }
 

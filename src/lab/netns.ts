@@ -204,3 +204,19 @@ function validateName(name: string, what: string): void {
     );
   }
 }
+
+/**
+ * IPv6 for the overlay inside a node namespace (labs build their nodes without it): on
+ * for what the agent and the CNI plugin create there (bridge, pod veths, the overlay
+ * device), forwarding on. `underlayDev`, when given, stays without IPv6, so an IPv4
+ * underlay carries no router solicitations or MLD reports.
+ */
+export async function enableOverlayIpv6(ns: string, underlayDev?: string): Promise<void> {
+  const set = [
+    "net.ipv6.conf.all.disable_ipv6=0",
+    "net.ipv6.conf.default.disable_ipv6=0",
+    ...(underlayDev ? [`net.ipv6.conf.${underlayDev}.disable_ipv6=1`] : []),
+    "net.ipv6.conf.all.forwarding=1",
+  ];
+  for (const kv of set) await runOk(["ip", "netns", "exec", ns, "sysctl", "-qw", kv]);
+}

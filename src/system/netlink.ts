@@ -63,6 +63,7 @@ const NLA_F_NESTED = 0x8000;
 
 const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
+const IFA_F_NODAD = 0x02;
 
 const RTA_DST = 1;
 const RTA_OIF = 4;
@@ -255,11 +256,11 @@ export interface Addr {
 export interface Route {
   /**
    * Network and prefix length; len 0 is the default route. IPv4 as a number (host byte
-   * order); IPv6 as 16 bytes, which makes the route an IPv6 one (gateway: IPv4 only).
+   * order); IPv6 as 16 bytes, which makes the route an IPv6 one (its gateway too).
    */
   dst: number | Uint8Array;
   len: number;
-  gateway?: number;
+  gateway?: number | Uint8Array;
   oif?: number;
   scope?: number;
   onlink?: boolean;
@@ -469,6 +470,25 @@ export class Netlink {
     );
   }
 
+  /**
+   * Add an IPv6 `addr/len` on link `index` without duplicate address detection (nodad:
+   * usable at once, as flanneld's VTEP and the CNI bridge plugin's addresses are).
+   */
+  addAddr6(index: number, addr: Uint8Array, len: number): void {
+    const msg = ifaddrmsg(index, len);
+    msg.writeUInt8(AF_INET6, 0);
+    msg.writeUInt8(IFA_F_NODAD, 2);
+    this.change(
+      ["addr replace", `${formatIpv6(addr)}/${len}`, "dev", String(index), "nodad"],
+      RTM_NEWADDR,
+      F_CREATE | F_REPLACE,
+      Buffer.concat([
+        msg,
+        encodeAttrs([attr(IFA_LOCAL, Buffer.from(addr)), attr(IFA_ADDRESS, Buffer.from(addr))]),
+      ]),
+    );
+  }
+
   delAddr(index: number, addr: number, len: number): void {
     this.change(
       ["addr del", `${formatIpv4(addr)}/${len}`, "dev", String(index)],
@@ -488,6 +508,20 @@ export class Netlink {
       const a = parseAttrs(m.body, 8);
       const local = a.get(IFA_LOCAL) ?? a.get(IFA_ADDRESS);
       if (local) out.push({ index: idx, addr: local.readUInt32BE(0), len: m.body.readUInt8(1) });
+    }
+    return out;
+  }
+
+  /** IPv6 addresses of one link, as "addr/len" text. */
+  addrs6(index: number): string[] {
+    const out: string[] = [];
+    const req = ifaddrmsg(0, 0);
+    req.writeUInt8(AF_INET6, 0);
+    for (const m of this.request(["-6 addr show"], RTM_GETADDR, F_DUMP, req)) {
+      if (m.body.readUInt8(0) !== AF_INET6 || m.body.readUInt32LE(4) !== index) continue;
+      const a = parseAttrs(m.body, 8);
+      const local = a.get(IFA_LOCAL) ?? a.get(IFA_ADDRESS);
+      if (local) out.push(`${formatIpv6(local)}/${m.body.readUInt8(1)}`);
     }
     return out;
   }
@@ -599,7 +633,10 @@ function routeBody(r: Route): Buffer {
       typeof r.dst === "number" ? ipv4(RTA_DST, r.dst) : attr(RTA_DST, Buffer.from(r.dst)),
     );
   }
-  if (r.gateway !== undefined) attrs.push(ipv4(RTA_GATEWAY, r.gateway));
+  if (r.gateway !== undefined) {
+    const gw = r.gateway;
+    attrs.push(typeof gw === "number" ? ipv4(RTA_GATEWAY, gw) : attr(RTA_GATEWAY, Buffer.from(gw)));
+  }
   if (r.oif !== undefined) attrs.push(u32(RTA_OIF, r.oif));
   return Buffer.concat([b, encodeAttrs(attrs)]);
 }
@@ -607,7 +644,10 @@ function routeBody(r: Route): Buffer {
 function routeText(r: Route): string {
   const addr = typeof r.dst === "number" ? formatIpv4(r.dst) : formatIpv6(r.dst);
   const dst = r.len === 0 ? "default" : `${addr}/${r.len}`;
-  return `${dst}${r.gateway !== undefined ? ` via ${formatIpv4(r.gateway)}` : ""}${r.oif !== undefined ? ` oif ${r.oif}` : ""}`;
+  const gw = r.gateway;
+  const via =
+    gw === undefined ? "" : ` via ${typeof gw === "number" ? formatIpv4(gw) : formatIpv6(gw)}`;
+  return `${dst}${via}${r.oif !== undefined ? ` oif ${r.oif}` : ""}`;
 }
 
 /** "10.0.0.0/8" or "default" as a Route's dst/len; undefined if it is neither. */

@@ -5,6 +5,7 @@
 // that creates, flushes by deletion and re-creates the table: a restart replaces the
 // rules (no duplicates) and a failure leaves the previous table as it was.
 import { formatIpv4, parseCidr } from "../encap/addr.js";
+import { formatIpv6, maskIpv6, parseCidr6 } from "../encap/addr6.js";
 import { run } from "./exec.js";
 
 const TABLE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -22,6 +23,18 @@ function canonical(prefix: string, what: string): string {
   return `${formatIpv4(p.addr)}/${p.len}`;
 }
 
+function canonical6(prefix: string, what: string): string {
+  const p = parseCidr6(prefix);
+  if (!p) throw new Error(`${what} ${JSON.stringify(prefix)} is not an IPv6 prefix`);
+  return `${formatIpv6(maskIpv6(p.addr, p.len))}/${p.len}`;
+}
+
+/** The IPv6 pod network and this node's IPv6 subnet (dual stack). */
+export interface Masq6 {
+  network: string;
+  subnet: string;
+}
+
 /**
  * flanneld's masquerade rules (its MasqRules), in nft words: inside the pod network
  * nothing is rewritten; multicast is left alone; pod traffic to anywhere else leaves with
@@ -29,24 +42,37 @@ function canonical(prefix: string, what: string): string {
  * network (the node itself) to our own subnet is left alone, and to other nodes' pods
  * leaves with the tunnel device's address.
  */
-export function masqRuleset(table: string, network: string, subnet: string): string {
-  const net = canonical(network, "network");
-  const sub = canonical(subnet, "subnet");
+export function masqRuleset(table: string, network: string, subnet: string, v6?: Masq6): string {
+  const v4 = familyRules("ip", table, canonical(network, "network"), canonical(subnet, "subnet"));
+  // Dual stack: the same rules for IPv6 (flanneld's ip6tables MasqIP6Rules), ff00::/8 for
+  // multicast; without it an IPv6 table left by an earlier dual-stack run goes.
+  const six = v6
+    ? familyRules(
+        "ip6",
+        table,
+        canonical6(v6.network, "IPv6 network"),
+        canonical6(v6.subnet, "IPv6 subnet"),
+      )
+    : [`table ip6 ${table}`, `delete table ip6 ${table}`];
+  return [...v4, ...six, ""].join("\n");
+}
+
+function familyRules(fam: "ip" | "ip6", table: string, net: string, sub: string): string[] {
+  const mcast = fam === "ip" ? "224.0.0.0/4" : "ff00::/8";
   return [
-    `table ip ${table}`,
-    `delete table ip ${table}`,
-    `table ip ${table} {`,
+    `table ${fam} ${table}`,
+    `delete table ${fam} ${table}`,
+    `table ${fam} ${table} {`,
     "  chain postrouting {",
     "    type nat hook postrouting priority srcnat; policy accept;",
-    `    ip saddr ${net} ip daddr ${net} return`,
-    `    ip saddr ${net} ip daddr 224.0.0.0/4 return`,
-    `    ip saddr ${net} masquerade fully-random`,
-    `    ip saddr != ${net} ip daddr ${sub} return`,
-    `    ip saddr != ${net} ip daddr ${net} masquerade fully-random`,
+    `    ${fam} saddr ${net} ${fam} daddr ${net} return`,
+    `    ${fam} saddr ${net} ${fam} daddr ${mcast} return`,
+    `    ${fam} saddr ${net} masquerade fully-random`,
+    `    ${fam} saddr != ${net} ${fam} daddr ${sub} return`,
+    `    ${fam} saddr != ${net} ${fam} daddr ${net} masquerade fully-random`,
     "  }",
     "}",
-    "",
-  ].join("\n");
+  ];
 }
 
 /** `nft` in `ns`: "" = the namespace we run in, a name = `ip netns exec <name>`. */
@@ -67,9 +93,15 @@ async function nft(ns: string, args: string[], input?: string): Promise<string> 
 }
 
 /** Install (or replace) the masquerade table for `name`, atomically. */
-export async function applyMasquerade(name: string, network: string, subnet: string, ns = "") {
+export async function applyMasquerade(
+  name: string,
+  network: string,
+  subnet: string,
+  ns = "",
+  v6?: Masq6,
+) {
   const table = masqTableName(name);
-  await nft(ns, ["-f", "-"], masqRuleset(table, network, subnet));
+  await nft(ns, ["-f", "-"], masqRuleset(table, network, subnet, v6));
   return table;
 }
 
@@ -77,14 +109,19 @@ export async function applyMasquerade(name: string, network: string, subnet: str
 export async function removeMasquerade(name: string, ns = ""): Promise<void> {
   const table = masqTableName(name);
   // Creating an empty table first makes the delete succeed whether or not it existed.
-  await nft(ns, ["-f", "-"], `table ip ${table}\ndelete table ip ${table}\n`);
+  const del = (fam: string) => `table ${fam} ${table}\ndelete table ${fam} ${table}\n`;
+  await nft(ns, ["-f", "-"], del("ip") + del("ip6"));
 }
 
 /** The rules of the table, one per line (tests, `lab status`); [] when there is none. */
-export async function masqueradeRules(name: string, ns = ""): Promise<string[]> {
-  const out = await nft(ns, ["list", "table", "ip", masqTableName(name)]).catch(() => "");
+export async function masqueradeRules(
+  name: string,
+  ns = "",
+  fam: "ip" | "ip6" = "ip",
+): Promise<string[]> {
+  const out = await nft(ns, ["list", "table", fam, masqTableName(name)]).catch(() => "");
   return out
     .split("\n")
     .map((l) => l.trim())
-    .filter((l) => /^ip saddr/.test(l));
+    .filter((l) => l.startsWith(`${fam} saddr`));
 }

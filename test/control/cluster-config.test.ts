@@ -148,4 +148,15 @@ t.test("masquerade rules: flannel's, in vxtun's own table", async (t) => {
   t.match(r, /ip saddr 10\.244\.0\.0\/16 masquerade fully-random/);
   t.match(r, /ip saddr != 10\.244\.0\.0\/16 ip daddr 10\.244\.3\.0\/24 return/);
   t.throws(() => masqRuleset("vxtun-n1", "10.244.0.0/33", "10.244.3.0/24"), /network/);
+  t.match(r, /\ntable ip6 vxtun-n1\ndelete table ip6 vxtun-n1\n$/, "single stack: no IPv6 table");
+  const d = masqRuleset("vxtun-n1", "10.244.0.0/16", "10.244.3.0/24", {
+    network: "fd00:10::/48",
+    subnet: "fd00:10:0:3::/64",
+  });
+  t.match(
+    d,
+    /ip6 saddr fd00:10::\/48 ip6 daddr ff00::\/8 return/,
+    "dual stack: IPv6 multicast kept",
+  );
+  t.match(d, /ip6 saddr != fd00:10::\/48 ip6 daddr fd00:10:0:3::\/64 return/);
 });

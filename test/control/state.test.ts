@@ -32,6 +32,17 @@ const state: NodeState = {
   cniSocket: "/run/vxtun/n1/cni.sock",
 };
 
+t.test("subnet.env with FLANNEL_IPV6_* as flanneld writes them", async (t) => {
+  const file = join(dir, "run6", "subnet.env");
+  const dual = { ...state, ipv6Network: "fd00::/48", ipv6Subnet: "fd00:0:0:1::1/64" };
+  writeNodeState(file, dual);
+  t.match(
+    readFileSync(file, "utf8"),
+    /^FLANNEL_NETWORK=10.244.0.0\/16\nFLANNEL_SUBNET=10.244.1.1\/24\nFLANNEL_IPV6_NETWORK=fd00::\/48\nFLANNEL_IPV6_SUBNET=fd00:0:0:1::1\/64\nFLANNEL_MTU=1450\n/,
+  );
+  t.same(readNodeState(file), dual);
+});
+
 t.test("subnet.env: flannel's keys first, round trip", async (t) => {
   const file = join(dir, "run", "subnet.env");
   writeNodeState(file, state);
@@ -110,26 +121,37 @@ t.test("agent config: defaults, refusals", async (t) => {
   t.throws(() => parseAgentConfig({ local: { address: "198.18.0.1" }, subnetLen: 16 }), {
     message: /subnetLen: must be longer/,
   });
+  t.throws(
+    () => parseAgentConfig({ local: { address: "198.18.0.1" }, ipv6Network: "fd00::1/48" }),
+    {
+      message: /^config: ipv6Network: an IPv6 prefix with host bits clear/,
+    },
+  );
+  t.throws(() => parseAgentConfig({ local: { address: "198.18.0.1" }, ipv6Network: "fd00::/64" }), {
+    message: /ipv6SubnetLen: must be longer than ipv6Network's prefix/,
+  });
   t.throws(() => parseAgentConfig({ local: { address: "198.18.0.1" }, store: { type: "zk" } }), {
     message: /^config: store/,
   });
 });
 
+const vxlanNode = {
+  mode: "vxlan" as const,
+  publicIp: "198.18.0.1",
+  vni: 1,
+  port: 8472,
+  vtepMac: "02:aa:bb:cc:dd:ee",
+};
+
 t.test("flannel layout helpers", async (t) => {
   t.equal(subnetKey("10.244.1.0/24"), "10.244.1.0-24");
-  t.equal(keySubnet("10.244.1.0-24"), "10.244.1.0/24");
+  t.same(keySubnet("10.244.1.0-24"), { subnet: "10.244.1.0/24" });
   t.equal(keySubnet("10.244.1.5-24"), undefined, "non-canonical keys are not subnets");
   const c = candidateSubnets("10.244.0.0/16", 24);
   t.equal(c.length, 255);
   t.equal(c[0], "10.244.1.0/24");
   t.equal(c.at(-1), "10.244.255.0/24");
-  const id = {
-    mode: "vxlan" as const,
-    publicIp: "198.18.0.1",
-    vni: 1,
-    port: 8472,
-    vtepMac: "02:aa:bb:cc:dd:ee",
-  };
+  const id = vxlanNode;
   t.same(leaseValueFor(id), {
     PublicIP: "198.18.0.1",
     BackendType: "vxlan",
@@ -140,15 +162,96 @@ t.test("flannel layout helpers", async (t) => {
     SubnetLen: 24,
     Backend: { Type: "vxlan", VNI: 1, Port: 8472 },
   });
-  t.same(peerFromLease("10.244.2.0/24", leaseValueFor(id), "vxlan"), {
+  t.same(peerFromLease({ subnet: "10.244.2.0/24" }, leaseValueFor(id), "vxlan"), {
     address: "198.18.0.1",
     subnet: "10.244.2.0/24",
     vtepMac: "02:aa:bb:cc:dd:ee",
   });
-  t.match(peerFromLease("10.244.2.0/24", leaseValueFor(id), "ipip"), /backend vxlan/);
+  t.match(peerFromLease({ subnet: "10.244.2.0/24" }, leaseValueFor(id), "ipip"), /backend vxlan/);
   t.match(
-    peerFromLease("10.244.2.0/24", leaseValueFor({ ...id, mode: "vxlan-l2" }), "vxlan"),
+    peerFromLease({ subnet: "10.244.2.0/24" }, leaseValueFor({ ...id, mode: "vxlan-l2" }), "vxlan"),
     /mode vxlan-l2/,
+  );
+});
+
+t.test("dual stack in flannel's layout: keys, lease and config fields, peers", async (t) => {
+  t.equal(subnetKey("10.244.1.0/24", "fd00:0:0:1::/64"), "10.244.1.0-24&fd00:0:0:1::-64");
+  t.same(keySubnet("10.244.1.0-24&fd00:0:0:1::-64"), {
+    subnet: "10.244.1.0/24",
+    subnet6: "fd00:0:0:1::/64",
+  });
+  t.equal(keySubnet("10.244.1.0-24&fd00:0000::1:0:0:0-64"), undefined, "non-canonical IPv6");
+  t.equal(keySubnet("10.244.1.0-24&fd00::1-64"), undefined, "host bits set");
+  const id = { ...vxlanNode, ipv6: true };
+  t.same(leaseValueFor(id), {
+    PublicIP: "198.18.0.1",
+    BackendType: "vxlan",
+    BackendData: { VNI: 1, VtepMAC: "02:aa:bb:cc:dd:ee" },
+    BackendV6Data: { VNI: 1, VtepMAC: "02:aa:bb:cc:dd:ee" },
+  });
+  t.match(leaseValueFor({ ...id, publicIpv6: "2001:db8::1" }), { PublicIPv6: "2001:db8::1" });
+  const v6 = { network: "fd00::/48", subnetLen: 64 };
+  t.same(networkConfigFor("10.244.0.0/16", 24, id, v6), {
+    Network: "10.244.0.0/16",
+    SubnetLen: 24,
+    EnableIPv6: true,
+    IPv6Network: "fd00::/48",
+    IPv6SubnetLen: 64,
+    Backend: { Type: "vxlan", VNI: 1, Port: 8472 },
+  });
+  // flanneld's own dual-stack config: IPv6SubnetLen left to its default (64 on a /48).
+  const flannel = {
+    Network: "10.244.0.0/16",
+    EnableIPv6: true,
+    IPv6Network: "fd00::/48",
+    Backend: { Type: "vxlan" },
+  };
+  t.equal(configMismatch(flannel, "10.244.0.0/16", 24, id, v6), undefined);
+  t.equal(
+    configMismatch(flannel, "10.244.0.0/16", 24, id),
+    "EnableIPv6 true (ours false)",
+    "a single-stack agent refuses a dual-stack network",
+  );
+  t.match(
+    configMismatch(flannel, "10.244.0.0/16", 24, id, { ...v6, network: "fd01::/48" }),
+    /IPv6Network/,
+  );
+  // A lease flanneld wrote: PublicIPv6 set, flannel-v6.1's own MAC.
+  const fl = {
+    PublicIP: "198.18.0.2",
+    PublicIPv6: "2001:db8::2",
+    BackendType: "vxlan",
+    BackendData: { VNI: 1, VtepMAC: "02:00:00:00:02:01" },
+    BackendV6Data: { VNI: 1, VtepMAC: "02:00:00:00:02:06" },
+  };
+  const key = { subnet: "10.244.2.0/24", subnet6: "fd00:0:0:2::/64" };
+  t.same(peerFromLease(key, fl, "vxlan", true), {
+    address: "198.18.0.2",
+    subnet: "10.244.2.0/24",
+    vtepMac: "02:00:00:00:02:01",
+    subnet6: "fd00:0:0:2::/64",
+    vtepMac6: "02:00:00:00:02:06",
+    publicIpv6: "2001:db8::2",
+  });
+  t.same(
+    peerFromLease(key, fl, "vxlan", false),
+    { address: "198.18.0.2", subnet: "10.244.2.0/24", vtepMac: "02:00:00:00:02:01" },
+    "a single-stack node takes only the IPv4 half",
+  );
+  t.same(
+    peerFromLease(key, { ...fl, BackendV6Data: null }, "vxlan", true),
+    { address: "198.18.0.2", subnet: "10.244.2.0/24", vtepMac: "02:00:00:00:02:01" },
+    "no usable BackendV6Data: an IPv4 peer still",
+  );
+  t.same(
+    peerFromLease(
+      key,
+      { PublicIP: "198.18.0.2", PublicIPv6: null, BackendType: "ipip" },
+      "ipip",
+      true,
+    ),
+    { address: "198.18.0.2", subnet: "10.244.2.0/24", subnet6: "fd00:0:0:2::/64" },
+    "ipip: 6in4 to PublicIP",
   );
 });
 
