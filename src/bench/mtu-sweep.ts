@@ -242,7 +242,7 @@ export function sweepMarkdown(r: SweepResult): string {
     const ps = r.probes.filter((p) => p.underlayMtu === u);
     const sizes = [...new Set(ps.map((p) => p.size))].sort((a, b) => a - b);
     out.push(
-      `Underlay MTU ${u} (T = tunnel MTU: ${u - 50} for VXLAN, ${u - 70} for VXLAN over IPv6, ${u - 20} for IPIP); inner IPv4 size in bytes` +
+      `Underlay MTU ${u} (T = tunnel MTU: ${u - 50} for VXLAN, ${r.options.paths.some(outerIpv6) ? `${u - 70} for VXLAN over IPv6, ` : ""}${u - 20} for IPIP); inner IPv4 size in bytes` +
         (r.options.paths.some((p) => p.endsWith("-ipv6")) ? " (IPv6 in the `-ipv6` rows)." : "."),
       "",
     );
