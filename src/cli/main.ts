@@ -184,6 +184,16 @@ export function buildProgram(): Command {
     "run a command inside a pod's network namespace: vxtun lab exec n1-p1 -- ip addr",
     (m, pod, command, o) => m.labExecCommand(o as LabOpts, pod as string, command as string[]),
   );
+  labVerb(
+    "soak",
+    "faults at random (seeded) on a running lab while pods ping; JSON report of outages and leftovers",
+    (m, o) => m.labSoakCommand(o as Parameters<typeof m.labSoakCommand>[0]),
+  )
+    .option("--minutes <n>", "length of the fault phase", "2")
+    .option("--seed <s>", "schedule seed (default: random, printed in the report)")
+    .option("--store <store>", "file (directory made unwritable) | etcd (stopped)", "file")
+    .option("--out <dir>", "where to write soak.json, soak.md and soak.png", "vxtun-results")
+    .option("--keep", "leave the lab up afterwards");
   labVerb("down", "stop the lab's processes and remove its namespaces", (m, o) =>
     m.labDownCommand(o as Parameters<typeof m.labDownCommand>[0]),
   ).option("--all", "remove every vxtun lab and every vxt-* namespace (leftovers of crashed runs)");

@@ -91,3 +91,38 @@ export async function labDownCommand(o: { lab: string; all?: boolean }): Promise
   const r = o.all ? await labDownAll() : await labDown(o.lab);
   console.log(`removed ${r.namespaces} namespaces and stopped ${r.processes} processes`);
 }
+
+export async function labSoakCommand(o: {
+  lab: string;
+  minutes: string;
+  seed?: string;
+  store: string;
+  out: string;
+  keep?: boolean;
+}): Promise<void> {
+  const minutes = Number(o.minutes);
+  if (!Number.isFinite(minutes) || minutes <= 0 || minutes > 24 * 60)
+    throw new UserError(`--minutes must be a number of minutes (0-1440], not "${o.minutes}"`);
+  const seed = o.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : count(o.seed, "--seed");
+  if (o.store !== "file" && o.store !== "etcd") {
+    throw new UserError(`unknown store "${o.store}": choose file (embedded) or etcd`);
+  }
+  requireRoot();
+  const { mkdirSync } = await import("node:fs");
+  const { Soak } = await import("./soak.js");
+  const { formatReport, writeReport } = await import("./soak-report.js");
+  mkdirSync(o.out, { recursive: true });
+  const r = await Soak.run({
+    // Its own lab name by default, so a soak never collides with 'vxtun lab up'.
+    lab: o.lab === "lab" ? "soak" : o.lab,
+    minutes,
+    seed,
+    store: o.store,
+    keep: o.keep,
+    onProgress: (msg) => process.stderr.write(`soak: ${msg}\n`),
+  });
+  await writeReport(r, o.out);
+  console.log(formatReport(r));
+  console.log(`\nwritten: ${o.out}/soak.{json,md,png}`);
+  if (!r.goals.ok) process.exitCode = 1;
+}

@@ -1,0 +1,346 @@
+// The soak's report: outages attributed to the fault that caused them, restart-to-
+// forwarding times, the audit's leaks and leftovers, memory per agent, and the goals
+// checked in one place (the test and the CLI exit code both read `goals`).
+import { readFileSync, writeFileSync } from "node:fs";
+import { cpus, release } from "node:os";
+import { join } from "node:path";
+import { renderChart, type VegaLiteSpec } from "../bench/chart.js";
+import { VERSION } from "../cli/version.js";
+import type { NodeAudit } from "./soak-check.js";
+import { type MemorySample, type Outage, type PingResult, percentile } from "./soak-probes.js";
+import { FAULT_KINDS, type FaultKind } from "./soak-schedule.js";
+
+export interface FaultRecord {
+  kind: FaultKind;
+  node?: string;
+  /** Epoch ms: injected, and done (agent answering again, store back, node joined). */
+  start: number;
+  end: number;
+  note?: string;
+}
+
+export interface RestartRecord {
+  node: string;
+  kind: FaultKind;
+  signal: string;
+  tKill: number;
+  tExit: number;
+  tSpawn: number;
+  tReady: number;
+}
+
+export interface ReportInput {
+  options: { minutes: number; seed: number; store: string; mode?: string; lab: string };
+  t0: number;
+  load: number[][];
+  faults: FaultRecord[];
+  restarts: RestartRecord[];
+  pings: PingResult[];
+  longLived: { name: string; node: string }[];
+  audits: NodeAudit[];
+  memory: MemorySample[];
+  leasesLost: number;
+  crashes: string[];
+  problems: string[];
+  cni: Record<string, number>;
+}
+
+/** Goals of issue #20. */
+export const GOALS = {
+  restartToForwardingMs: 1000,
+  /** Growth after the first minute of a process that counts as noise. */
+  heapGrowthBytes: 8 << 20,
+  rssGrowthBytes: 24 << 20,
+  /** A process must live this long for its growth to be judged. */
+  memoryJudgedAfterMs: 60_000,
+};
+
+/** An outage belongs to the latest fault whose window (+3 s after it ended) holds its start. */
+const AFTER_MS = 3000;
+
+function attribute(o: Outage, faults: FaultRecord[]): FaultKind | "unexplained" {
+  let best: FaultRecord | undefined;
+  for (const f of faults) {
+    if (f.start - 200 <= o.start && o.start <= (f.end || f.start) + AFTER_MS) {
+      if (!best || f.start > best.start) best = f;
+    }
+  }
+  return best?.kind ?? "unexplained";
+}
+
+/**
+ * From the supervisor's restart (the new process spawned) to the node forwarding pod
+ * traffic again: for each ping pair through the node, the end of the outage around the
+ * restart, minus the spawn time (0 if traffic never stopped after the spawn). The worst
+ * pair counts.
+ */
+function toForwarding(
+  r: RestartRecord,
+  pings: PingResult[],
+  through: string[],
+): number | undefined {
+  const mine = pings.filter((p) => through.some((pod) => p.pair.split(">").includes(pod)));
+  if (mine.length === 0) return undefined;
+  let worst = 0;
+  for (const p of mine) {
+    for (const o of p.outages) {
+      if (o.end >= r.tKill && o.start <= r.tReady + 10_000 && o.end > r.tSpawn) {
+        worst = Math.max(worst, o.end - r.tSpawn);
+      }
+    }
+  }
+  return worst;
+}
+
+const mib = (b: number | undefined) =>
+  b === undefined ? undefined : Math.round((b / 2 ** 20) * 10) / 10;
+
+export function buildReport(i: ReportInput) {
+  const faultsByKind: Record<string, number> = {};
+  for (const k of FAULT_KINDS) faultsByKind[k] = 0;
+  for (const f of i.faults) faultsByKind[f.kind]++;
+
+  const outages = i.pings.flatMap((p) =>
+    p.outages.map((o) => ({ ...o, kind: attribute(o, i.faults), ms: o.end - o.start })),
+  );
+  const perKind: Record<string, { outages: number; lost: number; longestMs: number }> = {};
+  for (const k of [...FAULT_KINDS, "unexplained"])
+    perKind[k] = { outages: 0, lost: 0, longestMs: 0 };
+  for (const o of outages) {
+    const k = perKind[o.kind];
+    k.outages++;
+    k.lost += o.lost;
+    k.longestMs = Math.max(k.longestMs, o.ms);
+  }
+  const sent = i.pings.reduce((s, p) => s + p.sent, 0);
+  const received = i.pings.reduce((s, p) => s + p.received, 0);
+
+  const restarts = i.restarts.map((r) => {
+    const pods = i.longLived.filter((p) => p.node === r.node).map((p) => p.name);
+    return {
+      ...r,
+      at: Math.round((r.tKill - i.t0) / 100) / 10,
+      stopMs: r.tExit - r.tKill,
+      toControlMs: r.tReady - r.tSpawn,
+      toForwardingMs: toForwarding(r, i.pings, pods),
+    };
+  });
+  const fwd = restarts.map((r) => r.toForwardingMs).filter((x): x is number => x !== undefined);
+  const ctl = restarts.map((r) => r.toControlMs);
+
+  const byPid = new Map<number, MemorySample[]>();
+  for (const m of i.memory) byPid.set(m.pid, [...(byPid.get(m.pid) ?? []), m]);
+  const memory = [...byPid.values()].map((ms) => {
+    const first = ms[0];
+    // "Start" is the first sample after the process's first minute (start-up settles).
+    const settled = ms.find((m) => m.at - first.at >= GOALS.memoryJudgedAfterMs - 10_000);
+    const last = ms[ms.length - 1];
+    const judged = settled !== undefined && settled !== last;
+    return {
+      node: first.node,
+      pid: first.pid,
+      minutes: Math.round(((last.at - first.at) / 60_000) * 10) / 10,
+      start: { rssMiB: mib(first.rssBytes), heapMiB: mib(first.heapUsedBytes) },
+      afterFirstMinute: settled
+        ? { rssMiB: mib(settled.rssBytes), heapMiB: mib(settled.heapUsedBytes) }
+        : undefined,
+      end: { rssMiB: mib(last.rssBytes), heapMiB: mib(last.heapUsedBytes) },
+      growth: judged
+        ? {
+            rssMiB: mib(last.rssBytes - settled.rssBytes),
+            heapMiB:
+              last.heapUsedBytes !== undefined && settled.heapUsedBytes !== undefined
+                ? mib(last.heapUsedBytes - settled.heapUsedBytes)
+                : undefined,
+          }
+        : undefined,
+    };
+  });
+
+  const sum = (f: (a: NodeAudit) => string[]) => i.audits.reduce((s, a) => s + f(a).length, 0);
+  const leftovers = {
+    veths: sum((a) => a.leftoverVeths),
+    kernelRoutes: sum((a) => a.leftoverKernelRoutes),
+    routes: sum((a) => a.leftoverRoutes),
+    fdb: sum((a) => a.leftoverFdb),
+    neighbours: sum((a) => a.leftoverNeigh),
+  };
+  const leakedAddresses = sum((a) => a.leakedAddresses);
+  const missing = sum((a) => a.missing);
+
+  const failed: string[] = [];
+  if (i.crashes.length) failed.push(`${i.crashes.length} process crash(es)`);
+  if (leakedAddresses) failed.push(`${leakedAddresses} leaked address(es)`);
+  const left = Object.values(leftovers).reduce((a, b) => a + b, 0);
+  if (left) failed.push(`${left} leftover link(s)/route(s)/entries`);
+  if (missing) failed.push(`${missing} missing entries`);
+  if (i.leasesLost) failed.push(`${i.leasesLost} lease(s) lost`);
+  const slow = fwd.filter((x) => x > GOALS.restartToForwardingMs).length;
+  if (slow)
+    failed.push(`${slow} restart(s) slower than ${GOALS.restartToForwardingMs} ms to forwarding`);
+  for (const m of memory) {
+    const g = m.growth;
+    if (!g) continue;
+    if (
+      (g.heapMiB ?? 0) * 2 ** 20 > GOALS.heapGrowthBytes ||
+      g.rssMiB! * 2 ** 20 > GOALS.rssGrowthBytes
+    )
+      failed.push(
+        `${m.node} (pid ${m.pid}) memory grew: rss +${g.rssMiB} MiB, heap +${g.heapMiB} MiB`,
+      );
+  }
+  if (i.cni.addFailed || i.cni.unreachable)
+    failed.push(
+      `${i.cni.addFailed} CNI ADD failure(s), ${i.cni.unreachable} new pod(s) unreachable`,
+    );
+
+  let commit = "";
+  try {
+    commit = readFileSync(join(import.meta.dirname, "../../dist/COMMIT"), "utf8").trim();
+  } catch {
+    // running from a checkout without a build
+  }
+  return {
+    version: VERSION,
+    commit,
+    date: new Date(i.t0).toISOString(),
+    options: i.options,
+    machine: {
+      cpus: cpus().length,
+      cpu: cpus()[0]?.model,
+      kernel: release(),
+      node: process.version,
+      loadavgStart: i.load[0].map((x) => Math.round(x * 100) / 100),
+      loadavgEnd: i.load[1].map((x) => Math.round(x * 100) / 100),
+    },
+    faults: faultsByKind,
+    ping: {
+      pairs: i.pings.map((p) => p.pair),
+      intervalMs: 50,
+      sent,
+      received,
+      lossPercent: sent ? Math.round(((sent - received) / sent) * 10000) / 100 : 0,
+      perKind,
+    },
+    restarts: {
+      count: restarts.length,
+      toForwardingMs: {
+        p50: percentile(fwd, 50),
+        p99: percentile(fwd, 99),
+        max: percentile(fwd, 100),
+        n: fwd.length,
+      },
+      toControlSocketMs: { p50: percentile(ctl, 50), p99: percentile(ctl, 99) },
+      list: restarts.map(({ tKill, tExit, tSpawn, tReady, ...r }) => r),
+    },
+    leakedAddresses,
+    leftovers,
+    missing,
+    leasesLost: i.leasesLost,
+    crashes: i.crashes,
+    cni: i.cni,
+    memory,
+    audits: i.audits,
+    problems: i.problems,
+    outages: outages.map((o) => ({
+      at: Math.round((o.start - i.t0) / 100) / 10,
+      pair: o.pair,
+      kind: o.kind,
+      ms: o.ms,
+      lost: o.lost,
+    })),
+    faultLog: i.faults.map((f) => ({
+      at: Math.round((f.start - i.t0) / 100) / 10,
+      kind: f.kind,
+      node: f.node,
+      ms: (f.end || f.start) - f.start,
+      note: f.note,
+    })),
+    goals: { ok: failed.length === 0, failed },
+  };
+}
+export type SoakReport = ReturnType<typeof buildReport>;
+
+export function formatReport(r: SoakReport): string {
+  const lines = [
+    `soak: ${r.options.minutes} min, seed ${r.options.seed}, store ${r.options.store}, load ${r.machine.loadavgStart[0]} -> ${r.machine.loadavgEnd[0]}`,
+    "",
+    "fault                 count  outages  lost  longest ms",
+  ];
+  for (const [k, n] of Object.entries({ ...r.faults, unexplained: 0 })) {
+    const p = r.ping.perKind[k];
+    lines.push(
+      `${k.padEnd(22)}${String(n).padStart(5)}${String(p.outages).padStart(9)}${String(p.lost).padStart(6)}${String(p.longestMs).padStart(12)}`,
+    );
+  }
+  const f = r.restarts.toForwardingMs;
+  lines.push(
+    "",
+    `ping: ${r.ping.sent} sent, ${r.ping.received} received (${r.ping.lossPercent} % lost)`,
+    `agent restarts: ${r.restarts.count}; restart to forwarding p50 ${f.p50 ?? "-"} ms, p99 ${f.p99 ?? "-"} ms (n=${f.n}); control socket p50 ${r.restarts.toControlSocketMs.p50 ?? "-"} ms`,
+    `leaked addresses ${r.leakedAddresses}; leftovers ${JSON.stringify(r.leftovers)}; missing ${r.missing}; leases lost ${r.leasesLost}; crashes ${r.crashes.length}`,
+    `CNI: ${JSON.stringify(r.cni)}`,
+    "memory (MiB, start -> after 1 min -> end):",
+  );
+  for (const m of r.memory.filter((x) => x.minutes >= 1)) {
+    lines.push(
+      `  ${m.node.padEnd(4)} pid ${String(m.pid).padEnd(7)} ${m.minutes} min  rss ${m.start.rssMiB} -> ${m.afterFirstMinute?.rssMiB ?? "-"} -> ${m.end.rssMiB}  heap ${m.start.heapMiB} -> ${m.afterFirstMinute?.heapMiB ?? "-"} -> ${m.end.heapMiB}`,
+    );
+  }
+  if (r.problems.length) lines.push("problems:", ...r.problems.slice(0, 30).map((p) => `  ${p}`));
+  lines.push("", r.goals.ok ? "goals: all met" : `goals FAILED: ${r.goals.failed.join("; ")}`);
+  return lines.join("\n");
+}
+
+/** Outages over time, one point per outage, coloured by the fault it followed. */
+export function soakChart(r: SoakReport): VegaLiteSpec {
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+    title: `vxtun lab soak: ${r.options.minutes} min, seed ${r.options.seed}, store ${r.options.store} — pod-to-pod ping outages`,
+    width: 800,
+    height: 300,
+    layer: [
+      {
+        data: {
+          values: r.faultLog.filter(
+            (f) =>
+              f.kind.startsWith("agent") ||
+              f.kind === "store-outage" ||
+              f.kind === "node-replace" ||
+              f.kind === "cni-add-agent-killed",
+          ),
+        },
+        mark: { type: "tick", thickness: 1, opacity: 0.5 },
+        encoding: {
+          x: { field: "at", type: "quantitative" },
+          y: { datum: 20 },
+          color: { field: "kind", type: "nominal" },
+        },
+      },
+      {
+        data: { values: r.outages },
+        mark: { type: "point", filled: true, size: 40 },
+        encoding: {
+          x: { field: "at", type: "quantitative", title: "seconds into the soak" },
+          y: {
+            field: "ms",
+            type: "quantitative",
+            scale: { type: "log", domain: [20, 20000] },
+            title: "outage (ms, log)",
+          },
+          color: { field: "kind", type: "nominal", title: "after fault" },
+          shape: { field: "pair", type: "nominal", title: "ping pair" },
+          tooltip: [{ field: "kind" }, { field: "ms" }, { field: "pair" }],
+        },
+      },
+    ],
+  } as VegaLiteSpec;
+}
+
+/** soak.json, soak.md (the text report) and soak.png in `dir`. */
+export async function writeReport(r: SoakReport, dir: string): Promise<void> {
+  writeFileSync(join(dir, "soak.json"), `${JSON.stringify(r, null, 2)}\n`);
+  writeFileSync(join(dir, "soak.md"), `\`\`\`\n${formatReport(r)}\n\`\`\`\n`);
+  const { png } = await renderChart(soakChart(r));
+  writeFileSync(join(dir, "soak.png"), png);
+}
