@@ -1,20 +1,22 @@
 // `vxtun agent`: one process per node running the control plane and the dataplane.
 // Order matters: store config check → subnet claim → node bridge → dataplane (its TUN
 // gets the subnet's /32, or in vxlan-l2 its TAP joins the bridge) → control socket →
-// node state file → CNI server → peer sync and lease renewal. Stopping never deletes
-// the lease, so a restarted agent keeps its subnet.
+// node state file → CNI server → peer sync and lease renewal. A restart (the state
+// directory remembers the subnet and the peers) starts the node side first and
+// forwards at once, then opens the store and confirms. Stopping never deletes the
+// lease, so a restarted agent keeps its subnet.
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { dataplaneHandlers } from "../api/handlers.js";
 import { ControlServer } from "../api/server.js";
 import { startCniServer } from "../cni/server.js";
 import { ConfigError, deviceMtu, instancePaths, vtepMac } from "../dataplane/config.js";
-import { Dataplane, findUnderlayMtu } from "../dataplane/dataplane.js";
+import { Dataplane, findUnderlayMtu, type PeerSpec } from "../dataplane/dataplane.js";
 import { formatIpv4, formatMac, parseCidr } from "../encap/addr.js";
 import { ensureBridge } from "../system/netlink.js";
 import { applyMasquerade, removeMasquerade } from "../system/nft.js";
 import { type AgentConfig, agentPaths } from "./config.js";
-import { EtcdStore, etcdSecurity } from "./etcd-store.js";
 import { FileStore } from "./file-store.js";
 import {
   CorruptValueError,
@@ -39,37 +41,45 @@ import {
   watchAgent,
 } from "./metrics.js";
 import { writeNodeState } from "./node-state.js";
+import { readPeerCache, writePeerCache } from "./peer-cache.js";
 import { PeerSync } from "./peers.js";
 import { LeaseLostError, LeaseTakenError, type Store } from "./store.js";
 
-export function openStore(cfg: AgentConfig, log: Logger): Store {
+/** The configured store; etcd's client (grpc, ~0.3 s to load) only when it is etcd. */
+export async function openStore(cfg: AgentConfig, log: Logger): Promise<Store> {
   const warn = (msg: string) => log.warn(msg);
-  return cfg.store.type === "file"
-    ? new FileStore({ dir: cfg.store.dir, warn })
-    : new EtcdStore({
-        endpoints: cfg.store.endpoints,
-        prefix: cfg.store.prefix,
-        // Certificates and password are read now: an unreadable file stops the agent
-        // before it touches the store, the network or nftables.
-        ...etcdSecurity(cfg.store),
-        warn,
-      });
+  if (cfg.store.type === "file") return new FileStore({ dir: cfg.store.dir, warn });
+  const { EtcdStore, etcdSecurity } = await import("./etcd-store.js");
+  return new EtcdStore({
+    endpoints: cfg.store.endpoints,
+    prefix: cfg.store.prefix,
+    // Certificates and password are read now: an unreadable file stops the agent
+    // before it touches the store (and on a first start, the network or nftables).
+    ...etcdSecurity(cfg.store),
+    warn,
+  });
 }
 
 /** Retry store calls at start-up (a node may boot before its etcd); config errors are final. */
-async function untilStoreAnswers<T>(what: string, log: Logger, fn: () => Promise<T>): Promise<T> {
+async function untilStoreAnswers<T>(
+  what: string,
+  log: Logger,
+  fn: () => Promise<T>,
+  /** Aborted when the agent stops: no more retries. */
+  signal?: AbortSignal,
+): Promise<T> {
   let delay = 250;
   for (;;) {
     try {
       return await fn();
     } catch (e) {
       const final = [ConfigError, LeaseTakenError, CorruptValueError, AllocationError];
-      if (final.some((k) => e instanceof k)) throw e;
+      if (final.some((k) => e instanceof k) || signal?.aborted) throw e;
       log.warn(
         { err: (e as Error).message, retryMs: delay },
         `${what}: store unreachable, retrying`,
       );
-      await new Promise((r) => setTimeout(r, delay));
+      await sleep(delay, undefined, { signal });
       delay = Math.min(delay * 2, 5000);
     }
   }
@@ -82,6 +92,11 @@ export class Agent {
   private cni: { close(): Promise<void> } | undefined;
   private control: ControlServer | undefined;
   private masq = false;
+  /** A restart's background confirmation of the remembered subnet with the store. */
+  private confirm: Promise<void> | undefined;
+  private readonly aborted = new AbortController();
+  /** Opened before the first claim, or on a restart once forwarding runs. */
+  store: Store | undefined;
   dp: Dataplane | undefined;
   sync: PeerSync | undefined;
   subnet = "";
@@ -92,7 +107,6 @@ export class Agent {
   private constructor(
     readonly cfg: AgentConfig,
     readonly log: Logger,
-    readonly store: Store,
   ) {
     this.done = new Promise((r) => {
       this.finish = r;
@@ -100,7 +114,7 @@ export class Agent {
   }
 
   static async start(cfg: AgentConfig, log: Logger): Promise<Agent> {
-    const agent = new Agent(cfg, log, storeWithMetrics(openStore(cfg, log)));
+    const agent = new Agent(cfg, log);
     try {
       await agent.init();
     } catch (e) {
@@ -122,15 +136,53 @@ export class Agent {
   }
 
   private async init(): Promise<void> {
-    const { cfg, log, store } = this;
+    const { cfg, log } = this;
     const net = parseCidr(cfg.network)!;
     const network = `${formatIpv4(net.addr)}/${net.len}`;
-    const dpPaths = instancePaths(cfg);
-    const { stateFile, cniSocket } = agentPaths(cfg);
-    const rememberedFile = join(dpPaths.state, "lease.json");
+    const state = instancePaths(cfg).state;
+    const rememberedFile = join(state, "lease.json");
+    const peersFile = join(state, "peers.json");
+    const previous = readRemembered(rememberedFile);
+    const cache = { network };
+    if (previous?.network === network && previous.publicIp === cfg.local.publicAddress) {
+      // A restart (supervisor, crash, upgrade): forward at once on the subnet and peers
+      // the last run left in the state directory, then confirm them with the store,
+      // which may be slow or down right now. The store stays the judge: PeerSync
+      // reconciles the cached peers, and a subnet the store gives to another node stops
+      // the agent as a lost lease does.
+      const peers = readPeerCache(peersFile, (m) => log.warn(m));
+      await this.startLocal(previous.subnet, peers, cache);
+      this.startSync(await this.openStore(), peers, peersFile);
+      this.confirm = this.claim(network, previous.subnet, rememberedFile).then(
+        () => this.scheduleRenew(renewDelayMs(cfg.leaseTtlSeconds)),
+        (e: Error) => this.fail(e, "the store does not confirm our subnet"),
+      );
+      return;
+    }
+    const store = await this.openStore();
+    await this.claim(
+      network,
+      previous?.network === network ? previous.subnet : undefined,
+      rememberedFile,
+    );
+    if (previous && previous.subnet !== this.subnet) {
+      log.warn({ was: previous.subnet, now: this.subnet }, "previous subnet was taken; moved");
+    }
+    await this.startLocal(this.subnet, [], cache);
+    this.startSync(store, [], peersFile);
+    this.scheduleRenew(renewDelayMs(cfg.leaseTtlSeconds));
+  }
 
-    const stored = await untilStoreAnswers("network config", log, () =>
-      store.putConfigIfAbsent(networkConfigFor(network, cfg.subnetLen, this.identity)),
+  /** Check the store's network config and claim a subnet (`previous` first), retrying while it is away. */
+  private async claim(network: string, previous: string | undefined, rememberedFile: string) {
+    const { cfg, log } = this;
+    const store = this.store!;
+    const stopped = this.aborted.signal;
+    const stored = await untilStoreAnswers(
+      "network config",
+      log,
+      () => store.putConfigIfAbsent(networkConfigFor(network, cfg.subnetLen, this.identity)),
+      stopped,
     );
     const mismatch = configMismatch(stored, network, cfg.subnetLen, this.identity);
     if (mismatch) {
@@ -138,19 +190,29 @@ export class Agent {
         `the store's network config (${store.kind}) differs from ours: ${mismatch}`,
       );
     }
-
-    const previous = readRemembered(rememberedFile);
-    const value = leaseValueFor(this.identity);
-    const claim = await untilStoreAnswers("subnet claim", log, () =>
-      claimSubnet(store, {
-        network,
-        subnetLen: cfg.subnetLen,
-        value,
-        ttlSeconds: cfg.leaseTtlSeconds,
-        previous: previous?.network === network ? previous.subnet : undefined,
-        log,
-      }),
+    const claim = await untilStoreAnswers(
+      "subnet claim",
+      log,
+      () =>
+        claimSubnet(store, {
+          network,
+          subnetLen: cfg.subnetLen,
+          value: leaseValueFor(this.identity),
+          ttlSeconds: cfg.leaseTtlSeconds,
+          previous,
+          log,
+        }),
+      stopped,
     );
+    if (this.subnet && claim.subnet !== this.subnet) {
+      // Forwarding already runs on the remembered subnet: a new one needs a fresh start.
+      writeRemembered(rememberedFile, {
+        subnet: claim.subnet,
+        network,
+        publicIp: cfg.local.publicAddress,
+      });
+      throw new LeaseLostError(this.subnet, "another node");
+    }
     this.subnet = claim.subnet;
     this.expiresAt = claim.expiresAt;
     writeRemembered(rememberedFile, {
@@ -158,26 +220,37 @@ export class Agent {
       network,
       publicIp: cfg.local.publicAddress,
     });
-    if (previous && previous.subnet !== claim.subnet) {
-      log.warn({ was: previous.subnet, now: claim.subnet }, "previous subnet was taken; moved");
-    }
+  }
 
+  /** A failure after start-up that the agent cannot carry on from: stop, exit 1. */
+  private async fail(e: Error, what: string): Promise<void> {
+    if (this.stopping) return;
+    this.log.error({ err: e.message }, `${what}; stopping`);
+    process.exitCode = 1;
+    await this.stop();
+    this.finish();
+  }
+
+  /**
+   * Everything on this node for `subnet`: bridge, dataplane (with `peers` programmed
+   * before it forwards), control socket, subnet.env, CNI server, masquerade, peer sync.
+   */
+  private async startLocal(
+    subnet: string,
+    peers: PeerSpec[],
+    cache: { network: string },
+  ): Promise<void> {
+    const { cfg, log } = this;
+    this.subnet = subnet;
+    const net = parseCidr(cfg.network)!;
+    const network = cache.network;
+    const dpPaths = instancePaths(cfg);
+    const { stateFile, cniSocket } = agentPaths(cfg);
     const l2 = cfg.mode === "vxlan-l2";
     const mtu = deviceMtu(cfg, await findUnderlayMtu(cfg));
-    const gw = gatewayOf(claim.subnet);
+    const gw = gatewayOf(subnet);
     const cidr = `${gw}/${l2 ? net.len : cfg.subnetLen}`;
     await ensureBridge("", cfg.bridge, { cidr, mtu, network: net });
-    // Replaced atomically at every start; with ipMasq off a table left by an earlier
-    // run is removed, so subnet.env's FLANNEL_IPMASQ is the truth either way.
-    if (cfg.ipMasq) {
-      this.masq = true;
-      await applyMasquerade(cfg.name, network, claim.subnet);
-    } else {
-      // Without nft there is no table to remove: fine when masquerade is off.
-      await removeMasquerade(cfg.name).catch((e) =>
-        log.debug({ err: (e as Error).message }, "no masquerade table removed"),
-      );
-    }
 
     this.dp = await Dataplane.start(
       {
@@ -185,10 +258,10 @@ export class Agent {
         device: {
           ...cfg.device,
           // flannel.1 style: the subnet's network address /32 on the L3 device.
-          address: l2 ? undefined : `${claim.subnet.split("/")[0]}/32`,
+          address: l2 ? undefined : `${subnet.split("/")[0]}/32`,
           bridge: l2 ? cfg.bridge : cfg.device.bridge,
         },
-        peers: [],
+        peers,
       },
       log,
     );
@@ -213,19 +286,38 @@ export class Agent {
     // The CNI plugin's long-lived half: pods are wired by this process, next to the state.
     this.cni = await startCniServer({ socket: cniSocket, stateFile, log });
 
-    this.sync = new PeerSync(store, peerTargetWithMetrics(this.dp), {
-      mode: cfg.mode,
-      ownSubnet: claim.subnet,
-      log,
+    // Replaced atomically at every start; with ipMasq off a table left by an earlier
+    // run is removed, so subnet.env's FLANNEL_IPMASQ is the truth either way.
+    if (cfg.ipMasq) {
+      this.masq = true;
+      await applyMasquerade(cfg.name, network, subnet);
+    } else {
+      // Without nft there is no table to remove: fine when masquerade is off.
+      await removeMasquerade(cfg.name).catch((e) =>
+        log.debug({ err: (e as Error).message }, "no masquerade table removed"),
+      );
+    }
+
+    log.info({ subnet, gateway: gw, stateFile, cachedPeers: peers.length }, "vxtun agent running");
+  }
+
+  private async openStore(): Promise<Store> {
+    this.store = storeWithMetrics(await openStore(this.cfg, this.log));
+    return this.store;
+  }
+
+  /** Follow the other nodes' leases, from the peers already programmed. */
+  private startSync(store: Store, peers: PeerSpec[], peersFile: string): void {
+    this.sync = new PeerSync(store, peerTargetWithMetrics(this.dp!), {
+      mode: this.cfg.mode,
+      ownSubnet: this.subnet,
+      log: this.log,
       onReconcile: reconciled,
+      initial: peers,
+      onChange: (p) => writePeerCache(peersFile, p),
     });
-    watchAgent({ expiresAt: () => this.expiresAt, store: () => this.store.health() });
+    watchAgent({ expiresAt: () => this.expiresAt, store: () => store.health() });
     this.sync.start();
-    this.scheduleRenew(renewDelayMs(cfg.leaseTtlSeconds));
-    log.info(
-      { subnet: claim.subnet, gateway: gw, store: store.kind, stateFile },
-      "vxtun agent running",
-    );
   }
 
   private scheduleRenew(ms: number): void {
@@ -237,7 +329,7 @@ export class Agent {
   private async renew(): Promise<void> {
     const ttl = this.cfg.leaseTtlSeconds;
     try {
-      const r = await this.store.renewLease(this.subnet, leaseValueFor(this.identity), ttl);
+      const r = await this.store!.renewLease(this.subnet, leaseValueFor(this.identity), ttl);
       this.expiresAt = r.expiresAt;
       leaseRenewed(true);
       this.scheduleRenew(renewDelayMs(ttl));
@@ -261,7 +353,7 @@ export class Agent {
   }
 
   report() {
-    const health = this.store.health();
+    const health = this.store?.health() ?? { ok: false, error: "not opened yet" };
     return {
       node: this.cfg.name,
       mode: this.cfg.mode,
@@ -276,7 +368,7 @@ export class Agent {
         ttlSeconds: this.cfg.leaseTtlSeconds,
         expiresAt: new Date(this.expiresAt).toISOString(),
       },
-      store: { kind: this.store.kind, ...health, ...this.sync?.getStatus() },
+      store: { kind: this.cfg.store.type, ...health, ...this.sync?.getStatus() },
       peers: [...(this.sync?.peers.entries() ?? [])].map(([subnet, p]) => ({
         ...p,
         subnet,
@@ -290,6 +382,7 @@ export class Agent {
     if (this.stopping) return;
     this.stopping = true;
     if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.aborted.abort();
     await this.sync?.stop();
     await this.cni?.close().catch(() => undefined);
     await this.control?.close();
@@ -299,6 +392,6 @@ export class Agent {
         this.log.warn({ err: (e as Error).message }, "removing the masquerade table failed"),
       );
     }
-    await this.store.close();
+    await this.store?.close();
   }
 }

@@ -84,7 +84,8 @@ function toForwarding(
   let worst = 0;
   for (const p of mine) {
     for (const o of p.outages) {
-      if (o.end >= r.tKill && o.start <= r.tReady + 10_000 && o.end > r.tSpawn) {
+      // The outage the stop began (it starts before the new agent answered).
+      if (o.start >= r.tKill - 200 && o.start <= r.tReady && o.end > r.tSpawn) {
         worst = Math.max(worst, o.end - r.tSpawn);
       }
     }

@@ -225,7 +225,8 @@ export class Soak {
         case "cni-del-netns-gone": {
           const pool = churnPods.length ? churnPods : churn;
           if (pool.length === 0) {
-            rec.note = "no churn pod: added one instead";
+            rec.kind = "cni-add";
+            rec.note = "no churn pod to delete";
             await this.podAdd(this.pickOf(this.s.nodes, f.pick));
             break;
           }
@@ -249,8 +250,8 @@ export class Soak {
         }
         case "store-outage":
           if (this.storeDown) {
-            rec.note = "store already down";
-            break;
+            this.faults.pop(); // one outage at a time: this one is not injected
+            return;
           }
           rec.node = this.s.store;
           this.outage = this.storeOutage(f.durationMs ?? 5000, rec);
