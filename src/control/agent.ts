@@ -92,8 +92,6 @@ export class Agent {
   private cni: { close(): Promise<void> } | undefined;
   private control: ControlServer | undefined;
   private masq = false;
-  /** A restart's background confirmation of the remembered subnet with the store. */
-  private confirm: Promise<void> | undefined;
   private readonly aborted = new AbortController();
   /** Opened before the first claim, or on a restart once forwarding runs. */
   store: Store | undefined;
@@ -153,7 +151,8 @@ export class Agent {
       const peers = readPeerCache(peersFile, (m) => log.warn(m));
       await this.startLocal(previous.subnet, peers, cache);
       this.startSync(await this.openStore(), peers, peersFile);
-      this.confirm = this.claim(network, previous.subnet, rememberedFile).then(
+      // In the background: a failure stops the agent (fail), so nothing awaits it.
+      void this.claim(network, previous.subnet, rememberedFile).then(
         () => this.scheduleRenew(renewDelayMs(cfg.leaseTtlSeconds)),
         (e: Error) => this.fail(e, "the store does not confirm our subnet"),
       );
