@@ -115,6 +115,18 @@ export function rssOf(pid: number): number | undefined {
   }
 }
 
+/** CPU time (user + system, all threads) a process has used, ms; undefined if it is gone. */
+export function cpuMsOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which may hold spaces) in parentheses.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10; // utime, stime in clock ticks (100 Hz)
+  } catch {
+    return undefined;
+  }
+}
+
 /** The agent's V8 heap in use (main thread), from its Prometheus endpoint in `ns`. */
 export async function heapUsedOf(ns: string, address: string): Promise<number | undefined> {
   const r = await run(

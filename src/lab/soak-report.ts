@@ -27,6 +27,8 @@ export interface RestartRecord {
   tExit: number;
   tSpawn: number;
   tReady: number;
+  /** CPU the new process had used when its control socket answered (load-independent). */
+  cpuMs?: number;
 }
 
 export interface ReportInput {
@@ -128,6 +130,7 @@ export function buildReport(i: ReportInput) {
   });
   const fwd = restarts.map((r) => r.toForwardingMs).filter((x): x is number => x !== undefined);
   const ctl = restarts.map((r) => r.toControlMs);
+  const cpu = restarts.map((r) => r.cpuMs).filter((x): x is number => x !== undefined);
 
   const byPid = new Map<number, MemorySample[]>();
   for (const m of i.memory) byPid.set(m.pid, [...(byPid.get(m.pid) ?? []), m]);
@@ -232,6 +235,7 @@ export function buildReport(i: ReportInput) {
         n: fwd.length,
       },
       toControlSocketMs: { p50: percentile(ctl, 50), p99: percentile(ctl, 99) },
+      cpuMsToControlSocket: { p50: percentile(cpu, 50), p99: percentile(cpu, 99) },
       list: restarts.map(({ tKill, tExit, tSpawn, tReady, ...r }) => r),
     },
     leakedAddresses,
@@ -278,7 +282,7 @@ export function formatReport(r: SoakReport): string {
   lines.push(
     "",
     `ping: ${r.ping.sent} sent, ${r.ping.received} received (${r.ping.lossPercent} % lost)`,
-    `agent restarts: ${r.restarts.count}; restart to forwarding p50 ${f.p50 ?? "-"} ms, p99 ${f.p99 ?? "-"} ms (n=${f.n}); control socket p50 ${r.restarts.toControlSocketMs.p50 ?? "-"} ms`,
+    `agent restarts: ${r.restarts.count}; restart to forwarding p50 ${f.p50 ?? "-"} ms, p99 ${f.p99 ?? "-"} ms (n=${f.n}); control socket p50 ${r.restarts.toControlSocketMs.p50 ?? "-"} ms, after ${r.restarts.cpuMsToControlSocket.p50 ?? "-"} ms of CPU`,
     `leaked addresses ${r.leakedAddresses}; leftovers ${JSON.stringify(r.leftovers)}; missing ${r.missing}; leases lost ${r.leasesLost}; crashes ${r.crashes.length}`,
     `CNI: ${JSON.stringify(r.cni)}`,
     "memory (MiB, start -> after 1 min -> end):",

@@ -31,7 +31,14 @@ import {
   sleep,
   until,
 } from "./soak-nodes.js";
-import { heapUsedOf, type MemorySample, PingProbe, type PingResult, rssOf } from "./soak-probes.js";
+import {
+  cpuMsOf,
+  heapUsedOf,
+  type MemorySample,
+  PingProbe,
+  type PingResult,
+  rssOf,
+} from "./soak-probes.js";
 import {
   buildReport,
   type FaultRecord,
@@ -207,7 +214,6 @@ export class Soak {
     const rec: FaultRecord = { kind: f.kind, start: Date.now(), end: 0 };
     this.faults.push(rec);
     const restartable = this.s.nodes.filter((n) => n.name !== "n1");
-    const churn = this.s.pods.filter((p) => Number(p.node.slice(1)) >= NODES);
     const churnPods = this.s.pods.filter((p) => !/^n[1-3]-p1$/.test(p.name));
     try {
       switch (f.kind) {
@@ -223,13 +229,12 @@ export class Soak {
         }
         case "cni-del":
         case "cni-del-netns-gone": {
-          const pool = churnPods.length ? churnPods : churn;
-          if (pool.length === 0) {
-            rec.kind = "cni-add";
-            rec.note = "no churn pod to delete";
+          if (churnPods.length === 0) {
+            rec.note = "no pod to delete: one added first";
             await this.podAdd(this.pickOf(this.s.nodes, f.pick));
-            break;
           }
+          const pool = this.s.pods.filter((p) => !/^n[1-3]-p1$/.test(p.name));
+          if (pool.length === 0) break;
           const p = this.pickOf(pool, f.pick);
           rec.node = p.node;
           await this.podDel(p, f.kind === "cni-del-netns-gone");
@@ -374,7 +379,8 @@ export class Soak {
       return agentReport(n, 500);
     });
     const tReady = Date.now();
-    this.restarts.push({ node: n.name, kind, signal, tKill, tExit, tSpawn, tReady });
+    const cpuMs = cpuMsOf(a.pid);
+    this.restarts.push({ node: n.name, kind, signal, tKill, tExit, tSpawn, tReady, cpuMs });
     const was = this.subnets.get(n.name);
     if (was && rep.subnet !== was) {
       this.leasesLost++;
