@@ -134,28 +134,36 @@ export function buildReport(i: ReportInput) {
 
   const byPid = new Map<number, MemorySample[]>();
   for (const m of i.memory) byPid.set(m.pid, [...(byPid.get(m.pid) ?? []), m]);
+  const median = (xs: number[]) => percentile(xs, 50);
   const memory = [...byPid.values()].map((ms) => {
     const first = ms[0];
-    // "Start" is the first sample after the process's first minute (start-up settles).
-    const settled = ms.find((m) => m.at - first.at >= GOALS.memoryJudgedAfterMs - 10_000);
     const last = ms[ms.length - 1];
-    const judged = settled !== undefined && settled !== last;
+    // Medians over a window, not single samples: the heap swings by a young generation
+    // between collections. "After the first minute": the process's second minute;
+    // "end": its last minute. Judged when the two windows do not overlap.
+    const from = first.at + GOALS.memoryJudgedAfterMs;
+    const early = ms.filter((m) => m.at >= from - 5000 && m.at < from + 60_000);
+    const late = ms.filter((m) => m.at > last.at - 60_000);
+    const win = (w: MemorySample[]) => ({
+      rssMiB: mib(median(w.map((m) => m.rssBytes))),
+      heapMiB: mib(
+        median(w.flatMap((m) => (m.heapUsedBytes === undefined ? [] : [m.heapUsedBytes]))),
+      ),
+    });
+    const judged = early.length > 0 && late.length > 0 && early[early.length - 1].at < late[0].at;
+    const a = win(early);
+    const b = win(late);
     return {
       node: first.node,
       pid: first.pid,
       minutes: Math.round(((last.at - first.at) / 60_000) * 10) / 10,
       start: { rssMiB: mib(first.rssBytes), heapMiB: mib(first.heapUsedBytes) },
-      afterFirstMinute: settled
-        ? { rssMiB: mib(settled.rssBytes), heapMiB: mib(settled.heapUsedBytes) }
-        : undefined,
-      end: { rssMiB: mib(last.rssBytes), heapMiB: mib(last.heapUsedBytes) },
+      afterFirstMinute: early.length ? a : undefined,
+      end: b,
       growth: judged
         ? {
-            rssMiB: mib(last.rssBytes - settled.rssBytes),
-            heapMiB:
-              last.heapUsedBytes !== undefined && settled.heapUsedBytes !== undefined
-                ? mib(last.heapUsedBytes - settled.heapUsedBytes)
-                : undefined,
+            rssMiB: Math.round(((b.rssMiB ?? 0) - (a.rssMiB ?? 0)) * 10) / 10,
+            heapMiB: Math.round(((b.heapMiB ?? 0) - (a.heapMiB ?? 0)) * 10) / 10,
           }
         : undefined,
     };
@@ -247,6 +255,13 @@ export function buildReport(i: ReportInput) {
     memory,
     audits: i.audits,
     problems: i.problems,
+    memorySamples: i.memory.map((m) => ({
+      at: Math.round((m.at - i.t0) / 1000),
+      node: m.node,
+      pid: m.pid,
+      rssMiB: mib(m.rssBytes),
+      heapMiB: mib(m.heapUsedBytes),
+    })),
     outages: outages.map((o) => ({
       at: Math.round((o.start - i.t0) / 100) / 10,
       pair: o.pair,
@@ -297,45 +312,64 @@ export function formatReport(r: SoakReport): string {
   return lines.join("\n");
 }
 
-/** Outages over time, one point per outage, coloured by the fault it followed. */
+/**
+ * Top: every outage of a long-lived pod pair over time (log ms), coloured by the fault it
+ * followed, with a tick per disruptive fault. Bottom: each agent process's RSS and heap.
+ */
 export function soakChart(r: SoakReport): VegaLiteSpec {
+  const disruptive = r.faultLog.filter(
+    (f) => !f.kind.startsWith("cni-") || f.kind === "cni-add-agent-killed",
+  );
+  const mem = r.memorySamples.flatMap((m) => [
+    { at: m.at / 60, node: m.node, pid: m.pid, what: "RSS", mib: m.rssMiB },
+    ...(m.heapMiB === undefined
+      ? []
+      : [{ at: m.at / 60, node: m.node, pid: m.pid, what: "V8 heap used", mib: m.heapMiB }]),
+  ]);
+  const x = { field: "at", type: "quantitative", title: "minutes into the soak" } as const;
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v5.json",
-    title: `vxtun lab soak: ${r.options.minutes} min, seed ${r.options.seed}, store ${r.options.store} — pod-to-pod ping outages`,
-    width: 800,
-    height: 300,
-    layer: [
+    title: `vxtun lab soak: ${r.options.minutes} min, seed ${r.options.seed}, store ${r.options.store}, load ${r.machine.loadavgStart[0]}–${r.machine.loadavgEnd[0]} on ${r.machine.cpus} CPUs`,
+    vconcat: [
       {
-        data: {
-          values: r.faultLog.filter(
-            (f) =>
-              f.kind.startsWith("agent") ||
-              f.kind === "store-outage" ||
-              f.kind === "node-replace" ||
-              f.kind === "cni-add-agent-killed",
-          ),
-        },
-        mark: { type: "tick", thickness: 1, opacity: 0.5 },
-        encoding: {
-          x: { field: "at", type: "quantitative" },
-          y: { datum: 20 },
-          color: { field: "kind", type: "nominal" },
-        },
+        width: 800,
+        height: 260,
+        title: "pod-to-pod ping outages (20 echo requests/s per pair)",
+        layer: [
+          {
+            data: { values: disruptive.map((f) => ({ ...f, at: f.at / 60 })) },
+            mark: { type: "tick", thickness: 1, opacity: 0.6 },
+            encoding: { x, y: { datum: 20 }, color: { field: "kind", type: "nominal" } },
+          },
+          {
+            data: { values: r.outages.map((o) => ({ ...o, at: o.at / 60 })) },
+            mark: { type: "point", filled: true, size: 40 },
+            encoding: {
+              x,
+              y: {
+                field: "ms",
+                type: "quantitative",
+                scale: { type: "log", domain: [20, 20000] },
+                title: "outage (ms, log)",
+              },
+              color: { field: "kind", type: "nominal", title: "fault" },
+              shape: { field: "pair", type: "nominal", title: "pair" },
+            },
+          },
+        ],
       },
       {
-        data: { values: r.outages },
-        mark: { type: "point", filled: true, size: 40 },
+        width: 800,
+        height: 160,
+        title: "agent memory per process (MiB)",
+        data: { values: mem },
+        mark: { type: "line", point: { size: 8 } },
         encoding: {
-          x: { field: "at", type: "quantitative", title: "seconds into the soak" },
-          y: {
-            field: "ms",
-            type: "quantitative",
-            scale: { type: "log", domain: [20, 20000] },
-            title: "outage (ms, log)",
-          },
-          color: { field: "kind", type: "nominal", title: "after fault" },
-          shape: { field: "pair", type: "nominal", title: "ping pair" },
-          tooltip: [{ field: "kind" }, { field: "ms" }, { field: "pair" }],
+          x,
+          y: { field: "mib", type: "quantitative", title: "MiB" },
+          color: { field: "node", type: "nominal" },
+          strokeDash: { field: "what", type: "nominal", title: "" },
+          detail: { field: "pid", type: "nominal" },
         },
       },
     ],
