@@ -243,7 +243,10 @@ export class Soak {
         case "cni-add-agent-killed": {
           const n = this.pickOf(restartable, f.pick);
           rec.node = n.name;
-          await this.podAdd(n, Math.floor(this.rnd() * 150));
+          // Mostly SIGKILL (a crash mid-ADD); sometimes SIGTERM (a stop must let it finish).
+          const signal = this.rnd() < 0.7 ? "SIGKILL" : "SIGTERM";
+          rec.note = signal;
+          await this.podAdd(n, { afterMs: Math.floor(this.rnd() * 150), signal });
           break;
         }
         case "agent-sigkill":
@@ -303,10 +306,13 @@ export class Soak {
   }
 
   /**
-   * A pod through CNI ADD; with `killAfterMs`, the node's agent is SIGKILLed that long
-   * into the ADD and restarted (a failed ADD is then cleaned up by DEL, as runtimes do).
+   * A pod through CNI ADD; with `kill`, the node's agent gets the signal that long into
+   * the ADD and is restarted (a failed ADD is then cleaned up by DEL, as runtimes do).
    */
-  private async podAdd(n: LabNode, killAfterMs?: number): Promise<void> {
+  private async podAdd(
+    n: LabNode,
+    kill?: { afterMs: number; signal: NodeJS.Signals },
+  ): Promise<void> {
     const name = `${n.name}-c${++this.podSeq}`;
     const ns = await this.net.addNs(name);
     const containerId = `${this.s.name}-${name}`;
@@ -314,13 +320,13 @@ export class Soak {
       (out) => ({ ok: true as const, out }),
       (e: Error) => ({ ok: false as const, err: e.message }),
     );
-    if (killAfterMs !== undefined) {
-      await sleep(killAfterMs);
-      await this.restartAgent(n, "SIGKILL", "cni-add-agent-killed");
+    if (kill) {
+      await sleep(kill.afterMs);
+      await this.restartAgent(n, kill.signal, "cni-add-agent-killed");
     }
     const r = await add;
     if (!r.ok) {
-      if (killAfterMs === undefined) {
+      if (!kill) {
         this.cni.addFailed++;
         this.problem(`CNI ADD ${name}: ${r.err.split("\n")[0]}`);
       }
