@@ -139,18 +139,19 @@ export function buildReport(i: ReportInput) {
     const first = ms[0];
     const last = ms[ms.length - 1];
     // Medians over a window, not single samples: the heap swings by a young generation
-    // between collections. "After the first minute": the process's second minute;
-    // "end": its last minute. Judged when the two windows do not overlap.
+    // between collections. "After the first minute": the window (up to a minute) that
+    // starts then; "end": the same length at the end of the process's life.
     const from = first.at + GOALS.memoryJudgedAfterMs;
-    const early = ms.filter((m) => m.at >= from - 5000 && m.at < from + 60_000);
-    const late = ms.filter((m) => m.at > last.at - 60_000);
+    const w = Math.min(60_000, (last.at - from) / 2);
+    const early = ms.filter((m) => m.at >= from - 5000 && m.at < from + w);
+    const late = ms.filter((m) => m.at > last.at - w);
     const win = (w: MemorySample[]) => ({
       rssMiB: mib(median(w.map((m) => m.rssBytes))),
       heapMiB: mib(
         median(w.flatMap((m) => (m.heapUsedBytes === undefined ? [] : [m.heapUsedBytes]))),
       ),
     });
-    const judged = early.length > 0 && late.length > 0 && early[early.length - 1].at < late[0].at;
+    const judged = w >= 20_000 && early.length > 0 && late.length > 0;
     const a = win(early);
     const b = win(late);
     return {

@@ -2,6 +2,7 @@
 // run) and the ping analysis that turns replies into outages.
 import t from "tap";
 import { analysePings, PING_INTERVAL_S, percentile } from "../../src/lab/soak-probes.js";
+import { buildReport } from "../../src/lab/soak-report.js";
 import { FAULT_KINDS, makeSchedule, prng } from "../../src/lab/soak-schedule.js";
 
 t.test("same seed, same schedule; another seed, another", (t) => {
@@ -80,5 +81,47 @@ t.test("percentile: nearest rank", (t) => {
   t.equal(percentile([5, 1, 3], 50), 3);
   t.equal(percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 99), 10);
   t.equal(percentile([1, 2, 3, 4], 100), 4);
+  t.end();
+});
+
+t.test("memory is judged from medians after the first minute, flat or growing", (t) => {
+  const t0 = 1_000_000;
+  const samples = (grow: number) =>
+    Array.from({ length: 14 }, (_, i) => ({
+      at: t0 + i * 10_000,
+      node: "n1",
+      pid: 1,
+      rssBytes: (100 + (i % 2) * 5 + i * grow) * 2 ** 20,
+      heapUsedBytes: (20 + (i % 3) * 4 + i * grow) * 2 ** 20,
+    }));
+  const report = (memory: ReturnType<typeof samples>) =>
+    buildReport({
+      options: { minutes: 2, seed: 1, store: "file", lab: "x" },
+      t0,
+      load: [
+        [1, 1, 1],
+        [1, 1, 1],
+      ],
+      faults: [],
+      restarts: [],
+      pings: [],
+      longLived: [],
+      audits: [],
+      memory,
+      leasesLost: 0,
+      crashes: [],
+      problems: [],
+      cni: { addFailed: 0, unreachable: 0 },
+    });
+  const flat = report(samples(0));
+  t.ok(flat.memory[0].growth, "a 2-minute process is judged");
+  t.ok(Math.abs(flat.memory[0].growth!.heapMiB!) <= 4, "GC sawtooth is not growth");
+  t.ok(flat.goals.ok, `flat memory passes ${flat.goals.failed}`);
+  const leak = report(samples(5));
+  t.ok(
+    leak.memory[0].growth!.heapMiB! > 8,
+    `5 MiB per sample is growth (${leak.memory[0].growth!.heapMiB})`,
+  );
+  t.match(leak.goals.failed.join(), /memory grew/);
   t.end();
 });
