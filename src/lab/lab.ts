@@ -120,7 +120,12 @@ function spawnDetached(
   return child.pid;
 }
 
-async function waitFor<T>(what: string, ms: number, fn: () => Promise<T | undefined>): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  ms: number,
+  fn: () => Promise<T | undefined>,
+  stepMs = 150,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     try {
@@ -130,7 +135,7 @@ async function waitFor<T>(what: string, ms: number, fn: () => Promise<T | undefi
       // not yet
     }
     if (Date.now() > deadline) throw new Error(`${what}: not ready within ${ms / 1000} s`);
-    await new Promise((r) => setTimeout(r, 150));
+    await new Promise((r) => setTimeout(r, stepMs));
   }
 }
 

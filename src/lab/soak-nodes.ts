@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { controlCall } from "../api/client.js";
 import { run } from "../system/exec.js";
 import { linkSetMaster, routeReplace } from "../system/iproute.js";
-import { type LabNode, type LabState, OUTSIDE_IP } from "./lab.js";
+import { type LabNode, type LabState, OUTSIDE_IP, waitFor } from "./lab.js";
 import type { NetnsLab } from "./netns.js";
 
 export interface ProcSpec {
@@ -111,19 +111,9 @@ export class Supervised {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Poll until fn returns a value (errors count as not yet); throws after `ms`. */
-export async function until<T>(what: string, ms: number, fn: () => Promise<T | undefined>) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms / 1000} s`);
-    await sleep(20);
-  }
+/** Poll every 20 ms until fn returns a value (errors count as not yet); throws after `ms`. */
+export function until<T>(what: string, ms: number, fn: () => Promise<T | undefined>) {
+  return waitFor(what, ms, fn, 20);
 }
 
 export interface AgentReport {
