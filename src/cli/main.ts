@@ -193,7 +193,8 @@ export function buildProgram(): Command {
     .option("--seed <s>", "schedule seed (default: random, printed in the report)")
     .option("--store <store>", "file (directory made unwritable) | etcd (stopped)", "file")
     .option("--out <dir>", "where to write soak.json, soak.md and soak.png", "vxtun-results")
-    .option("--keep", "leave the lab up afterwards");
+    .option("--keep", "leave the lab up afterwards")
+    .option("--from <json>", "run nothing: redraw soak.md and soak.png beside a saved soak.json");
   labVerb("down", "stop the lab's processes and remove its namespaces", (m, o) =>
     m.labDownCommand(o as Parameters<typeof m.labDownCommand>[0]),
   ).option("--all", "remove every vxtun lab and every vxt-* namespace (leftovers of crashed runs)");

@@ -99,7 +99,23 @@ export async function labSoakCommand(o: {
   store: string;
   out: string;
   keep?: boolean;
+  from?: string;
 }): Promise<void> {
+  const { mkdirSync, readFileSync } = await import("node:fs");
+  const { formatReport, writeReport } = await import("./soak-report.js");
+  mkdirSync(o.out, { recursive: true });
+  if (o.from) {
+    // Run nothing: redraw the text and chart beside a saved soak.json.
+    let saved: Parameters<typeof writeReport>[0];
+    try {
+      saved = JSON.parse(readFileSync(o.from, "utf8"));
+    } catch (e) {
+      throw new UserError(`--from ${o.from}: ${(e as Error).message}`);
+    }
+    await writeReport(saved, o.out);
+    console.log(formatReport(saved));
+    return;
+  }
   const minutes = Number(o.minutes);
   if (!Number.isFinite(minutes) || minutes <= 0 || minutes > 24 * 60)
     throw new UserError(`--minutes must be a number of minutes (0-1440], not "${o.minutes}"`);
@@ -108,10 +124,7 @@ export async function labSoakCommand(o: {
     throw new UserError(`unknown store "${o.store}": choose file (embedded) or etcd`);
   }
   requireRoot();
-  const { mkdirSync } = await import("node:fs");
   const { Soak } = await import("./soak.js");
-  const { formatReport, writeReport } = await import("./soak-report.js");
-  mkdirSync(o.out, { recursive: true });
   const r = await Soak.run({
     // Its own lab name by default, so a soak never collides with 'vxtun lab up'.
     lab: o.lab === "lab" ? "soak" : o.lab,

@@ -327,10 +327,16 @@ export function soakChart(r: SoakReport): VegaLiteSpec {
       ? []
       : [{ at: m.at / 60, node: m.node, pid: m.pid, what: "V8 heap used", mib: m.heapMiB }]),
   ]);
-  const x = { field: "at", type: "quantitative", title: "minutes into the soak" } as const;
+  const x = {
+    field: "at",
+    type: "quantitative" as const,
+    title: "minutes into the soak",
+    scale: { domain: [0, r.options.minutes] },
+  };
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     title: `vxtun lab soak: ${r.options.minutes} min, seed ${r.options.seed}, store ${r.options.store}, load ${r.machine.loadavgStart[0]}–${r.machine.loadavgEnd[0]} on ${r.machine.cpus} CPUs`,
+    resolve: { scale: { color: "independent" }, legend: { color: "independent" } },
     vconcat: [
       {
         width: 800,
@@ -339,8 +345,9 @@ export function soakChart(r: SoakReport): VegaLiteSpec {
         layer: [
           {
             data: { values: disruptive.map((f) => ({ ...f, at: f.at / 60 })) },
-            mark: { type: "tick", thickness: 1, opacity: 0.6 },
-            encoding: { x, y: { datum: 20 }, color: { field: "kind", type: "nominal" } },
+            // A faint vertical line per disruptive fault, in its colour.
+            mark: { type: "rule", opacity: 0.25 },
+            encoding: { x, color: { field: "kind", type: "nominal" } },
           },
           {
             data: { values: r.outages.map((o) => ({ ...o, at: o.at / 60 })) },
@@ -368,7 +375,7 @@ export function soakChart(r: SoakReport): VegaLiteSpec {
         encoding: {
           x,
           y: { field: "mib", type: "quantitative", title: "MiB" },
-          color: { field: "node", type: "nominal" },
+          color: { field: "node", type: "nominal", scale: { scheme: "dark2" } },
           strokeDash: { field: "what", type: "nominal", title: "" },
           detail: { field: "pid", type: "nominal" },
         },

@@ -3,6 +3,7 @@
 // JSON report (soak-report.ts). Layout: nodes n1..n3 carry one long-lived pod each,
 // pinging round the ring; n1's agent is never touched, so its process shows whether
 // memory stays flat; the last node is the churn node that leaves and is replaced.
+import { spawnSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
@@ -115,9 +116,19 @@ export class Soak {
     const net = await NetnsLab.create(undefined, s.prefix);
     net.detach(); // the lab owns its namespaces; labDown removes them
     const soak = new Soak(o, s, net, Date.now());
+    // Interrupted (the lab's exit hooks re-raise the signal, so only synchronous work
+    // runs): make the store writable again, so that 'vxtun lab down' can remove it.
+    const interrupted = () => {
+      if (s.store === "file") for (const d of soak.storeDirs()) spawnSync("chattr", ["-i", d]);
+      process.stderr.write(`soak interrupted: 'vxtun lab down --lab ${s.name}' removes the lab\n`);
+    };
+    process.once("SIGINT", interrupted);
+    process.once("SIGTERM", interrupted);
     try {
       return await soak.main(load0);
     } finally {
+      process.off("SIGINT", interrupted);
+      process.off("SIGTERM", interrupted);
       for (const a of soak.agents.values()) a.expectExit = true;
       if (soak.etcd) soak.etcd.expectExit = true;
       await soak.cleanupStore();
@@ -421,7 +432,7 @@ export class Soak {
     }
   }
 
-  private storeDirs(): string[] {
+  storeDirs(): string[] {
     const d = join(this.s.dir, "store");
     return [d, join(d, "subnets")];
   }
