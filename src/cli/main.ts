@@ -186,7 +186,7 @@ export function buildProgram(): Command {
   );
   labVerb(
     "soak",
-    "faults at random (seeded) on a running lab while pods ping; JSON report of outages and leftovers",
+    "build a lab (named soak unless --lab) and inject seeded random faults while pods ping; report outages, leaks and leftovers",
     (m, o) => m.labSoakCommand(o as Parameters<typeof m.labSoakCommand>[0]),
   )
     .option("--minutes <n>", "length of the fault phase", "2")
