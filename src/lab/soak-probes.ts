@@ -103,6 +103,7 @@ export interface MemorySample {
   pid: number;
   rssBytes: number;
   heapUsedBytes?: number;
+  oldSpaceBytes?: number;
 }
 
 /** VmRSS of a process, bytes; undefined if it is gone. */
@@ -127,14 +128,27 @@ export function cpuMsOf(pid: number): number | undefined {
   }
 }
 
-/** The agent's V8 heap in use (main thread), from its Prometheus endpoint in `ns`. */
-export async function heapUsedOf(ns: string, address: string): Promise<number | undefined> {
+/**
+ * The agent's V8 heap from its Prometheus endpoint in `ns` (main thread): all of it in
+ * use, and the old space alone (what survives collections: a leak grows it, while the
+ * young generation's sawtooth, up to a 16 MB semi-space, does not).
+ */
+export async function heapOf(
+  ns: string,
+  address: string,
+): Promise<{ used?: number; old?: number }> {
   const r = await run(
     ["ip", "netns", "exec", ns, "curl", "-s", "-m", "2", `http://${address}/metrics`],
     { timeoutMs: 5000 },
   );
-  const m = /^nodejs_heap_size_used_bytes (\d+(?:\.\d+)?)/m.exec(r.stdout);
-  return m ? Number(m[1]) : undefined;
+  const num = (re: RegExp) => {
+    const m = re.exec(r.stdout);
+    return m ? Number(m[1]) : undefined;
+  };
+  return {
+    used: num(/^nodejs_heap_size_used_bytes (\d+(?:\.\d+)?)/m),
+    old: num(/^nodejs_heap_space_size_used_bytes\{space="old"\} (\d+(?:\.\d+)?)/m),
+  };
 }
 
 /** Percentile p (0-100) of xs, nearest rank; undefined when empty. */

@@ -34,7 +34,7 @@ import {
 } from "./soak-nodes.js";
 import {
   cpuMsOf,
-  heapUsedOf,
+  heapOf,
   type MemorySample,
   PingProbe,
   type PingResult,
@@ -518,13 +518,17 @@ export class Soak {
       if (!a.running) continue;
       const rss = rssOf(a.pid);
       if (rss === undefined) continue;
-      const heap = await heapUsedOf(a.spec.ns, METRICS).catch(() => undefined);
+      const heap = await heapOf(a.spec.ns, METRICS).catch(() => ({
+        used: undefined,
+        old: undefined,
+      }));
       this.memory.push({
         at: Date.now(),
         node: name,
         pid: a.pid,
         rssBytes: rss,
-        heapUsedBytes: heap,
+        heapUsedBytes: heap.used,
+        oldSpaceBytes: heap.old,
       });
     }
   }
