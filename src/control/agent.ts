@@ -385,12 +385,14 @@ export class Agent {
     await this.sync?.stop();
     await this.cni?.close().catch(() => undefined);
     await this.control?.close();
-    await this.dp?.stop();
     if (this.masq) {
       await removeMasquerade(this.cfg.name).catch((e) =>
         this.log.warn({ err: (e as Error).message }, "removing the masquerade table failed"),
       );
     }
     await this.store?.close();
+    // Last: pods keep forwarding until the process is about to exit (a supervisor's
+    // restart costs them this much less).
+    await this.dp?.stop();
   }
 }
