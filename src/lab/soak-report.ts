@@ -7,7 +7,13 @@ import { join } from "node:path";
 import { renderChart, type VegaLiteSpec } from "../bench/chart.js";
 import { VERSION } from "../cli/version.js";
 import type { NodeAudit } from "./soak-check.js";
-import { type MemorySample, type Outage, type PingResult, percentile } from "./soak-probes.js";
+import {
+  type MemorySample,
+  type Outage,
+  PING_INTERVAL_S,
+  type PingResult,
+  percentile,
+} from "./soak-probes.js";
 import { FAULT_KINDS, type FaultKind } from "./soak-schedule.js";
 
 export interface FaultRecord {
@@ -104,7 +110,13 @@ export function buildReport(i: ReportInput) {
   for (const f of i.faults) faultsByKind[f.kind]++;
 
   const outages = i.pings.flatMap((p) =>
-    p.outages.map((o) => ({ ...o, kind: attribute(o, i.faults), ms: o.end - o.start })),
+    // At least the requests lost times the interval: a reply that overtook another
+    // (same millisecond) would make a lost request look like a 0 ms outage.
+    p.outages.map((o) => ({
+      ...o,
+      kind: attribute(o, i.faults),
+      ms: Math.max(o.end - o.start, o.lost * PING_INTERVAL_S * 1000),
+    })),
   );
   const perKind: Record<string, { outages: number; lost: number; longestMs: number }> = {};
   for (const k of [...FAULT_KINDS, "unexplained"])
@@ -324,15 +336,19 @@ export function soakChart(r: SoakReport): VegaLiteSpec {
   const disruptive = r.faultLog.filter(
     (f) => !f.kind.startsWith("cni-") || f.kind === "cni-add-agent-killed",
   );
-  const mem = r.memorySamples.flatMap((m) => [
-    { at: m.at / 60, node: m.node, pid: m.pid, what: "RSS", mib: m.rssMiB },
-    ...(m.heapMiB === undefined
-      ? []
-      : [{ at: m.at / 60, node: m.node, pid: m.pid, what: "V8 heap used", mib: m.heapMiB }]),
-    ...(m.oldSpaceMiB === undefined
-      ? []
-      : [{ at: m.at / 60, node: m.node, pid: m.pid, what: "V8 old space", mib: m.oldSpaceMiB }]),
-  ]);
+  // Memory of n1's agent, the one process that lives the whole run (the others restart
+  // every minute or two: their lines would only show start-ups).
+  const mem = r.memorySamples
+    .filter((m) => m.node === "n1")
+    .flatMap((m) => [
+      { at: m.at / 60, node: m.node, pid: m.pid, what: "RSS", mib: m.rssMiB },
+      ...(m.heapMiB === undefined
+        ? []
+        : [{ at: m.at / 60, node: m.node, pid: m.pid, what: "V8 heap used", mib: m.heapMiB }]),
+      ...(m.oldSpaceMiB === undefined
+        ? []
+        : [{ at: m.at / 60, node: m.node, pid: m.pid, what: "V8 old space", mib: m.oldSpaceMiB }]),
+    ]);
   const x = {
     field: "at",
     type: "quantitative" as const,
@@ -356,7 +372,10 @@ export function soakChart(r: SoakReport): VegaLiteSpec {
             encoding: { x, color: { field: "kind", type: "nominal" } },
           },
           {
-            data: { values: r.outages.map((o) => ({ ...o, at: o.at / 60 })) },
+            // Clamped to the axis' floor (a log scale has no 0).
+            data: {
+              values: r.outages.map((o) => ({ ...o, at: o.at / 60, ms: Math.max(o.ms, 20) })),
+            },
             mark: { type: "point", filled: true, size: 40 },
             encoding: {
               x,
@@ -375,7 +394,7 @@ export function soakChart(r: SoakReport): VegaLiteSpec {
       {
         width: 800,
         height: 160,
-        title: "agent memory per process (MiB)",
+        title: "n1's agent, never restarted: memory (MiB)",
         data: { values: mem },
         mark: { type: "line", point: { size: 8 } },
         encoding: {
