@@ -185,6 +185,17 @@ export function buildProgram(): Command {
     "run a command inside a pod's network namespace: vxtun lab exec n1-p1 -- ip addr",
     (m, pod, command, o) => m.labExecCommand(o as LabOpts, pod as string, command as string[]),
   );
+  labVerb(
+    "soak",
+    "build a lab (named soak unless --lab) and inject seeded random faults while pods ping; report outages, leaks and leftovers",
+    (m, o) => m.labSoakCommand(o as Parameters<typeof m.labSoakCommand>[0]),
+  )
+    .option("--minutes <n>", "length of the fault phase", "2")
+    .option("--seed <s>", "schedule seed (default: random, printed in the report)")
+    .option("--store <store>", "file (directory made unwritable) | etcd (stopped)", "file")
+    .option("--out <dir>", "where to write soak.json, soak.md and soak.png", "vxtun-results")
+    .option("--keep", "leave the lab up afterwards")
+    .option("--from <json>", "run nothing: redraw soak.md and soak.png beside a saved soak.json");
   labVerb("down", "stop the lab's processes and remove its namespaces", (m, o) =>
     m.labDownCommand(o as Parameters<typeof m.labDownCommand>[0]),
   ).option("--all", "remove every vxtun lab and every vxt-* namespace (leftovers of crashed runs)");

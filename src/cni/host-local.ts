@@ -11,13 +11,14 @@
 import {
   closeSync,
   constants,
+  linkSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
+  rmSync,
   unlinkSync,
   writeFileSync,
-  writeSync,
 } from "node:fs";
 import { join } from "node:path";
 import { formatIpv4, prefixMask } from "../encap/addr.js";
@@ -26,6 +27,8 @@ import { C, native } from "../io/native.js";
 import { CniCode, CniError } from "./errors.js";
 
 const LINE_BREAK = "\r\n";
+/** A reservation being written (not an address, so no reader takes it for one). */
+const TMP_PREFIX = ".reserving-";
 const LOCK_WAIT_MS = 10_000;
 const EWOULDBLOCK = 11;
 
@@ -188,22 +191,7 @@ function reserve(dir: string, id: string, ifname: string, r: Span): Promise<bigi
       const ip = r.first + ((start - r.first + i) % size);
       if (ip === r.gateway) continue;
       const text = r.text(ip);
-      let fd: number;
-      try {
-        fd = openSync(
-          join(dir, text),
-          constants.O_RDWR | constants.O_CREAT | constants.O_EXCL,
-          0o644,
-        );
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "EEXIST") continue;
-        throw e;
-      }
-      try {
-        writeSync(fd, id.trim() + LINE_BREAK + ifname);
-      } finally {
-        closeSync(fd);
-      }
+      if (!reserveFile(dir, text, id.trim() + LINE_BREAK + ifname)) continue;
       writeFileSync(join(dir, last), text, { mode: 0o644 });
       return ip;
     }
@@ -212,6 +200,31 @@ function reserve(dir: string, id: string, ifname: string, r: Span): Promise<bigi
       `no IP addresses available in range set: ${r.text(r.first)}-${r.text(r.last)}`,
     );
   });
+}
+
+/**
+ * Create `dir/addr` holding `owner`, unless it exists (false). The owner is written to
+ * a temporary file first and linked to the address name (link fails on an existing name,
+ * as O_EXCL does): a process killed half-way leaves a temporary file, never an empty
+ * reservation that no container owns (the soak leaked one so: created, then SIGKILL
+ * before the owner was written). Temporaries left by killed processes are removed.
+ */
+function reserveFile(dir: string, addr: string, owner: string): boolean {
+  const tmp = join(dir, `${TMP_PREFIX}${process.pid}`);
+  writeFileSync(tmp, owner, { mode: 0o644 });
+  try {
+    linkSync(tmp, join(dir, addr));
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw e;
+  } finally {
+    unlinkSync(tmp);
+    for (const f of readdirSync(dir)) {
+      // Under the lock, no other writer's temporary exists: any left is a dead one's.
+      if (f.startsWith(TMP_PREFIX)) rmSync(join(dir, f), { force: true });
+    }
+  }
 }
 
 /** Release whatever (id, ifname) holds; host-local's older id-only files too. Idempotent. */

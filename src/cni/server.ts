@@ -7,10 +7,13 @@
 import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
 import { dirname } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { type Logger, silentLogger } from "./log.js";
 import { handleCni } from "./plugin.js";
 
 const MAX_FRAME = 4 << 20;
+/** How long a stop waits for requests in flight (an ADD takes ~10 ms; the shim's wait is unbounded). */
+const DRAIN_MS = 5000;
 
 export interface CniServerOptions {
   socket: string;
@@ -43,6 +46,9 @@ function decodeRequest(
 export async function startCniServer(opts: CniServerOptions): Promise<{ close(): Promise<void> }> {
   const log = opts.log ?? silentLogger;
   const sockets = new Set<Socket>();
+  // Requests being served: a stop (SIGTERM) lets them finish and answer, so the shim
+  // does not run a half-done ADD again on its slow path, racing this one.
+  const inflight = new Set<Promise<void>>();
   const serve = (sock: Socket) => {
     sockets.add(sock);
     sock.once("close", () => sockets.delete(sock));
@@ -59,11 +65,15 @@ export async function startCniServer(opts: CniServerOptions): Promise<{ close():
         sock.destroy();
         return;
       }
-      void handleCni(req.env, req.stdin, { stateFile: opts.stateFile, log }).then((reply) => {
-        const head = Buffer.alloc(4);
-        head.writeUInt32BE(reply.code);
-        sock.end(Buffer.concat([head, Buffer.from(reply.stdout)]));
-      });
+      const served = handleCni(req.env, req.stdin, { stateFile: opts.stateFile, log }).then(
+        (reply) => {
+          const head = Buffer.alloc(4);
+          head.writeUInt32BE(reply.code);
+          sock.end(Buffer.concat([head, Buffer.from(reply.stdout)]));
+        },
+      );
+      inflight.add(served);
+      void served.finally(() => inflight.delete(served));
     });
   };
   mkdirSync(dirname(opts.socket), { recursive: true, mode: 0o700 });
@@ -80,10 +90,13 @@ export async function startCniServer(opts: CniServerOptions): Promise<{ close():
   log.info({ socket: opts.socket }, "CNI server listening");
   return {
     close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.end();
-      });
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.race([
+        Promise.allSettled([...inflight]),
+        sleep(DRAIN_MS, undefined, { ref: false }),
+      ]);
+      for (const s of sockets) s.end();
+      await closed;
       rmSync(opts.socket, { force: true });
     },
   };

@@ -1,9 +1,12 @@
 // `vxtun agent`: one process per node running the control plane and the dataplane.
 // Order matters: store config check → subnet claim → node bridge → dataplane (its TUN
 // gets the subnet's /32, or in vxlan-l2 its TAP joins the bridge) → control socket →
-// node state file → CNI server → peer sync and lease renewal. Stopping never deletes
-// the lease, so a restarted agent keeps its subnet.
+// node state file → CNI server → peer sync and lease renewal. A restart (the state
+// directory remembers the subnet and the peers) starts the node side first and
+// forwards at once, then opens the store and confirms. Stopping never deletes the
+// lease, so a restarted agent keeps its subnet.
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { dataplaneHandlers } from "../api/handlers.js";
 import { ControlServer } from "../api/server.js";
@@ -15,13 +18,13 @@ import { parseIpv6 } from "../encap/addr6.js";
 import { ensureBridge, withNetlink } from "../system/netlink.js";
 import { applyMasquerade, removeMasquerade } from "../system/nft.js";
 import { type AgentConfig, agentPaths } from "./config.js";
-import { EtcdStore, etcdSecurity } from "./etcd-store.js";
 import { FileStore } from "./file-store.js";
 import {
   CorruptValueError,
   configMismatch,
   gatewayOf,
   type Ipv6Network,
+  type LeasePeer,
   type LeaseSubnets,
   leaseValueFor,
   networkConfigFor,
@@ -44,38 +47,46 @@ import {
   watchAgent,
 } from "./metrics.js";
 import { writeNodeState } from "./node-state.js";
+import { readPeerCache, writePeerCache } from "./peer-cache.js";
 import { leaseTarget, vtep6Of } from "./peer-target.js";
-import { PeerSync } from "./peers.js";
+import { PeerSync, type PeerTarget } from "./peers.js";
 import { LeaseLostError, LeaseTakenError, type Store } from "./store.js";
 
-export function openStore(cfg: AgentConfig, log: Logger): Store {
+/** The configured store; etcd's client (grpc, ~0.3 s to load) only when it is etcd. */
+export async function openStore(cfg: AgentConfig, log: Logger): Promise<Store> {
   const warn = (msg: string) => log.warn(msg);
-  return cfg.store.type === "file"
-    ? new FileStore({ dir: cfg.store.dir, warn })
-    : new EtcdStore({
-        endpoints: cfg.store.endpoints,
-        prefix: cfg.store.prefix,
-        // Certificates and password are read now: an unreadable file stops the agent
-        // before it touches the store, the network or nftables.
-        ...etcdSecurity(cfg.store),
-        warn,
-      });
+  if (cfg.store.type === "file") return new FileStore({ dir: cfg.store.dir, warn });
+  const { EtcdStore, etcdSecurity } = await import("./etcd-store.js");
+  return new EtcdStore({
+    endpoints: cfg.store.endpoints,
+    prefix: cfg.store.prefix,
+    // Certificates and password are read now: an unreadable file stops the agent
+    // before it touches the store (and on a first start, the network or nftables).
+    ...etcdSecurity(cfg.store),
+    warn,
+  });
 }
 
 /** Retry store calls at start-up (a node may boot before its etcd); config errors are final. */
-async function untilStoreAnswers<T>(what: string, log: Logger, fn: () => Promise<T>): Promise<T> {
+async function untilStoreAnswers<T>(
+  what: string,
+  log: Logger,
+  fn: () => Promise<T>,
+  /** Aborted when the agent stops: no more retries. */
+  signal?: AbortSignal,
+): Promise<T> {
   let delay = 250;
   for (;;) {
     try {
       return await fn();
     } catch (e) {
       const final = [ConfigError, LeaseTakenError, CorruptValueError, AllocationError];
-      if (final.some((k) => e instanceof k)) throw e;
+      if (final.some((k) => e instanceof k) || signal?.aborted) throw e;
       log.warn(
         { err: (e as Error).message, retryMs: delay },
         `${what}: store unreachable, retrying`,
       );
-      await new Promise((r) => setTimeout(r, delay));
+      await sleep(delay, undefined, { signal });
       delay = Math.min(delay * 2, 5000);
     }
   }
@@ -93,8 +104,12 @@ export class Agent {
   private cni: { close(): Promise<void> } | undefined;
   private control: ControlServer | undefined;
   private masq = false;
+  private readonly aborted = new AbortController();
+  /** Opened before the first claim, or on a restart once forwarding runs. */
+  store: Store | undefined;
   dp: Dataplane | undefined;
   sync: PeerSync | undefined;
+  private target: PeerTarget | undefined;
   subnet = "";
   /** Dual stack: our IPv6 subnet. */
   subnet6: string | undefined;
@@ -105,7 +120,6 @@ export class Agent {
   private constructor(
     readonly cfg: AgentConfig,
     readonly log: Logger,
-    readonly store: Store,
   ) {
     this.done = new Promise((r) => {
       this.finish = r;
@@ -113,7 +127,7 @@ export class Agent {
   }
 
   static async start(cfg: AgentConfig, log: Logger): Promise<Agent> {
-    const agent = new Agent(cfg, log, storeWithMetrics(openStore(cfg, log)));
+    const agent = new Agent(cfg, log);
     try {
       await agent.init();
     } catch (e) {
@@ -147,16 +161,66 @@ export class Agent {
   }
 
   private async init(): Promise<void> {
-    const { cfg, log, store } = this;
+    const { cfg, log } = this;
     const net = parseCidr(cfg.network)!;
     const network = `${formatIpv4(net.addr)}/${net.len}`;
-    const dpPaths = instancePaths(cfg);
-    const { stateFile, cniSocket } = agentPaths(cfg);
-    const rememberedFile = join(dpPaths.state, "lease.json");
-
+    const state = instancePaths(cfg).state;
+    const rememberedFile = join(state, "lease.json");
+    const peersFile = join(state, "peers.json");
+    const previous = readRemembered(rememberedFile);
     const v6 = this.v6;
-    const stored = await untilStoreAnswers("network config", log, () =>
-      store.putConfigIfAbsent(networkConfigFor(network, cfg.subnetLen, this.identity, v6)),
+    const sameNetworks =
+      previous?.network === network && previous.network6 === (v6 ? v6.network : undefined);
+    if (
+      previous &&
+      sameNetworks &&
+      previous.publicIp === cfg.local.publicAddress &&
+      (!v6 || previous.subnet6)
+    ) {
+      // A restart (supervisor, crash, upgrade): forward at once on the subnets and peers
+      // the last run left in the state directory, then confirm them with the store,
+      // which may be slow or down right now. The store stays the judge: PeerSync
+      // reconciles the cached peers, and a subnet the store gives to another node stops
+      // the agent as a lost lease does.
+      const peers = readPeerCache(peersFile, (m) => log.warn(m));
+      await this.startLocal(subnetsOf(previous), peers, network);
+      this.startSync(await this.openStore(), peers, peersFile);
+      // In the background: a failure stops the agent (fail), so nothing awaits it.
+      void this.claim(network, subnetsOf(previous), rememberedFile).then(
+        () => this.scheduleRenew(renewDelayMs(cfg.leaseTtlSeconds)),
+        (e: Error) => this.fail(e, "the store does not confirm our subnet"),
+      );
+      return;
+    }
+    const store = await this.openStore();
+    await this.claim(
+      network,
+      previous?.network === network ? subnetsOf(previous) : undefined,
+      rememberedFile,
+    );
+    if (previous && previous.subnet !== this.subnet) {
+      log.warn({ was: previous.subnet, now: this.subnet }, "previous subnet was taken; moved");
+    }
+    await this.startLocal(this.lease, [], network);
+    this.startSync(store, [], peersFile);
+    this.scheduleRenew(renewDelayMs(cfg.leaseTtlSeconds));
+  }
+
+  /** Check the store's network config and claim subnets (`previous` first), retrying while it is away. */
+  private async claim(
+    network: string,
+    previous: LeaseSubnets | undefined,
+    rememberedFile: string,
+  ): Promise<void> {
+    const { cfg, log } = this;
+    const store = this.store!;
+    const stopped = this.aborted.signal;
+    const v6 = this.v6;
+    const stored = await untilStoreAnswers(
+      "network config",
+      log,
+      () => store.putConfigIfAbsent(networkConfigFor(network, cfg.subnetLen, this.identity, v6)),
+      stopped,
     );
     const mismatch = configMismatch(stored, network, cfg.subnetLen, this.identity, v6);
     if (mismatch) {
@@ -164,57 +228,75 @@ export class Agent {
         `the store's network config (${store.kind}) differs from ours: ${mismatch}`,
       );
     }
-
-    const previous = readRemembered(rememberedFile);
-    const value = leaseValueFor(this.identity);
-    const claim = await untilStoreAnswers("subnet claim", log, () =>
-      claimSubnet(store, {
-        network,
-        subnetLen: cfg.subnetLen,
-        v6: v6 && { network: parseNet6(v6.network)!, subnetLen: v6.subnetLen },
-        value,
-        ttlSeconds: cfg.leaseTtlSeconds,
-        previous: previous?.network === network ? subnetsOf(previous) : undefined,
-        log,
-      }),
+    const claim = await untilStoreAnswers(
+      "subnet claim",
+      log,
+      () =>
+        claimSubnet(store, {
+          network,
+          subnetLen: cfg.subnetLen,
+          v6: v6 && { network: parseNet6(v6.network)!, subnetLen: v6.subnetLen },
+          value: leaseValueFor(this.identity),
+          ttlSeconds: cfg.leaseTtlSeconds,
+          previous,
+          log,
+        }),
+      stopped,
     );
+    const remember = (l: LeaseSubnets) =>
+      writeRemembered(rememberedFile, {
+        ...subnetsOf(l),
+        network,
+        publicIp: cfg.local.publicAddress,
+        ...(v6 ? { network6: v6.network } : {}),
+      });
+    if (
+      this.subnet &&
+      (claim.subnet !== this.subnet || (this.subnet6 && claim.subnet6 !== this.subnet6))
+    ) {
+      // Forwarding already runs on the remembered subnets: new ones need a fresh start.
+      remember(claim);
+      throw new LeaseLostError(this.subnet, "another node");
+    }
     this.subnet = claim.subnet;
     this.subnet6 = claim.subnet6;
     this.expiresAt = claim.expiresAt;
-    writeRemembered(rememberedFile, {
-      ...this.lease,
-      network,
-      publicIp: cfg.local.publicAddress,
-      ...(v6 ? { network6: v6.network } : {}),
-    });
-    if (previous && previous.subnet !== claim.subnet) {
-      log.warn({ was: previous.subnet, now: claim.subnet }, "previous subnet was taken; moved");
-    }
+    remember(claim);
+  }
 
+  /** A failure after start-up that the agent cannot carry on from: stop, exit 1. */
+  private async fail(e: Error, what: string): Promise<void> {
+    if (this.stopping) return;
+    this.log.error({ err: e.message }, `${what}; stopping`);
+    process.exitCode = 1;
+    await this.stop();
+    this.finish();
+  }
+
+  /**
+   * Everything on this node for `lease`: bridge, dataplane (with `peers` programmed
+   * before it forwards), control socket, subnet.env, CNI server, masquerade.
+   */
+  private async startLocal(lease: LeaseSubnets, peers: LeasePeer[], network: string) {
+    const { cfg, log } = this;
+    const { subnet, subnet6 } = lease;
+    this.subnet = subnet;
+    this.subnet6 = subnet6;
+    const v6 = this.v6;
+    const net = parseCidr(cfg.network)!;
+    const dpPaths = instancePaths(cfg);
+    const { stateFile, cniSocket } = agentPaths(cfg);
     const l2 = cfg.mode === "vxlan-l2";
     const mtu = deviceMtu(cfg, await findUnderlayMtu(cfg));
-    const gw = gatewayOf(claim.subnet);
+    const gw = gatewayOf(subnet);
     const cidr = `${gw}/${l2 ? net.len : cfg.subnetLen}`;
     await ensureBridge("", cfg.bridge, { cidr, mtu, network: net });
-    const gw6 = claim.subnet6 && firstHost6(claim.subnet6);
+    const gw6 = subnet6 && firstHost6(subnet6);
     if (gw6 && v6) {
       // The IPv6 gateway beside the IPv4 one (in vxlan-l2 with the whole network's length,
       // as for IPv4: every pod is on one segment).
       const len6 = l2 ? parseNet6(v6.network)!.len : v6.subnetLen;
       addAddress6(cfg.bridge, gw6, len6);
-    }
-    // Replaced atomically at every start; with ipMasq off a table left by an earlier
-    // run is removed, so subnet.env's FLANNEL_IPMASQ is the truth either way.
-    if (cfg.ipMasq) {
-      this.masq = true;
-      const masq6 =
-        v6 && claim.subnet6 ? { network: v6.network, subnet: claim.subnet6 } : undefined;
-      await applyMasquerade(cfg.name, network, claim.subnet, "", masq6);
-    } else {
-      // Without nft there is no table to remove: fine when masquerade is off.
-      await removeMasquerade(cfg.name).catch((e) =>
-        log.debug({ err: (e as Error).message }, "no masquerade table removed"),
-      );
     }
 
     this.dp = await Dataplane.start(
@@ -223,15 +305,19 @@ export class Agent {
         device: {
           ...cfg.device,
           // flannel.1 style: the subnet's network address /32 on the L3 device.
-          address: l2 ? undefined : `${claim.subnet.split("/")[0]}/32`,
+          address: l2 ? undefined : `${subnet.split("/")[0]}/32`,
           bridge: l2 ? cfg.bridge : cfg.device.bridge,
         },
-        peers: [],
+        // The IPv4 half of cached peers goes in before the first packet is forwarded.
+        peers: peers.map((p) => ({ address: p.address, subnet: p.subnet, vtepMac: p.vtepMac })),
       },
       log,
     );
     // flannel-v6.1 style: the IPv6 subnet's network address /128 on the L3 device.
-    if (claim.subnet6 && !l2) addAddress6(this.dp.device.name, vtep6Of(claim.subnet6), 128);
+    if (subnet6 && !l2) addAddress6(this.dp.device.name, vtep6Of(subnet6), 128);
+    this.target = peerTargetWithMetrics(leaseTarget(this.dp, cfg.mode));
+    // Cached dual-stack peers: their IPv6 half too (the target remembers it for removal).
+    for (const p of peers) if (p.subnet6) await this.target.addPeer(p);
     // The dataplane's verbs and the agent's own report, on the dataplane's socket.
     this.control = new ControlServer(dpPaths.socket, {
       ...dataplaneHandlers(this.dp),
@@ -254,20 +340,43 @@ export class Agent {
     // The CNI plugin's long-lived half: pods are wired by this process, next to the state.
     this.cni = await startCniServer({ socket: cniSocket, stateFile, log });
 
-    this.sync = new PeerSync(store, peerTargetWithMetrics(leaseTarget(this.dp, cfg.mode)), {
-      mode: cfg.mode,
-      ownSubnet: claim.subnet,
-      ipv6: v6 !== undefined,
-      log,
-      onReconcile: reconciled,
-    });
-    watchAgent({ expiresAt: () => this.expiresAt, store: () => this.store.health() });
-    this.sync.start();
-    this.scheduleRenew(renewDelayMs(cfg.leaseTtlSeconds));
+    // Replaced atomically at every start; with ipMasq off a table left by an earlier
+    // run is removed, so subnet.env's FLANNEL_IPMASQ is the truth either way.
+    if (cfg.ipMasq) {
+      this.masq = true;
+      const masq6 = v6 && subnet6 ? { network: v6.network, subnet: subnet6 } : undefined;
+      await applyMasquerade(cfg.name, network, subnet, "", masq6);
+    } else {
+      // Without nft there is no table to remove: fine when masquerade is off.
+      await removeMasquerade(cfg.name).catch((e) =>
+        log.debug({ err: (e as Error).message }, "no masquerade table removed"),
+      );
+    }
+
     log.info(
-      { subnet: claim.subnet, subnet6: claim.subnet6, gateway: gw, store: store.kind, stateFile },
+      { subnet, subnet6, gateway: gw, stateFile, cachedPeers: peers.length },
       "vxtun agent running",
     );
+  }
+
+  private async openStore(): Promise<Store> {
+    this.store = storeWithMetrics(await openStore(this.cfg, this.log));
+    return this.store;
+  }
+
+  /** Follow the other nodes' leases, from the peers already programmed. */
+  private startSync(store: Store, peers: LeasePeer[], peersFile: string): void {
+    this.sync = new PeerSync(store, this.target!, {
+      mode: this.cfg.mode,
+      ownSubnet: this.subnet,
+      ipv6: this.v6 !== undefined,
+      log: this.log,
+      onReconcile: reconciled,
+      initial: peers,
+      onChange: (p) => writePeerCache(peersFile, p),
+    });
+    watchAgent({ expiresAt: () => this.expiresAt, store: () => store.health() });
+    this.sync.start();
   }
 
   private scheduleRenew(ms: number): void {
@@ -279,7 +388,7 @@ export class Agent {
   private async renew(): Promise<void> {
     const ttl = this.cfg.leaseTtlSeconds;
     try {
-      const r = await this.store.renewLease(this.lease, leaseValueFor(this.identity), ttl);
+      const r = await this.store!.renewLease(this.lease, leaseValueFor(this.identity), ttl);
       this.expiresAt = r.expiresAt;
       leaseRenewed(true);
       this.scheduleRenew(renewDelayMs(ttl));
@@ -303,7 +412,7 @@ export class Agent {
   }
 
   report() {
-    const health = this.store.health();
+    const health = this.store?.health() ?? { ok: false, error: "not opened yet" };
     return {
       node: this.cfg.name,
       mode: this.cfg.mode,
@@ -326,7 +435,7 @@ export class Agent {
         ttlSeconds: this.cfg.leaseTtlSeconds,
         expiresAt: new Date(this.expiresAt).toISOString(),
       },
-      store: { kind: this.store.kind, ...health, ...this.sync?.getStatus() },
+      store: { kind: this.cfg.store.type, ...health, ...this.sync?.getStatus() },
       peers: [...(this.sync?.peers.entries() ?? [])].map(([subnet, p]) => ({
         ...p,
         subnet,
@@ -340,15 +449,18 @@ export class Agent {
     if (this.stopping) return;
     this.stopping = true;
     if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.aborted.abort();
     await this.sync?.stop();
     await this.cni?.close().catch(() => undefined);
     await this.control?.close();
-    await this.dp?.stop();
     if (this.masq) {
       await removeMasquerade(this.cfg.name).catch((e) =>
         this.log.warn({ err: (e as Error).message }, "removing the masquerade table failed"),
       );
     }
-    await this.store.close();
+    await this.store?.close();
+    // Last: pods keep forwarding until the process is about to exit (a supervisor's
+    // restart costs them this much less).
+    await this.dp?.stop();
   }
 }

@@ -26,6 +26,10 @@ export interface PeerSyncOptions {
   maxBackoffMs?: number;
   /** Seconds each full re-list took to reconcile (metrics). */
   onReconcile?: (seconds: number) => void;
+  /** Peers already programmed (a restart's cache): reconciled like any others. */
+  initial?: LeasePeer[];
+  /** After every change of the programmed peers (the agent caches them). */
+  onChange?: (peers: LeasePeer[]) => void;
 }
 
 export interface SyncStatus {
@@ -57,7 +61,9 @@ export class PeerSync {
     private readonly store: Store,
     private readonly target: PeerTarget,
     private readonly o: PeerSyncOptions,
-  ) {}
+  ) {
+    for (const p of o.initial ?? []) if (p.subnet) this.peers.set(p.subnet, p);
+  }
 
   getStatus(): SyncStatus {
     return { ...this.status };
@@ -174,6 +180,7 @@ export class PeerSync {
     }
     await this.target.addPeer(spec);
     this.peers.set(l.subnet, spec);
+    this.o.onChange?.([...this.peers.values()]);
     this.o.log.info({ ...spec }, "peer added");
   }
 
@@ -182,6 +189,7 @@ export class PeerSync {
     const p = this.peers.get(subnet);
     if (!p) return;
     this.peers.delete(subnet);
+    this.o.onChange?.([...this.peers.values()]);
     await this.target.delPeer(p.address).catch(() => undefined);
     this.o.log.info({ ...p }, "peer removed");
   }

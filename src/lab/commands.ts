@@ -99,3 +99,51 @@ export async function labDownCommand(o: { lab: string; all?: boolean }): Promise
   const r = o.all ? await labDownAll() : await labDown(o.lab);
   console.log(`removed ${r.namespaces} namespaces and stopped ${r.processes} processes`);
 }
+
+export async function labSoakCommand(o: {
+  lab: string;
+  minutes: string;
+  seed?: string;
+  store: string;
+  out: string;
+  keep?: boolean;
+  from?: string;
+}): Promise<void> {
+  const { mkdirSync, readFileSync } = await import("node:fs");
+  const { formatReport, writeReport } = await import("./soak-report.js");
+  mkdirSync(o.out, { recursive: true });
+  if (o.from) {
+    // Run nothing: redraw the text and chart beside a saved soak.json.
+    let saved: Parameters<typeof writeReport>[0];
+    try {
+      saved = JSON.parse(readFileSync(o.from, "utf8"));
+    } catch (e) {
+      throw new UserError(`--from ${o.from}: ${(e as Error).message}`);
+    }
+    await writeReport(saved, o.out);
+    console.log(formatReport(saved));
+    return;
+  }
+  const minutes = Number(o.minutes);
+  if (!Number.isFinite(minutes) || minutes <= 0 || minutes > 24 * 60)
+    throw new UserError(`--minutes must be a number of minutes (0-1440], not "${o.minutes}"`);
+  const seed = o.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : count(o.seed, "--seed");
+  if (o.store !== "file" && o.store !== "etcd") {
+    throw new UserError(`unknown store "${o.store}": choose file (embedded) or etcd`);
+  }
+  requireRoot();
+  const { Soak } = await import("./soak.js");
+  const r = await Soak.run({
+    // Its own lab name by default, so a soak never collides with 'vxtun lab up'.
+    lab: o.lab === "lab" ? "soak" : o.lab,
+    minutes,
+    seed,
+    store: o.store,
+    keep: o.keep,
+    onProgress: (msg) => process.stderr.write(`soak: ${msg}\n`),
+  });
+  await writeReport(r, o.out);
+  console.log(formatReport(r));
+  console.log(`\nwritten: ${o.out}/soak.{json,md,png}`);
+  if (!r.goals.ok) process.exitCode = 1;
+}

@@ -75,6 +75,8 @@ export interface LabUpOptions {
   /** Default ipv4. */
   stack?: LabStack;
   store?: "file" | "etcd";
+  /** Extra keys for the shared agent.yaml (the soak turns on metrics). */
+  agentConfig?: Record<string, unknown>;
   onProgress?: (msg: string) => void;
 }
 
@@ -101,12 +103,12 @@ export function readLab(name: string): LabState {
   }
 }
 
-function saveLab(s: LabState): void {
+export function saveLab(s: LabState): void {
   writeFileSync(join(s.dir, "lab.json"), `${JSON.stringify(s, null, 2)}\n`);
 }
 
 /** argv that runs the CNI plugin: the native shim when built, else the Node plugin. */
-function cniPluginCommand(): string[] {
+export function cniPluginCommand(): string[] {
   const shim = resolve(here, "../../dist/cni/vxtun-cni");
   if (existsSync(shim)) return [shim];
   if (import.meta.url.endsWith(".ts")) {
@@ -133,7 +135,12 @@ function spawnDetached(
   return child.pid;
 }
 
-async function waitFor<T>(what: string, ms: number, fn: () => Promise<T | undefined>): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  ms: number,
+  fn: () => Promise<T | undefined>,
+  stepMs = 150,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     try {
@@ -143,7 +150,7 @@ async function waitFor<T>(what: string, ms: number, fn: () => Promise<T | undefi
       // not yet
     }
     if (Date.now() > deadline) throw new Error(`${what}: not ready within ${ms / 1000} s`);
-    await new Promise((r) => setTimeout(r, 150));
+    await new Promise((r) => setTimeout(r, stepMs));
   }
 }
 
@@ -244,6 +251,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
         // Many nodes on one machine: one forwarding queue (no worker thread) and a
         // small slab each, ~3x less memory per agent (50 agents fit in a few GiB).
         ...(o.nodes > LIGHT_AGENTS_ABOVE ? { io: { queues: 1, slots: 64 } } : {}),
+        ...o.agentConfig,
       }),
     );
     for (const n of underlay.nodes) {
@@ -347,7 +355,7 @@ export async function addOutsideHost(net: NetnsLab, u: Underlay): Promise<string
   return ns;
 }
 
-async function runCni(
+export async function runCni(
   nodeNs: string,
   plugin: string[],
   command: string,
