@@ -8,7 +8,13 @@ import type { Logger } from "pino";
 import { dataplaneHandlers } from "../api/handlers.js";
 import { ControlServer } from "../api/server.js";
 import { startCniServer } from "../cni/server.js";
-import { ConfigError, deviceMtu, instancePaths, vtepMac } from "../dataplane/config.js";
+import {
+  ConfigError,
+  deviceMtu,
+  instancePaths,
+  isIpv6Underlay,
+  vtepMac,
+} from "../dataplane/config.js";
 import { Dataplane, findUnderlayMtu } from "../dataplane/dataplane.js";
 import { formatIpv4, formatMac, parseCidr } from "../encap/addr.js";
 import { parseIpv6 } from "../encap/addr6.js";
@@ -36,6 +42,7 @@ import {
   writeRemembered,
 } from "./lease.js";
 import {
+  leaseIgnored,
   leaseRenewed,
   peerSince,
   peerTargetWithMetrics,
@@ -129,16 +136,32 @@ export class Agent {
     return n && { network: formatNet6(n), subnetLen: this.cfg.ipv6SubnetLen };
   }
 
+  /** Is the dataplane's underlay IPv6 (local.address or local.family)? */
+  private get underlay6(): boolean {
+    return isIpv6Underlay(this.cfg.local.address);
+  }
+
+  /**
+   * What the lease publishes. flannel's PublicIP is always IPv4 (leases are owned by it),
+   * so over an IPv6 underlay it is the interface's IPv4 address (local.address4) and the
+   * address peers send to is PublicIPv6: publicIpv6, else the IPv6 underlay address.
+   */
   private get identity() {
     const c = this.cfg;
+    const v6u = this.underlay6;
+    if (v6u && !c.local.address4) {
+      throw new ConfigError(
+        `the IPv6 underlay ${c.local.interface} has no IPv4 address for the lease's PublicIP (flannel's leases are owned by one): add an IPv4 address to ${c.local.interface}`,
+      );
+    }
     return {
       mode: c.mode,
-      publicIp: c.local.publicAddress,
+      publicIp: v6u ? c.local.address4! : c.local.publicAddress,
       vni: c.vni,
       port: c.port,
       vtepMac: formatMac(vtepMac(c)),
       ipv6: this.v6 !== undefined,
-      publicIpv6: c.publicIpv6,
+      publicIpv6: c.publicIpv6 ?? (v6u ? c.local.publicAddress : undefined),
     };
   }
 
@@ -184,7 +207,7 @@ export class Agent {
     writeRemembered(rememberedFile, {
       ...this.lease,
       network,
-      publicIp: cfg.local.publicAddress,
+      publicIp: value.PublicIP,
       ...(v6 ? { network6: v6.network } : {}),
     });
     if (previous && previous.subnet !== claim.subnet) {
@@ -254,12 +277,15 @@ export class Agent {
     // The CNI plugin's long-lived half: pods are wired by this process, next to the state.
     this.cni = await startCniServer({ socket: cniSocket, stateFile, log });
 
-    this.sync = new PeerSync(store, peerTargetWithMetrics(leaseTarget(this.dp, cfg.mode)), {
+    const target = leaseTarget(this.dp, cfg.mode, this.underlay6);
+    this.sync = new PeerSync(store, peerTargetWithMetrics(target), {
       mode: cfg.mode,
       ownSubnet: claim.subnet,
       ipv6: v6 !== undefined,
+      underlay6: this.underlay6,
       log,
       onReconcile: reconciled,
+      onIgnore: leaseIgnored,
     });
     watchAgent({ expiresAt: () => this.expiresAt, store: () => this.store.health() });
     this.sync.start();
@@ -317,8 +343,8 @@ export class Agent {
             gateway6: firstHost6(this.subnet6),
           }
         : {}),
-      publicIp: this.cfg.local.publicAddress,
-      ...(this.cfg.publicIpv6 ? { publicIpv6: this.cfg.publicIpv6 } : {}),
+      publicIp: this.identity.publicIp,
+      ...(this.identity.publicIpv6 ? { publicIpv6: this.identity.publicIpv6 } : {}),
       local: { address: this.cfg.local.address, interface: this.cfg.local.interface },
       ipMasq: this.cfg.ipMasq,
       vtepMac: this.identity.vtepMac,

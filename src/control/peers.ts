@@ -20,12 +20,16 @@ export interface PeerSyncOptions {
   ownSubnet: string;
   /** Dual stack: program the IPv6 half of leases too. */
   ipv6?: boolean;
+  /** Our underlay is IPv6: a peer is reached at its lease's PublicIPv6 (required). */
+  underlay6?: boolean;
   log: Logger;
   /** Backoff bounds for reconnecting to the store. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
   /** Seconds each full re-list took to reconcile (metrics). */
   onReconcile?: (seconds: number) => void;
+  /** A lease newly not programmed (its reason is logged once). */
+  onIgnore?: () => void;
 }
 
 export interface SyncStatus {
@@ -154,11 +158,12 @@ export class PeerSync {
 
   private async put(l: LeaseRecord): Promise<void> {
     if (l.subnet === this.o.ownSubnet) return;
-    const spec = peerFromLease(l, l.value, this.o.mode, this.o.ipv6);
+    const spec = peerFromLease(l, l.value, this.o.mode, this.o.ipv6, this.o.underlay6);
     if (typeof spec === "string") {
       if (this.ignored.get(l.subnet) !== spec) {
         this.ignored.set(l.subnet, spec);
         this.o.log.warn({ subnet: l.subnet, why: spec }, "ignoring lease");
+        this.o.onIgnore?.();
       }
       await this.remove(l.subnet);
       return;
