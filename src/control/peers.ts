@@ -160,12 +160,14 @@ export class PeerSync {
     if (l.subnet === this.o.ownSubnet) return;
     const spec = peerFromLease(l, l.value, this.o.mode, this.o.ipv6, this.o.underlay6);
     if (typeof spec === "string") {
-      if (this.ignored.get(l.subnet) !== spec) {
-        this.ignored.set(l.subnet, spec);
+      const fresh = this.ignored.get(l.subnet) !== spec;
+      // remove() forgets the reason (a deleted lease); a renewal must not log it again.
+      await this.remove(l.subnet);
+      this.ignored.set(l.subnet, spec);
+      if (fresh) {
         this.o.log.warn({ subnet: l.subnet, why: spec }, "ignoring lease");
         this.o.onIgnore?.();
       }
-      await this.remove(l.subnet);
       return;
     }
     this.ignored.delete(l.subnet);
