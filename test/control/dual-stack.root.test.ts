@@ -276,3 +276,19 @@ t.test(
     t.same(await a2.fdbDsts(), ["2001:2::1"], "n2 programmed n1 only");
   },
 );
+
+t.test(
+  "an IPv6 underlay without an IPv4 address for PublicIP stops the agent in one line",
+  async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const lab = await NetnsLab.create(t);
+    const { nodes } = await buildUnderlay(lab, 1, 1500, "ipv6");
+    const [n1] = nodes;
+    await lab.execOk(n1.ns, ["ip", "-4", "addr", "flush", "dev", n1.dev]);
+    const store = { type: "file", dir: tempDir(t, "noipv4") };
+    await t.rejects(
+      startAgent(t, lab, n1, { store }, 10_000),
+      /the IPv6 underlay eth0 has no IPv4 address for the lease's PublicIP .*: add an IPv4 address to eth0/,
+    );
+  },
+);
