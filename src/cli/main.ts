@@ -173,6 +173,7 @@ export function buildProgram(): Command {
     .option("--pods <m>", "pods per node", "2")
     .option("--mode <mode>", "vxlan | vxlan-l2 | ipip", "vxlan")
     .option("--stack <stack>", "pod addresses: ipv4 | ipv6 | dual", "ipv4")
+    .option("--underlay <family>", "underlay: ipv4 | ipv6 (VXLAN over IPv6)", "ipv4")
     .option("--store <store>", "file (embedded) | etcd", "file");
   labVerb("status", "nodes, agents and pods of a running lab", (m, o) =>
     m.labStatusCommand(o as LabOpts),

@@ -11,7 +11,13 @@ import type { Logger } from "pino";
 import { dataplaneHandlers } from "../api/handlers.js";
 import { ControlServer } from "../api/server.js";
 import { startCniServer } from "../cni/server.js";
-import { ConfigError, deviceMtu, instancePaths, vtepMac } from "../dataplane/config.js";
+import {
+  ConfigError,
+  deviceMtu,
+  instancePaths,
+  isIpv6Underlay,
+  vtepMac,
+} from "../dataplane/config.js";
 import { Dataplane, findUnderlayMtu } from "../dataplane/dataplane.js";
 import { formatIpv4, formatMac, parseCidr } from "../encap/addr.js";
 import { parseIpv6 } from "../encap/addr6.js";
@@ -39,6 +45,7 @@ import {
   writeRemembered,
 } from "./lease.js";
 import {
+  leaseIgnored,
   leaseRenewed,
   peerSince,
   peerTargetWithMetrics,
@@ -143,16 +150,32 @@ export class Agent {
     return n && { network: formatNet6(n), subnetLen: this.cfg.ipv6SubnetLen };
   }
 
+  /** Is the dataplane's underlay IPv6 (local.address or local.family)? */
+  private get underlay6(): boolean {
+    return isIpv6Underlay(this.cfg.local.address);
+  }
+
+  /**
+   * What the lease publishes. flannel's PublicIP is always IPv4 (leases are owned by it),
+   * so over an IPv6 underlay it is the interface's IPv4 address (local.address4) and the
+   * address peers send to is PublicIPv6: publicIpv6, else the IPv6 underlay address.
+   */
   private get identity() {
     const c = this.cfg;
+    const v6u = this.underlay6;
+    if (v6u && !c.local.address4) {
+      throw new ConfigError(
+        `the IPv6 underlay ${c.local.interface} has no IPv4 address for the lease's PublicIP (flannel's leases are owned by one): add an IPv4 address to ${c.local.interface}`,
+      );
+    }
     return {
       mode: c.mode,
-      publicIp: c.local.publicAddress,
+      publicIp: v6u ? c.local.address4! : c.local.publicAddress,
       vni: c.vni,
       port: c.port,
       vtepMac: formatMac(vtepMac(c)),
       ipv6: this.v6 !== undefined,
-      publicIpv6: c.publicIpv6,
+      publicIpv6: c.publicIpv6 ?? (v6u ? c.local.publicAddress : undefined),
     };
   }
 
@@ -174,7 +197,7 @@ export class Agent {
     if (
       previous &&
       sameNetworks &&
-      previous.publicIp === cfg.local.publicAddress &&
+      previous.publicIp === this.identity.publicIp &&
       (!v6 || previous.subnet6)
     ) {
       // A restart (supervisor, crash, upgrade): forward at once on the subnets and peers
@@ -247,7 +270,7 @@ export class Agent {
       writeRemembered(rememberedFile, {
         ...subnetsOf(l),
         network,
-        publicIp: cfg.local.publicAddress,
+        publicIp: this.identity.publicIp,
         ...(v6 ? { network6: v6.network } : {}),
       });
     if (
@@ -309,13 +332,18 @@ export class Agent {
           bridge: l2 ? cfg.bridge : cfg.device.bridge,
         },
         // The IPv4 half of cached peers goes in before the first packet is forwarded.
-        peers: peers.map((p) => ({ address: p.address, subnet: p.subnet, vtepMac: p.vtepMac })),
+        peers: peers.map(({ address, subnet, vtepMac, publicIpv6 }) => ({
+          address,
+          subnet,
+          vtepMac,
+          ...(publicIpv6 ? { publicIpv6 } : {}),
+        })),
       },
       log,
     );
     // flannel-v6.1 style: the IPv6 subnet's network address /128 on the L3 device.
     if (subnet6 && !l2) addAddress6(this.dp.device.name, vtep6Of(subnet6), 128);
-    this.target = peerTargetWithMetrics(leaseTarget(this.dp, cfg.mode));
+    this.target = peerTargetWithMetrics(leaseTarget(this.dp, cfg.mode, this.underlay6));
     // Cached dual-stack peers: their IPv6 half too (the target remembers it for removal).
     for (const p of peers) if (p.subnet6) await this.target.addPeer(p);
     // The dataplane's verbs and the agent's own report, on the dataplane's socket.
@@ -370,8 +398,10 @@ export class Agent {
       mode: this.cfg.mode,
       ownSubnet: this.subnet,
       ipv6: this.v6 !== undefined,
+      underlay6: this.underlay6,
       log: this.log,
       onReconcile: reconciled,
+      onIgnore: leaseIgnored,
       initial: peers,
       onChange: (p) => writePeerCache(peersFile, p),
     });
@@ -426,8 +456,8 @@ export class Agent {
             gateway6: firstHost6(this.subnet6),
           }
         : {}),
-      publicIp: this.cfg.local.publicAddress,
-      ...(this.cfg.publicIpv6 ? { publicIpv6: this.cfg.publicIpv6 } : {}),
+      publicIp: this.identity.publicIp,
+      ...(this.identity.publicIpv6 ? { publicIpv6: this.identity.publicIpv6 } : {}),
       local: { address: this.cfg.local.address, interface: this.cfg.local.interface },
       ipMasq: this.cfg.ipMasq,
       vtepMac: this.identity.vtepMac,

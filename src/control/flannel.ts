@@ -253,20 +253,25 @@ export interface LeasePeer {
 /**
  * A peer from another node's lease, or why it cannot be one in our mode. The IPv6 half
  * is taken only when we run dual stack (`ipv6`) and the lease has one; a lease whose
- * IPv6 half is unusable is still a peer for IPv4.
+ * IPv6 half is unusable is still a peer for IPv4. Over an IPv6 underlay (`underlay6`)
+ * the node is reached at its PublicIPv6 (as flannel-v6.1's FDB entries point there), so
+ * a lease without one cannot be a peer.
  */
 export function peerFromLease(
   lease: LeaseSubnets,
   v: LeaseValue,
   mode: Mode,
   ipv6 = false,
+  underlay6 = false,
 ): LeasePeer | string {
   const { subnet, subnet6 } = lease;
   if (v.BackendType !== backendType(mode))
     return `backend ${v.BackendType}, ours ${backendType(mode)}`;
   const l2 = v.VxtunMode === "vxlan-l2";
   if (l2 !== (mode === "vxlan-l2")) return `mode ${l2 ? "vxlan-l2" : "L3"} differs from ours`;
+  if (underlay6 && !v.PublicIPv6) return "no PublicIPv6 to reach it over our IPv6 underlay";
   const peer: LeasePeer = { address: v.PublicIP, subnet };
+  if (v.PublicIPv6) peer.publicIpv6 = v.PublicIPv6;
   if (mode === "vxlan") {
     const mac = v.BackendData?.VtepMAC;
     if (!mac || parseMac(mac) === undefined) return "no valid BackendData.VtepMAC";
@@ -279,6 +284,5 @@ export function peerFromLease(
     peer.vtepMac6 = mac6.toLowerCase();
   }
   peer.subnet6 = subnet6;
-  if (v.PublicIPv6) peer.publicIpv6 = v.PublicIPv6;
   return peer;
 }

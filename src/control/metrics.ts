@@ -31,6 +31,11 @@ const peerChanges = new Counter({
   labelNames: ["change"],
   registers,
 });
+const leasesIgnored = new Counter({
+  name: "vxtun_agent_leases_ignored_total",
+  help: "other nodes' leases not programmed (another backend or mode, no PublicIPv6 on an IPv6 underlay...); the agent's log says why",
+  registers,
+});
 const peerProgramming = new Histogram({
   name: "vxtun_agent_peer_program_duration_seconds",
   help: "time to program one peer into the dataplane (route, neighbour, FDB entry) or remove it",
@@ -129,4 +134,9 @@ export function watchAgent(a: { expiresAt: () => number; store: () => StoreHealt
     if (a.expiresAt() < Date.now()) return "subnet lease expired";
     return undefined;
   });
+}
+
+/** A lease the peer sync could not program (logged once with its reason). */
+export function leaseIgnored(): void {
+  leasesIgnored.inc();
 }

@@ -20,6 +20,8 @@ export interface PeerSyncOptions {
   ownSubnet: string;
   /** Dual stack: program the IPv6 half of leases too. */
   ipv6?: boolean;
+  /** Our underlay is IPv6: a peer is reached at its lease's PublicIPv6 (required). */
+  underlay6?: boolean;
   log: Logger;
   /** Backoff bounds for reconnecting to the store. */
   minBackoffMs?: number;
@@ -30,6 +32,8 @@ export interface PeerSyncOptions {
   initial?: LeasePeer[];
   /** After every change of the programmed peers (the agent caches them). */
   onChange?: (peers: LeasePeer[]) => void;
+  /** A lease newly not programmed (its reason is logged once). */
+  onIgnore?: () => void;
 }
 
 export interface SyncStatus {
@@ -160,13 +164,16 @@ export class PeerSync {
 
   private async put(l: LeaseRecord): Promise<void> {
     if (l.subnet === this.o.ownSubnet) return;
-    const spec = peerFromLease(l, l.value, this.o.mode, this.o.ipv6);
+    const spec = peerFromLease(l, l.value, this.o.mode, this.o.ipv6, this.o.underlay6);
     if (typeof spec === "string") {
-      if (this.ignored.get(l.subnet) !== spec) {
-        this.ignored.set(l.subnet, spec);
-        this.o.log.warn({ subnet: l.subnet, why: spec }, "ignoring lease");
-      }
+      const fresh = this.ignored.get(l.subnet) !== spec;
+      // remove() forgets the reason (a deleted lease); a renewal must not log it again.
       await this.remove(l.subnet);
+      this.ignored.set(l.subnet, spec);
+      if (fresh) {
+        this.o.log.warn({ subnet: l.subnet, why: spec }, "ignoring lease");
+        this.o.onIgnore?.();
+      }
       return;
     }
     this.ignored.delete(l.subnet);

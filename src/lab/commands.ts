@@ -18,6 +18,7 @@ import {
   readLab,
 } from "./lab.js";
 import { netnsUnavailableReason } from "./netns.js";
+import { UNDERLAY_FAMILIES, type UnderlayFamily } from "./underlay.js";
 
 function requireRoot(): void {
   const why = netnsUnavailableReason();
@@ -37,10 +38,14 @@ export async function labUpCommand(o: {
   pods: string;
   mode: string;
   stack: string;
+  underlay: string;
   store: string;
 }): Promise<void> {
   if (!LAB_STACKS.includes(o.stack as LabStack)) {
     throw new UserError(`unknown stack "${o.stack}": choose ${LAB_STACKS.join(", ")}`);
+  }
+  if (!UNDERLAY_FAMILIES.includes(o.underlay as UnderlayFamily)) {
+    throw new UserError(`unknown underlay "${o.underlay}": choose ${UNDERLAY_FAMILIES.join(", ")}`);
   }
   if (!LAB_MODES.includes(o.mode as LabMode)) {
     throw new UserError(`unknown mode "${o.mode}": choose ${LAB_MODES.join(", ")}`);
@@ -55,6 +60,7 @@ export async function labUpCommand(o: {
     pods: count(o.pods, "--pods"),
     mode: o.mode as LabMode,
     stack: o.stack as LabStack,
+    underlay: o.underlay as UnderlayFamily,
     store: o.store,
     onProgress: (msg) => process.stderr.write(`lab: ${msg}\n`),
   });

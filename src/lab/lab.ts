@@ -12,10 +12,10 @@ import { controlCall } from "../api/client.js";
 import { UserError } from "../api/errors.js";
 import { firstHost6 } from "../control/ip6net.js";
 import { run } from "../system/exec.js";
-import { addrAdd, linkSetMaster, routeReplace } from "../system/iproute.js";
+import { addrAdd, ip, linkSetMaster, routeReplace } from "../system/iproute.js";
 import { removeMasquerade } from "../system/nft.js";
 import { enableOverlayIpv6, listLabNamespaces, NetnsLab, removeAllLabNamespaces } from "./netns.js";
-import { buildUnderlay, type Underlay } from "./underlay.js";
+import { buildUnderlay, type Underlay, type UnderlayFamily, underlayAddress6 } from "./underlay.js";
 import { vxtunCommand } from "./vxtun-process.js";
 
 export const LABS_DIR = "/run/vxtun/labs";
@@ -58,13 +58,15 @@ export interface LabState {
   mode: LabMode;
   /** Absent in labs from before stacks existed: ipv4. */
   stack?: LabStack;
+  /** The underlay's family (VXLAN over IPv6 with ipv6); absent: ipv4. */
+  underlay?: UnderlayFamily;
   store: "file" | "etcd";
   dir: string;
   nodes: LabNode[];
   pods: LabPod[];
   etcd?: { pid: number; endpoint: string };
   /** A host on the underlay outside the pod network (the nodes' default gateway). */
-  outside?: { ns: string; address: string };
+  outside?: { ns: string; address: string; address6?: string };
 }
 
 export interface LabUpOptions {
@@ -74,6 +76,8 @@ export interface LabUpOptions {
   mode?: LabMode;
   /** Default ipv4. */
   stack?: LabStack;
+  /** Default ipv4; ipv6 carries every pod family in VXLAN over IPv6 (not ipip). */
+  underlay?: UnderlayFamily;
   store?: "file" | "etcd";
   /** Extra keys for the shared agent.yaml (the soak turns on metrics). */
   agentConfig?: Record<string, unknown>;
@@ -82,6 +86,8 @@ export interface LabUpOptions {
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const OUTSIDE_IP = "198.18.0.253";
+/** The outside host on an IPv6 underlay, in the nodes' 2001:2::/64. */
+export const OUTSIDE_IP6 = underlayAddress6(0xfd);
 const LAB_NAME = /^[a-z0-9][a-z0-9-]{0,15}$/;
 /** Labs with more nodes than this run lighter agents (see the agent config below). */
 const LIGHT_AGENTS_ABOVE = 8;
@@ -165,6 +171,11 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
   if (!Number.isInteger(o.pods) || o.pods < 0 || o.pods > 50) {
     throw new UserError(`--pods ${o.pods}: choose 0 to 50`);
   }
+  if (o.underlay === "ipv6" && o.mode === "ipip") {
+    throw new UserError(
+      "--mode ipip needs --underlay ipv4 (IP in IPv6, RFC 2473, is not supported): use --mode vxlan or vxlan-l2 over IPv6",
+    );
+  }
   const dir = labDir(name);
   if (existsSync(join(dir, "lab.json"))) {
     throw new UserError(
@@ -180,6 +191,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     prefix: net.prefix,
     mode: o.mode ?? "vxlan",
     stack: o.stack ?? "ipv4",
+    underlay: o.underlay ?? "ipv4",
     store: o.store ?? "file",
     dir,
     nodes: [],
@@ -187,13 +199,22 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
   };
   saveLab(state);
   try {
-    progress(`underlay: ${o.nodes} nodes on a switch (198.18.0.0/24)`);
-    const underlay = await buildUnderlay(net, o.nodes);
+    const u6 = state.underlay === "ipv6";
+    progress(
+      `underlay: ${o.nodes} nodes on a switch (198.18.0.0/24${u6 ? ", VXLAN over 2001:2::/64" : ""})`,
+    );
+    const underlay = await buildUnderlay(net, o.nodes, 1500, state.underlay);
     const v6 = state.stack !== "ipv4";
-    // The pods' IPv6 rides the IPv4 underlay, which keeps IPv6 off.
-    if (v6) for (const n of underlay.nodes) await enableOverlayIpv6(n.ns, n.dev);
-    progress(`outside host ${OUTSIDE_IP} (the nodes' default gateway, no route to the pods)`);
-    state.outside = { ns: await addOutsideHost(net, underlay), address: OUTSIDE_IP };
+    // An IPv4 underlay keeps IPv6 off its links (the pods' IPv6 rides IPv4); an IPv6 one
+    // needs it there.
+    if (v6) for (const n of underlay.nodes) await enableOverlayIpv6(n.ns, u6 ? undefined : n.dev);
+    const outside = u6 ? `${OUTSIDE_IP} and ${OUTSIDE_IP6}` : OUTSIDE_IP;
+    progress(`outside host ${outside} (the nodes' default gateway, no route to the pods)`);
+    state.outside = {
+      ns: await addOutsideHost(net, underlay, u6),
+      address: OUTSIDE_IP,
+      ...(u6 ? { address6: OUTSIDE_IP6 } : {}),
+    };
     saveLab(state);
     // Namespaces now belong to the lab, not to this process: forget them so our exit
     // does not delete them.
@@ -274,6 +295,8 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
         VXTUN_CNI_SOCKET: node.cniSocket,
         VXTUN_PATHS_SOCKET: node.socket,
         VXTUN_PATHS_STATE: join(nd, "state"),
+        // The underlay by the IPv6 default route, as flanneld finds flannel-v6.1's.
+        ...(u6 ? { VXTUN_LOCAL_FAMILY: "ipv6" } : {}),
       };
       node.pid = spawnDetached(
         n.ns,
@@ -345,13 +368,18 @@ function ipv6OnlyIpam(node: LabNode, dataDir: string): Record<string, unknown> {
  * "The internet" as seen from the nodes: a namespace on the underlay switch that every
  * node's default route points at. It has no route to the pod network, so a pod reaches
  * it only when its node masquerades; and the nodes' agents find their underlay
- * interface by that default route, as on a real node.
+ * interface by that default route, as on a real node. With an IPv6 underlay (`v6`) it
+ * is the IPv6 default gateway too.
  */
-export async function addOutsideHost(net: NetnsLab, u: Underlay): Promise<string> {
+export async function addOutsideHost(net: NetnsLab, u: Underlay, v6 = false): Promise<string> {
   const ns = await net.addNs("out");
   await net.veth(ns, "eth0", u.switchNs, "pout", { cidrA: `${OUTSIDE_IP}/24` });
   await linkSetMaster(u.switchNs, "pout", "br0");
-  for (const n of u.nodes) await routeReplace(n.ns, { dst: "default", via: OUTSIDE_IP });
+  if (v6) await ip(ns, ["-6", "addr", "add", `${OUTSIDE_IP6}/64`, "dev", "eth0", "nodad"]);
+  for (const n of u.nodes) {
+    await routeReplace(n.ns, { dst: "default", via: OUTSIDE_IP });
+    if (v6) await ip(n.ns, ["-6", "route", "replace", "default", "via", OUTSIDE_IP6]);
+  }
   return ns;
 }
 
@@ -506,7 +534,7 @@ export function formatMatrix(m: PingMatrix): string {
 
 export function formatLab(s: LabState): string {
   const lines = [
-    `lab ${s.name}: mode ${s.mode}, stack ${s.stack ?? "ipv4"}, store ${s.store}, namespaces ${s.prefix}*`,
+    `lab ${s.name}: mode ${s.mode}, stack ${s.stack ?? "ipv4"}, underlay ${s.underlay ?? "ipv4"}, store ${s.store}, namespaces ${s.prefix}*`,
     "",
     "nodes:",
   ];
@@ -517,7 +545,7 @@ export function formatLab(s: LabState): string {
   }
   if (s.outside)
     lines.push(
-      `  out  ns ${s.outside.ns.padEnd(18)} underlay ${s.outside.address} (outside host, default gateway)`,
+      `  out  ns ${s.outside.ns.padEnd(18)} underlay ${s.outside.address}${s.outside.address6 ? ` ${s.outside.address6}` : ""} (outside host, default gateway)`,
     );
   lines.push("", "pods:");
   for (const p of s.pods)

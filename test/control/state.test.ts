@@ -233,16 +233,35 @@ t.test("dual stack in flannel's layout: keys, lease and config fields, peers", a
     vtepMac6: "02:00:00:00:02:06",
     publicIpv6: "2001:db8::2",
   });
+  // PublicIPv6 is the node's address whatever the pods' families: kept for an IPv6 underlay.
+  const v4half = {
+    address: "198.18.0.2",
+    subnet: "10.244.2.0/24",
+    vtepMac: "02:00:00:00:02:01",
+    publicIpv6: "2001:db8::2",
+  };
   t.same(
     peerFromLease(key, fl, "vxlan", false),
-    { address: "198.18.0.2", subnet: "10.244.2.0/24", vtepMac: "02:00:00:00:02:01" },
+    v4half,
     "a single-stack node takes only the IPv4 half",
   );
   t.same(
     peerFromLease(key, { ...fl, BackendV6Data: null }, "vxlan", true),
-    { address: "198.18.0.2", subnet: "10.244.2.0/24", vtepMac: "02:00:00:00:02:01" },
+    v4half,
     "no usable BackendV6Data: an IPv4 peer still",
   );
+  t.same(
+    peerFromLease(key, { ...fl, VxtunMode: "vxlan-l2" }, "vxlan-l2", false, true),
+    { address: "198.18.0.2", subnet: "10.244.2.0/24", publicIpv6: "2001:db8::2" },
+    "IPv6 underlay: the peer carries PublicIPv6 (its VTEP destination)",
+  );
+  for (const PublicIPv6 of [null, undefined]) {
+    t.equal(
+      peerFromLease(key, { ...fl, PublicIPv6 }, "vxlan", true, true),
+      "no PublicIPv6 to reach it over our IPv6 underlay",
+      `IPv6 underlay, PublicIPv6 ${PublicIPv6}: not a peer`,
+    );
+  }
   t.same(
     peerFromLease(
       key,
