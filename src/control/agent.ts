@@ -44,15 +44,7 @@ import {
   renewDelayMs,
   writeRemembered,
 } from "./lease.js";
-import {
-  leaseIgnored,
-  leaseRenewed,
-  peerSince,
-  peerTargetWithMetrics,
-  reconciled,
-  storeWithMetrics,
-  watchAgent,
-} from "./metrics.js";
+import type * as AgentMetrics from "./metrics.js";
 import { writeNodeState } from "./node-state.js";
 import { readPeerCache, writePeerCache } from "./peer-cache.js";
 import { leaseTarget, vtep6Of } from "./peer-target.js";
@@ -112,6 +104,11 @@ export class Agent {
   private control: ControlServer | undefined;
   private masq = false;
   private readonly aborted = new AbortController();
+  /**
+   * The metrics module (prom-client), loaded once forwarding runs or the store opens,
+   * whichever comes first: on a restart it is not worth delaying the first packet for.
+   */
+  private metricsModule: typeof AgentMetrics | undefined;
   /** Opened before the first claim, or on a restart once forwarding runs. */
   store: Store | undefined;
   dp: Dataplane | undefined;
@@ -343,7 +340,8 @@ export class Agent {
     );
     // flannel-v6.1 style: the IPv6 subnet's network address /128 on the L3 device.
     if (subnet6 && !l2) addAddress6(this.dp.device.name, vtep6Of(subnet6), 128);
-    this.target = peerTargetWithMetrics(leaseTarget(this.dp, cfg.mode, this.underlay6));
+    const m = await this.loadMetrics();
+    this.target = m.peerTargetWithMetrics(leaseTarget(this.dp, cfg.mode, this.underlay6));
     // Cached dual-stack peers: their IPv6 half too (the target remembers it for removal).
     for (const p of peers) if (p.subnet6) await this.target.addPeer(p);
     // The dataplane's verbs and the agent's own report, on the dataplane's socket.
@@ -388,8 +386,20 @@ export class Agent {
   }
 
   private async openStore(): Promise<Store> {
-    this.store = storeWithMetrics(await openStore(this.cfg, this.log));
+    const m = await this.loadMetrics();
+    this.store = m.storeWithMetrics(await openStore(this.cfg, this.log));
     return this.store;
+  }
+
+  private async loadMetrics(): Promise<typeof AgentMetrics> {
+    this.metricsModule ??= await import("./metrics.js");
+    return this.metricsModule;
+  }
+
+  /** Loaded by startLocal and openStore, which every later use follows. */
+  private get metrics(): typeof AgentMetrics {
+    if (!this.metricsModule) throw new Error("agent metrics used before they were loaded");
+    return this.metricsModule;
   }
 
   /** Follow the other nodes' leases, from the peers already programmed. */
@@ -400,12 +410,12 @@ export class Agent {
       ipv6: this.v6 !== undefined,
       underlay6: this.underlay6,
       log: this.log,
-      onReconcile: reconciled,
-      onIgnore: leaseIgnored,
+      onReconcile: this.metrics.reconciled,
+      onIgnore: this.metrics.leaseIgnored,
       initial: peers,
       onChange: (p) => writePeerCache(peersFile, p),
     });
-    watchAgent({ expiresAt: () => this.expiresAt, store: () => store.health() });
+    this.metrics.watchAgent({ expiresAt: () => this.expiresAt, store: () => store.health() });
     this.sync.start();
   }
 
@@ -420,7 +430,7 @@ export class Agent {
     try {
       const r = await this.store!.renewLease(this.lease, leaseValueFor(this.identity), ttl);
       this.expiresAt = r.expiresAt;
-      leaseRenewed(true);
+      this.metrics.leaseRenewed(true);
       this.scheduleRenew(renewDelayMs(ttl));
     } catch (e) {
       if (e instanceof LeaseLostError) {
@@ -435,7 +445,7 @@ export class Agent {
         this.finish();
         return;
       }
-      leaseRenewed(false);
+      this.metrics.leaseRenewed(false);
       this.log.warn({ err: (e as Error).message }, "lease renewal failed; retrying");
       this.scheduleRenew(Math.min(1000, (ttl * 1000) / 6));
     }
@@ -469,7 +479,7 @@ export class Agent {
       peers: [...(this.sync?.peers.entries() ?? [])].map(([subnet, p]) => ({
         ...p,
         subnet,
-        since: peerSince(p.address),
+        since: this.metrics.peerSince(p.address),
       })),
     };
   }

@@ -51,7 +51,6 @@ import {
   MODE_VXLAN,
   MODE_VXLAN_L2,
 } from "./forwarder.js";
-import { serveMetrics } from "./metrics.js";
 import { type FastPathInfo, NativeSummer, type UdpSenderPool } from "./offload/fastpath.js";
 import { IO_ERROR_FIELDS, QueueSet } from "./queues.js";
 import { openUnderlay, sumIoErrors, type Underlay, type UnderlaySpec } from "./sockets.js";
@@ -255,6 +254,9 @@ export class Dataplane implements ControlTarget {
         );
       }
       if (cfg.metrics) {
+        // Loaded here, after forwarding has started: prom-client takes tens of
+        // milliseconds to load, which a restarted node's pods should not wait for.
+        const { serveMetrics } = await import("./metrics.js");
         dp.metrics = await serveMetrics(cfg.metrics.address, dp);
       }
     } catch (e) {

@@ -14,8 +14,9 @@ import type { NetnsLab } from "./netns.js";
 const here = dirname(fileURLToPath(import.meta.url));
 
 /**
- * argv that runs this same vxtun: the compiled CLI (dist/) when we are compiled, or the
- * TypeScript source through tsx when we run from source (tests, benches).
+ * argv that runs this same vxtun: the bundled CLI (dist/bundle/, what bin/vxtun.js runs)
+ * when we are compiled, or the TypeScript source through tsx when we run from source
+ * (tests, benches).
  */
 export function vxtunCommand(): string[] {
   // Extra Node flags for the children (profiling: VXTUN_NODE_FLAGS="--cpu-prof").
@@ -27,7 +28,8 @@ export function vxtunCommand(): string[] {
   if (import.meta.url.endsWith(".ts")) {
     return [process.execPath, ...flags, "--import", "tsx", resolve(here, "../cli/main.ts")];
   }
-  return [process.execPath, ...flags, resolve(here, "../cli/main.js")];
+  // From dist/<folder>/ and from dist/bundle/ alike.
+  return [process.execPath, ...flags, resolve(here, "../bundle/main.js")];
 }
 
 export interface VxtunProc {

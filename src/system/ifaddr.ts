@@ -1,7 +1,9 @@
 // The node's interfaces and default route as the underlay choice needs them (flanneld's
-// rule: the default route's interface and its first IPv4 address), read with iproute2 in
-// one namespace ("" = the one we run in).
-import { ipJson } from "./iproute.js";
+// rule: the default route's interface and its first IPv4 address), read over netlink in
+// one namespace ("" = the one we run in). Netlink, not `ip -json`: this runs on every
+// agent start, where two iproute2 processes cost tens of milliseconds before forwarding.
+import { formatIpv4 } from "../encap/addr.js";
+import { withNetlink } from "./netlink.js";
 
 export interface Iface {
   name: string;
@@ -13,21 +15,16 @@ export interface Iface {
 }
 
 export async function listInterfaces(ns = ""): Promise<Iface[]> {
-  const links = await ipJson<
-    {
-      ifname: string;
-      mtu: number;
-      addr_info?: { family: string; local: string; scope?: string }[];
-    }[]
-  >(ns, ["addr", "show"]);
-  return links.map((l) => ({
-    name: l.ifname,
-    mtu: l.mtu,
-    ipv4: (l.addr_info ?? []).filter((a) => a.family === "inet").map((a) => a.local),
-    ipv6: (l.addr_info ?? [])
-      .filter((a) => a.family === "inet6" && a.scope === "global")
-      .map((a) => a.local),
-  }));
+  return withNetlink(ns, (nl) => {
+    const v4 = nl.addrs();
+    const v6 = nl.globalAddrs6();
+    return nl.links().map((l) => ({
+      name: l.name,
+      mtu: l.mtu,
+      ipv4: v4.filter((a) => a.index === l.index).map((a) => formatIpv4(a.addr)),
+      ipv6: v6.get(l.index) ?? [],
+    }));
+  });
 }
 
 /** The interface of the default route (IPv4, or IPv6) with the lowest metric, if any. */
@@ -35,12 +32,8 @@ export async function defaultRouteInterface(
   ns = "",
   family: "ipv4" | "ipv6" = "ipv4",
 ): Promise<string | undefined> {
-  const routes = await ipJson<{ dev?: string; metric?: number }[]>(ns, [
-    family === "ipv6" ? "-6" : "-4",
-    "route",
-    "show",
-    "default",
-  ]);
-  const sorted = routes.filter((r) => r.dev).sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0));
-  return sorted[0]?.dev;
+  return withNetlink(ns, (nl) => {
+    const [best] = nl.defaultRoutes(family).sort((a, b) => a.metric - b.metric);
+    return best && nl.links().find((l) => l.index === best.oif)?.name;
+  });
 }

@@ -68,6 +68,7 @@ const IFA_F_NODAD = 0x02;
 const RTA_DST = 1;
 const RTA_OIF = 4;
 const RTA_GATEWAY = 5;
+const RTA_PRIORITY = 6;
 const RTA_TABLE = 15;
 const RT_TABLE_MAIN = 254;
 const RTPROT_BOOT = 3;
@@ -512,6 +513,22 @@ export class Netlink {
     return out;
   }
 
+  /** Global-scope IPv6 addresses of every link, in the kernel's order, by ifindex. */
+  globalAddrs6(): Map<number, string[]> {
+    const out = new Map<number, string[]>();
+    const req = ifaddrmsg(0, 0);
+    req.writeUInt8(AF_INET6, 0);
+    for (const m of this.request(["-6 addr show"], RTM_GETADDR, F_DUMP, req)) {
+      if (m.body.readUInt8(0) !== AF_INET6 || m.body.readUInt8(3) !== RT_SCOPE_UNIVERSE) continue;
+      const a = parseAttrs(m.body, 8);
+      const local = a.get(IFA_LOCAL) ?? a.get(IFA_ADDRESS);
+      if (!local) continue;
+      const idx = m.body.readUInt32LE(4);
+      out.set(idx, [...(out.get(idx) ?? []), formatIpv6(local)]);
+    }
+    return out;
+  }
+
   /** IPv6 addresses of one link, as "addr/len" text. */
   addrs6(index: number): string[] {
     const out: string[] = [];
@@ -556,6 +573,29 @@ export class Netlink {
         scope: b.readUInt8(6),
         onlink: (b.readUInt32LE(8) & RTNH_F_ONLINK) !== 0,
       });
+    }
+    return out;
+  }
+
+  /**
+   * The main table's default routes of one family that name an output link (a multipath
+   * route names its links per hop and is left out, as `ip route show default` has no
+   * `dev` for it), with their metrics.
+   */
+  defaultRoutes(family: "ipv4" | "ipv6"): { oif: number; metric: number }[] {
+    const af = family === "ipv6" ? AF_INET6 : AF_INET;
+    const req = Buffer.alloc(12);
+    req.writeUInt8(af, 0);
+    const out: { oif: number; metric: number }[] = [];
+    for (const m of this.request(["route show default"], RTM_GETROUTE, F_DUMP, req)) {
+      const b = m.body;
+      if (b.readUInt8(0) !== af || b.readUInt8(1) !== 0 || b.readUInt8(7) !== RTN_UNICAST) {
+        continue;
+      }
+      const a = parseAttrs(b, 12);
+      if ((a.get(RTA_TABLE)?.readUInt32LE(0) ?? b.readUInt8(4)) !== RT_TABLE_MAIN) continue;
+      const oif = a.get(RTA_OIF)?.readUInt32LE(0);
+      if (oif !== undefined) out.push({ oif, metric: a.get(RTA_PRIORITY)?.readUInt32LE(0) ?? 0 });
     }
     return out;
   }

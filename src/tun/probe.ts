@@ -1,6 +1,7 @@
 // Run-time offload probe (after wireguard-go conn/features_linux.go and
 // tun/tun_linux.go): ask the kernel what it accepts instead of guessing from versions.
 
+import { close } from "node:fs";
 import { C, native } from "../io/native.js";
 import { probeUdpGso } from "../underlay/udp.js";
 import { TUN_F } from "./device.js";
@@ -36,6 +37,8 @@ export function probeOffloads(): OffloadProbe {
     };
     return { ...res, ...probeUdpGso() };
   } finally {
-    native.close(fd);
+    // In the thread pool: closing the last fd of a TUN device unregisters it, which waits
+    // for an RCU grace period (15-30 ms here) that a starting agent need not wait for.
+    close(fd, () => {});
   }
 }
