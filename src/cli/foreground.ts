@@ -39,6 +39,7 @@ export async function runDataplane(file: string, level: string): Promise<void> {
   const cfg = await loadConfig(file);
   await foreground(cfg, level, async (log) => {
     const dp = await Dataplane.start(cfg, log);
+    dp.sweepKeptRoutes();
     const control = new ControlServer(instancePaths(cfg).socket, dataplaneHandlers(dp));
     await control.listen().catch(async (e) => {
       await dp.stop();

@@ -327,6 +327,10 @@ export class Agent {
           // flannel.1 style: the subnet's network address /32 on the L3 device.
           address: l2 ? undefined : `${subnet.split("/")[0]}/32`,
           bridge: l2 ? cfg.bridge : cfg.device.bridge,
+          // Kept across restarts, as flanneld keeps flannel.1: while no agent runs, pods'
+          // packets for other nodes are dropped at the device instead of leaving by the
+          // default route unencapsulated (and the routes are there when it comes back).
+          persist: cfg.device.persist ?? true,
         },
         // The IPv4 half of cached peers goes in before the first packet is forwarded.
         peers: peers.map(({ address, subnet, vtepMac, publicIpv6 }) => ({
@@ -344,6 +348,7 @@ export class Agent {
     this.target = m.peerTargetWithMetrics(leaseTarget(this.dp, cfg.mode, this.underlay6));
     // Cached dual-stack peers: their IPv6 half too (the target remembers it for removal).
     for (const p of peers) if (p.subnet6) await this.target.addPeer(p);
+    this.dp.sweepKeptRoutes();
     // The dataplane's verbs and the agent's own report, on the dataplane's socket.
     this.control = new ControlServer(dpPaths.socket, {
       ...dataplaneHandlers(this.dp),

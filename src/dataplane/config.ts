@@ -105,10 +105,11 @@ export const configSchema = z
         vtepMac: mac.optional(),
         /** For vxlan-l2: the Linux bridge the TAP device joins. */
         bridge: ifname.optional(),
-        persist: z.boolean().default(false),
+        /** Keep the device when the process exits. Default: the agent keeps it, `vxtun dataplane` does not. */
+        persist: z.boolean().optional(),
       })
       .strict()
-      .default({ name: "vxtun0", persist: false }),
+      .default({ name: "vxtun0" }),
     peers: z.array(peer).default([]),
     /** Outer packets from other sources are dropped and counted (empty: accept any). */
     allowPeers: z.array(underlayAddr).default([]),

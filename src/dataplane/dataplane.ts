@@ -24,9 +24,9 @@ import {
   TableError,
 } from "../fdb/index.js";
 import { Batch } from "../io/batch.js";
-import { native } from "../io/native.js";
+import { type ErrnoError, native } from "../io/native.js";
 import { Slab } from "../io/slab.js";
-import { interfaceAddr, unlessKind, withNetlink } from "../system/netlink.js";
+import { interfaceAddr, RTPROT_BOOT, unlessKind, withNetlink } from "../system/netlink.js";
 import { Device, TUN_F } from "../tun/device.js";
 import { probeOffloads } from "../tun/probe.js";
 import { PeerTable6 } from "../underlay/peers6.js";
@@ -105,6 +105,8 @@ export class Dataplane implements ControlTarget {
   /** IPv6 underlay: peers are numbered in this table (peers6.ts); undefined on IPv4. */
   readonly peers6: PeerTable6 | undefined;
   private metrics: Server | undefined;
+  /** The device was there before we opened it: kept by an earlier run (device.persist). */
+  private reattached = false;
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
   /** Offload fast path: what was probed and chosen, its sender pool and GRO sizes. */
@@ -174,14 +176,27 @@ export class Dataplane implements ControlTarget {
     const slots = fast.on ? Math.min(cfg.io.slots, 512) : cfg.io.slots;
     const slab = new Slab({ count: slots, slotSize, headroom: 128 });
     const queues = decideQueues(cfg, v6);
-    const device = Device.open({
-      kind: cfg.mode === "vxlan-l2" ? "tap" : "tun",
-      slab,
-      name: cfg.device.name,
-      persist: cfg.device.persist,
-      multiQueue: queues.count > 1,
-      ...(fast.on ? { vnetHdr: true, vnetInHeadroom: true, offloads: fast.tunOffloads } : {}),
-    });
+    const kept = keptDevice(cfg.device.name);
+    const open = () =>
+      Device.open({
+        kind: cfg.mode === "vxlan-l2" ? "tap" : "tun",
+        slab,
+        name: cfg.device.name,
+        persist: cfg.device.persist ?? false,
+        multiQueue: queues.count > 1,
+        ...(fast.on ? { vnetHdr: true, vnetInHeadroom: true, offloads: fast.tunOffloads } : {}),
+      });
+    let device: Device;
+    try {
+      device = open();
+    } catch (e) {
+      // A device kept by an earlier run with other flags (TUN and now TAP, or another
+      // queue count): TUNSETIFF refuses to attach to it. It is ours: replace it.
+      if ((e as ErrnoError).code !== "EINVAL" || !kept) throw e;
+      log.warn({ device: cfg.device.name }, "kept device has other flags; recreating it");
+      withNetlink(HERE, (nl) => nl.delLink(cfg.device.name));
+      device = open();
+    }
     const df = dfPolicy(cfg);
     const spec: UnderlaySpec = {
       mode: cfg.mode,
@@ -217,6 +232,7 @@ export class Dataplane implements ControlTarget {
       if (pool) fast.info.sourcePorts = [...pool.ports];
     }
     const dp = new Dataplane(cfg, log, slab, device, rx, tx, underlayMtu, peers6);
+    dp.reattached = kept;
     dp.fastInfo = fast.info;
     dp.underlay = u;
     dp.pool = pool;
@@ -312,6 +328,40 @@ export class Dataplane implements ControlTarget {
       if (want) nl.addAddr(idx, want.addr, want.len, true);
       nl.setLink(idx, { up: true });
     });
+  }
+
+  /**
+   * Routes into a kept device (`device.persist`) that our tables do not hold: left by
+   * the run before, for peers gone since. While no process served the device they
+   * dropped pods' packets at it, which is why it is kept (without it they would leave by
+   * the default route, unencapsulated); now they would hide a missing peer the same way.
+   * The caller runs this once the starting peers are programmed, so a route still
+   * wanted is never missing, not even briefly. Returns how many went.
+   */
+  sweepKeptRoutes(): number {
+    if (!this.reattached) return 0;
+    let removed = 0;
+    withNetlink(HERE, (nl) => {
+      const oif = nl.link(this.device.name).index;
+      for (const family of ["ipv4", "ipv6"] as const) {
+        for (const r of nl.routes(family)) {
+          if (r.oif !== oif || r.protocol !== RTPROT_BOOT) continue;
+          const held =
+            typeof r.dst === "number"
+              ? this.routes.get(r.dst, r.len)
+              : this.routes6.get(r.dst, r.len);
+          if (held) continue;
+          // With its own scope: the kernel deletes only a route whose scope matches.
+          unlessKind("not-found", () =>
+            nl.delRoute({ dst: r.dst, len: r.len, oif, scope: r.scope }),
+          );
+          removed++;
+        }
+      }
+    });
+    if (removed)
+      this.log.info({ removed }, "removed routes a kept device had for peers gone since");
+    return removed;
   }
 
   /** The kernel's route for `prefix` into our device: replaced, or deleted (if present). */
@@ -659,8 +709,14 @@ export class Dataplane implements ControlTarget {
     this.underlay?.rx6?.close();
     this.tx.close();
     this.pool?.close();
-    this.device.closeDevice({ keep: this.cfg.device.persist });
+    this.device.closeDevice({ keep: this.cfg.device.persist ?? false });
   }
+}
+
+/** Is there a device named `name` already (one an earlier run kept)? */
+function keptDevice(name: string): boolean {
+  if (name.includes("%")) return false;
+  return withNetlink(HERE, (nl) => nl.index(name) !== undefined);
 }
 
 /** MTU of the underlay interface: the configured one, else the one holding local.address. */

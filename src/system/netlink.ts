@@ -71,7 +71,7 @@ const RTA_GATEWAY = 5;
 const RTA_PRIORITY = 6;
 const RTA_TABLE = 15;
 const RT_TABLE_MAIN = 254;
-const RTPROT_BOOT = 3;
+export const RTPROT_BOOT = 3;
 export const RT_SCOPE_UNIVERSE = 0;
 export const RT_SCOPE_LINK = 253;
 const RTN_UNICAST = 1;
@@ -555,23 +555,31 @@ export class Netlink {
     );
   }
 
-  /** The main table's IPv4 unicast routes. */
-  routes(): Route[] {
-    const out: Route[] = [];
+  /**
+   * The main table's unicast routes of one family (IPv4 by default), with who made each
+   * (`protocol`: RTPROT_BOOT for ours and `ip route add`'s, 2 for the kernel's own).
+   */
+  routes(family: "ipv4" | "ipv6" = "ipv4"): (Route & { protocol: number })[] {
+    const v6 = family === "ipv6";
+    const af = v6 ? AF_INET6 : AF_INET;
+    const out: (Route & { protocol: number })[] = [];
     const req = Buffer.alloc(12);
-    req.writeUInt8(AF_INET, 0);
+    req.writeUInt8(af, 0);
     for (const m of this.request(["route show"], RTM_GETROUTE, F_DUMP, req)) {
       const b = m.body;
-      if (b.readUInt8(0) !== AF_INET || b.readUInt8(7) !== RTN_UNICAST) continue;
+      if (b.readUInt8(0) !== af || b.readUInt8(7) !== RTN_UNICAST) continue;
       const a = parseAttrs(b, 12);
       if ((a.get(RTA_TABLE)?.readUInt32LE(0) ?? b.readUInt8(4)) !== RT_TABLE_MAIN) continue;
+      const dst = a.get(RTA_DST);
+      const gw = a.get(RTA_GATEWAY);
       out.push({
-        dst: a.get(RTA_DST)?.readUInt32BE(0) ?? 0,
+        dst: v6 ? (dst ? new Uint8Array(dst) : new Uint8Array(16)) : (dst?.readUInt32BE(0) ?? 0),
         len: b.readUInt8(1),
-        gateway: a.get(RTA_GATEWAY)?.readUInt32BE(0),
+        gateway: gw && (v6 ? new Uint8Array(gw) : gw.readUInt32BE(0)),
         oif: a.get(RTA_OIF)?.readUInt32LE(0),
         scope: b.readUInt8(6),
         onlink: (b.readUInt32LE(8) & RTNH_F_ONLINK) !== 0,
+        protocol: b.readUInt8(5),
       });
     }
     return out;
