@@ -18,11 +18,12 @@ import { REPO } from "../fixtures/vxtun.js";
 
 const BIN = [process.execPath, join(REPO, "bin/vxtun.js")];
 
-// Two minutes on the file store (long enough to judge memory after the first minute),
-// one on etcd: under 5 minutes in all.
+// 1.75 minutes on the file store (memory is judged on a window of at least 20 s after
+// the first minute), 36 s on etcd (every fault kind once, then a few drawn): about 3.5
+// minutes in all.
 for (const [store, minutes] of [
-  ["file", 2],
-  ["etcd", 1],
+  ["file", 1.75],
+  ["etcd", 0.6],
 ] as const) {
   t.test(`vxtun lab soak --minutes ${minutes} --store ${store}`, async (t) => {
     if (skipUnlessRoot(t)) return;
@@ -80,7 +81,8 @@ for (const [store, minutes] of [
     const fwd = rep.restarts.list.map((x) => x.toForwardingMs).filter((x) => x !== undefined);
     t.ok(fwd.length > 0, `restarts of nodes with long-lived pods (${fwd.length})`);
     // The 1 s goal is a figure (bench/results/soak.*): start-up is CPU-bound, so on a
-    // shared machine it moves with the load. Asserted here: every restart forwards again
+    // shared machine it moves with the load; and under tap every Node process, the
+    // agents included, also loads tap's process tracker (about 0.3 s more each). Asserted here: every restart forwards again
     // well before any store outage could end (a restart waiting for the store would not).
     const budget = 3000 * Math.max(1, load);
     t.comment(
@@ -92,7 +94,7 @@ for (const [store, minutes] of [
     );
     t.equal(rep.ping.perKind.unexplained.outages, 0, "no outage outside a fault");
     t.equal(rep.ping.perKind["store-outage"].lost, 0, "a store outage costs pods nothing");
-    if (minutes < 2) return;
+    if (minutes < 1.5) return;
     const n1 = rep.memory.find((m) => m.node === "n1" && m.growth);
     t.ok(n1, "the untouched agent is judged after its first minute");
     const g = n1?.growth;
