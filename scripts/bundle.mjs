@@ -28,9 +28,10 @@ await build({
   // the same as from dist/.
   minifyWhitespace: true,
   minifySyntax: true,
-  // A prebuilt native module (resvg), and etcd3, which only an etcd store loads: both are
-  // loaded from node_modules at run time.
-  external: ["@resvg/resvg-js", "etcd3"],
+  // Loaded from node_modules at run time: a prebuilt native module (resvg), and what only
+  // some commands load (etcd3 for an etcd store, vega for charts), which would only
+  // make the package bigger here.
+  external: ["@resvg/resvg-js", "etcd3", "vega", "vega-lite"],
   // CommonJS dependencies call require() for Node's own modules; ESM has none.
   banner: {
     js: "import { createRequire as __vxtunRequire } from 'node:module'; const require = __vxtunRequire(import.meta.url);",
